@@ -1,0 +1,175 @@
+"""One validated training configuration, built from request JSON or CLI flags.
+
+Every value that reaches the trainer passed through ``parse_train_config``: unknown keys,
+wrong types and out-of-range values are refused with a ``ConfigError`` that names the field.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+# Limits (documented in the README). They keep every accepted config inside memory and time
+# a laptop can give: see ``estimate_training_bytes``.
+MAX_MODELS = 4
+KERNEL_RANGE = (1, 256)
+BATCH_RANGE = (1, 4096)
+EPOCH_RANGE = (1, 100)
+LR_MAX = 10.0
+TRAIN_POOL = 55_000  # 60,000 training images minus the 5,000 held out for validation
+MAX_TRAINING_BYTES = 4 * 1024**3  # per model, estimated activations of one training step
+NAME_PATTERN = re.compile(r"^[\w .,:()+\-\[\]]{1,40}$")
+
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("auto", "fp32", "bf16")
+LR_SCHEDULES = ("none", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+DEFAULT_KERNELS = ((32, 64, 64, 64), (16, 32, 32, 32))
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; ``field`` names it (dotted, e.g. ``models[1].kernels``)."""
+
+    def __init__(self, field_name: str, problem: str):
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    kernels: tuple[int, int, int, int]
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    models: tuple[ModelConfig, ...]
+    epochs: int = 10
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    batch_size: int = 512
+    lr_schedule: str = "onecycle"
+    precision: str = "auto"
+    train_samples: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["models"] = [dict(m, kernels=list(m["kernels"])) for m in data["models"]]
+        return data
+
+
+TOP_LEVEL_KEYS = {f for f in TrainConfig.__dataclass_fields__}
+MODEL_KEYS = {"name", "kernels", "optimizer", "learning_rate", "batch_size"}
+
+
+def _int(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _learning_rate(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, f"must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or not 0 < value <= LR_MAX:
+        raise ConfigError(name, f"must be greater than 0 and at most {LR_MAX:g}, got {value!r}")
+    return value
+
+
+def _choice(value, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def parse_kernels(value, name: str = "kernels") -> tuple[int, int, int, int]:
+    """Kernels as a list of 4 integers, or a string such as ``"32,64,64,64"``."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        try:
+            value = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(name, f"must be 4 comma-separated integers, got {value!r}") from None
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        raise ConfigError(name, f"must be a list of 4 integers, got {value!r}")
+    return tuple(_int(k, f"{name}[{i}]", *KERNEL_RANGE) for i, k in enumerate(value))
+
+
+def estimate_training_bytes(kernels, batch_size: int) -> int:
+    """Rough upper bound of one training step's activation memory (fp32, forward + backward).
+
+    The two full-resolution conv outputs (26x26 and 24x24) dominate; each is kept for backward,
+    with its ReLU mask and gradient, so about 4 copies of them are alive at the peak.
+    """
+    k1, k2, k3, k4 = kernels
+    per_image = k1 * 26 * 26 + k2 * 24 * 24 + k2 * 12 * 12 + k3 * 10 * 10 + k4 * 8 * 8
+    return 4 * 4 * per_image * batch_size
+
+
+def _model(entry, index: int, defaults: dict) -> ModelConfig:
+    prefix = f"models[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(prefix, f"must be an object such as {{\"kernels\": [32, 64, 64, 64]}}, got {entry!r}")
+    unknown = sorted(set(entry) - MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(MODEL_KEYS))})")
+    if "kernels" not in entry:
+        raise ConfigError(f"{prefix}.kernels", "is required")
+    kernels = parse_kernels(entry["kernels"], f"{prefix}.kernels")
+    name = entry.get("name", f"Model {index + 1}")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigError(f"{prefix}.name", "must be 1 to 40 letters, digits, spaces or .,:()+-[]_")
+    optimizer = _choice(entry.get("optimizer", defaults["optimizer"]), f"{prefix}.optimizer", OPTIMIZERS)
+    lr = _learning_rate(entry.get("learning_rate", defaults["learning_rate"]), f"{prefix}.learning_rate")
+    batch = _int(entry.get("batch_size", defaults["batch_size"]), f"{prefix}.batch_size", *BATCH_RANGE)
+    if estimate_training_bytes(kernels, batch) > MAX_TRAINING_BYTES:
+        raise ConfigError(
+            f"{prefix}.batch_size",
+            f"batch size {batch} with kernels {list(kernels)} needs about "
+            f"{estimate_training_bytes(kernels, batch) / 1024**3:.1f} GiB per step "
+            f"(limit {MAX_TRAINING_BYTES // 1024**3} GiB); use a smaller batch or fewer kernels",
+        )
+    return ModelConfig(name=name, kernels=kernels, optimizer=optimizer, learning_rate=lr, batch_size=batch)
+
+
+def parse_train_config(data) -> TrainConfig:
+    """Build a ``TrainConfig`` from JSON-like data; missing keys take the defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError("body", "must be a JSON object")
+    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown key (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})")
+    defaults = TrainConfig.__dataclass_fields__
+    get = lambda key: data.get(key, defaults[key].default)  # noqa: E731
+    shared = {
+        "epochs": _int(get("epochs"), "epochs", *EPOCH_RANGE),
+        "optimizer": _choice(get("optimizer"), "optimizer", OPTIMIZERS),
+        "learning_rate": _learning_rate(get("learning_rate"), "learning_rate"),
+        "batch_size": _int(get("batch_size"), "batch_size", *BATCH_RANGE),
+        "lr_schedule": _choice(get("lr_schedule"), "lr_schedule", LR_SCHEDULES),
+        "precision": _choice(get("precision"), "precision", PRECISIONS),
+        "device": _choice(get("device"), "device", DEVICES),
+        "seed": _int(get("seed"), "seed", 0, 2**31 - 1),
+    }
+    train_samples = data.get("train_samples")
+    if train_samples is not None:
+        train_samples = _int(train_samples, "train_samples", 1, TRAIN_POOL)
+    models = data.get("models", [{"kernels": list(k)} for k in DEFAULT_KERNELS])
+    if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
+        raise ConfigError("models", f"must be a list of 1 to {MAX_MODELS} models, got {models!r}"[:200])
+    parsed = tuple(_model(entry, i, shared) for i, entry in enumerate(models))
+    names = [m.name for m in parsed]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"models[{i}].name", f"duplicate model name {name!r}")
+    return TrainConfig(models=parsed, train_samples=train_samples, **shared)

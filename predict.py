@@ -1,0 +1,113 @@
+"""Predictions for a digit drawn on the page: MNIST-style preprocessing and checkpoint inference."""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from data import MEAN, STD
+from model import MNISTNet
+
+DATA_URL_PREFIX = "data:image/png;base64,"
+MAX_SIDE = 4096  # pixels; larger drawings are refused before decoding
+
+
+class ImageError(ValueError):
+    """The image is not a usable PNG drawing; the message says why."""
+
+
+def decode_png_data_url(data_url) -> Image.Image:
+    if not isinstance(data_url, str) or not data_url.startswith(DATA_URL_PREFIX):
+        raise ImageError("image must be a PNG data URL starting with 'data:image/png;base64,'")
+    try:
+        raw = base64.b64decode(data_url[len(DATA_URL_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError("image is not valid base64") from None
+    try:
+        image = Image.open(io.BytesIO(raw))
+        if image.format != "PNG":
+            raise ImageError(f"image must be a PNG, got {image.format}")
+        if max(image.size) > MAX_SIDE:
+            raise ImageError(f"image is {image.size[0]}x{image.size[1]} pixels; at most {MAX_SIDE} a side")
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"image is not a readable PNG ({exc})") from None
+    return image
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """Grayscale float array in [0, 255]: a white digit on black; transparent pixels count as black."""
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    gray = rgba[..., :3].mean(axis=2) * (rgba[..., 3] / 255.0)
+    return gray
+
+
+def mnist_preprocess(gray: np.ndarray) -> np.ndarray:
+    """Like MNIST: crop to the digit, scale its longer side to 20 px (aspect kept), put it in a
+    28x28 field with its centre of mass at the centre. Returns uint8-range floats [28, 28]."""
+    if gray.size == 0 or gray.max() <= 0:
+        raise ImageError("the drawing is empty: draw a digit in white on the black canvas")
+    mask = gray > 0.1 * gray.max()
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    crop_image = Image.fromarray(np.clip(crop / crop.max() * 255, 0, 255).astype(np.uint8))
+    small = np.asarray(crop_image.resize((new_w, new_h), Image.LANCZOS), dtype=np.float32)
+    field = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - new_h) // 2, (28 - new_w) // 2
+    field[top:top + new_h, left:left + new_w] = small
+    total = field.sum()
+    if total > 0:  # shift the centre of mass to the centre, as MNIST was made
+        ys, xs = np.indices(field.shape)
+        dy = int(round(13.5 - (ys * field).sum() / total))
+        dx = int(round(13.5 - (xs * field).sum() / total))
+        dy = max(-top, min(dy, 28 - top - new_h))
+        dx = max(-left, min(dx, 28 - left - new_w))
+        field = np.roll(field, (dy, dx), axis=(0, 1))
+    return np.clip(field, 0, 255)
+
+
+def image_to_tensor(data_url) -> torch.Tensor:
+    """PNG data URL -> normalized tensor [1, 1, 28, 28], as the models were trained on."""
+    field = mnist_preprocess(to_gray(decode_png_data_url(data_url)))
+    return torch.from_numpy((field / 255.0 - MEAN) / STD).float().reshape(1, 1, 28, 28)
+
+
+class CheckpointCache:
+    """Loaded models keyed by checkpoint path and modification time (reloaded when replaced)."""
+
+    def __init__(self):
+        self._models: dict[Path, tuple[int, MNISTNet, str]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, path: Path) -> tuple[MNISTNet, str]:
+        mtime = path.stat().st_mtime_ns
+        with self._lock:
+            cached = self._models.get(path)
+            if cached and cached[0] == mtime:
+                return cached[1], cached[2]
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        model = MNISTNet(checkpoint["kernels"])
+        model.load_state_dict(checkpoint["state_dict"])
+        model.eval()
+        with self._lock:
+            self._models[path] = (mtime, model, checkpoint.get("name", path.stem))
+        return model, checkpoint.get("name", path.stem)
+
+
+@torch.no_grad()
+def predict(models: list[tuple[str, MNISTNet]], image: torch.Tensor) -> list[dict]:
+    results = []
+    for name, model in models:
+        probabilities = torch.softmax(model(image).float(), dim=1)[0]
+        results.append({"model": name, "digit": int(probabilities.argmax()),
+                        "probabilities": [round(float(p), 6) for p in probabilities]})
+    return results

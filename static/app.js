@@ -1,0 +1,469 @@
+"use strict";
+// MNIST Training Monitor page: form -> POST /start_training; poll GET /training_status every 3 s.
+
+const POLL_MS = 3000;
+const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
+const MAX_MODELS = 4;
+const DEFAULT_MODELS = [
+  { name: "Model 1", kernels: [32, 64, 64, 64] },
+  { name: "Model 2", kernels: [16, 32, 32, 32] },
+];
+const DEFAULTS = { optimizer: "adam", learning_rate: 0.001, batch_size: 512 };
+const LIMITS = { kernel: [1, 256], batch: [1, 4096], epochs: [1, 100], lr: [0, 10], samples: [1, 55000] };
+
+const $ = (id) => document.getElementById(id);
+let viewedRunId = null; // a past run opened from the history; null: follow the live run
+let lastStatusText = "";
+let lastRunsText = "";
+let currentStatus = null;
+const shownImages = {}; // element id -> URL shown (URLs carry a version, so equal URL = same image)
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "className") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// ------------------------------------------------------------------ form
+
+function addModelRow(model = {}) {
+  const rows = $("model-rows");
+  if (rows.children.length >= MAX_MODELS) return;
+  const index = rows.children.length;
+  const kernels = model.kernels || [16, 32, 32, 32];
+  const tr = el("tr", { className: "model-row" });
+  const swatch = el("span", { className: "swatch" });
+  const name = el("input", { className: "name", type: "text", maxlength: "40", value: model.name || `Model ${index + 1}`, "aria-label": "model name" });
+  const kernelCell = el("td");
+  kernels.forEach((k, i) => kernelCell.append(el("input", {
+    className: "kernel", type: "number", min: "1", max: "256", step: "1", value: String(k), "aria-label": `conv ${i + 1} channels`,
+  })));
+  const optimizer = el("select", { className: "optimizer", "aria-label": "optimizer" },
+    el("option", { value: "adam", text: "Adam" }), el("option", { value: "sgd", text: "SGD (momentum 0.9)" }));
+  optimizer.value = model.optimizer || DEFAULTS.optimizer;
+  const lr = el("input", { className: "lr", type: "number", min: "0", max: "10", step: "any", value: String(model.learning_rate || DEFAULTS.learning_rate), "aria-label": "learning rate" });
+  const batch = el("input", { className: "batch", type: "number", min: "1", max: "4096", step: "1", value: String(model.batch_size || DEFAULTS.batch_size), "aria-label": "batch size" });
+  const params = el("td", { className: "params", text: "…" });
+  const remove = el("button", { type: "button", className: "remove", title: "remove this model", text: "✕" });
+  remove.addEventListener("click", () => { tr.remove(); refreshRows(); });
+  tr.append(el("td", {}, swatch), el("td", {}, name), kernelCell, el("td", {}, optimizer), el("td", {}, lr),
+    el("td", {}, batch), params, el("td", {}, remove));
+  rows.append(tr);
+  for (const input of kernelCell.querySelectorAll("input")) input.addEventListener("input", () => scheduleModelInfo(tr));
+  refreshRows();
+  scheduleModelInfo(tr);
+}
+
+function refreshRows() {
+  const rows = [...$("model-rows").children];
+  rows.forEach((tr, i) => { tr.querySelector(".swatch").style.background = MODEL_COLORS[i]; });
+  rows.forEach((tr) => { tr.querySelector(".remove").disabled = rows.length <= 1; });
+  $("add-model").disabled = rows.length >= MAX_MODELS;
+  renderModelInfo();
+}
+
+function readKernels(tr) {
+  return [...tr.querySelectorAll(".kernel")].map((input) => Number(input.value));
+}
+
+function isInt(value, [low, high]) {
+  return Number.isInteger(value) && value >= low && value <= high;
+}
+
+const infoTimers = new WeakMap();
+const infoCache = new Map(); // "32,64,64,64" -> /model_info answer
+
+function scheduleModelInfo(tr) {
+  clearTimeout(infoTimers.get(tr));
+  infoTimers.set(tr, setTimeout(() => updateModelInfo(tr), 200));
+}
+
+async function fetchModelInfo(kernels) {
+  const key = kernels.join(",");
+  if (!infoCache.has(key)) {
+    const response = await fetch(`/model_info?kernels=${encodeURIComponent(key)}`);
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    infoCache.set(key, body);
+  }
+  return infoCache.get(key);
+}
+
+async function updateModelInfo(tr) {
+  const kernels = readKernels(tr);
+  const cell = tr.querySelector(".params");
+  tr.querySelectorAll(".kernel").forEach((input) => input.classList.toggle("invalid", !isInt(Number(input.value), LIMITS.kernel) || input.value === ""));
+  if (!kernels.every((k) => isInt(k, LIMITS.kernel))) {
+    cell.textContent = "kernels: 1 to 256";
+    cell.classList.add("error");
+    return;
+  }
+  try {
+    const info = await fetchModelInfo(kernels);
+    if (readKernels(tr).join(",") !== kernels.join(",")) return; // changed meanwhile
+    cell.textContent = info.total_parameters.toLocaleString("en-US");
+    cell.classList.remove("error");
+    renderModelInfo();
+  } catch (err) {
+    cell.textContent = String(err.message || err);
+    cell.classList.add("error");
+  }
+}
+
+function readForm() {
+  // Returns {config} or {error}: checks what the server checks, with the same limits.
+  const models = [];
+  const rows = [...$("model-rows").children];
+  for (const [i, tr] of rows.entries()) {
+    const label = `Model ${i + 1}`;
+    const name = tr.querySelector(".name").value.trim();
+    const kernels = readKernels(tr);
+    const lr = Number(tr.querySelector(".lr").value);
+    const batch = Number(tr.querySelector(".batch").value);
+    if (!name) return { error: `${label}: give it a name` };
+    if (!kernels.every((k) => isInt(k, LIMITS.kernel))) return { error: `${label}: kernels must be whole numbers from 1 to 256` };
+    if (!(Number.isFinite(lr) && lr > 0 && lr <= 10) || tr.querySelector(".lr").value === "") return { error: `${label}: learning rate must be greater than 0 and at most 10` };
+    if (!isInt(batch, LIMITS.batch)) return { error: `${label}: batch size must be a whole number from 1 to 4096` };
+    models.push({ name, kernels, optimizer: tr.querySelector(".optimizer").value, learning_rate: lr, batch_size: batch });
+  }
+  const names = models.map((m) => m.name);
+  if (new Set(names).size !== names.length) return { error: "model names must be different" };
+  const epochs = Number($("epochs").value);
+  if (!isInt(epochs, LIMITS.epochs)) return { error: "epochs must be a whole number from 1 to 100" };
+  const config = { epochs, models, lr_schedule: $("lr_schedule").value, precision: $("precision").value };
+  if ($("train_samples").value !== "") {
+    const samples = Number($("train_samples").value);
+    if (!isInt(samples, LIMITS.samples)) return { error: "training images must be a whole number from 1 to 55,000 (or empty for all)" };
+    config.train_samples = samples;
+  }
+  return { config };
+}
+
+function showFormError(message) {
+  $("form-error").textContent = message || "";
+  $("form-error").hidden = !message;
+}
+
+async function postJSON(url, body) {
+  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  let data = {};
+  try { data = await response.json(); } catch (_) { /* empty body */ }
+  return { ok: response.ok, status: response.status, data };
+}
+
+async function startTraining(event) {
+  event.preventDefault();
+  const { config, error } = readForm();
+  if (error) { showFormError(error); return; }
+  showFormError("");
+  $("start").disabled = true;
+  const result = await postJSON("/start_training", config);
+  if (!result.ok) {
+    showFormError(result.data.error || `could not start (HTTP ${result.status})`);
+    $("start").disabled = false;
+    return;
+  }
+  viewedRunId = null;
+  pollNow();
+}
+
+async function stopTraining() {
+  $("stop").disabled = true;
+  const result = await postJSON("/stop_training", {});
+  if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
+  pollNow();
+}
+
+// ------------------------------------------------------------------ status
+
+function fmt(value, digits = 2, suffix = "") {
+  return value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${suffix}`;
+}
+
+function fmtSeconds(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function renderStatus(status) {
+  currentStatus = status;
+  const active = ["starting", "running", "stopping"].includes(status.state);
+  const stateEl = $("state");
+  stateEl.textContent = status.state;
+  stateEl.className = `state ${status.state}`;
+  const meta = [];
+  if (status.run_id) meta.push(`run ${status.run_id}`);
+  if (status.device) meta.push(`device ${status.device}`);
+  if (status.precision) meta.push(`precision ${status.precision}`);
+  if (status.lr_schedule) meta.push(`LR schedule ${status.lr_schedule}`);
+  if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
+  $("run-meta").textContent = meta.join(" · ");
+  $("run-error").textContent = status.error || "";
+  $("run-error").hidden = !status.error;
+  const live = viewedRunId === null;
+  $("viewing").hidden = live;
+  $("start").disabled = active && live ? true : false;
+  $("stop").disabled = !(active && status.state !== "stopping");
+  renderModels(status.models || []);
+  renderDownloads(status);
+  renderImages(status);
+  renderModelInfo();
+}
+
+function renderModels(models) {
+  const cards = $("model-cards");
+  while (cards.children.length > models.length) cards.lastChild.remove();
+  models.forEach((m, i) => {
+    let card = cards.children[i];
+    if (!card) {
+      card = el("div", { className: "card" });
+      cards.append(card);
+    }
+    card.style.borderLeftColor = MODEL_COLORS[i];
+    const rows = [
+      ["Epoch", `${m.epoch} / ${m.epochs}`],
+      ["Batch", `${m.batch} / ${m.batches}`],
+      ["Loss", fmt(m.loss, 4)],
+      ["Train accuracy", fmt(m.accuracy, 2, " %")],
+      ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
+      ["Test accuracy", fmt(m.test_accuracy, 2, " %")],
+      ["Images / s", m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–"],
+      ["Progress", fmt(m.progress, 1, " %")],
+    ];
+    const dl = el("dl");
+    for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-field": k }));
+    const bar = el("div");
+    bar.style.width = `${m.progress || 0}%`;
+    bar.style.background = MODEL_COLORS[i];
+    const title = `${m.name} [${(m.kernels || []).join(", ")}]`;
+    const sub = `${m.optimizer || ""} · lr ${m.learning_rate ?? ""} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
+    card.replaceChildren(el("h3", { text: title }), el("div", { className: "muted", text: sub }),
+      el("div", { className: "progress" }, bar), dl);
+  });
+}
+
+function renderDownloads(status) {
+  const box = $("downloads");
+  box.replaceChildren();
+  if (!status.run_id) return;
+  box.append("Downloads: ", el("a", { href: status.metrics_csv, download: "", text: "metrics (CSV)" }));
+  (status.models || []).forEach((m) => {
+    if (m.checkpoint) box.append(" · ", el("a", { href: m.checkpoint, download: "", text: `${m.name} best checkpoint (.pt)` }));
+  });
+}
+
+function modelColumn(index) {
+  const id = `model-column-${index}`;
+  let column = document.getElementById(id);
+  if (!column) {
+    column = el("div", { id, className: "model-column" });
+    const columns = [...$("per-model").children];
+    const after = columns.find((c) => Number(c.id.split("-").pop()) > index);
+    $("per-model").insertBefore(column, after || null);
+  }
+  return column;
+}
+
+function setImage(container, key, url, caption, index) {
+  const id = `img-${key}`;
+  let fig = document.getElementById(id);
+  if (!url) { if (fig) fig.remove(); delete shownImages[id]; return; }
+  if (!fig) {
+    fig = el("figure", { id }, el("figcaption", { text: caption }), el("img", { alt: caption }));
+    container.append(fig);
+  }
+  fig.querySelector("figcaption").style.color = MODEL_COLORS[index] || "";
+  if (shownImages[id] !== url) { // only fetch an image when its version changed
+    fig.querySelector("img").src = url;
+    shownImages[id] = url;
+  }
+}
+
+function renderImages(status) {
+  const images = status.images || {};
+  const curves = $("curves");
+  if (images.curves) {
+    if (shownImages.curves !== images.curves) { curves.src = images.curves; shownImages.curves = images.curves; }
+    curves.hidden = false;
+    $("curves-empty").hidden = true;
+  } else {
+    curves.hidden = true;
+    curves.removeAttribute("src");
+    delete shownImages.curves;
+    $("curves-empty").hidden = false;
+  }
+  const models = status.models || [];
+  for (let i = 0; i < MAX_MODELS; i++) {
+    const name = models[i] ? models[i].name : "";
+    const column = modelColumn(i);
+    setImage(column, `samples_m${i}`, models[i] && images[`samples_m${i}`], `${name}: sample predictions`, i);
+    setImage(column, `errors_m${i}`, models[i] && images[`errors_m${i}`], `${name}: misclassified digits`, i);
+    setImage(column, `confusion_m${i}`, models[i] && images[`confusion_m${i}`], `${name}: confusion matrix`, i);
+    if (!column.children.length) column.remove();
+  }
+}
+
+async function renderModelInfo() {
+  // Layers of the run's models when one is shown, else of the form's models.
+  const source = currentStatus && currentStatus.models && currentStatus.models.length
+    ? currentStatus.models.map((m) => ({ name: m.name, kernels: m.kernels }))
+    : [...$("model-rows").children].map((tr) => ({ name: tr.querySelector(".name").value, kernels: readKernels(tr) }));
+  const key = JSON.stringify(source);
+  const box = $("model-info");
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  const grid = el("div", { className: "model-info-grid" });
+  for (const [i, m] of source.entries()) {
+    if (!m.kernels.every((k) => isInt(k, LIMITS.kernel))) continue;
+    let info;
+    try { info = await fetchModelInfo(m.kernels); } catch (_) { continue; }
+    const table = el("table", { className: "layers" }, el("tr", {}, ...["Layer", "Weight shape", "Output shape", "Parameters"].map((h) => el("th", { text: h }))));
+    for (const layer of info.layers) {
+      table.append(el("tr", {}, el("td", { text: layer.type }), el("td", { text: layer.weight_shape ? layer.weight_shape.join("×") : "–" }),
+        el("td", { text: layer.output_shape.join("×") }), el("td", { text: layer.parameters.toLocaleString("en-US") })));
+    }
+    const heading = el("h3", { text: `${m.name}: ${info.total_parameters.toLocaleString("en-US")} parameters, ${(info.macs_per_image / 1e6).toFixed(1)} M multiply-adds per image` });
+    heading.style.color = MODEL_COLORS[i];
+    grid.append(el("div", {}, heading, table));
+  }
+  if (box.dataset.key === key) box.replaceChildren(grid);
+}
+
+// ------------------------------------------------------------------ polling
+
+let pollTimer = null;
+
+async function fetchStatus() {
+  const url = viewedRunId ? `/runs/${encodeURIComponent(viewedRunId)}` : "/training_status";
+  const response = await fetch(url, { cache: "no-cache" });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const text = await response.text();
+  if (text !== lastStatusText) { // unchanged: nothing to redraw
+    lastStatusText = text;
+    renderStatus(JSON.parse(text));
+  }
+}
+
+async function fetchRuns() {
+  const response = await fetch("/runs", { cache: "no-cache" });
+  if (!response.ok) return;
+  const text = await response.text();
+  if (text === lastRunsText) return;
+  lastRunsText = text;
+  renderRuns(JSON.parse(text).runs);
+}
+
+function renderRuns(runs) {
+  const body = $("runs-rows");
+  body.replaceChildren();
+  if (!runs.length) { body.append(el("tr", {}, el("td", { colspan: "6", className: "muted", text: "no runs yet" }))); return; }
+  for (const run of runs) {
+    const started = run.started_at ? new Date(run.started_at * 1000).toLocaleString() : "–";
+    const open = el("button", { type: "button", text: "open" });
+    open.addEventListener("click", () => openRun(run.run_id));
+    const tr = el("tr", { "data-run-id": run.run_id }, el("td", { text: started }), el("td", { text: run.run_id }),
+      el("td", { text: run.models.map((m) => `${m.name} [${m.kernels.join(",")}]`).join("; ") }),
+      el("td", { text: fmt(run.best_test_accuracy, 2, " %") }), el("td", {}, el("span", { className: `state ${run.state}`, text: run.state })),
+      el("td", {}, open));
+    if (currentStatus && run.run_id === currentStatus.run_id) tr.className = "current";
+    body.append(tr);
+  }
+}
+
+function openRun(runId) {
+  viewedRunId = runId;
+  lastStatusText = "";
+  pollNow();
+}
+
+async function poll() {
+  try {
+    await fetchStatus();
+    await fetchRuns();
+  } catch (err) {
+    $("run-meta").textContent = `server not reachable (${err.message}); retrying`;
+  }
+  pollTimer = setTimeout(poll, POLL_MS); // next poll only after this reply: never overlapping
+}
+
+function pollNow() {
+  clearTimeout(pollTimer);
+  lastRunsText = "";
+  poll();
+}
+
+// ------------------------------------------------------------------ drawing
+
+function setupCanvas() {
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  const clear = () => { ctx.fillStyle = "black"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  clear();
+  let drawing = false;
+  let last = null;
+  const point = (event) => {
+    const rect = canvas.getBoundingClientRect();
+    return { x: (event.clientX - rect.left) * (canvas.width / rect.width), y: (event.clientY - rect.top) * (canvas.height / rect.height) };
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    drawing = true; last = point(event); canvas.setPointerCapture(event.pointerId);
+    ctx.fillStyle = "white"; ctx.beginPath(); ctx.arc(last.x, last.y, 9, 0, 2 * Math.PI); ctx.fill();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const p = point(event);
+    ctx.strokeStyle = "white"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
+    ctx.beginPath(); ctx.moveTo(last.x, last.y); ctx.lineTo(p.x, p.y); ctx.stroke();
+    last = p;
+  });
+  const end = () => { if (drawing) { drawing = false; predictDigit(); } };
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+  $("clear-canvas").addEventListener("click", () => { clear(); $("prediction-bars").replaceChildren(); });
+  $("predict").addEventListener("click", predictDigit);
+}
+
+async function predictDigit() {
+  const body = { image: $("canvas").toDataURL("image/png") };
+  const runId = viewedRunId || (currentStatus && currentStatus.run_id);
+  if (runId) body.run_id = runId;
+  const result = await postJSON("/predict", body);
+  const box = $("prediction-bars");
+  if (!result.ok) { box.replaceChildren(el("p", { className: "error", text: result.data.error || `HTTP ${result.status}` })); return; }
+  box.replaceChildren();
+  result.data.predictions.forEach((p, i) => {
+    const grid = el("div", { className: "bars", "data-model": p.model });
+    p.probabilities.forEach((prob, digit) => {
+      const bar = el("div", { className: "bar" });
+      bar.style.width = `${Math.max(1, prob * 100)}%`;
+      bar.style.background = MODEL_COLORS[i];
+      const cls = digit === p.digit ? "best" : "";
+      grid.append(el("span", { className: cls, text: String(digit) }), el("div", {}, bar), el("span", { className: cls, text: `${(prob * 100).toFixed(1)}%` }));
+    });
+    const heading = el("h3", { className: "prediction", text: `${p.model}: ${p.digit}` });
+    heading.style.color = MODEL_COLORS[i];
+    box.append(el("div", {}, heading, grid));
+  });
+}
+
+// ------------------------------------------------------------------ start
+
+function init() {
+  DEFAULT_MODELS.forEach((m) => addModelRow(m));
+  $("add-model").addEventListener("click", () => addModelRow({ name: `Model ${$("model-rows").children.length + 1}` }));
+  $("train-form").addEventListener("submit", startTraining);
+  $("stop").addEventListener("click", stopTraining);
+  $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; pollNow(); });
+  setupCanvas();
+  poll();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,106 @@
+"""Shared fixtures: tiny IDX data sets, the Flask app on a temp runs folder, polling helpers."""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REQUIRE_FULL = os.environ.get("REQUIRE_FULL_TESTS") == "1"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a resource is missing, but fail where CI says every test must run."""
+    if not condition:
+        if REQUIRE_FULL:
+            pytest.fail(f"REQUIRE_FULL_TESTS=1 but {reason}")
+        pytest.skip(reason)
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Easy-to-learn fake digits: label d is a bright 7x7 block at one of 10 places, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count).astype(np.uint8)
+    images = rng.integers(0, 40, size=(count, 28, 28)).astype(np.uint8)
+    for i, d in enumerate(labels):
+        row, col = 2 + (d // 5) * 12, 1 + (d % 5) * 5
+        images[i, row:row + 7, col:col + 7] = 255
+    return images, labels
+
+
+def make_mnist_dir(root: Path, train: int = 600, test: int = 200, compress: bool = False) -> Path:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    x, y = synthetic_digits(train, seed=1)
+    write_idx(raw / "train-images-idx3-ubyte", x, compress)
+    write_idx(raw / "train-labels-idx1-ubyte", y, compress)
+    x, y = synthetic_digits(test, seed=2)
+    write_idx(raw / "t10k-images-idx3-ubyte", x, compress)
+    write_idx(raw / "t10k-labels-idx1-ubyte", y, compress)
+    return root
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path) -> Path:
+    return make_mnist_dir(tmp_path / "tiny-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST: $MNIST_DATA_DIR or ../shared/mnist."""
+    path = Path(os.environ.get("MNIST_DATA_DIR", ROOT.parent / "shared" / "mnist"))
+    need((path / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file(), f"MNIST not found in {path}")
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, tiny_mnist):
+    from server import create_app
+
+    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+                      "TRAINER_OPTIONS": {"status_interval": 0.05, "render_interval": 0.1}})
+    yield app
+    manager = app.extensions["training"]
+    if manager.active_run_id:
+        manager.stop()
+    assert manager.wait(60)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def post_json(client, url, body, **kwargs):
+    return client.post(url, json=body, **kwargs)

@@ -1,0 +1,237 @@
+"""HTTP API through the Flask test client, training on tiny synthetic MNIST."""
+import base64
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import wait_for
+
+PNG = b"\x89PNG\r\n\x1a\n"
+QUICK = {"epochs": 1, "batch_size": 64, "learning_rate": 0.01, "precision": "fp32",
+         "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4], "name": "small"}]}
+SLOW = dict(QUICK, epochs=100, batch_size=1)  # long enough to be stopped
+
+
+def finished(client, states=("finished", "stopped", "failed")):
+    return wait_for(lambda: (s := client.get("/training_status").get_json())["state"] in states and s,
+                    message="the run to end")
+
+
+def start(client, body=QUICK):
+    response = client.post("/start_training", json=body)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["run_id"]
+
+
+def test_idle_status_before_any_run(client):
+    body = client.get("/training_status").get_json()
+    assert body["state"] == "idle" and body["models"] == [] and body["images"] == {}
+
+
+def test_index_page_is_served(client):
+    response = client.get("/")
+    assert response.status_code == 200 and b"MNIST Training Monitor" in response.data
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_a_run_over_the_api(client):
+    run_id = start(client)
+    status = finished(client)
+    assert status["state"] == "finished" and status["run_id"] == run_id and status["device"] == "cpu"
+    assert status["precision"] == "fp32" and status["error"] is None
+    assert [m["name"] for m in status["models"]] == ["Model 1", "small"]
+    for m in status["models"]:
+        for key in ("epoch", "epochs", "batch", "batches", "loss", "accuracy", "val_accuracy", "test_accuracy",
+                    "progress", "samples_per_sec", "eta_seconds"):
+            assert m[key] is not None, key
+        assert m["progress"] == 100.0 and 0 <= m["test_accuracy"] <= 100
+    assert set(status["images"]) == {"curves", "samples_m0", "samples_m1", "errors_m0", "errors_m1",
+                                     "confusion_m0", "confusion_m1"}
+    for url in status["images"].values():
+        image = client.get(url)
+        assert image.status_code == 200 and image.mimetype == "image/png" and image.data.startswith(PNG)
+    assert len(client.get("/training_status").data) < 4096
+
+
+def test_second_start_while_active_is_409_and_stop_ends_it(client):
+    run_id = start(client, SLOW)
+    again = client.post("/start_training", json=QUICK)
+    assert again.status_code == 409 and "already active" in again.get_json()["error"]
+    stop = client.post("/stop_training", json={})
+    assert stop.status_code == 200 and stop.get_json()["run_id"] == run_id
+    status = finished(client)
+    assert status["state"] == "stopped"
+    assert client.post("/stop_training", json={}).status_code == 409  # stop twice: nothing active
+    start(client)  # start right after a stop works
+    assert finished(client)["state"] == "finished"
+
+
+def test_stop_without_a_run_is_409(client):
+    response = client.post("/stop_training", json={})
+    assert response.status_code == 409 and response.get_json()["error"]
+
+
+def test_simultaneous_starts_give_exactly_one_202(client, app):
+    barrier = threading.Barrier(4)
+    codes = []
+
+    def go():
+        c = app.test_client()
+        barrier.wait()
+        codes.append(c.post("/start_training", json=SLOW).status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [202, 409, 409, 409]
+    assert len(app.extensions["runs"].run_ids()) == 1
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 5000}, "batch_size"), ({"learning_rate": -1}, "learning_rate"),
+    ({"optimizer": "adamw"}, "optimizer"), ({"models": [{"kernels": [1, 2, 3]}]}, "models[0].kernels"),
+    ({"unknown": 1}, "unknown"), ({"models": [{"kernels": [1, 1, 1, 1], "learning_rate": "x"}]}, "models[0].learning_rate"),
+    ([1, 2], "body"),
+])
+def test_bad_configs_are_400_naming_the_field_and_start_nothing(client, app, body, field):
+    response = client.post("/start_training", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field and field in response.get_json()["error"]
+    assert app.extensions["runs"].run_ids() == [] and client.get("/training_status").get_json()["state"] == "idle"
+
+
+@pytest.mark.parametrize("data, content_type, code", [
+    ("{not json", "application/json", 400),
+    ("", "application/json", 400),
+    ('{"epochs": 1}', "text/plain", 415),
+    ("epochs=1", "application/x-www-form-urlencoded", 415),
+    ('{"epochs": 1}', None, 415),
+])
+def test_non_json_bodies_are_refused(client, app, data, content_type, code):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/start_training", data=data, headers=headers)
+    assert response.status_code == code and "error" in response.get_json()
+    assert app.extensions["runs"].run_ids() == []
+
+
+def test_oversized_bodies_are_413(client):
+    response = client.post("/start_training", data='{"x": "' + "a" * (3 * 1024 * 1024) + '"}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "too large" in response.get_json()["error"]
+
+
+def test_unknown_route_and_method_are_json_errors(client):
+    assert client.get("/nope").status_code == 404 and client.get("/nope").get_json()["error"]
+    response = client.get("/start_training")
+    assert response.status_code == 405 and response.get_json()["error"]
+
+
+def test_model_info_lists_layers_and_parameters(client):
+    body = client.get("/model_info?kernels=32,64,64,64").get_json()
+    assert body["total_parameters"] == 225_162 and len(body["layers"]) == 16
+    assert body["layers"][0] == {"type": "Conv2d", "weight_shape": [32, 1, 3, 3], "output_shape": [32, 26, 26],
+                                 "parameters": 320, "macs": 32 * 9 * 26 * 26}
+
+
+@pytest.mark.parametrize("query", ["", "?kernels=", "?kernels=1,2,3", "?kernels=0,1,1,1", "?kernels=a,b,c,d",
+                                   "?kernels=1,2,3,300", "?kernels=1,1,1,1&x=1"])
+def test_model_info_bad_kernels_are_400(client, query):
+    response = client.get("/model_info" + query)
+    assert response.status_code == 400 and response.get_json()["error"]
+
+
+def test_status_supports_etag_revalidation(client):
+    first = client.get("/training_status")
+    again = client.get("/training_status", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+
+
+def test_runs_history_details_files_and_csv(client):
+    run_id = start(client)
+    finished(client)
+    runs = client.get("/runs").get_json()["runs"]
+    assert [r["run_id"] for r in runs] == [run_id]
+    assert runs[0]["state"] == "finished" and runs[0]["best_test_accuracy"] is not None
+    assert runs[0]["models"][1] == {"name": "small", "kernels": [2, 4, 4, 4]}
+    detail = client.get(f"/runs/{run_id}").get_json()
+    assert detail == client.get("/training_status").get_json()
+    checkpoint = client.get(detail["models"][0]["checkpoint"])
+    assert checkpoint.status_code == 200 and "attachment" in checkpoint.headers["Content-Disposition"]
+    import torch
+    from model import MNISTNet
+    saved = torch.load(io.BytesIO(checkpoint.data), weights_only=True)
+    MNISTNet(saved["kernels"]).load_state_dict(saved["state_dict"])
+    csv_text = client.get(f"/runs/{run_id}/metrics.csv").get_data(as_text=True)
+    header, *rows = csv_text.strip().splitlines()
+    assert header.startswith("kind,model,name,epoch,step,loss,accuracy")
+    assert any(r.startswith("eval,1,small,1,") for r in rows) and any(r.startswith("train,0,Model 1,") for r in rows)
+
+
+@pytest.mark.parametrize("path", ["/runs/nope", "/runs/20260101-000000-abcdef", "/runs/../etc/files/x.png",
+                                  "/runs/%2e%2e/files/curves.png", "/runs/nope/metrics.csv"])
+def test_unknown_runs_are_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+
+
+def test_file_routes_cannot_escape_the_run_folder(client, app, tmp_path):
+    run_id = start(client)
+    finished(client)
+    run_dir = app.extensions["runs"].run_dir(run_id)
+    (tmp_path / "secret.png").write_bytes(PNG + b"secret")
+    (run_dir / "evil.png").symlink_to(tmp_path / "secret.png")
+    for name in ["..%2F..%2Fsecret.png", "../../secret.png", "%2e%2e%2fsecret.png", "evil.png", "status.json",
+                 "config.json", "metrics.jsonl", "..", "%2Fetc%2Fpasswd", "curves.png%00.png"]:
+        response = client.get(f"/runs/{run_id}/files/{name}")
+        assert response.status_code == 404, name
+        assert b"secret" not in response.data
+
+
+def digit_png(draw=True, size=200) -> str:
+    image = np.zeros((size, size), dtype=np.uint8)
+    if draw:  # the synthetic class 3: a block in the top row, fourth column
+        image[20:90, 95:125] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_predict_returns_probabilities_per_model(client):
+    run_id = start(client)
+    finished(client)
+    body = client.post("/predict", json={"image": digit_png()}).get_json()
+    assert body["run_id"] == run_id and [p["model"] for p in body["predictions"]] == ["Model 1", "small"]
+    for p in body["predictions"]:
+        assert len(p["probabilities"]) == 10 and sum(p["probabilities"]) == pytest.approx(1, abs=1e-4)
+        assert p["digit"] == int(np.argmax(p["probabilities"]))
+    assert client.post("/predict", json={"image": digit_png(), "run_id": run_id}).status_code == 200
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"image": "data:image/jpeg;base64,AAAA"}, 400),
+    ({"image": "data:image/png;base64,@@@"}, 400),
+    ({"image": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}, 400),
+    ({"image": 7}, 400),
+    ({}, 400),
+    ({"image": "x", "extra": 1}, 400),
+    ({"image": digit_png(draw=False)}, 400),
+    ({"image": digit_png(), "run_id": "20260101-000000-abcdef"}, 404),
+    ({"image": digit_png(), "run_id": 5}, 400),
+])
+def test_predict_refuses_bad_requests(client, body, code):
+    start(client)
+    finished(client)
+    response = client.post("/predict", json=body)
+    assert response.status_code == code and response.get_json()["error"]
+
+
+def test_predict_before_any_checkpoint_is_409(client):
+    assert client.post("/predict", json={"image": digit_png()}).status_code == 409  # no run at all
+    run_id = start(client, SLOW)
+    response = client.post("/predict", json={"image": digit_png(), "run_id": run_id})
+    assert response.status_code == 409 and "checkpoint" in response.get_json()["error"]

@@ -1,0 +1,45 @@
+"""Short real trainings on the real MNIST, through the HTTP API."""
+import pytest
+
+from conftest import wait_for
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def real_client(tmp_path, mnist_dir):
+    from server import create_app
+
+    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_dir)})
+    yield app.test_client()
+    manager = app.extensions["training"]
+    if manager.active_run_id:
+        manager.stop()
+    manager.wait(120)
+
+
+def test_quick_run_on_real_mnist_learns_both_models(real_client):
+    client = real_client
+    response = client.post("/start_training", json={"train_samples": 8192, "batch_size": 128, "epochs": 1})
+    assert response.status_code == 202
+    seen_running = []
+
+    def done():
+        status = client.get("/training_status").get_json()
+        if status["state"] == "running":
+            seen_running.append(status)
+        return status["state"] in ("finished", "failed", "stopped") and status
+
+    status = wait_for(done, timeout=300, interval=0.2, message="the MNIST run to finish")
+    assert status["state"] == "finished", status["error"]
+    assert seen_running, "the run was never observed running"
+    assert status["device"] in ("cpu", "cuda", "mps") and status["precision"] in ("fp32", "bf16")
+    for m in status["models"]:
+        assert m["batches"] == 64 and m["epoch"] == 1 and m["progress"] == 100.0
+        assert m["test_accuracy"] > 85.0, m
+        assert m["val_accuracy"] > 85.0 and m["loss"] < 1.0
+    assert status["models"][0]["kernels"] == [32, 64, 64, 64] and status["models"][1]["kernels"] == [16, 32, 32, 32]
+    assert {"curves", "samples_m0", "samples_m1"} <= set(status["images"])
+    for url in status["images"].values():
+        image = client.get(url)
+        assert image.status_code == 200 and image.mimetype == "image/png" and image.data.startswith(PNG), url

@@ -1,0 +1,587 @@
+"""Training worker: trains 1 to 4 MNISTNet models interleaved and writes the run folder.
+
+Also a command-line trainer: ``python train.py --kernels 32,64,64,64 --epochs 1``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import math
+import os
+import platform
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import plots
+from config import ConfigError, TrainConfig, parse_train_config
+from data import MNISTTensors, load_mnist
+from model import MNISTNet, describe
+from runstore import RunStore, append_jsonl, atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger("train")
+
+EVAL_BATCH = 2000  # images per evaluation forward pass (no_grad: no activations kept)
+SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
+ERROR_COUNT = 24  # misclassified test digits shown per model
+POINTS_PER_EPOCH = 25  # training-curve points per epoch and model (each a window mean)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a loss that is not finite, say); the message is for the user."""
+
+
+# ---------------------------------------------------------------- hardware set-up
+
+_malloc_tuned = False
+
+
+def tune_malloc() -> bool:
+    """Keep glibc from returning big conv buffers to the OS after every step.
+
+    By default glibc serves allocations over 32 MiB-ish by mmap and unmaps them on free, so each
+    training step page-faults its buffers back in (high sys time). Raising the mmap and trim
+    thresholds to 1 GiB keeps them in the heap: about 1.9x more images/s on the 2-core CI CPU
+    (see ENGINEERING.md). No-op off Linux/glibc. Returns whether it applied.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return True
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        one_gib = 1 << 30
+        _malloc_tuned = bool(libc.mallopt(M_MMAP_THRESHOLD, one_gib)) and bool(libc.mallopt(M_TRIM_THRESHOLD, one_gib))
+    except OSError:
+        return False
+    return _malloc_tuned
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """cuda, else mps, else cpu; a named device that is not available is a ConfigError."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise ConfigError("device", "CUDA was requested but no CUDA GPU is available")
+    if name == "mps" and not mps:
+        raise ConfigError("device", "MPS was requested but it is not available on this machine")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX), so autocast pays off."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' where the hardware runs it natively, else 'fp32'."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------- one model's training state
+
+@dataclass
+class ModelRun:
+    index: int
+    name: str
+    kernels: tuple
+    batch_size: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batches: int  # per epoch
+    total_steps: int
+    generator: torch.Generator
+    parameters: int
+    step: int = 0
+    order: torch.Tensor | None = None
+    # window accumulators, on the device: read (synced) only when a curve point is logged
+    loss_sum: torch.Tensor | None = None
+    correct_sum: torch.Tensor | None = None
+    window_samples: int = 0
+    window_steps: int = 0
+    samples: int = 0
+    compute_seconds: float = 0.0
+    last: dict = field(default_factory=dict)  # last logged figures
+    best_val: float = -1.0
+
+    @property
+    def epoch_index(self) -> int:  # 0-based epoch the next step belongs to
+        return self.step // self.batches
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+
+
+# ---------------------------------------------------------------- rendering off the hot path
+
+class Renderer(threading.Thread):
+    """Renders the run's PNGs in a background thread so training never waits for matplotlib.
+
+    Curves are redrawn at most every ``interval`` seconds and only when new points arrived;
+    per-epoch images (samples, confusion matrix, errors) are drawn as they come.
+    """
+
+    def __init__(self, run_dir: Path, names: list[str], epochs: int, interval: float):
+        super().__init__(name="png-renderer", daemon=True)
+        self.run_dir, self.names, self.epochs, self.interval = run_dir, names, epochs, interval
+        self.jobs: queue.Queue = queue.Queue()
+        self.train_rows: list[dict] = []
+        self.eval_rows: list[dict] = []
+        self.lock = threading.Lock()
+        self.curves_dirty = False
+        self.closing = threading.Event()
+        self.error: BaseException | None = None
+
+    def add_points(self, train_rows: list[dict], eval_rows: list[dict]) -> None:
+        with self.lock:
+            self.train_rows.extend(train_rows)
+            self.eval_rows.extend(eval_rows)
+            self.curves_dirty = True
+
+    def add_job(self, name: str, draw, *args) -> None:
+        self.jobs.put((name, draw, args))
+
+    def _draw_curves(self) -> None:
+        with self.lock:
+            if not self.curves_dirty:
+                return
+            train, evals = list(self.train_rows), list(self.eval_rows)
+            self.curves_dirty = False
+        atomic_write_bytes(self.run_dir / "curves.png", plots.render_curves(self.names, train, evals, self.epochs))
+
+    def run(self) -> None:
+        next_curves = 0.0
+        try:
+            while True:
+                timeout = max(0.0, next_curves - time.monotonic())
+                try:
+                    name, draw, args = self.jobs.get(timeout=min(timeout, 0.25))
+                    atomic_write_bytes(self.run_dir / name, draw(*args))
+                    continue
+                except queue.Empty:
+                    pass
+                if self.closing.is_set() and self.jobs.empty():
+                    self._draw_curves()
+                    return
+                if time.monotonic() >= next_curves:
+                    self._draw_curves()
+                    next_curves = time.monotonic() + self.interval
+        except BaseException as exc:  # reported by close(); training goes on without images
+            log.exception("rendering failed")
+            self.error = exc
+
+    def close(self) -> None:
+        """Draw what is pending (final curves included) and wait for it."""
+        self.closing.set()
+        self.join()
+
+
+# ---------------------------------------------------------------- the trainer
+
+class Trainer:
+    """Trains the models of ``config`` interleaved batch by batch and writes ``run_dir``.
+
+    Use: ``Trainer(config, data_dir, run_dir).run()``; set ``stop_event`` to stop within one
+    batch. ``monitor=False`` turns off status, curves and images (for benchmarks); metrics and
+    checkpoints are still written.
+    """
+
+    def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
+                 monitor: bool = True, status_interval: float = 1.0, render_interval: float = 3.0,
+                 progress_bar: bool = False, evaluate_test: bool = True):
+        self.config = config
+        self.data_dir = data_dir
+        self.run_dir = Path(run_dir)
+        self.run_id = self.run_dir.name
+        self.stop_event = stop_event or threading.Event()
+        self.monitor = monitor
+        self.status_interval = status_interval
+        self.render_interval = render_interval
+        self.progress_bar = progress_bar
+        self.evaluate_test = evaluate_test
+        self.device = select_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.state = "starting"
+        self.error: str | None = None
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.models: list[ModelRun] = []
+        self.n_train = 0
+        self.renderer: Renderer | None = None
+        self._last_status = 0.0
+        self._status_lock = threading.Lock()
+        self.on_status = None  # optional callback(status dict), called after each status write
+
+    # -- set-up
+    def _write_config(self) -> None:
+        atomic_write_json(self.run_dir / "config.json", {
+            **self.config.to_dict(),
+            "run_id": self.run_id,
+            "device": str(self.device),
+            "precision_used": self.precision,
+            "torch_version": torch.__version__,
+            "started_at": self.started_at,
+        })
+
+    def _build(self, data: MNISTTensors) -> None:
+        n = self.n_train = data.train_x.shape[0]
+        channels_last = self.device.type in ("cpu", "cuda")
+        for i, mc in enumerate(self.config.models):
+            torch.manual_seed(self.config.seed + i)
+            model = MNISTNet(mc.kernels).to(self.device)
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            optimizer = make_optimizer(mc.optimizer, model.parameters(), mc.learning_rate)
+            batches = math.ceil(n / mc.batch_size)
+            total = batches * self.config.epochs
+            scheduler = None
+            if self.config.lr_schedule == "onecycle":
+                scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=mc.learning_rate, total_steps=total)
+            gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+            generator = torch.Generator(device=gen_device).manual_seed(self.config.seed * 1000 + i)
+            zero = torch.zeros((), device=self.device)
+            self.models.append(ModelRun(
+                index=i, name=mc.name, kernels=mc.kernels, batch_size=mc.batch_size, model=model,
+                optimizer=optimizer, scheduler=scheduler, batches=batches, total_steps=total,
+                generator=generator, parameters=sum(p.numel() for p in model.parameters()),
+                loss_sum=zero.clone(), correct_sum=zero.clone(),
+            ))
+
+    # -- status
+    def eta_seconds(self) -> float | None:
+        """Seconds of training left: the models share the device, so their times add up."""
+        remaining = 0.0
+        for m in self.models:
+            if m.samples == 0 or m.compute_seconds <= 0:
+                return None
+            remaining += max(0, self.config.epochs * self.n_train - m.samples) * m.compute_seconds / m.samples
+        return remaining
+
+    def status(self) -> dict:
+        eta = self.eta_seconds() if self.state in ("running", "stopping") else None
+        if self.state == "finished":
+            eta = 0.0
+        models = []
+        for m in self.models:
+            epoch = min(m.epoch_index + 1, self.config.epochs)
+            batch = m.batches if m.done else m.step - m.epoch_index * m.batches
+            mc = self.config.models[m.index]
+            models.append({
+                "name": m.name, "kernels": list(m.kernels), "optimizer": mc.optimizer,
+                "learning_rate": mc.learning_rate, "batch_size": m.batch_size, "parameters": m.parameters,
+                "epoch": epoch, "epochs": self.config.epochs, "batch": batch, "batches": m.batches,
+                "loss": m.last.get("loss"), "accuracy": m.last.get("accuracy"),
+                "val_accuracy": m.last.get("val_accuracy"), "test_accuracy": m.last.get("test_accuracy"),
+                "best_test_accuracy": m.last.get("best_test_accuracy"),
+                "progress": round(100.0 * m.progress, 2),
+                "samples_per_sec": round(m.samples / m.compute_seconds, 1) if m.compute_seconds > 0 else None,
+                "eta_seconds": None if eta is None else round(eta, 1),
+            })
+        return {
+            "state": self.state, "run_id": self.run_id, "pid": os.getpid(), "device": self.device.type,
+            "precision": self.precision, "lr_schedule": self.config.lr_schedule, "error": self.error,
+            "started_at": self.started_at, "updated_at": time.time(), "finished_at": self.finished_at,
+            "eta_seconds": None if eta is None else round(eta, 1), "models": models,
+        }
+
+    def write_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not (force or (self.monitor and now - self._last_status >= self.status_interval)):
+            return
+        with self._status_lock:
+            self._last_status = now
+            status = self.status()
+            atomic_write_json(self.run_dir / "status.json", status)
+        if self.on_status:
+            self.on_status(status)
+
+    # -- training
+    def _train_step(self, m: ModelRun, data: MNISTTensors) -> None:
+        n = data.train_x.shape[0]
+        within = m.step % m.batches
+        if within == 0:
+            m.order = torch.randperm(n, generator=m.generator, device=m.generator.device).to(self.device)
+            m.model.train()
+        idx = m.order[within * m.batch_size:(within + 1) * m.batch_size]
+        x = data.train_x.index_select(0, idx)
+        y = data.train_y.index_select(0, idx)
+        started = time.perf_counter()
+        with autocast(self.device, self.precision):
+            logits = m.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+        m.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        m.optimizer.step()
+        if m.scheduler is not None:
+            m.scheduler.step()
+        with torch.no_grad():  # accumulate on the device: no host sync per batch
+            m.loss_sum += loss.detach().float() * y.shape[0]
+            m.correct_sum += (logits.argmax(1) == y).sum()
+        m.compute_seconds += time.perf_counter() - started
+        m.window_samples += y.shape[0]
+        m.window_steps += 1
+        m.samples += y.shape[0]
+        m.step += 1
+
+    def _log_window(self, m: ModelRun) -> dict:
+        """Read the window's mean loss and accuracy (one host sync) and start a new window."""
+        started = time.perf_counter()
+        loss = (m.loss_sum / m.window_samples).item()
+        accuracy = 100.0 * m.correct_sum.item() / m.window_samples
+        m.compute_seconds += time.perf_counter() - started  # the sync waits for queued GPU work
+        if not math.isfinite(loss):
+            epoch = m.epoch_index + 1 if m.step % m.batches else m.epoch_index
+            raise TrainingError(
+                f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
+                f"the learning rate ({self.config.models[m.index].learning_rate:g}) is probably too high")
+        m.loss_sum.zero_()
+        m.correct_sum.zero_()
+        m.window_samples = m.window_steps = 0
+        m.last.update(loss=loss, accuracy=accuracy)
+        return {"kind": "train", "model": m.index, "step": m.step, "epoch": round(m.step / m.batches, 4),
+                "loss": loss, "accuracy": accuracy, "lr": m.optimizer.param_groups[0]["lr"],
+                "samples_per_sec": m.samples / m.compute_seconds if m.compute_seconds else None,
+                "time": time.time() - self.started_at}
+
+    @torch.no_grad()
+    def _predict(self, m: ModelRun, images: torch.Tensor, labels: torch.Tensor):
+        """(mean loss, accuracy %, predictions) over a split, in large batches; None if stopped."""
+        m.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        predictions = []
+        for start in range(0, images.shape[0], EVAL_BATCH):
+            if self.stop_event.is_set():
+                return None
+            x, y = images[start:start + EVAL_BATCH], labels[start:start + EVAL_BATCH]
+            with autocast(self.device, self.precision):
+                logits = m.model(x)
+            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            predictions.append(logits.argmax(1))
+        m.model.train()
+        predictions = torch.cat(predictions)
+        accuracy = 100.0 * (predictions == labels).sum().item() / labels.shape[0]
+        return loss_sum.item() / labels.shape[0], accuracy, predictions
+
+    def _evaluate(self, m: ModelRun, data: MNISTTensors) -> dict | None:
+        epoch = m.step // m.batches
+        val = self._predict(m, data.val_x, data.val_y)
+        test = self._predict(m, data.test_x, data.test_y) if val and self.evaluate_test else None
+        if val is None or (self.evaluate_test and test is None):
+            return None  # stopped during evaluation: no half-evaluated epoch is recorded
+        row = {"kind": "eval", "model": m.index, "step": m.step, "epoch": epoch,
+               "val_loss": val[0], "val_accuracy": val[1],
+               "test_loss": test[0] if test else None, "test_accuracy": test[1] if test else None,
+               "time": time.time() - self.started_at}
+        m.last.update(val_accuracy=val[1], test_accuracy=row["test_accuracy"])
+        if test:
+            m.last["best_test_accuracy"] = max(m.last.get("best_test_accuracy") or 0.0, test[1])
+        checkpoint = {"kernels": list(m.kernels), "name": m.name, "epoch": epoch, "val_accuracy": val[1],
+                      "test_accuracy": row["test_accuracy"],
+                      "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
+        self._save_checkpoint(checkpoint, f"model{m.index}_latest.pt")
+        if val[1] > m.best_val:
+            m.best_val = val[1]
+            self._save_checkpoint(checkpoint, f"model{m.index}_best.pt")
+        if test and self.renderer:
+            self._queue_epoch_images(m, epoch, test[2], data)
+        return row
+
+    def _save_checkpoint(self, checkpoint: dict, name: str) -> None:
+        import io
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(self.run_dir / name, buffer.getvalue())
+
+    def _queue_epoch_images(self, m: ModelRun, epoch: int, predictions: torch.Tensor, data: MNISTTensors) -> None:
+        preds = predictions.cpu().numpy()
+        labels = data.test_y.cpu().numpy()
+        raw = data.test_raw.numpy()
+        k = min(SAMPLE_COUNT, len(labels))
+        title = f"{m.name}, epoch {epoch}"
+        self.renderer.add_job(f"samples_m{m.index}.png", plots.render_digits,
+                              f"{title}: test digits 1-{k}", raw[:k], preds[:k], labels[:k])
+        wrong = np.flatnonzero(preds != labels)
+        shown = wrong[:ERROR_COUNT]
+        self.renderer.add_job(f"errors_m{m.index}.png", plots.render_digits,
+                              f"{title}: {len(wrong)} of {len(labels)} test digits misclassified (first {len(shown)})",
+                              raw[shown], preds[shown], labels[shown])
+        matrix = np.bincount(labels * 10 + preds, minlength=100).reshape(10, 10)
+        self.renderer.add_job(f"confusion_m{m.index}.png", plots.render_confusion,
+                              f"{title}: confusion matrix (test)", matrix)
+
+    def run(self) -> dict:
+        """Train to the end, a stop, or an error; returns the final status. Never raises for a
+        training failure: the run ends 'failed' with the message in status and log."""
+        bar = None
+        try:
+            if self.device.type == "cpu":
+                tune_malloc()
+            if self.device.type == "cuda":
+                torch.backends.cuda.matmul.allow_tf32 = True
+                torch.backends.cudnn.allow_tf32 = True
+                torch.backends.cudnn.benchmark = True
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            self.write_status(force=True)
+            data = load_mnist(self.data_dir, self.config.train_samples).to(self.device)
+            self._build(data)
+            if self.monitor:
+                self.renderer = Renderer(self.run_dir, [m.name for m in self.models], self.config.epochs,
+                                         self.render_interval)
+                self.renderer.start()
+            self.state = "running"
+            self.write_status(force=True)
+            log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs",
+                     self.run_id, len(self.models), self.device, self.precision, data.train_x.shape[0],
+                     self.config.epochs)
+            if self.progress_bar:
+                from tqdm import tqdm
+                bar = tqdm(total=sum(m.total_steps for m in self.models), unit="batch", desc=self.run_id)
+            self._loop(data, bar)
+            self.state = "stopped" if self.stop_event.is_set() else "finished"
+        except Exception as exc:  # any failure ends the run as 'failed' with a readable message
+            self.state = "failed"
+            self.error = str(exc) if isinstance(exc, (TrainingError, ConfigError)) else f"{type(exc).__name__}: {exc}"
+            log.exception("run %s failed", self.run_id)
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.renderer:
+                self.renderer.close()
+            self.finished_at = time.time()
+            self.write_status(force=True)
+        log.info("run %s %s", self.run_id, self.state)
+        return self.status()
+
+    def _loop(self, data: MNISTTensors, bar) -> None:
+        log_every = {m.index: max(1, m.batches // POINTS_PER_EPOCH) for m in self.models}
+        metrics_path = self.run_dir / "metrics.jsonl"
+        while not self.stop_event.is_set():
+            pending = [m for m in self.models if not m.done]
+            if not pending:
+                break
+            m = min(pending, key=lambda r: (r.progress, r.index))  # keeps the curves side by side
+            self._train_step(m, data)
+            if bar is not None:
+                bar.update(1)
+            epoch_end = m.step % m.batches == 0
+            rows = []
+            if m.window_steps >= log_every[m.index] or epoch_end:
+                rows.append(self._log_window(m))
+            if epoch_end:
+                row = self._evaluate(m, data)
+                if row:
+                    rows.append(row)
+                    log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %s",
+                             m.name, row["epoch"], self.config.epochs, m.last["loss"], m.last["accuracy"],
+                             row["val_accuracy"], "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2f}%")
+            if rows:
+                append_jsonl(metrics_path, rows)
+                if self.renderer:
+                    self.renderer.add_points([r for r in rows if r["kind"] == "train"],
+                                             [r for r in rows if r["kind"] == "eval"])
+                self.write_status(force=epoch_end)
+        if self.stop_event.is_set():
+            self.state = "stopping"
+            self.write_status(force=True)
+
+
+# ---------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train MNISTNet models and write a run folder "
+                                            "(the same one the web monitor shows).")
+    p.add_argument("--kernels", action="append", metavar="K1,K2,K3,K4",
+                   help="conv output channels of one model; repeat for up to 4 models "
+                        "(default: 32,64,64,64 and 16,32,32,32)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--learning-rate", "--lr", type=float, default=0.001)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr-schedule", choices=["none", "onecycle"], default="onecycle")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--train-samples", type=int, default=None, help="train on only this many images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", "data"),
+                   help="folder that holds MNIST/raw/ (env MNIST_DATA_DIR; default ./data)")
+    p.add_argument("--runs-dir", default="runs", help="where run folders are written (default ./runs)")
+    p.add_argument("--keep-runs", type=int, default=5, help="keep the newest N runs (0: keep all)")
+    return p
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    request = {"epochs": args.epochs, "optimizer": args.optimizer, "learning_rate": args.learning_rate,
+               "batch_size": args.batch_size, "lr_schedule": args.lr_schedule, "precision": args.precision,
+               "train_samples": args.train_samples, "seed": args.seed, "device": args.device}
+    if args.kernels:
+        request["models"] = [{"kernels": k} for k in args.kernels]
+    try:
+        config = parse_train_config(request)
+        store = RunStore(args.runs_dir, keep=args.keep_runs)
+        run_id, run_dir = store.create()
+        trainer = Trainer(config, args.data_dir, run_dir, progress_bar=True)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for m in config.models:
+        info = describe(m.kernels)
+        log.info("%s %s: %d parameters, %.1f MMAC per image", m.name, list(m.kernels),
+                 info["total_parameters"], info["macs_per_image"] / 1e6)
+    status = trainer.run()
+    store.cleanup(protect={run_id})
+    print(f"run folder: {run_dir}")
+    for m in status["models"]:
+        print(f"{m['name']}: test accuracy {m['test_accuracy']}%, {m['samples_per_sec']} images/s")
+    if status["state"] == "failed":
+        print(f"error: {status['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
