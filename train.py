@@ -249,6 +249,7 @@ class Trainer:
         self.finished_at: float | None = None
         self.models: list[ModelRun] = []
         self.n_train = 0
+        self.eval_seconds = 0.0  # wall time spent evaluating (benchmarks exclude it)
         self.renderer: Renderer | None = None
         self._last_status = 0.0
         self._status_lock = threading.Lock()
@@ -511,7 +512,9 @@ class Trainer:
             if m.window_steps >= log_every[m.index] or epoch_end:
                 rows.append(self._log_window(m))
             if epoch_end:
+                started = time.perf_counter()
                 row = self._evaluate(m, data)
+                self.eval_seconds += time.perf_counter() - started
                 if row:
                     rows.append(row)
                     log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %s",

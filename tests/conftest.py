@@ -104,3 +104,85 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: 
 
 def post_json(client, url, body, **kwargs):
     return client.post(url, json=body, **kwargs)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``python server.py`` in a subprocess on a free port, as a user runs it."""
+
+    def __init__(self, data_dir: Path, runs_dir: Path, log_path: Path):
+        self.data_dir, self.runs_dir, self.log_path = data_dir, runs_dir, log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> "ServerProcess":
+        import subprocess
+        import urllib.request
+
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "server.py"), "--port", str(self.port), "--data-dir", str(self.data_dir),
+             "--runs-dir", str(self.runs_dir)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+        def up():
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/training_status", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(up, timeout=60, interval=0.1, message="the server to answer")
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:
+                self.process.kill()
+
+    def request(self, method: str, path: str, body=None, headers=None):
+        """(status code, parsed JSON or raw bytes)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw, code, kind = r.read(), r.status, r.headers.get_content_type()
+        except urllib.error.HTTPError as e:
+            raw, code, kind = e.read(), e.code, e.headers.get_content_type()
+        return code, json.loads(raw) if kind == "application/json" else raw
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    servers = []
+
+    def make(data_dir: Path, runs_dir: Path | None = None) -> ServerProcess:
+        server = ServerProcess(data_dir, runs_dir or tmp_path / "runs", tmp_path / "server.log")
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
