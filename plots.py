@@ -19,7 +19,7 @@ def color(index: int) -> str:
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
@@ -30,7 +30,8 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
     ``train`` rows: {model, epoch, loss, accuracy}; ``evals`` rows: {model, epoch,
     val_accuracy, test_accuracy}; accuracies in percent.
     """
-    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    fig = Figure(figsize=(12, 3.6), dpi=90)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.92, wspace=0.2)  # fixed: no layout engine
     ax_loss, ax_acc, ax_eval = fig.subplots(1, 3)
     for i, name in enumerate(names):
         rows = [r for r in train if r["model"] == i]
@@ -60,34 +61,47 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
         if epochs:
             ax.set_xlim(0, epochs)
         ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=7)
+        if ax.get_lines():  # a fixed corner: loc="best" searches every point on each redraw
+            ax.legend(fontsize=7, loc="upper right" if ax is ax_loss else "lower right")
         else:
             ax.text(0.5, 0.5, "waiting for data", ha="center", va="center", transform=ax.transAxes, color="gray")
     return _png(fig)
 
 
 def render_digits(title: str, images: np.ndarray, predictions, labels, columns: int = 8) -> bytes:
-    """A grid of test digits, each titled 'pred P / true T', green when right, red when wrong."""
+    """A grid of test digits, each titled 'pred P / true T', green when right, red when wrong.
+
+    Drawn as one mosaic image in one axes (not an axes per digit): about 5x cheaper to render.
+    """
     count = len(images)
     rows = max(1, -(-count // columns))
-    fig = Figure(figsize=(columns * 0.72, rows * 0.9 + 0.35), layout="constrained")
-    fig.suptitle(title, fontsize=9)
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, image, pred, label in zip(axes, images, predictions, labels):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"pred {pred} / true {label}", fontsize=6, color=RIGHT if pred == label else WRONG)
+    tile, label_h = 28, 11  # pixels of a digit, and of the label strip above it
+    cell_h, cell_w = tile + label_h, tile + 4
+    mosaic = np.full((rows * cell_h, columns * cell_w), 255, dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        top, left = r * cell_h + label_h, c * cell_w + 2
+        mosaic[top:top + tile, left:left + tile] = image
+    scale = 2.6  # display pixels per MNIST pixel at dpi 100
+    fig = Figure(figsize=(columns * cell_w * scale / 100, rows * cell_h * scale / 100 + 0.3), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1 - 0.3 / fig.get_figheight()))
+    ax.imshow(255 - mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest", aspect="auto")
+    for i, (pred, label) in enumerate(zip(predictions, labels)):
+        r, c = divmod(i, columns)
+        ax.text(c * cell_w + cell_w / 2, r * cell_h + label_h / 2 + 0.5, f"pred {pred} / true {label}",
+                ha="center", va="center", fontsize=6.5, color=RIGHT if pred == label else WRONG)
     if count == 0:
-        axes[0].text(0.5, 0.5, "none", ha="center", va="center", transform=axes[0].transAxes)
+        ax.text(columns * cell_w / 2, cell_h / 2, "none", ha="center", va="center")
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=9, y=0.995, va="top")
     return _png(fig)
 
 
 def render_confusion(title: str, matrix: np.ndarray) -> bytes:
     """10x10 confusion matrix (rows: true digit, columns: predicted) with counts in the cells."""
     matrix = np.asarray(matrix)
-    fig = Figure(figsize=(4.6, 4.2), layout="constrained")
+    fig = Figure(figsize=(4.6, 4.2), dpi=100)
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.11, top=0.93)
     ax = fig.subplots()
     shown = np.log1p(matrix)  # log scale so the few errors stay visible beside the diagonal
     ax.imshow(shown, cmap="Blues")
@@ -100,3 +114,73 @@ def render_confusion(title: str, matrix: np.ndarray) -> bytes:
     ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10))
     ax.title.set_fontsize(9)
     return _png(fig)
+
+
+# ---------------------------------------------------------------- the renderer process
+#
+# Training must not wait for matplotlib, and in a thread matplotlib would hold the GIL that the
+# training loop needs between PyTorch ops (measured: 17% fewer images/s). So the PNGs are drawn in
+# a child process at low CPU priority: `python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL`,
+# fed pickled messages on stdin by train.RenderClient:
+#   ("points", train_rows, eval_rows)   new curve points; curves redrawn at most every INTERVAL s
+#   ("image", file_name, kind, args)    an epoch-end image: kind is "digits" or "confusion"
+# End of input: draw what is pending and exit.
+
+DRAWERS = {"digits": render_digits, "confusion": render_confusion}
+
+
+def serve(run_dir: str, names: list[str], epochs: int, interval: float, stream) -> None:
+    import os
+    import pickle
+    import queue
+    import threading
+    import time
+    from pathlib import Path
+
+    from runstore import atomic_write_bytes
+
+    run_dir = Path(run_dir)
+    inbox: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        try:
+            while True:
+                inbox.put(pickle.load(stream))
+        except (EOFError, OSError, pickle.UnpicklingError):
+            inbox.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    train_rows, eval_rows, dirty, next_curves = [], [], False, 0.0
+    while True:
+        wait = max(0.0, next_curves - time.monotonic()) if dirty else None
+        try:
+            message = inbox.get(timeout=wait)
+        except queue.Empty:
+            message = "draw"
+        if message is None:  # end of input
+            if dirty:
+                atomic_write_bytes(run_dir / "curves.png", render_curves(names, train_rows, eval_rows, epochs))
+            return
+        if message == "draw":
+            atomic_write_bytes(run_dir / "curves.png", render_curves(names, train_rows, eval_rows, epochs))
+            dirty, next_curves = False, time.monotonic() + interval
+        elif message[0] == "points":
+            train_rows.extend(message[1])
+            eval_rows.extend(message[2])
+            dirty = True
+        elif message[0] == "image":
+            _, file_name, kind, args = message
+            if os.path.basename(file_name) == file_name:
+                atomic_write_bytes(run_dir / file_name, DRAWERS[kind](*args))
+
+
+if __name__ == "__main__":
+    import json
+    import os
+    import sys
+
+    if len(sys.argv) != 6 or sys.argv[1] != "--serve":
+        sys.exit("usage: python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL")
+    if hasattr(os, "nice"):
+        os.nice(10)  # drawing yields the CPU to training
+    serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.stdin.buffer)

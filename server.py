@@ -120,7 +120,7 @@ def run_view(store: RunStore, run_id: str, active_run_id: str | None) -> dict | 
     models = [{key: m.get(key) for key in (
         "name", "kernels", "optimizer", "learning_rate", "batch_size", "parameters", "epoch", "epochs", "batch",
         "batches", "loss", "accuracy", "val_accuracy", "test_accuracy", "best_test_accuracy", "progress",
-        "samples_per_sec", "eta_seconds")} for m in status.get("models", [])]
+        "samples", "samples_per_sec", "eta_seconds")} for m in status.get("models", [])]
     for i, m in enumerate(models):
         m["checkpoint"] = f"/runs/{run_id}/files/model{i}_best.pt" if store.file(run_id, f"model{i}_best.pt") else None
     return {

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import platform
-import queue
 import sys
 import threading
 import time
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-import plots
 from config import ConfigError, TrainConfig, parse_train_config
 from data import MNISTTensors, load_mnist
 from model import MNISTNet, describe
@@ -33,7 +31,8 @@ log = logging.getLogger("train")
 EVAL_BATCH = 2000  # images per evaluation forward pass (no_grad: no activations kept)
 SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
 ERROR_COUNT = 24  # misclassified test digits shown per model
-POINTS_PER_EPOCH = 25  # training-curve points per epoch and model (each a window mean)
+POINTS_PER_EPOCH = 25
+PLOTS_SCRIPT = Path(__file__).resolve().with_name("plots.py")  # training-curve points per epoch and model (each a window mean)
 
 
 class TrainingError(RuntimeError):
@@ -156,66 +155,52 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 # ---------------------------------------------------------------- rendering off the hot path
 
-class Renderer(threading.Thread):
-    """Renders the run's PNGs in a background thread so training never waits for matplotlib.
+class RenderClient:
+    """Sends curve points and epoch-end images to the renderer process (``plots.py --serve``).
 
-    Curves are redrawn at most every ``interval`` seconds and only when new points arrived;
-    per-epoch images (samples, confusion matrix, errors) are drawn as they come.
+    Rendering runs in its own process at low priority, so training never waits for matplotlib
+    nor shares the GIL with it. If the renderer dies, training goes on without images.
     """
 
     def __init__(self, run_dir: Path, names: list[str], epochs: int, interval: float):
-        super().__init__(name="png-renderer", daemon=True)
-        self.run_dir, self.names, self.epochs, self.interval = run_dir, names, epochs, interval
-        self.jobs: queue.Queue = queue.Queue()
-        self.train_rows: list[dict] = []
-        self.eval_rows: list[dict] = []
-        self.lock = threading.Lock()
-        self.curves_dirty = False
-        self.closing = threading.Event()
-        self.error: BaseException | None = None
+        import json
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [sys.executable, str(PLOTS_SCRIPT), "--serve", str(run_dir), json.dumps(names), str(epochs), str(interval)],
+            stdin=subprocess.PIPE)
+        self.broken = False
+
+    def _send(self, message) -> None:
+        import pickle
+
+        if self.broken:
+            return
+        try:
+            pickle.dump(message, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.broken = True
+            log.error("the renderer process ended (exit code %s); training goes on without new images",
+                      self.process.poll())
 
     def add_points(self, train_rows: list[dict], eval_rows: list[dict]) -> None:
-        with self.lock:
-            self.train_rows.extend(train_rows)
-            self.eval_rows.extend(eval_rows)
-            self.curves_dirty = True
+        self._send(("points", train_rows, eval_rows))
 
-    def add_job(self, name: str, draw, *args) -> None:
-        self.jobs.put((name, draw, args))
+    def add_image(self, file_name: str, kind: str, *args) -> None:
+        self._send(("image", file_name, kind, args))
 
-    def _draw_curves(self) -> None:
-        with self.lock:
-            if not self.curves_dirty:
-                return
-            train, evals = list(self.train_rows), list(self.eval_rows)
-            self.curves_dirty = False
-        atomic_write_bytes(self.run_dir / "curves.png", plots.render_curves(self.names, train, evals, self.epochs))
-
-    def run(self) -> None:
-        next_curves = 0.0
+    def close(self, timeout: float = 60.0) -> None:
+        """Let the renderer draw what is pending (final curves included) and wait for it."""
         try:
-            while True:
-                timeout = max(0.0, next_curves - time.monotonic())
-                try:
-                    name, draw, args = self.jobs.get(timeout=min(timeout, 0.25))
-                    atomic_write_bytes(self.run_dir / name, draw(*args))
-                    continue
-                except queue.Empty:
-                    pass
-                if self.closing.is_set() and self.jobs.empty():
-                    self._draw_curves()
-                    return
-                if time.monotonic() >= next_curves:
-                    self._draw_curves()
-                    next_curves = time.monotonic() + self.interval
-        except BaseException as exc:  # reported by close(); training goes on without images
-            log.exception("rendering failed")
-            self.error = exc
-
-    def close(self) -> None:
-        """Draw what is pending (final curves included) and wait for it."""
-        self.closing.set()
-        self.join()
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout)
+        except Exception:
+            self.process.kill()
+            self.process.wait()
 
 
 # ---------------------------------------------------------------- the trainer
@@ -229,7 +214,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
-                 monitor: bool = True, status_interval: float = 1.0, render_interval: float = 3.0,
+                 monitor: bool = True, status_interval: float = 1.0, render_interval: float = 5.0,
                  progress_bar: bool = False, evaluate_test: bool = True):
         self.config = config
         self.data_dir = data_dir
@@ -250,7 +235,7 @@ class Trainer:
         self.models: list[ModelRun] = []
         self.n_train = 0
         self.eval_seconds = 0.0  # wall time spent evaluating (benchmarks exclude it)
-        self.renderer: Renderer | None = None
+        self.renderer: RenderClient | None = None
         self._last_status = 0.0
         self._status_lock = threading.Lock()
         self.on_status = None  # optional callback(status dict), called after each status write
@@ -316,7 +301,7 @@ class Trainer:
                 "loss": m.last.get("loss"), "accuracy": m.last.get("accuracy"),
                 "val_accuracy": m.last.get("val_accuracy"), "test_accuracy": m.last.get("test_accuracy"),
                 "best_test_accuracy": m.last.get("best_test_accuracy"),
-                "progress": round(100.0 * m.progress, 2),
+                "progress": round(100.0 * m.progress, 2), "samples": m.samples,
                 "samples_per_sec": round(m.samples / m.compute_seconds, 1) if m.compute_seconds > 0 else None,
                 "eta_seconds": None if eta is None else round(eta, 1),
             })
@@ -441,16 +426,15 @@ class Trainer:
         raw = data.test_raw.numpy()
         k = min(SAMPLE_COUNT, len(labels))
         title = f"{m.name}, epoch {epoch}"
-        self.renderer.add_job(f"samples_m{m.index}.png", plots.render_digits,
-                              f"{title}: test digits 1-{k}", raw[:k], preds[:k], labels[:k])
+        self.renderer.add_image(f"samples_m{m.index}.png", "digits",
+                                f"{title}: test digits 1-{k}", raw[:k], preds[:k], labels[:k])
         wrong = np.flatnonzero(preds != labels)
         shown = wrong[:ERROR_COUNT]
-        self.renderer.add_job(f"errors_m{m.index}.png", plots.render_digits,
-                              f"{title}: {len(wrong)} of {len(labels)} test digits misclassified (first {len(shown)})",
-                              raw[shown], preds[shown], labels[shown])
+        self.renderer.add_image(f"errors_m{m.index}.png", "digits",
+                                f"{title}: {len(wrong)} of {len(labels)} test digits misclassified (first {len(shown)})",
+                                raw[shown], preds[shown], labels[shown])
         matrix = np.bincount(labels * 10 + preds, minlength=100).reshape(10, 10)
-        self.renderer.add_job(f"confusion_m{m.index}.png", plots.render_confusion,
-                              f"{title}: confusion matrix (test)", matrix)
+        self.renderer.add_image(f"confusion_m{m.index}.png", "confusion", f"{title}: confusion matrix (test)", matrix)
 
     def run(self) -> dict:
         """Train to the end, a stop, or an error; returns the final status. Never raises for a
@@ -469,9 +453,8 @@ class Trainer:
             data = load_mnist(self.data_dir, self.config.train_samples).to(self.device)
             self._build(data)
             if self.monitor:
-                self.renderer = Renderer(self.run_dir, [m.name for m in self.models], self.config.epochs,
-                                         self.render_interval)
-                self.renderer.start()
+                self.renderer = RenderClient(self.run_dir, [m.name for m in self.models], self.config.epochs,
+                                             self.render_interval)
             self.state = "running"
             self.write_status(force=True)
             log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs",
@@ -539,15 +522,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernels", action="append", metavar="K1,K2,K3,K4",
                    help="conv output channels of one model; repeat for up to 4 models "
                         "(default: 32,64,64,64 and 16,32,32,32)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    p.add_argument("--learning-rate", "--lr", type=float, default=0.001)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr-schedule", choices=["none", "onecycle"], default="onecycle")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--train-samples", type=int, default=None, help="train on only this many images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    defaults = TrainConfig.__dataclass_fields__
+    for flag, key, kind, choices in [("--epochs", "epochs", int, None), ("--optimizer", "optimizer", str, ["adam", "sgd"]),
+                                     ("--learning-rate", "learning_rate", float, None),
+                                     ("--batch-size", "batch_size", int, None),
+                                     ("--lr-schedule", "lr_schedule", str, ["none", "onecycle"]),
+                                     ("--precision", "precision", str, ["auto", "fp32", "bf16"]),
+                                     ("--seed", "seed", int, None), ("--device", "device", str, ["auto", "cpu", "cuda", "mps"])]:
+        p.add_argument(flag, dest=key, type=kind, choices=choices,
+                       help=f"default {defaults[key].default} (shared by all models)")
+    p.add_argument("--train-samples", type=int, help="train on only this many images (default: all 55,000)")
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", "data"),
                    help="folder that holds MNIST/raw/ (env MNIST_DATA_DIR; default ./data)")
     p.add_argument("--runs-dir", default="runs", help="where run folders are written (default ./runs)")
@@ -558,9 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    request = {"epochs": args.epochs, "optimizer": args.optimizer, "learning_rate": args.learning_rate,
-               "batch_size": args.batch_size, "lr_schedule": args.lr_schedule, "precision": args.precision,
-               "train_samples": args.train_samples, "seed": args.seed, "device": args.device}
+    keys = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedule", "precision", "train_samples",
+            "seed", "device")
+    request = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if args.kernels:
         request["models"] = [{"kernels": k} for k in args.kernels]
     try:

@@ -5,7 +5,7 @@ For Model 1 [32,64,64,64] and Model 2 [16,32,32,32] at batch 512, each in a fres
       settings, the training loop of PyTorch's own MNIST example;
   (b) this project's Trainer with monitoring on (status.json, curves and images rendered);
   (c) the same Trainer with monitoring off.
-Prints training images/s for each (wall clock over a fixed window after a warm-up; time spent in
+(b) and (c) are measured twice each, in the order b c c b, and averaged. Prints training images/s for each (wall clock over a fixed window after a warm-up; time spent in
 evaluation is excluded from (b) and (c), which evaluate at epoch ends), the ratio b/a and the
 monitoring overhead 1 - b/c.
 
@@ -57,7 +57,8 @@ def measure_baseline(kernels, data_dir, device_name, warmup, window) -> dict:
             loss = F.cross_entropy(output, target)
             loss.backward()
             optimizer.step()
-            loss.item()  # the example logs loss.item() every log_interval batches; syncs the GPU
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # time finished work, not queued work
             now = time.perf_counter()
             if start is None and now - t0 >= warmup:
                 start, images = now, 0
@@ -68,7 +69,8 @@ def measure_baseline(kernels, data_dir, device_name, warmup, window) -> dict:
 
 
 def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> dict:
-    """The project's Trainer in its own thread; samples counted between two wall-clock marks."""
+    """The project's Trainer, timed at step boundaries: images of the steps that end inside the
+    window over the time from the first to the last of them, less time spent in evaluation."""
     from config import parse_train_config
     from train import Trainer
 
@@ -77,19 +79,25 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
     with tempfile.TemporaryDirectory() as tmp:
         stop = threading.Event()
         trainer = Trainer(config, data_dir, Path(tmp) / "run", stop_event=stop, monitor=monitor)
-        thread = threading.Thread(target=trainer.run, name="trainer")
-        thread.start()
-        while not (trainer.models and trainer.models[0].samples > 0) and thread.is_alive():
-            time.sleep(0.01)
-        time.sleep(warmup)
-        m = trainer.models[0]
-        t0, s0, e0 = time.perf_counter(), m.samples, trainer.eval_seconds
-        time.sleep(window)
-        t1, s1, e1 = time.perf_counter(), m.samples, trainer.eval_seconds
-        stop.set()
-        thread.join()
-        if trainer.state == "failed":
-            raise RuntimeError(trainer.error)
+        marks = []  # (time a step ended, images trained so far, seconds evaluated so far)
+        step, evaluate = trainer._train_step, trainer._evaluate
+        started = []
+
+        def timed_step(m, data):
+            step(m, data)
+            now = time.perf_counter()
+            if not started:
+                started.append(now)
+            elif now - started[0] >= warmup:
+                marks.append((now, m.samples, trainer.eval_seconds))
+                if now - started[0] >= warmup + window:
+                    stop.set()
+
+        trainer._train_step = timed_step
+        status = trainer.run()
+        if status["state"] == "failed":
+            raise RuntimeError(status["error"])
+        (t0, s0, e0), (t1, s1, e1) = marks[0], marks[-1]
         seconds = (t1 - t0) - (e1 - e0)
         return {"images_per_sec": (s1 - s0) / seconds, "images": s1 - s0, "seconds": seconds,
                 "eval_seconds_excluded": e1 - e0, "precision": trainer.precision}
@@ -97,11 +105,11 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
 
 def worker(args) -> None:
     kernels = [int(k) for k in args.kernels.split(",")]
-    if args.kind == "baseline":
+    if args.worker == "baseline":
         result = measure_baseline(kernels, args.data_dir, args.device, args.warmup, args.window)
     else:
         result = measure_trainer(kernels, args.data_dir, args.device, args.warmup, args.window,
-                                 monitor=args.kind == "monitored")
+                                 monitor=args.worker == "monitored")
     print(json.dumps(result))
 
 
@@ -118,7 +126,7 @@ def run_one(kind, kernels, args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--window", type=float, default=10.0, help="seconds measured per configuration")
+    p.add_argument("--window", type=float, default=6.0, help="seconds measured per process")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before measuring")
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
@@ -134,17 +142,21 @@ def main() -> None:
     results = {"device": args.device, "batch_size": BATCH, "window_seconds": args.window, "models": {}}
     for name in [n.strip() for n in args.models.split(",")]:
         kernels = MODELS[name]
-        # each configuration in a fresh process: the trainer's malloc tuning cannot help the baseline
-        r = {kind: run_one(kind, kernels, args) for kind in ("baseline", "monitored", "unmonitored")}
-        a, b, c = (r[k]["images_per_sec"] for k in ("baseline", "monitored", "unmonitored"))
-        r.update(kernels=kernels, ratio_b_over_a=b / a, monitoring_overhead=1 - b / c,
-                 precision=r["monitored"]["precision"])
+        # each measurement in a fresh process (the trainer's malloc tuning cannot help the baseline);
+        # monitored and unmonitored in the order b c c b, so a drift of the machine cancels out
+        r = {"baseline": run_one("baseline", kernels, args), "monitored": [], "unmonitored": []}
+        for kind in ("monitored", "unmonitored", "unmonitored", "monitored"):
+            r[kind].append(run_one(kind, kernels, args))
+        a = r["baseline"]["images_per_sec"]
+        b, c = (sum(x["images_per_sec"] for x in r[k]) / len(r[k]) for k in ("monitored", "unmonitored"))
+        r.update(kernels=kernels, images_per_sec={"a": a, "b": b, "c": c}, ratio_b_over_a=b / a,
+                 monitoring_overhead=1 - b / c, precision=r["monitored"][0]["precision"])
         results["models"][name] = r
         if not args.json:
             print(f"{name} {kernels}, batch {BATCH}, {args.device}, precision {r['precision']}:", flush=True)
             print(f"  (a) baseline (torchvision + DataLoader, fp32)  {a:8.0f} images/s")
-            print(f"  (b) trainer, monitoring on                     {b:8.0f} images/s")
-            print(f"  (c) trainer, monitoring off                    {c:8.0f} images/s")
+            print(f"  (b) trainer, monitoring on                     {b:8.0f} images/s  (mean of 2)")
+            print(f"  (c) trainer, monitoring off                    {c:8.0f} images/s  (mean of 2)")
             print(f"  speed-up b/a {b / a:.2f}x, monitoring overhead 1 - b/c {100 * (1 - b / c):+.1f}%", flush=True)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -8,7 +8,7 @@ const DEFAULT_MODELS = [
   { name: "Model 1", kernels: [32, 64, 64, 64] },
   { name: "Model 2", kernels: [16, 32, 32, 32] },
 ];
-const DEFAULTS = { optimizer: "adam", learning_rate: 0.001, batch_size: 512 };
+const DEFAULTS = { optimizer: "adam", learning_rate: 0.005, batch_size: 256 }; // = config.TrainConfig
 const LIMITS = { kernel: [1, 256], batch: [1, 4096], epochs: [1, 100], lr: [0, 10], samples: [1, 55000] };
 
 const $ = (id) => document.getElementById(id);

@@ -40,7 +40,7 @@ def test_index_page_is_served(client):
 def test_a_run_over_the_api(client):
     run_id = start(client)
     status = finished(client)
-    assert status["state"] == "finished" and status["run_id"] == run_id and status["device"] == "cpu"
+    assert status["state"] == "finished" and status["run_id"] == run_id and status["device"] in ("cpu", "cuda", "mps")
     assert status["precision"] == "fp32" and status["error"] is None
     assert [m["name"] for m in status["models"]] == ["Model 1", "small"]
     for m in status["models"]:

@@ -26,7 +26,7 @@ def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
     assert read_json(run_dir / "status.json")["state"] == "finished"
     config = read_json(run_dir / "config.json")
     assert config["models"][0]["kernels"] == [4, 8, 8, 8] and config["precision_used"] == "fp32"
-    assert config["device"] == "cpu" and config["seed"] == 0
+    assert config["device"] in ("cpu", "cuda", "mps") and config["seed"] == 0
     rows = read_jsonl(run_dir / "metrics.jsonl")
     evals = [r for r in rows if r["kind"] == "eval"]
     assert sorted((r["model"], r["epoch"]) for r in evals) == [(0, 1), (0, 2), (1, 1), (1, 2)]
