@@ -203,6 +203,52 @@ class RenderClient:
             self.process.wait()
 
 
+class StatusWriter:
+    """Writes status.json from its own thread, so the training loop never waits for the disk
+    (an fsync can take tens of milliseconds). Only the newest status is written; ``write(...,
+    wait=True)`` returns once that status (or a newer one) is on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._cond = threading.Condition()
+        self._pending: dict | None = None
+        self._submitted = self._written = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, status: dict, wait: bool = False) -> None:
+        with self._cond:
+            self._pending = status
+            self._submitted += 1
+            ticket = self._submitted
+            self._cond.notify_all()
+            while wait and self._written < ticket and self._thread.is_alive():
+                self._cond.wait(1.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                status, ticket, self._pending = self._pending, self._submitted, None
+            try:
+                atomic_write_json(self.path, status)
+            except OSError:
+                log.exception("could not write %s", self.path)
+            with self._cond:
+                self._written = ticket
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
@@ -238,7 +284,7 @@ class Trainer:
         self.renderer: RenderClient | None = None
         self._last_status = 0.0
         self._status_lock = threading.Lock()
-        self.on_status = None  # optional callback(status dict), called after each status write
+        self._status_writer: StatusWriter | None = None
 
     # -- set-up
     def _write_config(self) -> None:
@@ -286,7 +332,7 @@ class Trainer:
         return remaining
 
     def status(self) -> dict:
-        eta = self.eta_seconds() if self.state in ("running", "stopping") else None
+        eta = self.eta_seconds() if self.state == "running" and not self.stop_event.is_set() else None
         if self.state == "finished":
             eta = 0.0
         models = []
@@ -305,8 +351,11 @@ class Trainer:
                 "samples_per_sec": round(m.samples / m.compute_seconds, 1) if m.compute_seconds > 0 else None,
                 "eta_seconds": None if eta is None else round(eta, 1),
             })
+        state = self.state
+        if state in ("starting", "running") and self.stop_event.is_set():
+            state = "stopping"
         return {
-            "state": self.state, "run_id": self.run_id, "pid": os.getpid(), "device": self.device.type,
+            "state": state, "run_id": self.run_id, "pid": os.getpid(), "device": self.device.type,
             "precision": self.precision, "lr_schedule": self.config.lr_schedule, "error": self.error,
             "started_at": self.started_at, "updated_at": time.time(), "finished_at": self.finished_at,
             "eta_seconds": None if eta is None else round(eta, 1), "models": models,
@@ -319,9 +368,10 @@ class Trainer:
         with self._status_lock:
             self._last_status = now
             status = self.status()
-            atomic_write_json(self.run_dir / "status.json", status)
-        if self.on_status:
-            self.on_status(status)
+            if self._status_writer is None:
+                self._status_writer = StatusWriter(self.run_dir / "status.json")
+        # forced writes (state changes, epoch ends) are on disk before this returns
+        self._status_writer.write(status, wait=force)
 
     # -- training
     def _train_step(self, m: ModelRun, data: MNISTTensors) -> None:
@@ -476,6 +526,7 @@ class Trainer:
                 self.renderer.close()
             self.finished_at = time.time()
             self.write_status(force=True)
+            self._status_writer.close()
         log.info("run %s %s", self.run_id, self.state)
         return self.status()
 

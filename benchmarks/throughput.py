@@ -69,8 +69,11 @@ def measure_baseline(kernels, data_dir, device_name, warmup, window) -> dict:
 
 
 def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> dict:
-    """The project's Trainer, timed at step boundaries: images of the steps that end inside the
-    window over the time from the first to the last of them, less time spent in evaluation."""
+    """The project's Trainer, timed at two step boundaries (the first after the warm-up and the
+    first after the window; on CUDA after a synchronize): images trained between them over the
+    time between them, less the time spent in evaluation."""
+    import torch
+
     from config import parse_train_config
     from train import Trainer
 
@@ -88,9 +91,12 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
             now = time.perf_counter()
             if not started:
                 started.append(now)
-            elif now - started[0] >= warmup:
+            elif now - started[0] >= warmup and (not marks or now - started[0] >= warmup + window):
+                if trainer.device.type == "cuda":  # two syncs in all: at the window's start and end
+                    torch.cuda.synchronize()
+                    now = time.perf_counter()
                 marks.append((now, m.samples, trainer.eval_seconds))
-                if now - started[0] >= warmup + window:
+                if len(marks) == 2:
                     stop.set()
 
         trainer._train_step = timed_step

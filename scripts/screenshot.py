@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def draw_seven(page) -> None:
+    page.locator("#canvas").scroll_into_view_if_needed()
     box = page.locator("#canvas").bounding_box()
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + 0.25 * w, y + 0.2 * h)

@@ -236,6 +236,7 @@ function renderModels(models) {
       ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
       ["Test accuracy", fmt(m.test_accuracy, 2, " %")],
       ["Images / s", m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–"],
+      ["Time left", m.eta_seconds === null || m.eta_seconds === undefined ? "–" : fmtSeconds(m.eta_seconds)],
       ["Progress", fmt(m.progress, 1, " %")],
     ];
     const dl = el("dl");

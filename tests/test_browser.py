@@ -1,14 +1,15 @@
 """The page in real Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server."""
 import os
 import re
-import shutil
 
 import pytest
 
-from conftest import need
+from conftest import need, wait_for
 
-playwright_api = pytest.importorskip("playwright.sync_api") if os.environ.get("REQUIRE_FULL_TESTS") != "1" else None
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # skipped (or failed under REQUIRE_FULL_TESTS) by the browser fixture
+    expect = sync_playwright = None
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 POLL_WAIT_MS = 20_000  # the page polls every 3 s; leave room for several polls on a busy CI machine
@@ -16,7 +17,8 @@ POLL_WAIT_MS = 20_000  # the page polls every 3 s; leave room for several polls 
 
 @pytest.fixture(scope="module")
 def browser():
-    need(os.path.exists(CHROMIUM) or bool(shutil.which("chromium")), f"Chromium not found at {CHROMIUM}")
+    need(sync_playwright is not None, "playwright is not installed (pip install -r requirements-dev.txt)")
+    need(os.path.exists(CHROMIUM), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -118,6 +120,57 @@ def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_dir):
     expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
     assert page.locator("#curves").is_visible()
     assert page.locator("#start").is_enabled() and page.locator("#stop").is_disabled()
-    page.wait_for_selector(f"#runs-rows tr[data-run-id='{run_id}']", timeout=POLL_WAIT_MS)
-    assert "stopped" in page.locator(f"#runs-rows tr[data-run-id='{run_id}']").text_content()
+    row = page.locator(f"#runs-rows tr[data-run-id='{run_id}']")
+    expect(row).to_contain_text("stopped", timeout=POLL_WAIT_MS)
+    # downloads: metrics as CSV and each model's best checkpoint
+    links = page.locator("#downloads a")
+    expect(links).to_have_count(3)
+    for link in links.all():
+        response = page.request.get(server.url + link.get_attribute("href"))
+        assert response.status == 200 and len(response.body()) > 100
+    # draw a digit: both models answer with 10 probability bars
+    draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.55, 0.5), (0.45, 0.85)])
+    expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
+    assert page.locator("#prediction-bars .bars").nth(0).locator(".bar").count() == 10
+    expect(page.locator("#prediction-bars h3").nth(0)).to_have_text(re.compile(r"Model 1: \d"))
+    page.click("#clear-canvas")
+    expect(page.locator("#prediction-bars .bars")).to_have_count(0)
+    assert page.console_errors == []
+
+
+def draw_stroke(page, points):
+    page.locator("#canvas").scroll_into_view_if_needed()
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=6)
+    page.mouse.up()
+
+
+def test_history_opens_past_runs_and_survives_a_restart(page, server_factory, tiny_mnist, tmp_path):
+    runs_dir = tmp_path / "history-runs"
+    server = server_factory(tiny_mnist, runs_dir)
+    quick = {"epochs": 1, "batch_size": 64, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
+    ids = []
+    for name in ("first", "second"):
+        code, body = server.request("POST", "/start_training", dict(quick, models=[{"kernels": [4, 8, 8, 8], "name": name}]))
+        assert code == 202
+        ids.append(body["run_id"])
+        wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
+    server.stop()
+    server = server_factory(tiny_mnist, runs_dir)  # a restarted server shows the same history
+    page.goto(server.url)
+    rows = page.locator("#runs-rows tr")
+    expect(rows).to_have_count(2, timeout=POLL_WAIT_MS)
+    assert rows.nth(0).get_attribute("data-run-id") == ids[1]  # newest first
+    expect(page.locator("#model-cards .card h3")).to_contain_text("second")
+    rows.nth(1).locator("button").click()
+    expect(page.locator("#viewing")).to_be_visible()
+    expect(page.locator("#run-meta")).to_contain_text(ids[0])
+    expect(page.locator("#model-cards .card h3")).to_contain_text("first")
+    page.wait_for_selector("#img-samples_m0 img")
+    page.click("#back-live")
+    expect(page.locator("#run-meta")).to_contain_text(ids[1])
+    expect(page.locator("#viewing")).to_be_hidden()
     assert page.console_errors == []

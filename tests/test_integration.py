@@ -43,3 +43,27 @@ def test_quick_run_on_real_mnist_learns_both_models(real_client):
     for url in status["images"].values():
         image = client.get(url)
         assert image.status_code == 200 and image.mimetype == "image/png" and image.data.startswith(PNG), url
+    # a clear hand-drawn 7 (a stroke as a person draws it on the page's canvas) is read as 7
+    body = client.post("/predict", json={"image": drawn_digit_png("7")}).get_json()
+    assert body["predictions"][0]["model"] == "Model 1"
+    assert body["predictions"][0]["digit"] == 7, body["predictions"][0]["probabilities"]
+
+
+STROKES = {  # polylines in a 280x280 canvas, as a person draws the digit
+    "7": [(70, 60), (210, 60), (170, 140), (130, 240)],
+    "1": [(140, 40), (140, 240)],
+}
+
+
+def drawn_digit_png(digit: str) -> str:
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (280, 280), "black")
+    draw = ImageDraw.Draw(image)
+    draw.line(STROKES[digit], fill="white", width=18, joint="curve")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
