@@ -65,8 +65,7 @@ class TrainingManager:
                 raise ApiError(409, f"a run is already active ({self.active_run_id}); stop it first")
             run_id, run_dir = self.store.create()
             trainer = Trainer(config, self.data_dir, run_dir, **self.trainer_options)
-            trainer._write_config()
-            trainer.write_status(force=True)  # 'starting' is on disk before the 202 answer
+            trainer.prepare()  # config.json and a 'starting' status.json are on disk before the 202
             thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)
             self._trainer, self._thread = trainer, thread
             thread.start()
@@ -98,38 +97,74 @@ class TrainingManager:
         return True
 
 
-def run_view(store: RunStore, run_id: str, active_run_id: str | None) -> dict | None:
-    """A run as the page sees it: status.json plus image URLs; a run left active by a process
-    that is gone reads as 'interrupted'."""
-    status = store.status(run_id)
-    if status is None:
-        return None
-    state = status.get("state")
-    if state in ACTIVE_STATES and run_id != active_run_id:
-        pid = status.get("pid")
-        if pid == os.getpid() or not pid_alive(pid):
-            state = "interrupted"
-    run_dir = store.run_dir(run_id)
-    images = {}
-    try:
+MODEL_FIELDS = ("name", "kernels", "optimizer", "learning_rate", "batch_size", "parameters", "epoch", "epochs",
+                "batch", "batches", "loss", "accuracy", "val_accuracy", "test_accuracy", "best_test_accuracy",
+                "progress", "samples", "samples_per_sec", "eta_seconds")
+
+
+class RunViews:
+    """A run as the page sees it: its status.json plus the URLs of its images and checkpoints.
+
+    Cached until the run folder changes: status.json and every PNG are replaced by a rename,
+    which changes the folder's modification time, so a poll of an unchanged run costs two stat
+    calls instead of reading and listing the folder (less GIL traffic beside the trainer)."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        self._cache: dict[str, tuple[tuple, dict]] = {}
+        self._lock = threading.Lock()
+
+    def _read(self, run_id: str) -> dict | None:
+        run_dir = self.store.run_dir(run_id)
+        if run_dir is None:
+            return None
+        try:
+            key = (os.stat(run_dir).st_mtime_ns, os.stat(run_dir / "status.json").st_mtime_ns)
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            cached = self._cache.get(run_id)
+        if cached and cached[0] == key:
+            return cached[1]
+        status = self.store.status(run_id)
+        if status is None:
+            return None
+        images = {}
         for entry in sorted(os.scandir(run_dir), key=lambda e: e.name):
-            if entry.name.endswith(".png") and store.file(run_id, entry.name):
+            if entry.name.endswith(".png") and self.store.file(run_id, entry.name):
                 images[entry.name[:-4]] = f"/runs/{run_id}/files/{entry.name}?v={entry.stat().st_mtime_ns}"
-    except FileNotFoundError:
-        pass
-    models = [{key: m.get(key) for key in (
-        "name", "kernels", "optimizer", "learning_rate", "batch_size", "parameters", "epoch", "epochs", "batch",
-        "batches", "loss", "accuracy", "val_accuracy", "test_accuracy", "best_test_accuracy", "progress",
-        "samples", "samples_per_sec", "eta_seconds")} for m in status.get("models", [])]
-    for i, m in enumerate(models):
-        m["checkpoint"] = f"/runs/{run_id}/files/model{i}_best.pt" if store.file(run_id, f"model{i}_best.pt") else None
-    return {
-        "state": state, "run_id": run_id, "device": status.get("device"), "precision": status.get("precision"),
-        "lr_schedule": status.get("lr_schedule"), "error": status.get("error"),
-        "started_at": status.get("started_at"), "updated_at": status.get("updated_at"),
-        "finished_at": status.get("finished_at"), "eta_seconds": status.get("eta_seconds") if state in ACTIVE_STATES else None,
-        "models": models, "images": images, "metrics_csv": f"/runs/{run_id}/metrics.csv",
-    }
+        models = [{k: m.get(k) for k in MODEL_FIELDS} for m in status.get("models", [])]
+        for i, m in enumerate(models):
+            best = f"model{i}_best.pt"
+            m["checkpoint"] = f"/runs/{run_id}/files/{best}" if self.store.file(run_id, best) else None
+        view = {
+            "state": status.get("state"), "run_id": run_id, "device": status.get("device"),
+            "precision": status.get("precision"), "lr_schedule": status.get("lr_schedule"),
+            "error": status.get("error"), "started_at": status.get("started_at"),
+            "updated_at": status.get("updated_at"), "finished_at": status.get("finished_at"),
+            "eta_seconds": status.get("eta_seconds"), "eval_seconds": status.get("eval_seconds"),
+            "pid": status.get("pid"), "models": models, "images": images,
+            "metrics_csv": f"/runs/{run_id}/metrics.csv",
+        }
+        with self._lock:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[run_id] = (key, view)
+        return view
+
+    def view(self, run_id: str, active_run_id: str | None) -> dict | None:
+        """The view, with a run left active by a process that is gone shown as 'interrupted'."""
+        cached = self._read(run_id)
+        if cached is None:
+            return None
+        view = dict(cached)
+        pid = view.pop("pid")
+        if view["state"] in ACTIVE_STATES and run_id != active_run_id:
+            if pid == os.getpid() or not pid_alive(pid):
+                view["state"] = "interrupted"
+        if view["state"] not in ACTIVE_STATES:
+            view["eta_seconds"] = None
+        return view
 
 
 IDLE_STATUS = {"state": "idle", "run_id": None, "device": None, "precision": None, "error": None, "models": [],
@@ -163,6 +198,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         log.info("marked %d run(s) interrupted: %s", len(marked), ", ".join(marked))
     manager = TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"])
     checkpoints = CheckpointCache()
+    views = RunViews(store)
     allowed_hosts = {h.lower() for h in app.config["ALLOWED_HOSTS"]}
     app.extensions["training"] = manager
     app.extensions["runs"] = store
@@ -240,7 +276,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     def training_status():
         active = manager.active_run_id
         run_id = active or next(iter(store.run_ids()), None)
-        view = run_view(store, run_id, active) if run_id else None
+        view = views.view(run_id, active) if run_id else None
         return conditional_json(view or IDLE_STATUS)
 
     @app.post("/start_training")
@@ -250,7 +286,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.post("/stop_training")
     def stop_training():
-        json_body() if request.content_length else None
+        if request.content_length:
+            json_body()  # no fields, but a body that is sent must be a JSON object
         return jsonify({"run_id": manager.stop(), "state": "stopping"}), 200
 
     @app.get("/model_info")
@@ -267,7 +304,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         active = manager.active_run_id
         listing = []
         for run_id in store.run_ids():
-            view = run_view(store, run_id, active)
+            view = views.view(run_id, active)
             if view is None:
                 continue
             best = [m["best_test_accuracy"] for m in view["models"] if m.get("best_test_accuracy") is not None]
@@ -283,7 +320,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.get("/runs/<run_id>")
     def run_status(run_id):
         require_run(run_id)
-        view = run_view(store, run_id, manager.active_run_id)
+        view = views.view(run_id, manager.active_run_id)
         if view is None:
             raise ApiError(404, f"run {run_id!r} has no status yet")
         return conditional_json(view)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import io
 import logging
 import math
 import os
@@ -287,7 +288,11 @@ class Trainer:
         self._status_writer: StatusWriter | None = None
 
     # -- set-up
-    def _write_config(self) -> None:
+    def prepare(self) -> None:
+        """Create the run folder with config.json and a 'starting' status.json (once)."""
+        if (self.run_dir / "config.json").exists():
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.run_dir / "config.json", {
             **self.config.to_dict(),
             "run_id": self.run_id,
@@ -296,6 +301,7 @@ class Trainer:
             "torch_version": torch.__version__,
             "started_at": self.started_at,
         })
+        self.write_status(force=True)
 
     def _build(self, data: MNISTTensors) -> None:
         n = self.n_train = data.train_x.shape[0]
@@ -358,7 +364,8 @@ class Trainer:
             "state": state, "run_id": self.run_id, "pid": os.getpid(), "device": self.device.type,
             "precision": self.precision, "lr_schedule": self.config.lr_schedule, "error": self.error,
             "started_at": self.started_at, "updated_at": time.time(), "finished_at": self.finished_at,
-            "eta_seconds": None if eta is None else round(eta, 1), "models": models,
+            "eta_seconds": None if eta is None else round(eta, 1), "eval_seconds": round(self.eval_seconds, 3),
+            "models": models,
         }
 
     def write_status(self, force: bool = False) -> None:
@@ -465,7 +472,6 @@ class Trainer:
         return row
 
     def _save_checkpoint(self, checkpoint: dict, name: str) -> None:
-        import io
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(self.run_dir / name, buffer.getvalue())
@@ -497,9 +503,7 @@ class Trainer:
                 torch.backends.cuda.matmul.allow_tf32 = True
                 torch.backends.cudnn.allow_tf32 = True
                 torch.backends.cudnn.benchmark = True
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_config()
-            self.write_status(force=True)
+            self.prepare()
             data = load_mnist(self.data_dir, self.config.train_samples).to(self.device)
             self._build(data)
             if self.monitor:

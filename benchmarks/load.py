@@ -35,12 +35,14 @@ def get_status(port: int) -> dict:
 
 
 def training_rate(port: int, seconds: float) -> float:
-    """Images/s of the run over ``seconds``, from the samples and timestamps in status.json."""
+    """Training images/s over ``seconds``, from the samples and timestamps in the status, less the
+    time the run spent evaluating in between."""
     first = get_status(port)
     time.sleep(seconds)
     last = get_status(port)
     samples = lambda s: sum(m["samples"] for m in s["models"])  # noqa: E731
-    return (samples(last) - samples(first)) / (last["updated_at"] - first["updated_at"])
+    elapsed = (last["updated_at"] - first["updated_at"]) - (last["eval_seconds"] - first["eval_seconds"])
+    return (samples(last) - samples(first)) / elapsed
 
 
 def poller(port: int, interval: float, stop: threading.Event, latencies: list, errors: list) -> None:

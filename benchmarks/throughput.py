@@ -1,11 +1,12 @@
 """Training throughput: the usual tutorial pipeline vs this project's trainer, in one run.
 
-For Model 1 [32,64,64,64] and Model 2 [16,32,32,32] at batch 512, each in a fresh process:
+For Model 1 [32,64,64,64] and Model 2 [16,32,32,32] at batch 512, each model in a fresh process:
   (a) baseline: torchvision MNIST + DataLoader(shuffle, ToTensor, Normalize), fp32, default
       settings, the training loop of PyTorch's own MNIST example;
   (b) this project's Trainer with monitoring on (status.json, curves and images rendered);
   (c) the same Trainer with monitoring off.
-(b) and (c) are measured twice each, in the order b c c b, and averaged. Prints training images/s for each (wall clock over a fixed window after a warm-up; time spent in
+(a) runs first (the trainer's malloc tuning cannot be undone); (b) and (c) are then measured twice
+each, in the order b c c b, and averaged. Prints training images/s for each (wall clock over a fixed window after a warm-up; time spent in
 evaluation is excluded from (b) and (c), which evaluate at epoch ends), the ratio b/a and the
 monitoring overhead 1 - b/c.
 
@@ -110,22 +111,25 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
 
 
 def worker(args) -> None:
+    """All measurements of one model in this one process: the baseline first (before the trainer
+    tunes malloc, which cannot be undone), then the trainer in the order b c c b. Comparing
+    within one process cancels the process-to-process spread of this VM (up to 10% here)."""
     kernels = [int(k) for k in args.kernels.split(",")]
-    if args.worker == "baseline":
-        result = measure_baseline(kernels, args.data_dir, args.device, args.warmup, args.window)
-    else:
-        result = measure_trainer(kernels, args.data_dir, args.device, args.warmup, args.window,
-                                 monitor=args.worker == "monitored")
+    result = {"baseline": measure_baseline(kernels, args.data_dir, args.device, args.warmup, args.window),
+              "monitored": [], "unmonitored": []}
+    for kind in ("monitored", "unmonitored", "unmonitored", "monitored"):
+        result[kind].append(measure_trainer(kernels, args.data_dir, args.device, args.warmup, args.window,
+                                            monitor=kind == "monitored"))
     print(json.dumps(result))
 
 
-def run_one(kind, kernels, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--kernels", ",".join(map(str, kernels)),
+def run_model(kernels, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", "--kernels", ",".join(map(str, kernels)),
            "--data-dir", args.data_dir, "--device", args.device, "--warmup", str(args.warmup),
            "--window", str(args.window)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
-        raise SystemExit(f"{kind} {kernels} failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(f"{kernels} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -137,7 +141,7 @@ def main() -> None:
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--models", default="Model 1,Model 2", help="which of: " + ", ".join(MODELS))
-    p.add_argument("--worker", choices=["baseline", "monitored", "unmonitored"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--kernels", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.device is None:
@@ -148,11 +152,7 @@ def main() -> None:
     results = {"device": args.device, "batch_size": BATCH, "window_seconds": args.window, "models": {}}
     for name in [n.strip() for n in args.models.split(",")]:
         kernels = MODELS[name]
-        # each measurement in a fresh process (the trainer's malloc tuning cannot help the baseline);
-        # monitored and unmonitored in the order b c c b, so a drift of the machine cancels out
-        r = {"baseline": run_one("baseline", kernels, args), "monitored": [], "unmonitored": []}
-        for kind in ("monitored", "unmonitored", "unmonitored", "monitored"):
-            r[kind].append(run_one(kind, kernels, args))
+        r = run_model(kernels, args)  # one fresh process per model
         a = r["baseline"]["images_per_sec"]
         b, c = (sum(x["images_per_sec"] for x in r[k]) / len(r[k]) for k in ("monitored", "unmonitored"))
         r.update(kernels=kernels, images_per_sec={"a": a, "b": b, "c": c}, ratio_b_over_a=b / a,

@@ -235,3 +235,17 @@ def test_predict_before_any_checkpoint_is_409(client):
     run_id = start(client, SLOW)
     response = client.post("/predict", json={"image": digit_png(), "run_id": run_id})
     assert response.status_code == 409 and "checkpoint" in response.get_json()["error"]
+
+
+def test_status_stays_small_with_four_models_and_images_are_cacheable(client):
+    models = [{"kernels": [2, 4, 4, 4], "name": f"model number {i} with a long name, 40 ch"[:40]} for i in range(4)]
+    start(client, dict(QUICK, models=models, epochs=2))
+    status = finished(client)
+    assert len(status["models"]) == 4 and len(status["images"]) == 13
+    assert len(client.get("/training_status").data) < 4096
+    url = status["images"]["curves"]
+    assert "?v=" in url  # the URL changes when the image does, so browsers may cache it for good
+    response = client.get(url)
+    assert "immutable" in response.headers["Cache-Control"]
+    again = client.get(url, headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
