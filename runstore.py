@@ -23,12 +23,15 @@ log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("finished", "stopped", "failed", "interrupted")
-RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-\d{3}[0-9a-f]{3}$")
 FILE_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}\.(png|pt)$")
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    """'20261126-183300-482a3f': start time to the millisecond, then 3 random hex digits.
+    Ids sort by start time (RunStore.create makes sure of it within one runs folder)."""
+    now = time.time()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}" + secrets.token_hex(2)[:3]
 
 
 def _json_default(value):
@@ -127,8 +130,13 @@ class RunStore:
         self.keep = keep
 
     def create(self) -> tuple[str, Path]:
+        """A new run folder whose id sorts after every existing one (newest first = by id)."""
+        newest = next(iter(self.run_ids()), "")
         while True:
             run_id = new_run_id()
+            if run_id <= newest:
+                time.sleep(0.001)
+                continue
             run_dir = self.root / run_id
             try:
                 run_dir.mkdir()

@@ -172,7 +172,7 @@ def test_runs_history_details_files_and_csv(client):
     assert any(r.startswith("eval,1,small,1,") for r in rows) and any(r.startswith("train,0,Model 1,") for r in rows)
 
 
-@pytest.mark.parametrize("path", ["/runs/nope", "/runs/20260101-000000-abcdef", "/runs/../etc/files/x.png",
+@pytest.mark.parametrize("path", ["/runs/nope", "/runs/20260101-000000-123abc", "/runs/../etc/files/x.png",
                                   "/runs/%2e%2e/files/curves.png", "/runs/nope/metrics.csv"])
 def test_unknown_runs_are_404(client, path):
     response = client.get(path)
@@ -220,7 +220,7 @@ def test_predict_returns_probabilities_per_model(client):
     ({}, 400),
     ({"image": "x", "extra": 1}, 400),
     ({"image": digit_png(draw=False)}, 400),
-    ({"image": digit_png(), "run_id": "20260101-000000-abcdef"}, 404),
+    ({"image": digit_png(), "run_id": "20260101-000000-123abc"}, 404),
     ({"image": digit_png(), "run_id": 5}, 400),
 ])
 def test_predict_refuses_bad_requests(client, body, code):

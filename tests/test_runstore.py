@@ -83,3 +83,9 @@ def test_runs_left_running_by_a_dead_process_become_interrupted(tmp_path):
     assert store.mark_interrupted() == [dead]
     assert store.status(dead)["state"] == "interrupted" and store.status(dead)["error"]
     assert store.status(live)["state"] == "running" and store.status(done)["state"] == "finished"
+
+
+def test_runs_created_in_the_same_second_still_sort_newest_first(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    created = [store.create()[0] for _ in range(20)]
+    assert store.run_ids() == created[::-1]
