@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 # Limits (documented in the README). They keep every accepted config inside memory and time
 # a laptop can give: see ``estimate_training_bytes``.

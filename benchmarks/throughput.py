@@ -84,7 +84,7 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
         stop = threading.Event()
         trainer = Trainer(config, data_dir, Path(tmp) / "run", stop_event=stop, monitor=monitor)
         marks = []  # (time a step ended, images trained so far, seconds evaluated so far)
-        step, evaluate = trainer._train_step, trainer._evaluate
+        step = trainer._train_step
         started = []
 
         def timed_step(m, data):

@@ -102,10 +102,6 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: 
         time.sleep(interval)
 
 
-def post_json(client, url, body, **kwargs):
-    return client.post(url, json=body, **kwargs)
-
-
 def free_port() -> int:
     import socket
 

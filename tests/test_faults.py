@@ -2,7 +2,6 @@
 import json
 import threading
 
-import pytest
 
 import train
 from conftest import wait_for
