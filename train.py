@@ -33,6 +33,7 @@ EVAL_BATCH = 2000  # images per evaluation forward pass (no_grad: no activations
 SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
 ERROR_COUNT = 24  # misclassified test digits shown per model
 POINTS_PER_EPOCH = 25
+FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at every epoch end)
 PLOTS_SCRIPT = Path(__file__).resolve().with_name("plots.py")  # training-curve points per epoch and model (each a window mean)
 
 
@@ -537,33 +538,49 @@ class Trainer:
     def _loop(self, data: MNISTTensors, bar) -> None:
         log_every = {m.index: max(1, m.batches // POINTS_PER_EPOCH) for m in self.models}
         metrics_path = self.run_dir / "metrics.jsonl"
-        while not self.stop_event.is_set():
-            pending = [m for m in self.models if not m.done]
-            if not pending:
-                break
-            m = min(pending, key=lambda r: (r.progress, r.index))  # keeps the curves side by side
-            self._train_step(m, data)
-            if bar is not None:
-                bar.update(1)
-            epoch_end = m.step % m.batches == 0
-            rows = []
-            if m.window_steps >= log_every[m.index] or epoch_end:
-                rows.append(self._log_window(m))
-            if epoch_end:
-                started = time.perf_counter()
-                row = self._evaluate(m, data)
-                self.eval_seconds += time.perf_counter() - started
-                if row:
-                    rows.append(row)
-                    log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %s",
-                             m.name, row["epoch"], self.config.epochs, m.last["loss"], m.last["accuracy"],
-                             row["val_accuracy"], "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2f}%")
-            if rows:
-                append_jsonl(metrics_path, rows)
+        unwritten: list[dict] = []  # metrics lines not yet appended
+        last_flush = time.monotonic()
+
+        def flush() -> None:
+            """Append the new metrics lines and hand the new points to the renderer."""
+            if unwritten:
+                append_jsonl(metrics_path, unwritten)
                 if self.renderer:
-                    self.renderer.add_points([r for r in rows if r["kind"] == "train"],
-                                             [r for r in rows if r["kind"] == "eval"])
-                self.write_status(force=epoch_end)
+                    self.renderer.add_points([r for r in unwritten if r["kind"] == "train"],
+                                             [r for r in unwritten if r["kind"] == "eval"])
+                unwritten.clear()
+
+        try:
+            while not self.stop_event.is_set():
+                unfinished = [m for m in self.models if not m.done]
+                if not unfinished:
+                    break
+                m = min(unfinished, key=lambda r: (r.progress, r.index))  # keeps the curves side by side
+                self._train_step(m, data)
+                if bar is not None:
+                    bar.update(1)
+                epoch_end = m.step % m.batches == 0
+                rows = []
+                if m.window_steps >= log_every[m.index] or epoch_end:
+                    rows.append(self._log_window(m))
+                if epoch_end:
+                    started = time.perf_counter()
+                    row = self._evaluate(m, data)
+                    self.eval_seconds += time.perf_counter() - started
+                    if row:
+                        rows.append(row)
+                        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %s",
+                                 m.name, row["epoch"], self.config.epochs, m.last["loss"], m.last["accuracy"],
+                                 row["val_accuracy"], "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2f}%")
+                if rows:
+                    unwritten.extend(rows)
+                    # batched: at 100k+ images/s (GPU) a window ends every few ms
+                    if epoch_end or time.monotonic() - last_flush >= FLUSH_INTERVAL:
+                        flush()
+                        last_flush = time.monotonic()
+                    self.write_status(force=epoch_end)
+        finally:
+            flush()  # a failing run keeps every line it computed
         if self.stop_event.is_set():
             self.state = "stopping"
             self.write_status(force=True)
