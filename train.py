@@ -32,9 +32,9 @@ log = logging.getLogger("train")
 EVAL_BATCH = 2000  # images per evaluation forward pass (no_grad: no activations kept)
 SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
 ERROR_COUNT = 24  # misclassified test digits shown per model
-POINTS_PER_EPOCH = 25
+POINTS_PER_EPOCH = 25  # training-curve points per epoch and model (each a window mean)
 FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at every epoch end)
-PLOTS_SCRIPT = Path(__file__).resolve().with_name("plots.py")  # training-curve points per epoch and model (each a window mean)
+PLOTS_SCRIPT = Path(__file__).resolve().with_name("plots.py")
 
 
 class TrainingError(RuntimeError):
@@ -263,7 +263,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
                  monitor: bool = True, status_interval: float = 1.0, render_interval: float = 5.0,
-                 progress_bar: bool = False, evaluate_test: bool = True):
+                 progress_bar: bool = False):
         self.config = config
         self.data_dir = data_dir
         self.run_dir = Path(run_dir)
@@ -273,7 +273,6 @@ class Trainer:
         self.status_interval = status_interval
         self.render_interval = render_interval
         self.progress_bar = progress_bar
-        self.evaluate_test = evaluate_test
         self.device = select_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.state = "starting"
@@ -449,26 +448,25 @@ class Trainer:
         return loss_sum.item() / labels.shape[0], accuracy, predictions
 
     def _evaluate(self, m: ModelRun, data: MNISTTensors) -> dict | None:
+        """Validation and test figures at an epoch end, checkpoints, and the epoch's images."""
         epoch = m.step // m.batches
         val = self._predict(m, data.val_x, data.val_y)
-        test = self._predict(m, data.test_x, data.test_y) if val and self.evaluate_test else None
-        if val is None or (self.evaluate_test and test is None):
+        test = self._predict(m, data.test_x, data.test_y) if val else None
+        if val is None or test is None:
             return None  # stopped during evaluation: no half-evaluated epoch is recorded
         row = {"kind": "eval", "model": m.index, "step": m.step, "epoch": epoch,
-               "val_loss": val[0], "val_accuracy": val[1],
-               "test_loss": test[0] if test else None, "test_accuracy": test[1] if test else None,
+               "val_loss": val[0], "val_accuracy": val[1], "test_loss": test[0], "test_accuracy": test[1],
                "time": time.time() - self.started_at}
-        m.last.update(val_accuracy=val[1], test_accuracy=row["test_accuracy"])
-        if test:
-            m.last["best_test_accuracy"] = max(m.last.get("best_test_accuracy") or 0.0, test[1])
+        m.last.update(val_accuracy=val[1], test_accuracy=test[1],
+                      best_test_accuracy=max(m.last.get("best_test_accuracy") or 0.0, test[1]))
         checkpoint = {"kernels": list(m.kernels), "name": m.name, "epoch": epoch, "val_accuracy": val[1],
-                      "test_accuracy": row["test_accuracy"],
+                      "test_accuracy": test[1],
                       "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
         self._save_checkpoint(checkpoint, f"model{m.index}_latest.pt")
         if val[1] > m.best_val:
             m.best_val = val[1]
             self._save_checkpoint(checkpoint, f"model{m.index}_best.pt")
-        if test and self.renderer:
+        if self.renderer:
             self._queue_epoch_images(m, epoch, test[2], data)
         return row
 
@@ -569,9 +567,9 @@ class Trainer:
                     self.eval_seconds += time.perf_counter() - started
                     if row:
                         rows.append(row)
-                        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %s",
+                        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%",
                                  m.name, row["epoch"], self.config.epochs, m.last["loss"], m.last["accuracy"],
-                                 row["val_accuracy"], "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2f}%")
+                                 row["val_accuracy"], row["test_accuracy"])
                 if rows:
                     unwritten.extend(rows)
                     # batched: at 100k+ images/s (GPU) a window ends every few ms

@@ -341,6 +341,8 @@ async function renderModelInfo() {
 // ------------------------------------------------------------------ polling
 
 let pollTimer = null;
+let pollInFlight = false; // one request chain at a time: polls never overlap
+let pollSoon = false;     // a poll was asked for while one was in flight
 
 async function fetchStatus() {
   const url = viewedRunId ? `/runs/${encodeURIComponent(viewedRunId)}` : "/training_status";
@@ -386,18 +388,24 @@ function openRun(runId) {
 }
 
 async function poll() {
+  pollInFlight = true;
   try {
     await fetchStatus();
     await fetchRuns();
   } catch (err) {
     $("run-meta").textContent = `server not reachable (${err.message}); retrying`;
+  } finally {
+    pollInFlight = false;
   }
-  pollTimer = setTimeout(poll, POLL_MS); // next poll only after this reply: never overlapping
+  const delay = pollSoon ? 0 : POLL_MS; // next poll only after this reply
+  pollSoon = false;
+  pollTimer = setTimeout(poll, delay);
 }
 
 function pollNow() {
-  clearTimeout(pollTimer);
   lastRunsText = "";
+  if (pollInFlight) { pollSoon = true; return; }
+  clearTimeout(pollTimer);
   poll();
 }
 

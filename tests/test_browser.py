@@ -174,3 +174,39 @@ def test_history_opens_past_runs_and_survives_a_restart(page, server_factory, ti
     expect(page.locator("#run-meta")).to_contain_text(ids[1])
     expect(page.locator("#viewing")).to_be_hidden()
     assert page.console_errors == []
+
+
+def test_polling_never_overlaps_and_keeps_its_pace(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    in_flight, overlaps, started = [0], [], []
+    polled = re.compile(r"/(training_status|runs(/[^/?]+)?)$")  # status and history, not images
+
+    def on_request(request):
+        if polled.search(request.url):
+            in_flight[0] += 1
+            started.append(request.url)
+            if in_flight[0] > 1:
+                overlaps.append(request.url)
+
+    def on_done(request):
+        if polled.search(request.url):
+            in_flight[0] -= 1
+
+    page.on("request", on_request)
+    page.on("requestfinished", on_done)
+    page.on("requestfailed", on_done)
+    page.goto(server.url)
+    page.fill("#epochs", "1")
+    set_row(page, 0, kernels=[4, 8, 8, 8])
+    set_row(page, 1, kernels=[2, 4, 4, 4])
+    page.click("#start")  # each of these clicks asks for an immediate poll, also while one is in flight
+    page.locator("#runs-rows tr[data-run-id] button").click(timeout=POLL_WAIT_MS)
+    page.click("#back-live")
+    page.locator("#runs-rows tr[data-run-id] button").click()
+    page.click("#back-live")
+    started.clear()
+    page.wait_for_timeout(6500)
+    assert overlaps == []
+    status_polls = [u for u in started if u.endswith("/training_status")]
+    assert 2 <= len(status_polls) <= 3  # every 3 s, one chain only
+    assert page.console_errors == []
