@@ -257,8 +257,8 @@ class Trainer:
     """Trains the models of ``config`` interleaved batch by batch and writes ``run_dir``.
 
     Use: ``Trainer(config, data_dir, run_dir).run()``; set ``stop_event`` to stop within one
-    batch. ``monitor=False`` turns off status, curves and images (for benchmarks); metrics and
-    checkpoints are still written.
+    batch. ``monitor=False`` (for benchmarks) turns off the renderer (no PNGs) and the periodic
+    status writes; status at state changes and epoch ends, metrics and checkpoints are still written.
     """
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,

@@ -137,3 +137,37 @@ def test_cli_trains_and_writes_a_run_folder(tmp_path, tiny_mnist, capsys):
 def test_cli_refuses_bad_flags_with_the_field(tmp_path, capsys):
     assert train.main(["--kernels", "4,8,8", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "models[0].kernels" in capsys.readouterr().err
+
+
+def test_a_failing_run_keeps_the_metrics_it_computed(tmp_path, tiny_mnist, monkeypatch):
+    """Metrics lines are batched; the lines computed before a failure still reach the file."""
+    real_step = Trainer._train_step
+    calls = []
+
+    def failing(self, m, data):
+        calls.append(1)
+        if len(calls) == 12:
+            raise RuntimeError("simulated fault")
+        return real_step(self, m, data)
+
+    monkeypatch.setattr(Trainer, "_train_step", failing)
+    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run").run()
+    assert status["state"] == "failed"
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["kind"] for r in rows].count("train") >= 5  # 11 steps, a curve point per model every 1-2 steps
+
+
+def test_training_goes_on_when_the_renderer_process_dies(tmp_path, tiny_mnist):
+    trainer = Trainer(tiny_config(epochs=3), tiny_mnist, tmp_path / "run")
+    real_step = trainer._train_step
+
+    def step(m, data):
+        if trainer.renderer and trainer.renderer.process.poll() is None:
+            trainer.renderer.process.kill()
+            trainer.renderer.process.wait()
+        real_step(m, data)
+
+    trainer._train_step = step
+    status = trainer.run()
+    assert status["state"] == "finished" and trainer.renderer.broken
+    assert all(m["test_accuracy"] is not None for m in status["models"])
