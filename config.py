@@ -6,19 +6,24 @@ wrong types and out-of-range values are refused with a ``ConfigError`` that name
 from __future__ import annotations
 
 import math
+import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 # Limits (documented in the README). They keep every accepted config inside memory and time
 # a laptop can give: see ``estimate_training_bytes``.
 MAX_MODELS = 4
-KERNEL_RANGE = (1, 256)
-BATCH_RANGE = (1, 4096)
+KERNEL_RANGE = (1, 256)  # output channels of one conv layer
+BATCH_RANGE = (1, 4096)  # images per training step
 EPOCH_RANGE = (1, 100)
-LR_MAX = 10.0
+LR_MAX = 10.0  # learning rates are in (0, LR_MAX]
 TRAIN_POOL = 55_000  # 60,000 training images minus the 5,000 held out for validation
+SEED_RANGE = (0, 2**31 - 1)
 MAX_TRAINING_BYTES = 4 * 1024**3  # per model, estimated activations of one training step
-NAME_PATTERN = re.compile(r"^[\w .,:()+\-\[\]]{1,40}$")
+NAME_MAX = 40  # characters of a model name
+NAME_CHARACTERS = "letters, digits, spaces or .,:()+-[]_"
+NAME_PATTERN = re.compile(r"^[\w .,:()+\-\[\]]{1,%d}$" % NAME_MAX)
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -26,6 +31,19 @@ LR_SCHEDULES = ("none", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 DEFAULT_KERNELS = ((32, 64, 64, 64), (16, 32, 32, 32))
+
+# Folders. Relative paths given on the command line (server or trainer) are taken relative to the
+# working directory; the defaults are inside the project folder, so `python train.py` writes runs
+# the server lists wherever either is started from.
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_RUNS_DIR = PROJECT_DIR / "runs"
+DEFAULT_KEEP_RUNS = 5  # newest runs kept; 0 keeps all
+DATA_DIR_ENV = "MNIST_DATA_DIR"
+
+
+def default_data_dir() -> str:
+    """$MNIST_DATA_DIR if set, else the project's data/ folder (MNIST is downloaded there)."""
+    return os.environ.get(DATA_DIR_ENV) or str(PROJECT_DIR / "data")
 
 
 class ConfigError(ValueError):
@@ -129,7 +147,7 @@ def _model(entry, index: int, defaults: dict) -> ModelConfig:
     kernels = parse_kernels(entry["kernels"], f"{prefix}.kernels")
     name = entry.get("name", f"Model {index + 1}")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ConfigError(f"{prefix}.name", "must be 1 to 40 letters, digits, spaces or .,:()+-[]_")
+        raise ConfigError(f"{prefix}.name", f"must be 1 to {NAME_MAX} {NAME_CHARACTERS}")
     optimizer = _choice(entry.get("optimizer", defaults["optimizer"]), f"{prefix}.optimizer", OPTIMIZERS)
     lr = _learning_rate(entry.get("learning_rate", defaults["learning_rate"]), f"{prefix}.learning_rate")
     batch = _int(entry.get("batch_size", defaults["batch_size"]), f"{prefix}.batch_size", *BATCH_RANGE)
@@ -160,7 +178,7 @@ def parse_train_config(data) -> TrainConfig:
         "lr_schedule": _choice(get("lr_schedule"), "lr_schedule", LR_SCHEDULES),
         "precision": _choice(get("precision"), "precision", PRECISIONS),
         "device": _choice(get("device"), "device", DEVICES),
-        "seed": _int(get("seed"), "seed", 0, 2**31 - 1),
+        "seed": _int(get("seed"), "seed", *SEED_RANGE),
     }
     train_samples = data.get("train_samples")
     if train_samples is not None:
@@ -174,3 +192,24 @@ def parse_train_config(data) -> TrainConfig:
         if name in names[:i]:
             raise ConfigError(f"models[{i}].name", f"duplicate model name {name!r}")
     return TrainConfig(models=parsed, train_samples=train_samples, **shared)
+
+
+SHARED_KEYS = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedule", "precision", "train_samples",
+               "seed", "device")  # the run-wide settings, in the order forms and --help list them
+CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
+
+
+def public_config() -> dict:
+    """Defaults, limits and choices, for the page (``GET /config``) and the CLI's flags."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in SHARED_KEYS}
+    defaults["models"] = [{"name": f"Model {i + 1}", "kernels": list(k)} for i, k in enumerate(DEFAULT_KERNELS)]
+    return {
+        "defaults": defaults,
+        "limits": {
+            "models": [1, MAX_MODELS], "kernels": list(KERNEL_RANGE), "batch_size": list(BATCH_RANGE),
+            "epochs": list(EPOCH_RANGE), "learning_rate": [0, LR_MAX], "train_samples": [1, TRAIN_POOL],
+            "seed": list(SEED_RANGE), "name_length": [1, NAME_MAX],
+        },
+        "choices": {key: list(values) for key, values in CHOICES.items()},
+        "name_characters": NAME_CHARACTERS,
+    }

@@ -2,6 +2,17 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -10,6 +21,8 @@ from matplotlib.figure import Figure
 # One colour per model, the same in every chart and on the page (static/app.js MODEL_COLORS).
 MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 RIGHT, WRONG = "#1a7f37", "#cf222e"
+
+log = logging.getLogger(__name__)
 
 
 def color(index: int) -> str:
@@ -120,26 +133,69 @@ def render_confusion(title: str, matrix: np.ndarray) -> bytes:
 #
 # Training must not wait for matplotlib, and in a thread matplotlib would hold the GIL that the
 # training loop needs between PyTorch ops (measured: 17% fewer images/s). So the PNGs are drawn in
-# a child process at low CPU priority: `python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL`,
-# fed pickled messages on stdin by train.RenderClient:
-#   ("points", train_rows, eval_rows)   new curve points; curves redrawn at most every INTERVAL s
-#   ("image", file_name, kind, args)    an epoch-end image: kind is "digits" or "confusion"
-# End of input: draw what is pending and exit.
+# a child process at low CPU priority (`python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL`),
+# fed pickled messages (the two dataclasses below) on stdin by RenderClient. End of input: draw
+# what is pending and exit.
+
+
+@dataclass
+class CurvePoints:
+    """New metrics rows; the curves are redrawn at most every INTERVAL seconds."""
+    rows: list
+
+
+@dataclass
+class EpochImage:
+    """An epoch-end image: ``drawer`` names a function of DRAWERS, called with ``args``."""
+    file_name: str
+    drawer: str
+    args: tuple
+
 
 DRAWERS = {"digits": render_digits, "confusion": render_confusion}
 
 
-def serve(run_dir: str, names: list[str], epochs: int, interval: float, stream) -> None:
-    import os
-    import pickle
-    import queue
-    import threading
-    import time
-    from pathlib import Path
+class RenderClient:
+    """Sends curve points and epoch-end images to the renderer process.
 
-    from runstore import atomic_write_bytes
+    If the renderer dies, training goes on without new images (logged once).
+    """
+
+    def __init__(self, run_dir: Path, names: list[str], epochs: int, interval: float):
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", str(run_dir), json.dumps(names), str(epochs),
+             str(interval)], stdin=subprocess.PIPE)
+        self.broken = False
+
+    def send(self, message: CurvePoints | EpochImage) -> None:
+        if self.broken:
+            return
+        try:
+            pickle.dump(message, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.broken = True
+            log.error("the renderer process ended (exit code %s); training goes on without new images",
+                      self.process.poll())
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Let the renderer draw what is pending (final curves included) and wait for it (seconds)."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def serve(run_dir: str, names: list[str], epochs: int, interval: float, stream) -> None:
+    from runstore import atomic_write_bytes, image_name, CURVES_IMAGE
 
     run_dir = Path(run_dir)
+    curves_path = run_dir / image_name(CURVES_IMAGE)
     inbox: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -159,28 +215,24 @@ def serve(run_dir: str, names: list[str], epochs: int, interval: float, stream) 
             message = "draw"
         if message is None:  # end of input
             if dirty:
-                atomic_write_bytes(run_dir / "curves.png", render_curves(names, train_rows, eval_rows, epochs))
+                atomic_write_bytes(curves_path, render_curves(names, train_rows, eval_rows, epochs))
             return
         if message == "draw":
-            atomic_write_bytes(run_dir / "curves.png", render_curves(names, train_rows, eval_rows, epochs))
+            atomic_write_bytes(curves_path, render_curves(names, train_rows, eval_rows, epochs))
             dirty, next_curves = False, time.monotonic() + interval
-        elif message[0] == "points":
-            train_rows.extend(message[1])
-            eval_rows.extend(message[2])
+        elif isinstance(message, CurvePoints):
+            train_rows.extend(r for r in message.rows if r["kind"] == "train")
+            eval_rows.extend(r for r in message.rows if r["kind"] == "eval")
             dirty = True
-        elif message[0] == "image":
-            _, file_name, kind, args = message
-            if os.path.basename(file_name) == file_name:
-                atomic_write_bytes(run_dir / file_name, DRAWERS[kind](*args))
+        elif isinstance(message, EpochImage) and os.path.basename(message.file_name) == message.file_name:
+            atomic_write_bytes(run_dir / message.file_name, DRAWERS[message.drawer](*message.args))
 
 
 if __name__ == "__main__":
-    import json
-    import os
-    import sys
-
     if len(sys.argv) != 6 or sys.argv[1] != "--serve":
         sys.exit("usage: python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL")
     if hasattr(os, "nice"):
         os.nice(10)  # drawing yields the CPU to training
-    serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.stdin.buffer)
+    import plots  # the messages unpickle as plots.CurvePoints/EpochImage, so serve from that module too
+
+    plots.serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.stdin.buffer)

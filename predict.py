@@ -1,4 +1,5 @@
-"""Predictions for a digit drawn on the page: MNIST-style preprocessing and checkpoint inference."""
+"""Predictions for a digit drawn on the page: MNIST-style preprocessing, checkpoint inference,
+and the ``POST /predict`` request itself."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +13,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from data import MEAN, STD
+from errors import BadRequest, Conflict, NotFound
 from model import MNISTNet
+from runstore import RunStore, checkpoint_name
 
 DATA_URL_PREFIX = "data:image/png;base64,"
 MAX_SIDE = 4096  # pixels; larger drawings are refused before decoding
@@ -111,3 +114,38 @@ def predict(models: list[tuple[str, MNISTNet]], image: torch.Tensor) -> list[dic
         results.append({"model": name, "digit": int(probabilities.argmax()),
                         "probabilities": [round(float(p), 6) for p in probabilities]})
     return results
+
+
+PREDICT_KEYS = ("image", "run_id")
+
+
+def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, active_run_id: str | None) -> dict:
+    """``POST /predict``: the drawn digit read by each model of the run (default: the active or
+    newest run), from each model's checkpoint of the latest epoch end."""
+    unknown = sorted(set(body) - set(PREDICT_KEYS))
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown key (allowed: {', '.join(PREDICT_KEYS)})", field=unknown[0])
+    if "image" not in body:
+        raise BadRequest("image: is required (a PNG data URL)", field="image")
+    run_id = body.get("run_id")
+    if run_id is None:
+        run_id = active_run_id or next(iter(store.run_ids()), None)
+        if run_id is None:
+            raise Conflict("no run yet: train a model first")
+    elif not isinstance(run_id, str):
+        raise BadRequest("run_id: must be a string", field="run_id")
+    if store.run_dir(run_id) is None:
+        raise NotFound(f"no run {run_id!r}")
+    try:
+        image = image_to_tensor(body["image"])
+    except ImageError as exc:
+        raise BadRequest(f"image: {exc}", field="image") from None
+    models = []
+    for i in range(len((store.config(run_id) or {}).get("models", []))):
+        path = store.file(run_id, checkpoint_name(i, "latest"))
+        if path is not None:
+            model, name = checkpoints.load(path)
+            models.append((name, model))
+    if not models:
+        raise Conflict(f"run {run_id} has no checkpoint yet: one is saved at the end of each epoch")
+    return {"run_id": run_id, "predictions": predict(models, image)}

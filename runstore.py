@@ -1,10 +1,14 @@
 """The run folder: the contract between the training worker (writer) and the server (reader).
 
-runs/<run_id>/config.json      validated config, written once
-runs/<run_id>/status.json      current state, replaced atomically
-runs/<run_id>/metrics.jsonl    append-only, one JSON object a line
-runs/<run_id>/*.png            charts, replaced atomically
-runs/<run_id>/model<i>_*.pt    checkpoints (best and latest per model)
+Everything both sides need to agree on is defined here once: file names, states, the fields of
+status.json and of the metrics rows, and the writers and readers of those files.
+
+runs/<run_id>/config.json             validated config, written once
+runs/<run_id>/status.json             current state (RunStatus), replaced atomically
+runs/<run_id>/metrics.jsonl           append-only, one metrics row (METRIC_COLUMNS) a line
+runs/<run_id>/curves.png              charts, replaced atomically
+runs/<run_id>/<kind>_m<i>.png         epoch-end images of model i (EPOCH_IMAGES)
+runs/<run_id>/model<i>_<kind>.pt      checkpoints of model i (CHECKPOINT_KINDS)
 """
 from __future__ import annotations
 
@@ -16,15 +20,108 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from config import DEFAULT_KEEP_RUNS, MAX_MODELS
 
 log = logging.getLogger(__name__)
 
+# ---------------------------------------------------------------- the contract
+
+CONFIG_FILE, STATUS_FILE, METRICS_FILE = "config.json", "status.json", "metrics.jsonl"
+CURVES_IMAGE = "curves"  # run-level image: curves.png
+EPOCH_IMAGES = ("samples", "errors", "confusion")  # per model, redrawn at every epoch end
+CHECKPOINT_KINDS = ("latest", "best")  # latest epoch end; best validation accuracy so far
+
 ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("finished", "stopped", "failed", "interrupted")
+IDLE_STATE = "idle"  # no run at all (never written to disk)
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-\d{3}[0-9a-f]{3}$")
-FILE_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}\.(png|pt)$")
+
+
+def checkpoint_name(model_index: int, kind: str) -> str:
+    return f"model{model_index}_{kind}.pt"
+
+
+def image_name(kind: str, model_index: int | None = None) -> str:
+    """'curves.png' for the run, 'samples_m0.png' for an epoch image of model 0."""
+    return f"{kind}.png" if model_index is None else f"{kind}_m{model_index}.png"
+
+
+# Every file the server may serve from a run folder: exactly the names the worker writes.
+SERVED_FILES = frozenset(
+    [image_name(CURVES_IMAGE)]
+    + [image_name(kind, i) for i in range(MAX_MODELS) for kind in EPOCH_IMAGES]
+    + [checkpoint_name(i, kind) for i in range(MAX_MODELS) for kind in CHECKPOINT_KINDS])
+
+
+@dataclass
+class ModelStatus:
+    """One model's part of status.json."""
+    name: str
+    kernels: list
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    parameters: int
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float | None = None
+    accuracy: float | None = None  # percent, over the last curve window
+    val_accuracy: float | None = None  # percent, at the last epoch end
+    test_accuracy: float | None = None
+    best_test_accuracy: float | None = None
+    progress: float = 0.0  # percent of this model's steps done
+    samples: int = 0  # training images seen
+    samples_per_sec: float | None = None
+    eta_seconds: float | None = None
+
+
+@dataclass
+class RunStatus:
+    """status.json: small, replaced atomically, read at every poll."""
+    state: str
+    run_id: str | None = None
+    pid: int | None = None  # the training process: a run whose process is gone was interrupted
+    device: str | None = None
+    precision: str | None = None
+    lr_schedule: str | None = None
+    error: str | None = None
+    started_at: float | None = None  # Unix seconds
+    updated_at: float | None = None
+    finished_at: float | None = None
+    eta_seconds: float | None = None
+    eval_seconds: float | None = None  # wall time spent evaluating so far
+    models: list[ModelStatus] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RUN_STATUS_FIELDS = tuple(f.name for f in fields(RunStatus))
+MODEL_STATUS_FIELDS = tuple(f.name for f in fields(ModelStatus))
+
+# Metrics rows: "train" rows are curve points (a window of steps), "eval" rows epoch ends.
+METRIC_COLUMNS = ("kind", "model", "epoch", "step", "loss", "accuracy", "lr", "val_loss", "val_accuracy",
+                  "test_loss", "test_accuracy", "samples_per_sec", "time")
+METRIC_KINDS = {
+    "train": ("model", "epoch", "step", "loss", "accuracy", "lr", "samples_per_sec", "time"),
+    "eval": ("model", "epoch", "step", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "time"),
+}
+
+
+def metrics_row(kind: str, **values) -> dict:
+    """A metrics row of ``kind`` with exactly its fields, in METRIC_COLUMNS order."""
+    expected = METRIC_KINDS[kind]
+    if set(values) != set(expected):
+        raise ValueError(f"a {kind!r} metrics row needs {expected}, got {sorted(values)}")
+    values["kind"] = kind
+    return {column: values[column] for column in METRIC_COLUMNS if column in values}
 
 
 def new_run_id() -> str:
@@ -109,6 +206,79 @@ def read_jsonl(path) -> list[dict]:
     return rows
 
 
+class MetricsWriter:
+    """Buffers metrics rows and appends them to metrics.jsonl at most every ``interval`` seconds,
+    or at once when asked: at 100k+ images/s (GPU) a curve window ends every few milliseconds.
+    ``on_flush(rows)`` sees every row that reached the file."""
+
+    def __init__(self, path: Path, interval: float, on_flush=None):
+        self.path = path
+        self.interval = interval
+        self.on_flush = on_flush
+        self._rows: list[dict] = []
+        self._last_flush = time.monotonic()
+
+    def add(self, rows: list[dict], flush: bool = False) -> None:
+        self._rows.extend(rows)
+        if flush or time.monotonic() - self._last_flush >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        append_jsonl(self.path, rows)
+        if self.on_flush:
+            self.on_flush(rows)
+
+
+class StatusWriter:
+    """Writes status.json from its own thread, so the training loop never waits for the disk
+    (an fsync can take tens of milliseconds). Only the newest status is written; ``write(...,
+    wait=True)`` returns once that status (or a newer one) is on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._cond = threading.Condition()
+        self._pending: dict | None = None
+        self._submitted = self._written = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, status: dict, wait: bool = False) -> None:
+        with self._cond:
+            self._pending = status
+            self._submitted += 1
+            ticket = self._submitted
+            self._cond.notify_all()
+            while wait and self._written < ticket and self._thread.is_alive():
+                self._cond.wait(1.0)  # seconds; re-checks that the writer thread still lives
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                status, ticket, self._pending = self._pending, self._submitted, None
+            try:
+                atomic_write_json(self.path, status)
+            except OSError:
+                log.exception("could not write %s", self.path)
+            with self._cond:
+                self._written = ticket
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
 def pid_alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
@@ -124,7 +294,7 @@ def pid_alive(pid) -> bool:
 class RunStore:
     """The runs folder: list, read, clean up and find files of runs."""
 
-    def __init__(self, runs_dir: str | os.PathLike, keep: int = 5):
+    def __init__(self, runs_dir: str | os.PathLike, keep: int = DEFAULT_KEEP_RUNS):
         self.root = Path(runs_dir).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep
@@ -162,10 +332,10 @@ class RunStore:
         return sorted((n for n in names if self.run_dir(n)), reverse=True)
 
     def file(self, run_id: str, name: str) -> Path | None:
-        """A file of a run, only if its name is one the worker writes and it is a plain file
-        inside the run folder (no separators, no dot-dot, no symlinks)."""
+        """A file of a run, only if its name is one the worker writes (SERVED_FILES) and it is a
+        plain file inside the run folder (no symlinks)."""
         run_dir = self.run_dir(run_id)
-        if run_dir is None or not isinstance(name, str) or not FILE_PATTERN.match(name):
+        if run_dir is None or name not in SERVED_FILES:
             return None
         path = run_dir / name
         if path.is_symlink() or not path.is_file():
@@ -176,15 +346,15 @@ class RunStore:
 
     def status(self, run_id: str) -> dict | None:
         run_dir = self.run_dir(run_id)
-        return read_json(run_dir / "status.json") if run_dir else None
+        return read_json(run_dir / STATUS_FILE) if run_dir else None
 
     def config(self, run_id: str) -> dict | None:
         run_dir = self.run_dir(run_id)
-        return read_json(run_dir / "config.json") if run_dir else None
+        return read_json(run_dir / CONFIG_FILE) if run_dir else None
 
     def metrics(self, run_id: str) -> list[dict]:
         run_dir = self.run_dir(run_id)
-        return read_jsonl(run_dir / "metrics.jsonl") if run_dir else []
+        return read_jsonl(run_dir / METRICS_FILE) if run_dir else []
 
     def mark_interrupted(self, active_run_id: str | None = None) -> list[str]:
         """Runs left 'running' by a process that is gone become 'interrupted' (on disk)."""
@@ -201,7 +371,7 @@ class RunStore:
             status["state"] = "interrupted"
             status["error"] = status.get("error") or "the server stopped while this run was training"
             status["finished_at"] = status.get("updated_at")
-            atomic_write_json(self.root / run_id / "status.json", status)
+            atomic_write_json(self.root / run_id / STATUS_FILE, status)
             marked.append(run_id)
         return marked
 

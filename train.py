@@ -22,10 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from config import ConfigError, TrainConfig, parse_train_config
+from config import (DATA_DIR_ENV, DEFAULT_KEEP_RUNS, DEFAULT_KERNELS, DEFAULT_RUNS_DIR, MAX_MODELS, SHARED_KEYS,
+                    ConfigError, ModelConfig, TrainConfig, default_data_dir, parse_train_config, public_config)
 from data import MNISTTensors, load_mnist
 from model import MNISTNet, describe
-from runstore import RunStore, append_jsonl, atomic_write_bytes, atomic_write_json
+from plots import CurvePoints, EpochImage, RenderClient
+from runstore import (CONFIG_FILE, METRICS_FILE, STATUS_FILE, MetricsWriter, ModelStatus, RunStatus, RunStore,
+                      StatusWriter, atomic_write_bytes, atomic_write_json, checkpoint_name, image_name, metrics_row)
 
 log = logging.getLogger("train")
 
@@ -34,7 +37,8 @@ SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
 ERROR_COUNT = 24  # misclassified test digits shown per model
 POINTS_PER_EPOCH = 25  # training-curve points per epoch and model (each a window mean)
 FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at every epoch end)
-PLOTS_SCRIPT = Path(__file__).resolve().with_name("plots.py")
+STATUS_INTERVAL = 1.0  # seconds between status.json writes: at most one fsync a second
+RENDER_INTERVAL = 5.0  # seconds between redraws of curves.png (each costs ~0.2 s of a core)
 
 
 class TrainingError(RuntimeError):
@@ -51,8 +55,8 @@ def tune_malloc() -> bool:
 
     By default glibc serves allocations over 32 MiB-ish by mmap and unmaps them on free, so each
     training step page-faults its buffers back in (high sys time). Raising the mmap and trim
-    thresholds to 1 GiB keeps them in the heap: about 1.9x more images/s on the 2-core CI CPU
-    (see ENGINEERING.md). No-op off Linux/glibc. Returns whether it applied.
+    thresholds to 1 GiB keeps them in the heap: about 1.9x more images/s measured on a 2-core
+    EPYC (1,580 against 830 images/s for Model 1, fp32). No-op off Linux/glibc. Returns whether it applied.
     """
     global _malloc_tuned
     if _malloc_tuned:
@@ -109,32 +113,65 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+# ---------------------------------------------------------------- evaluation
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float  # mean cross-entropy
+    accuracy: float  # percent
+    predictions: torch.Tensor  # predicted digit of every image, on the device
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+             precision: str, stop_event: threading.Event | None = None) -> Evaluation | None:
+    """Loss, accuracy and predictions over a split, in batches of EVAL_BATCH; None if stopped."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    predictions = []
+    try:
+        for start in range(0, images.shape[0], EVAL_BATCH):
+            if stop_event is not None and stop_event.is_set():
+                return None
+            x, y = images[start:start + EVAL_BATCH], labels[start:start + EVAL_BATCH]
+            with autocast(device, precision):
+                logits = model(x)
+            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            predictions.append(logits.argmax(1))
+    finally:
+        model.train()
+    predictions = torch.cat(predictions)
+    accuracy = 100.0 * (predictions == labels).sum().item() / labels.shape[0]
+    return Evaluation(loss_sum.item() / labels.shape[0], accuracy, predictions)
+
+
 # ---------------------------------------------------------------- one model's training state
 
 @dataclass
 class ModelRun:
     index: int
-    name: str
-    kernels: tuple
-    batch_size: int
+    config: ModelConfig
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object
     batches: int  # per epoch
     total_steps: int
-    generator: torch.Generator
+    generator: torch.Generator  # the order of the training images
     parameters: int
+    loss_sum: torch.Tensor  # window accumulators, on the device: read (synced) only at a curve point
+    correct_sum: torch.Tensor
     step: int = 0
     order: torch.Tensor | None = None
-    # window accumulators, on the device: read (synced) only when a curve point is logged
-    loss_sum: torch.Tensor | None = None
-    correct_sum: torch.Tensor | None = None
     window_samples: int = 0
     window_steps: int = 0
     samples: int = 0
     compute_seconds: float = 0.0
     last: dict = field(default_factory=dict)  # last logged figures
     best_val: float = -1.0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
     @property
     def epoch_index(self) -> int:  # 0-based epoch the next step belongs to
@@ -148,6 +185,56 @@ class ModelRun:
     def done(self) -> bool:
         return self.step >= self.total_steps
 
+    def train_step(self, data: MNISTTensors, device: torch.device, precision: str) -> None:
+        """One batch, in the textbook order; loss and accuracy stay on the device."""
+        within = self.step % self.batches
+        if within == 0:
+            self.order = torch.randperm(data.train_x.shape[0], generator=self.generator,
+                                        device=self.generator.device).to(device)
+            self.model.train()
+        idx = self.order[within * self.config.batch_size:(within + 1) * self.config.batch_size]
+        x, y = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
+        started = time.perf_counter()
+        with autocast(device, precision):
+            logits = self.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        with torch.no_grad():  # no host sync per batch
+            self.loss_sum += loss.detach().float() * y.shape[0]
+            self.correct_sum += (logits.argmax(1) == y).sum()
+        self.compute_seconds += time.perf_counter() - started
+        self.window_samples += y.shape[0]
+        self.window_steps += 1
+        self.samples += y.shape[0]
+        self.step += 1
+
+    def read_window(self) -> tuple[float, float]:
+        """The window's mean loss and accuracy (%) (one host sync); starts a new window."""
+        started = time.perf_counter()
+        loss = (self.loss_sum / self.window_samples).item()
+        accuracy = 100.0 * self.correct_sum.item() / self.window_samples
+        self.compute_seconds += time.perf_counter() - started  # the sync waits for queued GPU work
+        self.loss_sum.zero_()
+        self.correct_sum.zero_()
+        self.window_samples = self.window_steps = 0
+        return loss, accuracy
+
+    def status(self, epochs: int, eta_seconds: float | None) -> ModelStatus:
+        mc = self.config
+        return ModelStatus(
+            name=mc.name, kernels=list(mc.kernels), optimizer=mc.optimizer, learning_rate=mc.learning_rate,
+            batch_size=mc.batch_size, parameters=self.parameters, epoch=min(self.epoch_index + 1, epochs),
+            epochs=epochs, batch=self.batches if self.done else self.step - self.epoch_index * self.batches,
+            batches=self.batches, loss=self.last.get("loss"), accuracy=self.last.get("accuracy"),
+            val_accuracy=self.last.get("val_accuracy"), test_accuracy=self.last.get("test_accuracy"),
+            best_test_accuracy=self.last.get("best_test_accuracy"), progress=round(100.0 * self.progress, 2),
+            samples=self.samples, eta_seconds=eta_seconds,
+            samples_per_sec=round(self.samples / self.compute_seconds, 1) if self.compute_seconds > 0 else None)
+
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "adam":
@@ -155,100 +242,34 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
 
 
-# ---------------------------------------------------------------- rendering off the hot path
-
-class RenderClient:
-    """Sends curve points and epoch-end images to the renderer process (``plots.py --serve``).
-
-    Rendering runs in its own process at low priority, so training never waits for matplotlib
-    nor shares the GIL with it. If the renderer dies, training goes on without images.
-    """
-
-    def __init__(self, run_dir: Path, names: list[str], epochs: int, interval: float):
-        import json
-        import subprocess
-
-        self.process = subprocess.Popen(
-            [sys.executable, str(PLOTS_SCRIPT), "--serve", str(run_dir), json.dumps(names), str(epochs), str(interval)],
-            stdin=subprocess.PIPE)
-        self.broken = False
-
-    def _send(self, message) -> None:
-        import pickle
-
-        if self.broken:
-            return
-        try:
-            pickle.dump(message, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.broken = True
-            log.error("the renderer process ended (exit code %s); training goes on without new images",
-                      self.process.poll())
-
-    def add_points(self, train_rows: list[dict], eval_rows: list[dict]) -> None:
-        self._send(("points", train_rows, eval_rows))
-
-    def add_image(self, file_name: str, kind: str, *args) -> None:
-        self._send(("image", file_name, kind, args))
-
-    def close(self, timeout: float = 60.0) -> None:
-        """Let the renderer draw what is pending (final curves included) and wait for it."""
-        try:
-            self.process.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout)
-        except Exception:
-            self.process.kill()
-            self.process.wait()
+def build_model_run(index: int, mc: ModelConfig, config: TrainConfig, n_train: int,
+                    device: torch.device) -> ModelRun:
+    """Model, optimizer, schedule and data order of one model, seeded from the run's seed."""
+    torch.manual_seed(config.seed + index)
+    model = MNISTNet(mc.kernels).to(device)
+    if device.type in ("cpu", "cuda"):
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(mc.optimizer, model.parameters(), mc.learning_rate)
+    batches = math.ceil(n_train / mc.batch_size)
+    total = batches * config.epochs
+    scheduler = None
+    if config.lr_schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=mc.learning_rate, total_steps=total)
+    gen_device = device if device.type == "cuda" else torch.device("cpu")
+    generator = torch.Generator(device=gen_device).manual_seed(config.seed * 1000 + index)
+    zero = torch.zeros((), device=device)
+    return ModelRun(index=index, config=mc, model=model, optimizer=optimizer, scheduler=scheduler, batches=batches,
+                    total_steps=total, generator=generator, parameters=sum(p.numel() for p in model.parameters()),
+                    loss_sum=zero.clone(), correct_sum=zero.clone())
 
 
-class StatusWriter:
-    """Writes status.json from its own thread, so the training loop never waits for the disk
-    (an fsync can take tens of milliseconds). Only the newest status is written; ``write(...,
-    wait=True)`` returns once that status (or a newer one) is on disk."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._cond = threading.Condition()
-        self._pending: dict | None = None
-        self._submitted = self._written = 0
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
-        self._thread.start()
-
-    def write(self, status: dict, wait: bool = False) -> None:
-        with self._cond:
-            self._pending = status
-            self._submitted += 1
-            ticket = self._submitted
-            self._cond.notify_all()
-            while wait and self._written < ticket and self._thread.is_alive():
-                self._cond.wait(1.0)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._pending is None:
-                    return
-                status, ticket, self._pending = self._pending, self._submitted, None
-            try:
-                atomic_write_json(self.path, status)
-            except OSError:
-                log.exception("could not write %s", self.path)
-            with self._cond:
-                self._written = ticket
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
+def set_up_device(device: torch.device) -> None:
+    if device.type == "cpu":
+        tune_malloc()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
 
 
 # ---------------------------------------------------------------- the trainer
@@ -257,13 +278,15 @@ class Trainer:
     """Trains the models of ``config`` interleaved batch by batch and writes ``run_dir``.
 
     Use: ``Trainer(config, data_dir, run_dir).run()``; set ``stop_event`` to stop within one
-    batch. ``monitor=False`` (for benchmarks) turns off the renderer (no PNGs) and the periodic
-    status writes; status at state changes and epoch ends, metrics and checkpoints are still written.
+    batch. ``on_step(trainer, model_run)`` is called after every training step (tests and
+    benchmarks hook in there). ``monitor=False`` (for benchmarks) turns off the renderer (no PNGs)
+    and the periodic status writes; status at state changes and epoch ends, metrics and
+    checkpoints are still written.
     """
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
-                 monitor: bool = True, status_interval: float = 1.0, render_interval: float = 5.0,
-                 progress_bar: bool = False):
+                 monitor: bool = True, status_interval: float = STATUS_INTERVAL,
+                 render_interval: float = RENDER_INTERVAL, progress_bar: bool = False, on_step=None):
         self.config = config
         self.data_dir = data_dir
         self.run_dir = Path(run_dir)
@@ -273,6 +296,7 @@ class Trainer:
         self.status_interval = status_interval
         self.render_interval = render_interval
         self.progress_bar = progress_bar
+        self.on_step = on_step
         self.device = select_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.state = "starting"
@@ -285,47 +309,18 @@ class Trainer:
         self.renderer: RenderClient | None = None
         self._last_status = 0.0
         self._status_lock = threading.Lock()
-        self._status_writer: StatusWriter | None = None
+        self._status_writer = StatusWriter(self.run_dir / STATUS_FILE)
 
-    # -- set-up
     def prepare(self) -> None:
         """Create the run folder with config.json and a 'starting' status.json (once)."""
-        if (self.run_dir / "config.json").exists():
+        if (self.run_dir / CONFIG_FILE).exists():
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", {
-            **self.config.to_dict(),
-            "run_id": self.run_id,
-            "device": str(self.device),
-            "precision_used": self.precision,
-            "torch_version": torch.__version__,
-            "started_at": self.started_at,
+        atomic_write_json(self.run_dir / CONFIG_FILE, {
+            **self.config.to_dict(), "run_id": self.run_id, "device": str(self.device),
+            "precision_used": self.precision, "torch_version": torch.__version__, "started_at": self.started_at,
         })
         self.write_status(force=True)
-
-    def _build(self, data: MNISTTensors) -> None:
-        n = self.n_train = data.train_x.shape[0]
-        channels_last = self.device.type in ("cpu", "cuda")
-        for i, mc in enumerate(self.config.models):
-            torch.manual_seed(self.config.seed + i)
-            model = MNISTNet(mc.kernels).to(self.device)
-            if channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            optimizer = make_optimizer(mc.optimizer, model.parameters(), mc.learning_rate)
-            batches = math.ceil(n / mc.batch_size)
-            total = batches * self.config.epochs
-            scheduler = None
-            if self.config.lr_schedule == "onecycle":
-                scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=mc.learning_rate, total_steps=total)
-            gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
-            generator = torch.Generator(device=gen_device).manual_seed(self.config.seed * 1000 + i)
-            zero = torch.zeros((), device=self.device)
-            self.models.append(ModelRun(
-                index=i, name=mc.name, kernels=mc.kernels, batch_size=mc.batch_size, model=model,
-                optimizer=optimizer, scheduler=scheduler, batches=batches, total_steps=total,
-                generator=generator, parameters=sum(p.numel() for p in model.parameters()),
-                loss_sum=zero.clone(), correct_sum=zero.clone(),
-            ))
 
     # -- status
     def eta_seconds(self) -> float | None:
@@ -341,32 +336,16 @@ class Trainer:
         eta = self.eta_seconds() if self.state == "running" and not self.stop_event.is_set() else None
         if self.state == "finished":
             eta = 0.0
-        models = []
-        for m in self.models:
-            epoch = min(m.epoch_index + 1, self.config.epochs)
-            batch = m.batches if m.done else m.step - m.epoch_index * m.batches
-            mc = self.config.models[m.index]
-            models.append({
-                "name": m.name, "kernels": list(m.kernels), "optimizer": mc.optimizer,
-                "learning_rate": mc.learning_rate, "batch_size": m.batch_size, "parameters": m.parameters,
-                "epoch": epoch, "epochs": self.config.epochs, "batch": batch, "batches": m.batches,
-                "loss": m.last.get("loss"), "accuracy": m.last.get("accuracy"),
-                "val_accuracy": m.last.get("val_accuracy"), "test_accuracy": m.last.get("test_accuracy"),
-                "best_test_accuracy": m.last.get("best_test_accuracy"),
-                "progress": round(100.0 * m.progress, 2), "samples": m.samples,
-                "samples_per_sec": round(m.samples / m.compute_seconds, 1) if m.compute_seconds > 0 else None,
-                "eta_seconds": None if eta is None else round(eta, 1),
-            })
+        eta = None if eta is None else round(eta, 1)
         state = self.state
         if state in ("starting", "running") and self.stop_event.is_set():
             state = "stopping"
-        return {
-            "state": state, "run_id": self.run_id, "pid": os.getpid(), "device": self.device.type,
-            "precision": self.precision, "lr_schedule": self.config.lr_schedule, "error": self.error,
-            "started_at": self.started_at, "updated_at": time.time(), "finished_at": self.finished_at,
-            "eta_seconds": None if eta is None else round(eta, 1), "eval_seconds": round(self.eval_seconds, 3),
-            "models": models,
-        }
+        return RunStatus(
+            state=state, run_id=self.run_id, pid=os.getpid(), device=self.device.type, precision=self.precision,
+            lr_schedule=self.config.lr_schedule, error=self.error, started_at=self.started_at,
+            updated_at=time.time(), finished_at=self.finished_at, eta_seconds=eta,
+            eval_seconds=round(self.eval_seconds, 3),
+            models=[m.status(self.config.epochs, eta) for m in self.models]).to_dict()
 
     def write_status(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -375,144 +354,28 @@ class Trainer:
         with self._status_lock:
             self._last_status = now
             status = self.status()
-            if self._status_writer is None:
-                self._status_writer = StatusWriter(self.run_dir / "status.json")
         # forced writes (state changes, epoch ends) are on disk before this returns
         self._status_writer.write(status, wait=force)
 
     # -- training
-    def _train_step(self, m: ModelRun, data: MNISTTensors) -> None:
-        n = data.train_x.shape[0]
-        within = m.step % m.batches
-        if within == 0:
-            m.order = torch.randperm(n, generator=m.generator, device=m.generator.device).to(self.device)
-            m.model.train()
-        idx = m.order[within * m.batch_size:(within + 1) * m.batch_size]
-        x = data.train_x.index_select(0, idx)
-        y = data.train_y.index_select(0, idx)
-        started = time.perf_counter()
-        with autocast(self.device, self.precision):
-            logits = m.model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-        m.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        m.optimizer.step()
-        if m.scheduler is not None:
-            m.scheduler.step()
-        with torch.no_grad():  # accumulate on the device: no host sync per batch
-            m.loss_sum += loss.detach().float() * y.shape[0]
-            m.correct_sum += (logits.argmax(1) == y).sum()
-        m.compute_seconds += time.perf_counter() - started
-        m.window_samples += y.shape[0]
-        m.window_steps += 1
-        m.samples += y.shape[0]
-        m.step += 1
-
-    def _log_window(self, m: ModelRun) -> dict:
-        """Read the window's mean loss and accuracy (one host sync) and start a new window."""
-        started = time.perf_counter()
-        loss = (m.loss_sum / m.window_samples).item()
-        accuracy = 100.0 * m.correct_sum.item() / m.window_samples
-        m.compute_seconds += time.perf_counter() - started  # the sync waits for queued GPU work
-        if not math.isfinite(loss):
-            epoch = m.epoch_index + 1 if m.step % m.batches else m.epoch_index
-            raise TrainingError(
-                f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
-                f"the learning rate ({self.config.models[m.index].learning_rate:g}) is probably too high")
-        m.loss_sum.zero_()
-        m.correct_sum.zero_()
-        m.window_samples = m.window_steps = 0
-        m.last.update(loss=loss, accuracy=accuracy)
-        return {"kind": "train", "model": m.index, "step": m.step, "epoch": round(m.step / m.batches, 4),
-                "loss": loss, "accuracy": accuracy, "lr": m.optimizer.param_groups[0]["lr"],
-                "samples_per_sec": m.samples / m.compute_seconds if m.compute_seconds else None,
-                "time": time.time() - self.started_at}
-
-    @torch.no_grad()
-    def _predict(self, m: ModelRun, images: torch.Tensor, labels: torch.Tensor):
-        """(mean loss, accuracy %, predictions) over a split, in large batches; None if stopped."""
-        m.model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        predictions = []
-        for start in range(0, images.shape[0], EVAL_BATCH):
-            if self.stop_event.is_set():
-                return None
-            x, y = images[start:start + EVAL_BATCH], labels[start:start + EVAL_BATCH]
-            with autocast(self.device, self.precision):
-                logits = m.model(x)
-            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-            predictions.append(logits.argmax(1))
-        m.model.train()
-        predictions = torch.cat(predictions)
-        accuracy = 100.0 * (predictions == labels).sum().item() / labels.shape[0]
-        return loss_sum.item() / labels.shape[0], accuracy, predictions
-
-    def _evaluate(self, m: ModelRun, data: MNISTTensors) -> dict | None:
-        """Validation and test figures at an epoch end, checkpoints, and the epoch's images."""
-        epoch = m.step // m.batches
-        val = self._predict(m, data.val_x, data.val_y)
-        test = self._predict(m, data.test_x, data.test_y) if val else None
-        if val is None or test is None:
-            return None  # stopped during evaluation: no half-evaluated epoch is recorded
-        row = {"kind": "eval", "model": m.index, "step": m.step, "epoch": epoch,
-               "val_loss": val[0], "val_accuracy": val[1], "test_loss": test[0], "test_accuracy": test[1],
-               "time": time.time() - self.started_at}
-        m.last.update(val_accuracy=val[1], test_accuracy=test[1],
-                      best_test_accuracy=max(m.last.get("best_test_accuracy") or 0.0, test[1]))
-        checkpoint = {"kernels": list(m.kernels), "name": m.name, "epoch": epoch, "val_accuracy": val[1],
-                      "test_accuracy": test[1],
-                      "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
-        self._save_checkpoint(checkpoint, f"model{m.index}_latest.pt")
-        if val[1] > m.best_val:
-            m.best_val = val[1]
-            self._save_checkpoint(checkpoint, f"model{m.index}_best.pt")
-        if self.renderer:
-            self._queue_epoch_images(m, epoch, test[2], data)
-        return row
-
-    def _save_checkpoint(self, checkpoint: dict, name: str) -> None:
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write_bytes(self.run_dir / name, buffer.getvalue())
-
-    def _queue_epoch_images(self, m: ModelRun, epoch: int, predictions: torch.Tensor, data: MNISTTensors) -> None:
-        preds = predictions.cpu().numpy()
-        labels = data.test_y.cpu().numpy()
-        raw = data.test_raw.numpy()
-        k = min(SAMPLE_COUNT, len(labels))
-        title = f"{m.name}, epoch {epoch}"
-        self.renderer.add_image(f"samples_m{m.index}.png", "digits",
-                                f"{title}: test digits 1-{k}", raw[:k], preds[:k], labels[:k])
-        wrong = np.flatnonzero(preds != labels)
-        shown = wrong[:ERROR_COUNT]
-        self.renderer.add_image(f"errors_m{m.index}.png", "digits",
-                                f"{title}: {len(wrong)} of {len(labels)} test digits misclassified (first {len(shown)})",
-                                raw[shown], preds[shown], labels[shown])
-        matrix = np.bincount(labels * 10 + preds, minlength=100).reshape(10, 10)
-        self.renderer.add_image(f"confusion_m{m.index}.png", "confusion", f"{title}: confusion matrix (test)", matrix)
-
     def run(self) -> dict:
         """Train to the end, a stop, or an error; returns the final status. Never raises for a
         training failure: the run ends 'failed' with the message in status and log."""
         bar = None
         try:
-            if self.device.type == "cpu":
-                tune_malloc()
-            if self.device.type == "cuda":
-                torch.backends.cuda.matmul.allow_tf32 = True
-                torch.backends.cudnn.allow_tf32 = True
-                torch.backends.cudnn.benchmark = True
+            set_up_device(self.device)
             self.prepare()
             data = load_mnist(self.data_dir, self.config.train_samples).to(self.device)
-            self._build(data)
+            self.n_train = data.train_x.shape[0]
+            self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
+                           for i, mc in enumerate(self.config.models)]
             if self.monitor:
                 self.renderer = RenderClient(self.run_dir, [m.name for m in self.models], self.config.epochs,
                                              self.render_interval)
             self.state = "running"
             self.write_status(force=True)
-            log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs",
-                     self.run_id, len(self.models), self.device, self.precision, data.train_x.shape[0],
-                     self.config.epochs)
+            log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs", self.run_id,
+                     len(self.models), self.device, self.precision, self.n_train, self.config.epochs)
             if self.progress_bar:
                 from tqdm import tqdm
                 bar = tqdm(total=sum(m.total_steps for m in self.models), unit="batch", desc=self.run_id)
@@ -535,86 +398,143 @@ class Trainer:
 
     def _loop(self, data: MNISTTensors, bar) -> None:
         log_every = {m.index: max(1, m.batches // POINTS_PER_EPOCH) for m in self.models}
-        metrics_path = self.run_dir / "metrics.jsonl"
-        unwritten: list[dict] = []  # metrics lines not yet appended
-        last_flush = time.monotonic()
-
-        def flush() -> None:
-            """Append the new metrics lines and hand the new points to the renderer."""
-            if unwritten:
-                append_jsonl(metrics_path, unwritten)
-                if self.renderer:
-                    self.renderer.add_points([r for r in unwritten if r["kind"] == "train"],
-                                             [r for r in unwritten if r["kind"] == "eval"])
-                unwritten.clear()
-
+        on_flush = (lambda rows: self.renderer.send(CurvePoints(rows))) if self.renderer else None
+        metrics = MetricsWriter(self.run_dir / METRICS_FILE, FLUSH_INTERVAL, on_flush)
         try:
             while not self.stop_event.is_set():
                 unfinished = [m for m in self.models if not m.done]
                 if not unfinished:
                     break
                 m = min(unfinished, key=lambda r: (r.progress, r.index))  # keeps the curves side by side
-                self._train_step(m, data)
+                m.train_step(data, self.device, self.precision)
+                if self.on_step is not None:
+                    self.on_step(self, m)
                 if bar is not None:
                     bar.update(1)
                 epoch_end = m.step % m.batches == 0
-                rows = []
-                if m.window_steps >= log_every[m.index] or epoch_end:
-                    rows.append(self._log_window(m))
+                rows = [self._log_window(m)] if m.window_steps >= log_every[m.index] or epoch_end else []
                 if epoch_end:
-                    started = time.perf_counter()
-                    row = self._evaluate(m, data)
-                    self.eval_seconds += time.perf_counter() - started
-                    if row:
-                        rows.append(row)
-                        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%",
-                                 m.name, row["epoch"], self.config.epochs, m.last["loss"], m.last["accuracy"],
-                                 row["val_accuracy"], row["test_accuracy"])
+                    rows += self._end_epoch(m, data)
                 if rows:
-                    unwritten.extend(rows)
-                    # batched: at 100k+ images/s (GPU) a window ends every few ms
-                    if epoch_end or time.monotonic() - last_flush >= FLUSH_INTERVAL:
-                        flush()
-                        last_flush = time.monotonic()
+                    metrics.add(rows, flush=epoch_end)
                     self.write_status(force=epoch_end)
         finally:
-            flush()  # a failing run keeps every line it computed
+            metrics.flush()  # a failing run keeps every line it computed
         if self.stop_event.is_set():
             self.state = "stopping"
             self.write_status(force=True)
 
+    def _log_window(self, m: ModelRun) -> dict:
+        loss, accuracy = m.read_window()
+        if not math.isfinite(loss):
+            epoch = m.epoch_index + 1 if m.step % m.batches else m.epoch_index
+            raise TrainingError(
+                f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
+                f"the learning rate ({m.config.learning_rate:g}) is probably too high")
+        m.last.update(loss=loss, accuracy=accuracy)
+        return metrics_row("train", model=m.index, step=m.step, epoch=round(m.step / m.batches, 4), loss=loss,
+                           accuracy=accuracy, lr=m.optimizer.param_groups[0]["lr"],
+                           samples_per_sec=m.samples / m.compute_seconds if m.compute_seconds else None,
+                           time=time.time() - self.started_at)
+
+    def _end_epoch(self, m: ModelRun, data: MNISTTensors) -> list[dict]:
+        """Validation and test figures, checkpoints and the epoch's images; [] if stopped meanwhile
+        (no half-evaluated epoch is recorded)."""
+        started = time.perf_counter()
+        epoch = m.step // m.batches
+        val = evaluate(m.model, data.val_x, data.val_y, self.device, self.precision, self.stop_event)
+        test = val and evaluate(m.model, data.test_x, data.test_y, self.device, self.precision, self.stop_event)
+        self.eval_seconds += time.perf_counter() - started
+        if val is None or test is None:
+            return []
+        m.last.update(val_accuracy=val.accuracy, test_accuracy=test.accuracy,
+                      best_test_accuracy=max(m.last.get("best_test_accuracy") or 0.0, test.accuracy))
+        self._save_checkpoints(m, epoch, val, test)
+        if self.renderer:
+            for image in epoch_images(m, epoch, test.predictions, data):
+                self.renderer.send(image)
+        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
+                 self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
+        return [metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
+                            val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
+                            time=time.time() - self.started_at)]
+
+    def _save_checkpoints(self, m: ModelRun, epoch: int, val: Evaluation, test: Evaluation) -> None:
+        checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
+                      "val_accuracy": val.accuracy, "test_accuracy": test.accuracy,
+                      "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(self.run_dir / checkpoint_name(m.index, "latest"), buffer.getvalue())
+        if val.accuracy > m.best_val:
+            m.best_val = val.accuracy
+            atomic_write_bytes(self.run_dir / checkpoint_name(m.index, "best"), buffer.getvalue())
+
+
+def epoch_images(m: ModelRun, epoch: int, predictions: torch.Tensor, data: MNISTTensors) -> list[EpochImage]:
+    """The epoch-end pictures of one model: sample digits, misclassified digits, confusion matrix."""
+    preds = predictions.cpu().numpy()
+    labels = data.test_y.cpu().numpy()
+    raw = data.test_raw.numpy()
+    k = min(SAMPLE_COUNT, len(labels))
+    title = f"{m.name}, epoch {epoch}"
+    wrong = np.flatnonzero(preds != labels)
+    shown = wrong[:ERROR_COUNT]
+    matrix = np.bincount(labels * 10 + preds, minlength=100).reshape(10, 10)
+    return [
+        EpochImage(image_name("samples", m.index), "digits",
+                   (f"{title}: test digits 1-{k}", raw[:k], preds[:k], labels[:k])),
+        EpochImage(image_name("errors", m.index), "digits",
+                   (f"{title}: {len(wrong)} of {len(labels)} test digits misclassified (first {len(shown)})",
+                    raw[shown], preds[shown], labels[shown])),
+        EpochImage(image_name("confusion", m.index), "confusion", (f"{title}: confusion matrix (test)", matrix)),
+    ]
+
 
 # ---------------------------------------------------------------- command line
+
+FLAG_HELP = {  # run-wide settings; defaults, choices and limits come from config.py
+    "epochs": "passes over the training images",
+    "optimizer": "optimizer of every model",
+    "learning_rate": "learning rate, the peak of the one-cycle schedule",
+    "batch_size": "images per training step",
+    "lr_schedule": "learning-rate schedule",
+    "precision": "auto uses bf16 where the hardware runs it natively",
+    "train_samples": "train on only this many images",
+    "seed": "seed of weights, data order and dropout",
+    "device": "where to train",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train MNISTNet models and write a run folder "
                                             "(the same one the web monitor shows).")
     p.add_argument("--kernels", action="append", metavar="K1,K2,K3,K4",
-                   help="conv output channels of one model; repeat for up to 4 models "
-                        "(default: 32,64,64,64 and 16,32,32,32)")
-    defaults = TrainConfig.__dataclass_fields__
-    for flag, key, kind, choices in [("--epochs", "epochs", int, None), ("--optimizer", "optimizer", str, ["adam", "sgd"]),
-                                     ("--learning-rate", "learning_rate", float, None),
-                                     ("--batch-size", "batch_size", int, None),
-                                     ("--lr-schedule", "lr_schedule", str, ["none", "onecycle"]),
-                                     ("--precision", "precision", str, ["auto", "fp32", "bf16"]),
-                                     ("--seed", "seed", int, None), ("--device", "device", str, ["auto", "cpu", "cuda", "mps"])]:
-        p.add_argument(flag, dest=key, type=kind, choices=choices,
-                       help=f"default {defaults[key].default} (shared by all models)")
-    p.add_argument("--train-samples", type=int, help="train on only this many images (default: all 55,000)")
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", "data"),
-                   help="folder that holds MNIST/raw/ (env MNIST_DATA_DIR; default ./data)")
-    p.add_argument("--runs-dir", default="runs", help="where run folders are written (default ./runs)")
-    p.add_argument("--keep-runs", type=int, default=5, help="keep the newest N runs (0: keep all)")
+                   help="conv output channels of one model; repeat for up to %d models (default: %s)"
+                        % (MAX_MODELS, " and ".join(",".join(map(str, k)) for k in DEFAULT_KERNELS)))
+    settings = public_config()
+    for key in SHARED_KEYS:
+        default = settings["defaults"].get(key)
+        choices = settings["choices"].get(key)
+        kind = type(default) if default is not None else int
+        limits = settings["limits"].get(key)
+        where = f"{limits[0]} to {limits[1]}; " if limits and not choices else ""
+        shown = "all" if default is None else default
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, choices=choices,
+                       help=f"{FLAG_HELP[key]} ({where}default {shown})")
+    p.add_argument("--data-dir", default=default_data_dir(),
+                   help=f"folder that holds MNIST/raw/ (env {DATA_DIR_ENV}; default: the project's data/)")
+    p.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR),
+                   help="where run folders are written (default: the project's runs/, which the server lists)")
+    p.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS,
+                   help=f"keep the newest N runs (0: keep all; default {DEFAULT_KEEP_RUNS})")
     return p
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    keys = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedule", "precision", "train_samples",
-            "seed", "device")
-    request = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    request = {key: getattr(args, key) for key in SHARED_KEYS if getattr(args, key) is not None}
     if args.kernels:
         request["models"] = [{"kernels": k} for k in args.kernels]
     try:

@@ -82,13 +82,10 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
                                  "device": device_name})
     with tempfile.TemporaryDirectory() as tmp:
         stop = threading.Event()
-        trainer = Trainer(config, data_dir, Path(tmp) / "run", stop_event=stop, monitor=monitor)
         marks = []  # (time a step ended, images trained so far, seconds evaluated so far)
-        step = trainer._train_step
         started = []
 
-        def timed_step(m, data):
-            step(m, data)
+        def timed_step(trainer, m):
             now = time.perf_counter()
             if not started:
                 started.append(now)
@@ -100,7 +97,7 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
                 if len(marks) == 2:
                     stop.set()
 
-        trainer._train_step = timed_step
+        trainer = Trainer(config, data_dir, Path(tmp) / "run", stop_event=stop, monitor=monitor, on_step=timed_step)
         status = trainer.run()
         if status["state"] == "failed":
             raise RuntimeError(status["error"])

@@ -47,7 +47,7 @@ def main() -> None:
                 page.fill("#train_samples", "3000")
                 page.click("#start")
                 expect(page.locator("#state")).to_have_text("finished", timeout=300_000)
-                page.wait_for_selector("#img-confusion_m1 img", timeout=30_000)
+                page.wait_for_selector("#img-confusion-1 img", timeout=30_000)
                 page.wait_for_timeout(3500)  # one more poll: the final curves
                 draw_seven(page)
                 page.wait_for_selector("#prediction-bars .bars", timeout=30_000)

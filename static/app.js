@@ -3,13 +3,11 @@
 
 const POLL_MS = 3000;
 const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
-const MAX_MODELS = 4;
-const DEFAULT_MODELS = [
-  { name: "Model 1", kernels: [32, 64, 64, 64] },
-  { name: "Model 2", kernels: [16, 32, 32, 32] },
-];
-const DEFAULTS = { optimizer: "adam", learning_rate: 0.005, batch_size: 256 }; // = config.TrainConfig
-const LIMITS = { kernel: [1, 256], batch: [1, 4096], epochs: [1, 100], lr: [0, 10], samples: [1, 55000] };
+const INFO_DEBOUNCE_MS = 200; // wait for typing to pause before asking /model_info
+// Defaults, limits, choices and run states come from the server (GET /config) at start-up.
+let SETTINGS = null;
+const DEFAULTS = {};
+const LIMITS = {};
 
 const $ = (id) => document.getElementById(id);
 let viewedRunId = null; // a past run opened from the history; null: follow the live run
@@ -33,21 +31,21 @@ function el(tag, attrs = {}, ...children) {
 
 function addModelRow(model = {}) {
   const rows = $("model-rows");
-  if (rows.children.length >= MAX_MODELS) return;
+  if (rows.children.length >= LIMITS.models[1]) return;
   const index = rows.children.length;
-  const kernels = model.kernels || [16, 32, 32, 32];
+  const kernels = model.kernels || DEFAULTS.models[DEFAULTS.models.length - 1].kernels;
   const tr = el("tr", { className: "model-row" });
   const swatch = el("span", { className: "swatch" });
   const name = el("input", { className: "name", type: "text", maxlength: "40", value: model.name || `Model ${index + 1}`, "aria-label": "model name" });
   const kernelCell = el("td");
   kernels.forEach((k, i) => kernelCell.append(el("input", {
-    className: "kernel", type: "number", min: "1", max: "256", step: "1", value: String(k), "aria-label": `conv ${i + 1} channels`,
+    className: "kernel", type: "number", min: String(LIMITS.kernels[0]), max: String(LIMITS.kernels[1]), step: "1", value: String(k), "aria-label": `conv ${i + 1} channels`,
   })));
   const optimizer = el("select", { className: "optimizer", "aria-label": "optimizer" },
     el("option", { value: "adam", text: "Adam" }), el("option", { value: "sgd", text: "SGD (momentum 0.9)" }));
   optimizer.value = model.optimizer || DEFAULTS.optimizer;
-  const lr = el("input", { className: "lr", type: "number", min: "0", max: "10", step: "any", value: String(model.learning_rate || DEFAULTS.learning_rate), "aria-label": "learning rate" });
-  const batch = el("input", { className: "batch", type: "number", min: "1", max: "4096", step: "1", value: String(model.batch_size || DEFAULTS.batch_size), "aria-label": "batch size" });
+  const lr = el("input", { className: "lr", type: "number", min: String(LIMITS.learning_rate[0]), max: String(LIMITS.learning_rate[1]), step: "any", value: String(model.learning_rate || DEFAULTS.learning_rate), "aria-label": "learning rate" });
+  const batch = el("input", { className: "batch", type: "number", min: String(LIMITS.batch_size[0]), max: String(LIMITS.batch_size[1]), step: "1", value: String(model.batch_size || DEFAULTS.batch_size), "aria-label": "batch size" });
   const params = el("td", { className: "params", text: "…" });
   const remove = el("button", { type: "button", className: "remove", title: "remove this model", text: "✕" });
   remove.addEventListener("click", () => { tr.remove(); refreshRows(); });
@@ -63,7 +61,7 @@ function refreshRows() {
   const rows = [...$("model-rows").children];
   rows.forEach((tr, i) => { tr.querySelector(".swatch").style.background = MODEL_COLORS[i]; });
   rows.forEach((tr) => { tr.querySelector(".remove").disabled = rows.length <= 1; });
-  $("add-model").disabled = rows.length >= MAX_MODELS;
+  $("add-model").disabled = rows.length >= LIMITS.models[1];
   renderModelInfo();
 }
 
@@ -80,7 +78,7 @@ const infoCache = new Map(); // "32,64,64,64" -> /model_info answer
 
 function scheduleModelInfo(tr) {
   clearTimeout(infoTimers.get(tr));
-  infoTimers.set(tr, setTimeout(() => updateModelInfo(tr), 200));
+  infoTimers.set(tr, setTimeout(() => updateModelInfo(tr), INFO_DEBOUNCE_MS));
 }
 
 async function fetchModelInfo(kernels) {
@@ -97,9 +95,9 @@ async function fetchModelInfo(kernels) {
 async function updateModelInfo(tr) {
   const kernels = readKernels(tr);
   const cell = tr.querySelector(".params");
-  tr.querySelectorAll(".kernel").forEach((input) => input.classList.toggle("invalid", !isInt(Number(input.value), LIMITS.kernel) || input.value === ""));
-  if (!kernels.every((k) => isInt(k, LIMITS.kernel))) {
-    cell.textContent = "kernels: 1 to 256";
+  tr.querySelectorAll(".kernel").forEach((input) => input.classList.toggle("invalid", !isInt(Number(input.value), LIMITS.kernels) || input.value === ""));
+  if (!kernels.every((k) => isInt(k, LIMITS.kernels))) {
+    cell.textContent = `kernels: ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}`;
     cell.classList.add("error");
     return;
   }
@@ -126,19 +124,19 @@ function readForm() {
     const lr = Number(tr.querySelector(".lr").value);
     const batch = Number(tr.querySelector(".batch").value);
     if (!name) return { error: `${label}: give it a name` };
-    if (!kernels.every((k) => isInt(k, LIMITS.kernel))) return { error: `${label}: kernels must be whole numbers from 1 to 256` };
-    if (!(Number.isFinite(lr) && lr > 0 && lr <= 10) || tr.querySelector(".lr").value === "") return { error: `${label}: learning rate must be greater than 0 and at most 10` };
-    if (!isInt(batch, LIMITS.batch)) return { error: `${label}: batch size must be a whole number from 1 to 4096` };
+    if (!kernels.every((k) => isInt(k, LIMITS.kernels))) return { error: `${label}: kernels must be whole numbers from ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}` };
+    if (!(Number.isFinite(lr) && lr > LIMITS.learning_rate[0] && lr <= LIMITS.learning_rate[1]) || tr.querySelector(".lr").value === "") return { error: `${label}: learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}` };
+    if (!isInt(batch, LIMITS.batch_size)) return { error: `${label}: batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}` };
     models.push({ name, kernels, optimizer: tr.querySelector(".optimizer").value, learning_rate: lr, batch_size: batch });
   }
   const names = models.map((m) => m.name);
   if (new Set(names).size !== names.length) return { error: "model names must be different" };
   const epochs = Number($("epochs").value);
-  if (!isInt(epochs, LIMITS.epochs)) return { error: "epochs must be a whole number from 1 to 100" };
+  if (!isInt(epochs, LIMITS.epochs)) return { error: `epochs must be a whole number from ${LIMITS.epochs[0]} to ${LIMITS.epochs[1]}` };
   const config = { epochs, models, lr_schedule: $("lr_schedule").value, precision: $("precision").value };
   if ($("train_samples").value !== "") {
     const samples = Number($("train_samples").value);
-    if (!isInt(samples, LIMITS.samples)) return { error: "training images must be a whole number from 1 to 55,000 (or empty for all)" };
+    if (!isInt(samples, LIMITS.train_samples)) return { error: `training images must be a whole number from ${LIMITS.train_samples[0]} to ${LIMITS.train_samples[1].toLocaleString("en-US")} (or empty for all)` };
     config.train_samples = samples;
   }
   return { config };
@@ -195,7 +193,7 @@ function fmtSeconds(seconds) {
 
 function renderStatus(status) {
   currentStatus = status;
-  const active = ["starting", "running", "stopping"].includes(status.state);
+  const active = SETTINGS.states.active.includes(status.state);
   const stateEl = $("state");
   stateEl.textContent = status.state;
   stateEl.className = `state ${status.state}`;
@@ -302,12 +300,13 @@ function renderImages(status) {
     $("curves-empty").hidden = false;
   }
   const models = status.models || [];
-  for (let i = 0; i < MAX_MODELS; i++) {
-    const name = models[i] ? models[i].name : "";
+  const captions = { samples: "sample predictions", errors: "misclassified digits", confusion: "confusion matrix" };
+  for (let i = 0; i < LIMITS.models[1]; i++) {
+    const m = models[i];
     const column = modelColumn(i);
-    setImage(column, `samples_m${i}`, models[i] && images[`samples_m${i}`], `${name}: sample predictions`, i);
-    setImage(column, `errors_m${i}`, models[i] && images[`errors_m${i}`], `${name}: misclassified digits`, i);
-    setImage(column, `confusion_m${i}`, models[i] && images[`confusion_m${i}`], `${name}: confusion matrix`, i);
+    for (const [kind, caption] of Object.entries(captions)) {
+      setImage(column, `${kind}-${i}`, m && m.images && m.images[kind], `${m ? m.name : ""}: ${caption}`, i);
+    }
     if (!column.children.length) column.remove();
   }
 }
@@ -323,7 +322,7 @@ async function renderModelInfo() {
   box.dataset.key = key;
   const grid = el("div", { className: "model-info-grid" });
   for (const [i, m] of source.entries()) {
-    if (!m.kernels.every((k) => isInt(k, LIMITS.kernel))) continue;
+    if (!m.kernels.every((k) => isInt(k, LIMITS.kernels))) continue;
     let info;
     try { info = await fetchModelInfo(m.kernels); } catch (_) { continue; }
     const table = el("table", { className: "layers" }, el("tr", {}, ...["Layer", "Weight shape", "Output shape", "Parameters"].map((h) => el("th", { text: h }))));
@@ -465,8 +464,38 @@ async function predictDigit() {
 
 // ------------------------------------------------------------------ start
 
-function init() {
-  DEFAULT_MODELS.forEach((m) => addModelRow(m));
+async function loadSettings() {
+  // Retries until the server answers: the form cannot be built without its limits.
+  for (;;) {
+    try {
+      const response = await fetch("/config");
+      if (response.ok) return await response.json();
+      $("run-meta").textContent = `could not load the settings (HTTP ${response.status}); retrying`;
+    } catch (err) {
+      $("run-meta").textContent = `server not reachable (${err.message}); retrying`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+function applySettings(settings) {
+  SETTINGS = settings;
+  Object.assign(DEFAULTS, settings.defaults);
+  Object.assign(LIMITS, settings.limits);
+  const bounds = { epochs: LIMITS.epochs, train_samples: LIMITS.train_samples };
+  for (const [id, [low, high]] of Object.entries(bounds)) { $(id).min = String(low); $(id).max = String(high); }
+  $("epochs").value = String(DEFAULTS.epochs);
+  $("train_samples").placeholder = `all ${LIMITS.train_samples[1].toLocaleString("en-US")}`;
+  const labels = { onecycle: "one-cycle", none: "constant", auto: "auto", fp32: "fp32", bf16: "bf16" };
+  for (const key of ["lr_schedule", "precision"]) {
+    $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: labels[value] || value })));
+    $(key).value = DEFAULTS[key];
+  }
+}
+
+async function init() {
+  applySettings(await loadSettings());
+  DEFAULTS.models.forEach((m) => addModelRow(m));
   $("add-model").addEventListener("click", () => addModelRow({ name: `Model ${$("model-rows").children.length + 1}` }));
   $("train-form").addEventListener("submit", startTraining);
   $("stop").addEventListener("click", stopTraining);

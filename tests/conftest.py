@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # the project (on sys.path through pyproject's pythonpath)
 
 REQUIRE_FULL = os.environ.get("REQUIRE_FULL_TESTS") == "1"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A run of two tiny models that trains in about a second on the tiny synthetic MNIST.
+QUICK = {"epochs": 1, "batch_size": 64, "learning_rate": 0.01, "precision": "fp32",
+         "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4], "name": "small"}]}
+SLOW = dict(QUICK, epochs=100, batch_size=1)  # long enough to be stopped
 
 
 def need(condition: bool, reason: str) -> None:
@@ -100,6 +104,29 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def start_run(client, body=QUICK) -> str:
+    """POST /start_training through the Flask test client; the new run's id."""
+    response = client.post("/start_training", json=body)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["run_id"]
+
+
+def wait_run_end(client, states=("finished", "stopped", "failed")) -> dict:
+    """Poll /training_status until the run is in one of ``states``; that status."""
+    return wait_for(lambda: (s := client.get("/training_status").get_json())["state"] in states and s,
+                    message="the run to end")
+
+
+def tiny_config(**overrides):
+    """A validated TrainConfig of two tiny models (2 epochs) for trainer tests."""
+    from config import parse_train_config
+
+    body = {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "precision": "fp32",
+            "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4], "batch_size": 32}]}
+    body.update(overrides)
+    return parse_train_config(body)
 
 
 def free_port() -> int:

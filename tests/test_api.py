@@ -7,23 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import wait_for
-
-PNG = b"\x89PNG\r\n\x1a\n"
-QUICK = {"epochs": 1, "batch_size": 64, "learning_rate": 0.01, "precision": "fp32",
-         "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4], "name": "small"}]}
-SLOW = dict(QUICK, epochs=100, batch_size=1)  # long enough to be stopped
-
-
-def finished(client, states=("finished", "stopped", "failed")):
-    return wait_for(lambda: (s := client.get("/training_status").get_json())["state"] in states and s,
-                    message="the run to end")
-
-
-def start(client, body=QUICK):
-    response = client.post("/start_training", json=body)
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()["run_id"]
+from conftest import PNG_SIGNATURE as PNG, QUICK, SLOW, wait_for
+from conftest import start_run as start, wait_run_end as finished
 
 
 def test_idle_status_before_any_run(client):
@@ -48,9 +33,9 @@ def test_a_run_over_the_api(client):
                     "progress", "samples_per_sec", "eta_seconds"):
             assert m[key] is not None, key
         assert m["progress"] == 100.0 and 0 <= m["test_accuracy"] <= 100
-    assert set(status["images"]) == {"curves", "samples_m0", "samples_m1", "errors_m0", "errors_m1",
-                                     "confusion_m0", "confusion_m1"}
-    for url in status["images"].values():
+    assert set(status["images"]) == {"curves"}
+    assert [set(m["images"]) for m in status["models"]] == [{"samples", "errors", "confusion"}] * 2
+    for url in list(status["images"].values()) + [u for m in status["models"] for u in m["images"].values()]:
         image = client.get(url)
         assert image.status_code == 200 and image.mimetype == "image/png" and image.data.startswith(PNG)
     assert len(client.get("/training_status").data) < 4096
@@ -241,7 +226,7 @@ def test_status_stays_small_with_four_models_and_images_are_cacheable(client):
     models = [{"kernels": [2, 4, 4, 4], "name": f"model number {i} with a long name, 40 ch"[:40]} for i in range(4)]
     start(client, dict(QUICK, models=models, epochs=2))
     status = finished(client)
-    assert len(status["models"]) == 4 and len(status["images"]) == 13
+    assert len(status["models"]) == 4 and len(status["images"]) + sum(len(m["images"]) for m in status["models"]) == 13
     assert len(client.get("/training_status").data) < 4096
     url = status["images"]["curves"]
     assert "?v=" in url  # the URL changes when the image does, so browsers may cache it for good
@@ -249,3 +234,22 @@ def test_status_stays_small_with_four_models_and_images_are_cacheable(client):
     assert "immutable" in response.headers["Cache-Control"]
     again = client.get(url, headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304
+
+
+def test_config_gives_the_page_defaults_limits_choices_and_states(client):
+    from config import DEFAULT_KERNELS, MAX_MODELS, TrainConfig
+
+    body = client.get("/config").get_json()
+    assert body["defaults"]["epochs"] == TrainConfig.epochs and body["defaults"]["batch_size"] == TrainConfig.batch_size
+    assert [m["kernels"] for m in body["defaults"]["models"]] == [list(k) for k in DEFAULT_KERNELS]
+    assert body["limits"]["models"] == [1, MAX_MODELS] and body["limits"]["kernels"] == [1, 256]
+    assert "onecycle" in body["choices"]["lr_schedule"] and "sgd" in body["choices"]["optimizer"]
+    assert body["states"]["active"] == ["starting", "running", "stopping"]
+
+
+def test_answers_keep_the_contracts_field_order(client):
+    from runstore import RUN_STATUS_FIELDS
+
+    text = client.get("/training_status").get_data(as_text=True)
+    keys = list(client.get("/training_status").get_json())
+    assert keys == [k for k in RUN_STATUS_FIELDS if k != "pid"] + ["images"], text

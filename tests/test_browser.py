@@ -101,8 +101,8 @@ def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_dir):
     assert run_id in page.locator("#run-meta").text_content()
     # live status, curves and the first epoch's sample predictions arrive through polling
     page.wait_for_selector("#curves:not([hidden])", timeout=POLL_WAIT_MS)
-    page.wait_for_selector("#img-samples_m0 img", timeout=POLL_WAIT_MS * 2)
-    page.wait_for_selector("#img-samples_m1 img", timeout=POLL_WAIT_MS)
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS * 2)
+    page.wait_for_selector("#img-samples-1 img", timeout=POLL_WAIT_MS)
     cards = page.locator("#model-cards .card")
     assert cards.count() == 2
     assert "/ 30" in cards.nth(0).locator("dd[data-field=Epoch]").text_content()
@@ -114,7 +114,7 @@ def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_dir):
     page.reload()
     expect(page.locator("#run-meta")).to_contain_text(run_id, timeout=POLL_WAIT_MS)
     assert page.locator("#state").text_content() in ("running", "starting")
-    page.wait_for_selector("#img-samples_m0 img", timeout=POLL_WAIT_MS)
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
     # stop: the run ends and what was recorded stays visible
     page.click("#stop")
     expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
@@ -169,7 +169,7 @@ def test_history_opens_past_runs_and_survives_a_restart(page, server_factory, ti
     expect(page.locator("#viewing")).to_be_visible()
     expect(page.locator("#run-meta")).to_contain_text(ids[0])
     expect(page.locator("#model-cards .card h3")).to_contain_text("first")
-    page.wait_for_selector("#img-samples_m0 img")
+    page.wait_for_selector("#img-samples-0 img")
     page.click("#back-live")
     expect(page.locator("#run-meta")).to_contain_text(ids[1])
     expect(page.locator("#viewing")).to_be_hidden()

@@ -6,7 +6,7 @@ import threading
 import train
 from conftest import wait_for
 from runstore import read_jsonl
-from test_api import QUICK, finished, start
+from conftest import QUICK, start_run as start, wait_run_end as finished
 
 
 def test_readers_never_see_a_torn_or_invalid_file(tmp_path, tiny_mnist):
@@ -48,35 +48,34 @@ def test_readers_never_see_a_torn_or_invalid_file(tmp_path, tiny_mnist):
     assert reads["status"] >= 2000 and reads["png"] > 0
 
 
-def test_an_exception_in_training_fails_the_run_and_the_server_goes_on(client, monkeypatch):
-    real_step = train.Trainer._train_step
+def test_an_exception_in_training_fails_the_run_and_the_server_goes_on(client, app):
     calls = []
 
-    def exploding(self, m, data):
+    def exploding(trainer, m):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("simulated fault in a training step")
-        return real_step(self, m, data)
 
-    monkeypatch.setattr(train.Trainer, "_train_step", exploding)
+    options = app.extensions["training"].trainer_options
+    options["on_step"] = exploding
     start(client)
     status = finished(client)
     assert status["state"] == "failed" and "simulated fault" in status["error"]
-    monkeypatch.setattr(train.Trainer, "_train_step", real_step)
+    del options["on_step"]
     start(client)  # the next run works
     assert finished(client)["state"] == "finished"
 
 
 def test_stop_during_evaluation_is_well_defined(client, app, monkeypatch):
     entered = threading.Event()
-    real_predict = train.Trainer._predict
+    real_evaluate = train.evaluate
 
-    def slow_predict(self, m, images, labels):
+    def slow_evaluate(model, images, labels, device, precision, stop_event):
         entered.set()
-        wait_for(lambda: self.stop_event.is_set(), timeout=30, message="the stop request")
-        return real_predict(self, m, images, labels)
+        wait_for(lambda: stop_event.is_set(), timeout=30, message="the stop request")
+        return real_evaluate(model, images, labels, device, precision, stop_event)
 
-    monkeypatch.setattr(train.Trainer, "_predict", slow_predict)
+    monkeypatch.setattr(train, "evaluate", slow_evaluate)
     run_id = start(client)
     assert entered.wait(30)
     assert client.post("/stop_training", json={}).status_code == 200

@@ -89,3 +89,25 @@ def test_runs_created_in_the_same_second_still_sort_newest_first(tmp_path):
     store = RunStore(tmp_path / "runs")
     created = [store.create()[0] for _ in range(20)]
     assert store.run_ids() == created[::-1]
+
+
+def test_metrics_rows_have_exactly_their_kinds_fields_in_contract_order():
+    from runstore import METRIC_COLUMNS, metrics_row
+
+    row = metrics_row("eval", time=1.0, test_accuracy=99.0, test_loss=0.1, val_accuracy=98.0, val_loss=0.2,
+                      step=10, epoch=1, model=0)
+    assert list(row) == [c for c in METRIC_COLUMNS if c in row] and row["kind"] == "eval"
+    with pytest.raises(ValueError):
+        metrics_row("train", model=0, step=1)  # a missing field is a bug in the writer, caught at once
+    with pytest.raises(KeyError):
+        metrics_row("layer", model=0)
+
+
+def test_served_files_are_exactly_the_names_the_worker_writes():
+    from config import MAX_MODELS
+    from runstore import SERVED_FILES, checkpoint_name, image_name
+
+    assert image_name("curves") in SERVED_FILES and checkpoint_name(MAX_MODELS - 1, "best") in SERVED_FILES
+    assert image_name("samples", 0) == "samples_m0.png" and checkpoint_name(1, "latest") == "model1_latest.pt"
+    assert checkpoint_name(MAX_MODELS, "best") not in SERVED_FILES and "other.png" not in SERVED_FILES
+    assert len(SERVED_FILES) == 1 + MAX_MODELS * (3 + 2)

@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import wait_for
-from test_api import QUICK
+from conftest import QUICK
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:5000", "127.0.0.1.evil.example", "10.0.0.5:5000"])

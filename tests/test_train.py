@@ -4,19 +4,10 @@ import pytest
 import torch
 
 import train
-from config import parse_train_config
+from conftest import PNG_SIGNATURE as PNG, tiny_config
 from model import MNISTNet
 from runstore import read_json, read_jsonl
 from train import Trainer, resolve_precision
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def tiny_config(**overrides):
-    body = {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "precision": "fp32",
-            "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4], "batch_size": 32}]}
-    body.update(overrides)
-    return parse_train_config(body)
 
 
 def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
@@ -62,14 +53,8 @@ def test_checkpoints_load_into_mnistnet_and_reproduce_the_accuracy(tmp_path, tin
 def test_models_advance_together(tmp_path, tiny_mnist):
     """Interleaved by progress: a model is never more than one of its batches ahead."""
     seen = []
-    trainer = Trainer(tiny_config(epochs=1), tiny_mnist, tmp_path / "run", monitor=False)
-    original = trainer._train_step
-
-    def step(m, data):
-        original(m, data)
-        seen.append([r.progress for r in trainer.models])
-
-    trainer._train_step = step
+    trainer = Trainer(tiny_config(epochs=1), tiny_mnist, tmp_path / "run", monitor=False,
+                      on_step=lambda t, m: seen.append([r.progress for r in t.models]))
     trainer.run()
     for progress in seen:
         assert max(progress) - min(progress) <= 1 / 9 + 1e-9
@@ -77,17 +62,14 @@ def test_models_advance_together(tmp_path, tiny_mnist):
 
 def test_stop_ends_the_run_within_one_batch(tmp_path, tiny_mnist):
     stop = threading.Event()
-    trainer = Trainer(tiny_config(epochs=50), tiny_mnist, tmp_path / "run", stop_event=stop)
-    original = trainer._train_step
     steps = []
 
-    def step(m, data):
-        original(m, data)
+    def step(trainer, m):
         steps.append(1)
         if len(steps) == 5:
             stop.set()
 
-    trainer._train_step = step
+    trainer = Trainer(tiny_config(epochs=50), tiny_mnist, tmp_path / "run", stop_event=stop, on_step=step)
     status = trainer.run()
     assert status["state"] == "stopped" and len(steps) == 5
     assert read_json(tmp_path / "run" / "status.json")["state"] == "stopped"
@@ -141,33 +123,38 @@ def test_cli_refuses_bad_flags_with_the_field(tmp_path, capsys):
 
 def test_a_failing_run_keeps_the_metrics_it_computed(tmp_path, tiny_mnist, monkeypatch):
     """Metrics lines are batched; the lines computed before a failure still reach the file."""
-    real_step = Trainer._train_step
     calls = []
 
-    def failing(self, m, data):
+    def failing(trainer, m):
         calls.append(1)
         if len(calls) == 12:
             raise RuntimeError("simulated fault")
-        return real_step(self, m, data)
 
-    monkeypatch.setattr(Trainer, "_train_step", failing)
-    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run").run()
+    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run", on_step=failing).run()
     assert status["state"] == "failed"
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
-    assert [r["kind"] for r in rows].count("train") >= 5  # 11 steps, a curve point per model every 1-2 steps
+    assert [r["kind"] for r in rows].count("train") >= 5  # 12 steps, a curve point per model every 1-2 steps
 
 
 def test_training_goes_on_when_the_renderer_process_dies(tmp_path, tiny_mnist):
-    trainer = Trainer(tiny_config(epochs=3), tiny_mnist, tmp_path / "run")
-    real_step = trainer._train_step
-
-    def step(m, data):
+    def kill_renderer(trainer, m):
         if trainer.renderer and trainer.renderer.process.poll() is None:
             trainer.renderer.process.kill()
             trainer.renderer.process.wait()
-        real_step(m, data)
 
-    trainer._train_step = step
+    trainer = Trainer(tiny_config(epochs=3), tiny_mnist, tmp_path / "run", on_step=kill_renderer)
     status = trainer.run()
     assert status["state"] == "finished" and trainer.renderer.broken
     assert all(m["test_accuracy"] is not None for m in status["models"])
+
+
+def test_cli_flags_come_from_the_config_and_folders_resolve_like_the_server(monkeypatch, tmp_path):
+    import server
+    from config import DEFAULT_RUNS_DIR, TrainConfig
+
+    monkeypatch.chdir(tmp_path)  # started from another folder, both still use the project's runs/
+    args = train.build_parser().parse_args([])
+    assert args.runs_dir == str(DEFAULT_RUNS_DIR) == server.build_parser().parse_args([]).runs_dir
+    assert args.data_dir == server.build_parser().parse_args([]).data_dir
+    help_text = train.build_parser().format_help()
+    assert f"default {TrainConfig.epochs}" in help_text and "{adam,sgd}" in help_text

@@ -1,0 +1,227 @@
+"""The JSON API: thin routes over the run folders and the one training worker."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import threading
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+
+from config import parse_kernels, public_config
+from errors import BadRequest, NotFound
+from model import describe
+from predict import predict_request
+from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
+                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, STATUS_FILE, RunStore, checkpoint_name, image_name,
+                      pid_alive)
+
+bp = Blueprint("api", __name__)
+VIEW_CACHE_RUNS = 64  # run views kept in memory (~1 KB each); the history lists newest first
+CSV_COLUMNS = (METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:])  # the model's name beside its index
+
+
+class RunViews:
+    """A run as the page sees it: its status.json, the URLs of its images and checkpoints.
+
+    Cached until the run folder changes: status.json and every PNG are replaced by a rename,
+    which changes the folder's modification time, so a poll of an unchanged run costs two stat
+    calls instead of reading and listing the folder (less GIL traffic beside the trainer)."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        self._cache: dict[str, tuple[tuple, dict]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _image_urls(run_id: str, images: dict[str, str], files: dict[str, int]) -> dict[str, str]:
+        """{key: versioned URL} of the images that exist (``images``: key -> file name)."""
+        return {key: f"/runs/{run_id}/files/{name}?v={files[name]}" for key, name in images.items() if name in files}
+
+    def _read(self, run_id: str) -> dict | None:
+        run_dir = self.store.run_dir(run_id)
+        if run_dir is None:
+            return None
+        try:
+            key = (os.stat(run_dir).st_mtime_ns, os.stat(run_dir / STATUS_FILE).st_mtime_ns)
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            cached = self._cache.get(run_id)
+        if cached and cached[0] == key:
+            return cached[1]
+        status = self.store.status(run_id)
+        if status is None:
+            return None
+        files = {e.name: e.stat().st_mtime_ns for e in os.scandir(run_dir) if self.store.file(run_id, e.name)}
+        view = {key: status.get(key) for key in RUN_STATUS_FIELDS}
+        view["models"] = [{k: m.get(k) for k in MODEL_STATUS_FIELDS} for m in status.get("models", [])]
+        for i, m in enumerate(view["models"]):
+            m["images"] = self._image_urls(run_id, {kind: image_name(kind, i) for kind in EPOCH_IMAGES}, files)
+            best = checkpoint_name(i, "best")
+            m["checkpoint"] = f"/runs/{run_id}/files/{best}" if best in files else None
+        view["images"] = self._image_urls(run_id, {CURVES_IMAGE: image_name(CURVES_IMAGE)}, files)
+        view["metrics_csv"] = f"/runs/{run_id}/metrics.csv"
+        with self._lock:
+            if len(self._cache) > VIEW_CACHE_RUNS:
+                self._cache.clear()
+            self._cache[run_id] = (key, view)
+        return view
+
+    def view(self, run_id: str, active_run_id: str | None) -> dict | None:
+        """The view, with a run left active by a process that is gone shown as 'interrupted'."""
+        cached = self._read(run_id)
+        if cached is None:
+            return None
+        view = dict(cached)
+        pid = view.pop("pid")
+        if view["state"] in ACTIVE_STATES and run_id != active_run_id:
+            if pid == os.getpid() or not pid_alive(pid):
+                view["state"] = "interrupted"
+        if view["state"] not in ACTIVE_STATES:
+            view["eta_seconds"] = None
+        return view
+
+
+def idle_view() -> dict:
+    view = {key: None for key in RUN_STATUS_FIELDS if key != "pid"}
+    view.update(state=IDLE_STATE, models=[], images={})
+    return view
+
+
+# ---------------------------------------------------------------- helpers
+
+def manager():
+    return current_app.extensions["training"]
+
+
+def store() -> RunStore:
+    return current_app.extensions["runs"]
+
+
+def views() -> RunViews:
+    return current_app.extensions["run_views"]
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("body: must be valid JSON", field="body")
+    if not isinstance(data, dict):
+        raise BadRequest("body: must be a JSON object", field="body")
+    return data
+
+
+def conditional_json(payload) -> Response:
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = "no-cache"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def require_run(run_id: str) -> None:
+    if store().run_dir(run_id) is None:
+        raise NotFound(f"no run {run_id!r}")
+
+
+# ---------------------------------------------------------------- routes
+
+@bp.get("/")
+def index():
+    return current_app.send_static_file("index.html")
+
+
+@bp.get("/config")
+def settings():
+    """Defaults, limits and choices of the form, and the run states, so the page copies none."""
+    return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES)}})
+
+
+@bp.get("/training_status")
+def training_status():
+    active = manager().active_run_id
+    run_id = active or next(iter(store().run_ids()), None)
+    view = views().view(run_id, active) if run_id else None
+    return conditional_json(view or idle_view())
+
+
+@bp.post("/start_training")
+def start_training():
+    return jsonify({"run_id": manager().start(json_body())}), 202
+
+
+@bp.post("/stop_training")
+def stop_training():
+    if request.content_length:
+        json_body()  # no fields, but a body that is sent must be a JSON object
+    return jsonify({"run_id": manager().stop(), "state": "stopping"}), 200
+
+
+@bp.get("/model_info")
+def model_info():
+    unknown = sorted(set(request.args) - {"kernels"})
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: kernels)", field=unknown[0])
+    kernels = request.args.get("kernels")
+    if kernels is None:
+        raise BadRequest("kernels: is required, e.g. ?kernels=32,64,64,64", field="kernels")
+    return jsonify(describe(parse_kernels(kernels)))
+
+
+@bp.get("/runs")
+def runs():
+    active = manager().active_run_id
+    listing = []
+    for run_id in store().run_ids():
+        view = views().view(run_id, active)
+        if view is None:
+            continue
+        best = [m["best_test_accuracy"] for m in view["models"] if m.get("best_test_accuracy") is not None]
+        listing.append({"run_id": run_id, "state": view["state"], "started_at": view["started_at"],
+                        "models": [{"name": m["name"], "kernels": m["kernels"]} for m in view["models"]],
+                        "best_test_accuracy": max(best) if best else None})
+    return conditional_json({"runs": listing})
+
+
+@bp.get("/runs/<run_id>")
+def run_status(run_id):
+    require_run(run_id)
+    view = views().view(run_id, manager().active_run_id)
+    if view is None:
+        raise NotFound(f"run {run_id!r} has no status yet")
+    return conditional_json(view)
+
+
+@bp.get("/runs/<run_id>/files/<name>")
+def run_file(run_id, name):
+    path = store().file(run_id, name)
+    if path is None:
+        raise NotFound(f"no file {name!r} in run {run_id!r}")
+    if name.endswith(".pt"):
+        return send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                         download_name=f"{run_id}-{name}", max_age=0)
+    response = send_file(path, mimetype="image/png", max_age=0, etag=True, conditional=True)
+    if request.args.get("v"):  # versioned URL: the content at this URL never changes
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+@bp.get("/runs/<run_id>/metrics.csv")
+def metrics_csv(run_id):
+    require_run(run_id)
+    names = [m.get("name") for m in (store().config(run_id) or {}).get("models", [])]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in store().metrics(run_id):
+        model = row.get("model")
+        name = names[model] if isinstance(model, int) and 0 <= model < len(names) else None
+        writer.writerow({**row, "name": name})
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{run_id}-metrics.csv"'})
+
+
+@bp.post("/predict")
+def predict_digit():
+    answer = predict_request(json_body(), store(), current_app.extensions["checkpoints"], manager().active_run_id)
+    return jsonify(answer)

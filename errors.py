@@ -1,0 +1,61 @@
+"""Errors that carry their HTTP status, and the handlers that answer every error in one shape:
+``{"error": "<message>"}``, plus ``"field"`` when one input is to blame."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from config import ConfigError
+
+log = logging.getLogger("server")
+
+
+class ApiError(Exception):
+    """An error answered as JSON with ``code``; ``field`` names the input at fault, if one is."""
+
+    code = 500
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+# One class per status code the API answers with (named, so code reads `raise NotFound(...)`).
+class BadRequest(ApiError): code = 400  # noqa: E701
+class Unauthorized(ApiError): code = 401  # noqa: E701
+class Forbidden(ApiError): code = 403  # noqa: E701
+class NotFound(ApiError): code = 404  # noqa: E701
+class Conflict(ApiError): code = 409  # noqa: E701
+class UnsupportedMediaType(ApiError): code = 415  # noqa: E701
+
+
+def error_body(message: str, field: str | None = None) -> dict:
+    return {"error": message, "field": field} if field else {"error": message}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(error_body(exc.message, exc.field)), exc.code
+
+    @app.errorhandler(ConfigError)
+    def config_error(exc: ConfigError):
+        return jsonify(error_body(str(exc), exc.field)), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"request body too large (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
+        response = jsonify(error_body(message))
+        response.status_code = exc.code or 500
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify(error_body(f"internal error: {type(exc).__name__}")), 500
