@@ -5,19 +5,20 @@ import csv
 import io
 import os
 import threading
+from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from config import parse_kernels, public_config
+from config import parse_kernels_text, public_config
 from errors import BadRequest, NotFound
 from model import describe
 from predict import predict_request
 from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
-                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, STATUS_FILE, RunStore, checkpoint_name, image_name,
+                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, SERVED_FILES, STATUS_FILE, RunStore, checkpoint_name, image_name,
                       pid_alive)
 
 bp = Blueprint("api", __name__)
-VIEW_CACHE_RUNS = 64  # run views kept in memory (~1 KB each); the history lists newest first
+VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
 CSV_COLUMNS = (METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:])  # the model's name beside its index
 
 
@@ -30,7 +31,7 @@ class RunViews:
 
     def __init__(self, store: RunStore):
         self.store = store
-        self._cache: dict[str, tuple[tuple, dict]] = {}
+        self._cache: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -42,18 +43,19 @@ class RunViews:
         run_dir = self.store.run_dir(run_id)
         if run_dir is None:
             return None
-        try:
+        try:  # a run deleted meanwhile (clean-up, or the user) is no run: None, never an error
             key = (os.stat(run_dir).st_mtime_ns, os.stat(run_dir / STATUS_FILE).st_mtime_ns)
-        except FileNotFoundError:
+            with self._lock:
+                cached = self._cache.get(run_id)
+                if cached and cached[0] == key:
+                    self._cache.move_to_end(run_id)
+                    return cached[1]
+            status = self.store.status(run_id)
+            files = self._files(run_dir)
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        with self._lock:
-            cached = self._cache.get(run_id)
-        if cached and cached[0] == key:
-            return cached[1]
-        status = self.store.status(run_id)
         if status is None:
             return None
-        files = {e.name: e.stat().st_mtime_ns for e in os.scandir(run_dir) if self.store.file(run_id, e.name)}
         view = {key: status.get(key) for key in RUN_STATUS_FIELDS}
         view["models"] = [{k: m.get(k) for k in MODEL_STATUS_FIELDS} for m in status.get("models", [])]
         for i, m in enumerate(view["models"]):
@@ -63,10 +65,22 @@ class RunViews:
         view["images"] = self._image_urls(run_id, {CURVES_IMAGE: image_name(CURVES_IMAGE)}, files)
         view["metrics_csv"] = f"/runs/{run_id}/metrics.csv"
         with self._lock:
-            if len(self._cache) > VIEW_CACHE_RUNS:
-                self._cache.clear()
             self._cache[run_id] = (key, view)
+            self._cache.move_to_end(run_id)
+            while len(self._cache) > VIEW_CACHE_RUNS:
+                self._cache.popitem(last=False)
         return view
+
+    def _files(self, run_dir) -> dict[str, int]:
+        """{name: mtime in ns} of the files the server serves that exist in ``run_dir``."""
+        files = {}
+        for entry in os.scandir(run_dir):
+            if entry.name in SERVED_FILES and entry.is_file(follow_symlinks=False):
+                try:
+                    files[entry.name] = entry.stat().st_mtime_ns
+                except FileNotFoundError:  # replaced or removed between listing and stat
+                    pass
+        return files
 
     def view(self, run_id: str, active_run_id: str | None) -> dict | None:
         """The view, with a run left active by a process that is gone shown as 'interrupted'."""
@@ -78,14 +92,16 @@ class RunViews:
         if view["state"] in ACTIVE_STATES and run_id != active_run_id:
             if pid == os.getpid() or not pid_alive(pid):
                 view["state"] = "interrupted"
-        if view["state"] not in ACTIVE_STATES:
+        if view["state"] not in ACTIVE_STATES:  # no time left is shown for a run that is over
             view["eta_seconds"] = None
+            view["models"] = [dict(m, eta_seconds=None) for m in view["models"]]
         return view
 
 
-def idle_view() -> dict:
+def empty_view(state: str = IDLE_STATE, run_id: str | None = None) -> dict:
+    """The status shape with nothing in it: no run yet, or a run whose status.json is not written yet."""
     view = {key: None for key in RUN_STATUS_FIELDS if key != "pid"}
-    view.update(state=IDLE_STATE, models=[], images={})
+    view.update(state=state, run_id=run_id, models=[], images={})
     return view
 
 
@@ -142,7 +158,9 @@ def training_status():
     active = manager().active_run_id
     run_id = active or next(iter(store().run_ids()), None)
     view = views().view(run_id, active) if run_id else None
-    return conditional_json(view or idle_view())
+    if view is None and run_id is not None and run_id == active:
+        view = empty_view("starting", run_id)  # the worker has created the folder, not yet status.json
+    return conditional_json(view or empty_view())
 
 
 @bp.post("/start_training")
@@ -165,7 +183,7 @@ def model_info():
     kernels = request.args.get("kernels")
     if kernels is None:
         raise BadRequest("kernels: is required, e.g. ?kernels=32,64,64,64", field="kernels")
-    return jsonify(describe(parse_kernels(kernels)))
+    return jsonify(describe(parse_kernels_text(kernels)))
 
 
 @bp.get("/runs")
@@ -197,10 +215,13 @@ def run_file(run_id, name):
     path = store().file(run_id, name)
     if path is None:
         raise NotFound(f"no file {name!r} in run {run_id!r}")
-    if name.endswith(".pt"):
-        return send_file(path, mimetype="application/octet-stream", as_attachment=True,
-                         download_name=f"{run_id}-{name}", max_age=0)
-    response = send_file(path, mimetype="image/png", max_age=0, etag=True, conditional=True)
+    try:  # send_file opens the file here: once open, a deletion cannot cut the answer short
+        if name.endswith(".pt"):
+            return send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                             download_name=f"{run_id}-{name}", max_age=0)
+        response = send_file(path, mimetype="image/png", max_age=0, etag=True, conditional=True)
+    except FileNotFoundError:
+        raise NotFound(f"no file {name!r} in run {run_id!r} (it was removed)") from None
     if request.args.get("v"):  # versioned URL: the content at this URL never changes
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response

@@ -112,16 +112,21 @@ def _choice(value, name: str, choices: tuple[str, ...]) -> str:
 
 
 def parse_kernels(value, name: str = "kernels") -> tuple[int, int, int, int]:
-    """Kernels as a list of 4 integers, or a string such as ``"32,64,64,64"``."""
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",")]
-        try:
-            value = [int(p) for p in parts]
-        except ValueError:
-            raise ConfigError(name, f"must be 4 comma-separated integers, got {value!r}") from None
+    """Kernels as a JSON list of 4 integers (a string such as "32,64,64,64" is a wrong type here)."""
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise ConfigError(name, f"must be a list of 4 integers, got {value!r}")
+        raise ConfigError(name, f"must be a list of 4 integers, got {value!r}"[:200])
     return tuple(_int(k, f"{name}[{i}]", *KERNEL_RANGE) for i, k in enumerate(value))
+
+
+def parse_kernels_text(text: str, name: str = "kernels") -> tuple[int, int, int, int]:
+    """Kernels written as ``"32,64,64,64"`` (a query string, a command-line flag)."""
+    try:
+        values = [int(part.strip()) for part in text.split(",")]
+    except ValueError:
+        values = None
+    if values is None or len(values) != 4:
+        raise ConfigError(name, f"must be 4 comma-separated integers, got {text!r}"[:200])
+    return parse_kernels(values, name)
 
 
 def estimate_training_bytes(kernels, batch_size: int) -> int:

@@ -57,11 +57,14 @@ def feature_side(size: int) -> int:
 def describe(kernels) -> dict:
     """Layers with weight and output shapes, parameter counts and multiply-accumulates per image.
 
-    Computed by running one zero image through the model on the CPU (cheap: well under 10 ms).
+    Computed by running one image through the model on the meta device: shapes only, no
+    arithmetic and no random initialization (so a request never draws from the generator that a
+    training run in the same process uses).
     """
-    model = MNISTNet(kernels)
+    with torch.device("meta"):
+        model = MNISTNet(kernels).eval()
+        x = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
     layers = []
-    x = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
     total_macs = 0
     with torch.no_grad():
         for layer in list(model.features) + list(model.classifier):

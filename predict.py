@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,11 @@ def decode_png_data_url(data_url) -> Image.Image:
         if max(image.size) > MAX_SIDE:
             raise ImageError(f"image is {image.size[0]}x{image.size[1]} pixels; at most {MAX_SIDE} a side")
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except ImageError:
+        raise
+    # whatever PIL refuses is the image's fault: a broken chunk (SyntaxError, EOFError), a text or
+    # colour-profile chunk that decompresses too large (ValueError), a decompression bomb
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"image is not a readable PNG ({exc})") from None
     return image
 
@@ -84,26 +89,50 @@ def image_to_tensor(data_url) -> torch.Tensor:
     return torch.from_numpy((field / 255.0 - MEAN) / STD).float().reshape(1, 1, 28, 28)
 
 
-class CheckpointCache:
-    """Loaded models keyed by checkpoint path and modification time (reloaded when replaced)."""
+def load_checkpoint(path: Path) -> tuple[MNISTNet, str]:
+    """A checkpoint as an eval-mode MNISTNet and its name.
 
-    def __init__(self):
-        self._models: dict[Path, tuple[int, MNISTNet, str]] = {}
+    The model is built on the meta device and takes the checkpoint's tensors as they are: no
+    random initialization, so a request never draws from the generator a training run uses
+    (a draw here would change that run's dropout masks, and a seed would no longer reproduce it)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.device("meta"):
+        model = MNISTNet(checkpoint["kernels"])
+    model.load_state_dict(checkpoint["state_dict"], assign=True)
+    return model.eval(), checkpoint.get("name", path.stem)
+
+
+class CheckpointCache:
+    """The most recently used loaded models, keyed by checkpoint path and modification time
+    (reloaded when the file is replaced; forgotten when it is gone)."""
+
+    def __init__(self, capacity: int = 8):  # 8 = the 4 models of a run shown and of one more
+        self.capacity = capacity
+        self._models: OrderedDict[Path, tuple[int, MNISTNet, str]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __contains__(self, path: Path) -> bool:
+        return path in self._models
 
     def load(self, path: Path) -> tuple[MNISTNet, str]:
         mtime = path.stat().st_mtime_ns
         with self._lock:
             cached = self._models.get(path)
             if cached and cached[0] == mtime:
+                self._models.move_to_end(path)
                 return cached[1], cached[2]
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        model = MNISTNet(checkpoint["kernels"])
-        model.load_state_dict(checkpoint["state_dict"])
-        model.eval()
+        model, name = load_checkpoint(path)
         with self._lock:
-            self._models[path] = (mtime, model, checkpoint.get("name", path.stem))
-        return model, checkpoint.get("name", path.stem)
+            self._models[path] = (mtime, model, name)
+            self._models.move_to_end(path)
+            for gone in [p for p in self._models if not p.exists()]:  # runs deleted meanwhile
+                del self._models[gone]
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return model, name
 
 
 @torch.no_grad()
@@ -144,7 +173,10 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
     for i in range(len((store.config(run_id) or {}).get("models", []))):
         path = store.file(run_id, checkpoint_name(i, "latest"))
         if path is not None:
-            model, name = checkpoints.load(path)
+            try:
+                model, name = checkpoints.load(path)
+            except FileNotFoundError:  # the run was deleted while it was read
+                raise NotFound(f"no run {run_id!r}") from None
             models.append((name, model))
     if not models:
         raise Conflict(f"run {run_id} has no checkpoint yet: one is saved at the end of each epoch")

@@ -3,7 +3,8 @@
 Everything both sides need to agree on is defined here once: file names, states, the fields of
 status.json and of the metrics rows, and the writers and readers of those files.
 
-runs/<run_id>/config.json             validated config, written once
+runs/<run_id>/config.json             the config as a request body (post it back to repeat the run)
+runs/<run_id>/run.json                facts recorded beside it: device, precision used, versions
 runs/<run_id>/status.json             current state (RunStatus), replaced atomically
 runs/<run_id>/metrics.jsonl           append-only, one metrics row (METRIC_COLUMNS) a line
 runs/<run_id>/curves.png              charts, replaced atomically
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 from config import DEFAULT_KEEP_RUNS, MAX_MODELS
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- the contract
 
 CONFIG_FILE, STATUS_FILE, METRICS_FILE = "config.json", "status.json", "metrics.jsonl"
+RUN_INFO_FILE = "run.json"  # recorded facts: device and precision used, torch version, start time
 CURVES_IMAGE = "curves"  # run-level image: curves.png
 EPOCH_IMAGES = ("samples", "errors", "confusion")  # per model, redrawn at every epoch end
 CHECKPOINT_KINDS = ("latest", "best")  # latest epoch end; best validation accuracy so far
@@ -40,6 +43,9 @@ ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("finished", "stopped", "failed", "interrupted")
 IDLE_STATE = "idle"  # no run at all (never written to disk)
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-\d{3}[0-9a-f]{3}$")
+STOP_FILE = "stop.request"  # written by the server to stop a run that another process trains
+TEMP_SUFFIX = ".tmp"  # atomic writes go through '.<name>.<random>.tmp' in the same folder
+STALE_TEMP_SECONDS = 60  # a temp file this old belongs to a write that was cut off
 
 
 def checkpoint_name(model_index: int, kind: str) -> str:
@@ -124,11 +130,20 @@ def metrics_row(kind: str, **values) -> dict:
     return {column: values[column] for column in METRIC_COLUMNS if column in values}
 
 
-def new_run_id() -> str:
-    """'20261126-183300-482a3f': start time to the millisecond, then 3 random hex digits.
-    Ids sort by start time (RunStore.create makes sure of it within one runs folder)."""
-    now = time.time()
-    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}" + secrets.token_hex(2)[:3]
+RUN_ID_TIME = "%Y%m%d-%H%M%S"  # UTC, so ids sort the same whatever the time zone of the writer
+
+
+def new_run_id(after: str = "") -> str:
+    """'20261126-183300-482a3f': start time (UTC) to the millisecond, then 3 random hex digits.
+
+    The id sorts after ``after`` without waiting for the clock: if the clock is behind (set back,
+    or a folder written by another machine), the time part is ``after``'s plus one millisecond."""
+    millis = int(time.time() * 1000)
+    if after and RUN_ID_PATTERN.match(after):
+        stamp = datetime.strptime(after[:15], RUN_ID_TIME).replace(tzinfo=timezone.utc)
+        millis = max(millis, int(stamp.timestamp()) * 1000 + int(after[16:19]) + 1)
+    stamp = datetime.fromtimestamp(millis // 1000, timezone.utc).strftime(RUN_ID_TIME)
+    return f"{stamp}-{millis % 1000:03d}{secrets.token_hex(2)[:3]}"
 
 
 def _json_default(value):
@@ -154,7 +169,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     A reader sees the old file or the new one, never half of either.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -235,8 +250,8 @@ class MetricsWriter:
 
 class StatusWriter:
     """Writes status.json from its own thread, so the training loop never waits for the disk
-    (an fsync can take tens of milliseconds). Only the newest status is written; ``write(...,
-    wait=True)`` returns once that status (or a newer one) is on disk."""
+    (an fsync can take tens of milliseconds). Only the newest submitted status is written;
+    ``wait(ticket)`` returns once that status (or a newer one) is on disk."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -247,13 +262,18 @@ class StatusWriter:
         self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
         self._thread.start()
 
-    def write(self, status: dict, wait: bool = False) -> None:
+    def submit(self, status: dict) -> int:
+        """Queue ``status`` (replacing one not yet written); a ticket for ``wait``."""
         with self._cond:
             self._pending = status
             self._submitted += 1
-            ticket = self._submitted
             self._cond.notify_all()
-            while wait and self._written < ticket and self._thread.is_alive():
+            return self._submitted
+
+    def wait(self, ticket: int) -> None:
+        """Return once the status of ``ticket`` (or a newer one) is on disk."""
+        with self._cond:
+            while self._written < ticket and self._thread.is_alive():
                 self._cond.wait(1.0)  # seconds; re-checks that the writer thread still lives
 
     def _run(self) -> None:
@@ -301,17 +321,13 @@ class RunStore:
 
     def create(self) -> tuple[str, Path]:
         """A new run folder whose id sorts after every existing one (newest first = by id)."""
-        newest = next(iter(self.run_ids()), "")
         while True:
-            run_id = new_run_id()
-            if run_id <= newest:
-                time.sleep(0.001)
-                continue
+            run_id = new_run_id(after=next(iter(self.run_ids()), ""))
             run_dir = self.root / run_id
             try:
                 run_dir.mkdir()
                 return run_id, run_dir
-            except FileExistsError:
+            except FileExistsError:  # another process took this id in the same millisecond
                 continue
 
     def run_dir(self, run_id: str) -> Path | None:
@@ -374,6 +390,33 @@ class RunStore:
             atomic_write_json(self.root / run_id / STATUS_FILE, status)
             marked.append(run_id)
         return marked
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete the temp files of atomic writes that a crash cut off; how many were removed."""
+        removed = 0
+        now = time.time()
+        for run_id in self.run_ids():
+            for path in (self.root / run_id).glob("." + "*" + TEMP_SUFFIX):
+                try:
+                    if now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask the process that trains ``run_id`` (python train.py, say) to stop at its next check."""
+        atomic_write_bytes(self.root / run_id / STOP_FILE, b"stop\n")
+
+    def other_process_run(self) -> str | None:
+        """The newest run that a live process other than this one is training, if any."""
+        for run_id in self.run_ids():
+            status = self.status(run_id) or {}
+            pid = status.get("pid")
+            if status.get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
+                return run_id
+        return None
 
     def cleanup(self, protect: set[str] = frozenset()) -> list[str]:
         """Delete all but the newest ``keep`` runs, never a protected (active) one."""

@@ -3,7 +3,7 @@
 - Host: only the names in ``ALLOWED_HOSTS`` (DNS rebinding: a foreign page whose name resolves
   to 127.0.0.1 still sends its own Host); ``"*"`` turns the check off.
 - Writes (POST, PUT, PATCH, DELETE): an ``Origin`` header, when sent, must equal this server's
-  own origin; ``Sec-Fetch-Site: cross-site`` is refused; the body must be JSON (an HTML form on
+  own origin (scheme, host and port); ``Sec-Fetch-Site: cross-site`` is refused; the body must be JSON (an HTML form on
   another site cannot send that without a CORS preflight, which this server never grants).
 - Every response: a strict Content-Security-Policy (only this server's own scripts and styles),
   no framing, no MIME sniffing, no referrer.
@@ -39,7 +39,7 @@ def init_app(app: Flask) -> None:
             raise Forbidden(f"host {request.host!r} is not allowed; start the server with --allowed-host")
         if request.method in WRITE_METHODS:
             origin = request.headers.get("Origin")
-            if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+            if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
                 raise Forbidden(f"cross-origin request from {origin!r} refused")
             if request.headers.get("Sec-Fetch-Site") == "cross-site":
                 raise Forbidden("cross-site request refused")

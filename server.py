@@ -36,24 +36,31 @@ class TrainingManager:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._trainer: Trainer | None = None
+        # Set from the moment the run folder exists until the worker has ended, so no reader ever
+        # takes the new run for one that a dead process left behind.
+        self._active_run_id: str | None = None
 
     @property
     def active_run_id(self) -> str | None:
-        thread, trainer = self._thread, self._trainer
-        return trainer.run_id if thread is not None and thread.is_alive() else None
+        return self._active_run_id
 
     def start(self, body) -> str:
         config = parse_train_config(body)
         select_device(config.device)  # an unavailable device is refused before anything starts
         with self._lock:
-            if self.active_run_id:
-                raise Conflict(f"a run is already active ({self.active_run_id}); stop it first")
+            if self._active_run_id:
+                raise Conflict(f"a run is already active ({self._active_run_id}); stop it first")
             run_id, run_dir = self.store.create()
-            trainer = Trainer(config, self.data_dir, run_dir, **self.trainer_options)
-            trainer.prepare()  # config.json and a 'starting' status.json are on disk before the 202
-            thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)
-            self._trainer, self._thread = trainer, thread
-            thread.start()
+            self._active_run_id = run_id
+            try:
+                trainer = Trainer(config, self.data_dir, run_dir, **self.trainer_options)
+                trainer.prepare()  # config.json and a 'starting' status.json are on disk before the 202
+                thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)
+                self._trainer, self._thread = trainer, thread
+                thread.start()
+            except BaseException:
+                self._active_run_id = None
+                raise
         log.info("started run %s", run_id)
         return run_id
 
@@ -61,15 +68,23 @@ class TrainingManager:
         try:
             trainer.run()
         finally:
+            with self._lock:
+                self._active_run_id = None
             self.store.cleanup(protect={trainer.run_id})
 
     def stop(self) -> str:
+        """Stop this server's run within one batch, else ask a run that another process trains
+        (python train.py into the same runs folder) to stop, through its stop file."""
         with self._lock:
-            run_id = self.active_run_id
+            run_id = self._active_run_id
+            if run_id:
+                self._trainer.stop_event.set()
+                self._trainer.write_status(force=True)
+        if not run_id:
+            run_id = self.store.other_process_run()
             if not run_id:
                 raise Conflict("no run is active")
-            self._trainer.stop_event.set()
-            self._trainer.write_status(force=True)
+            self.store.request_stop(run_id)
         log.info("stop requested for run %s", run_id)
         return run_id
 
@@ -93,6 +108,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     marked = store.mark_interrupted()
     if marked:
         log.info("marked %d run(s) interrupted: %s", len(marked), ", ".join(marked))
+    store.cleanup()  # --keep-runs applies from the start, not only after the next run
+    store.remove_stale_temp_files()
     app.extensions.update(
         training=TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"]),
         runs=store, run_views=api.RunViews(store), checkpoints=CheckpointCache())

@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from config import (DATA_DIR_ENV, DEFAULT_KEEP_RUNS, DEFAULT_KERNELS, DEFAULT_RUNS_DIR, MAX_MODELS, SHARED_KEYS,
-                    ConfigError, ModelConfig, TrainConfig, default_data_dir, parse_train_config, public_config)
+                    ConfigError, ModelConfig, TrainConfig, default_data_dir, parse_kernels_text, parse_train_config,
+                    public_config)
 from data import MNISTTensors, load_mnist
 from model import MNISTNet, describe
 from plots import CurvePoints, EpochImage, RenderClient
-from runstore import (CONFIG_FILE, METRICS_FILE, STATUS_FILE, MetricsWriter, ModelStatus, RunStatus, RunStore,
+from runstore import (CONFIG_FILE, METRICS_FILE, RUN_INFO_FILE, STATUS_FILE, STOP_FILE, MetricsWriter, ModelStatus, RunStatus, RunStore,
                       StatusWriter, atomic_write_bytes, atomic_write_json, checkpoint_name, image_name, metrics_row)
 
 log = logging.getLogger("train")
@@ -38,6 +39,8 @@ ERROR_COUNT = 24  # misclassified test digits shown per model
 POINTS_PER_EPOCH = 25  # training-curve points per epoch and model (each a window mean)
 FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at every epoch end)
 STATUS_INTERVAL = 1.0  # seconds between status.json writes: at most one fsync a second
+STOP_CHECK_INTERVAL = 0.5  # seconds between looks for a stop request file (a stat call)
+FORWARD_SHARE = 1 / 3  # an evaluation forward pass costs about a third of a training step per image
 RENDER_INTERVAL = 5.0  # seconds between redraws of curves.png (each costs ~0.2 s of a core)
 
 
@@ -166,8 +169,28 @@ class ModelRun:
     window_steps: int = 0
     samples: int = 0
     compute_seconds: float = 0.0
-    last: dict = field(default_factory=dict)  # last logged figures
-    best_val: float = -1.0
+    last: dict = field(default_factory=dict)  # figures already in metrics.jsonl, shown in the status
+    best_val: float = -1.0  # validation accuracy of the best checkpoint
+    best_epoch: int = 0  # the epoch of the best checkpoint
+    eval_seconds: float = 0.0  # wall time of this model's evaluations
+    evals: int = 0
+
+    def record(self, row: dict) -> None:
+        """Show in the status a metrics row that reached metrics.jsonl (and nothing before that)."""
+        if row["kind"] == "train":
+            self.last.update(loss=row["loss"], accuracy=row["accuracy"])
+        elif row["kind"] == "eval":
+            self.last.update(val_accuracy=row["val_accuracy"], test_accuracy=row["test_accuracy"])
+            if row["epoch"] == self.best_epoch:  # the test accuracy of the checkpoint offered as best
+                self.last["best_test_accuracy"] = row["test_accuracy"]
+
+    def seconds_left(self, epochs: int, n_train: int, n_eval: int, overhead: float) -> float:
+        """Seconds of the steps (at the measured pace, times the loop's ``overhead``) and of the
+        evaluations (as long as the last ones; estimated before the first) this model has left."""
+        per_image = self.compute_seconds / self.samples
+        per_eval = self.eval_seconds / self.evals if self.evals else n_eval * per_image * FORWARD_SHARE * overhead
+        return (max(0, epochs * n_train - self.samples) * per_image * overhead
+                + (epochs - self.step // self.batches) * per_eval)
 
     @property
     def name(self) -> str:
@@ -307,8 +330,11 @@ class Trainer:
         self.n_train = 0
         self.eval_seconds = 0.0  # wall time spent evaluating (benchmarks exclude it)
         self.renderer: RenderClient | None = None
+        self._n_eval = 0  # validation + test images evaluated at each epoch end
+        self._loop_started = 0.0
         self._last_status = 0.0
         self._status_lock = threading.Lock()
+        self._status_final = False  # the final status is written: nothing may replace it
         self._status_writer = StatusWriter(self.run_dir / STATUS_FILE)
 
     def prepare(self) -> None:
@@ -316,21 +342,22 @@ class Trainer:
         if (self.run_dir / CONFIG_FILE).exists():
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / CONFIG_FILE, {
-            **self.config.to_dict(), "run_id": self.run_id, "device": str(self.device),
-            "precision_used": self.precision, "torch_version": torch.__version__, "started_at": self.started_at,
-        })
+        atomic_write_json(self.run_dir / CONFIG_FILE, self.config.to_dict())
+        atomic_write_json(self.run_dir / RUN_INFO_FILE, {
+            "run_id": self.run_id, "device": str(self.device), "precision": self.precision,
+            "torch_version": torch.__version__, "python_version": platform.python_version(),
+            "started_at": self.started_at})
         self.write_status(force=True)
 
     # -- status
     def eta_seconds(self) -> float | None:
-        """Seconds of training left: the models share the device, so their times add up."""
-        remaining = 0.0
-        for m in self.models:
-            if m.samples == 0 or m.compute_seconds <= 0:
-                return None
-            remaining += max(0, self.config.epochs * self.n_train - m.samples) * m.compute_seconds / m.samples
-        return remaining
+        """Seconds left, evaluations included. The models share the device, so their times add
+        up; the loop's wall time per second of compute (Python, monitoring) scales them."""
+        compute = sum(m.compute_seconds for m in self.models)
+        if not self.models or compute <= 0 or any(m.samples == 0 for m in self.models):
+            return None
+        overhead = max(1.0, (time.perf_counter() - self._loop_started - self.eval_seconds) / compute)
+        return sum(m.seconds_left(self.config.epochs, self.n_train, self._n_eval, overhead) for m in self.models)
 
     def status(self) -> dict:
         eta = self.eta_seconds() if self.state == "running" and not self.stop_event.is_set() else None
@@ -347,15 +374,20 @@ class Trainer:
             eval_seconds=round(self.eval_seconds, 3),
             models=[m.status(self.config.epochs, eta) for m in self.models]).to_dict()
 
-    def write_status(self, force: bool = False) -> None:
+    def write_status(self, force: bool = False, final: bool = False) -> None:
+        """Submit the status (forced: state changes, epoch ends; those are on disk on return).
+        Built and submitted under one lock, so a stop request's write never lands after the final one."""
         now = time.monotonic()
         if not (force or (self.monitor and now - self._last_status >= self.status_interval)):
             return
         with self._status_lock:
+            if self._status_final:
+                return
             self._last_status = now
-            status = self.status()
-        # forced writes (state changes, epoch ends) are on disk before this returns
-        self._status_writer.write(status, wait=force)
+            ticket = self._status_writer.submit(self.status())
+            self._status_final = final
+        if force:
+            self._status_writer.wait(ticket)
 
     # -- training
     def run(self) -> dict:
@@ -367,6 +399,7 @@ class Trainer:
             self.prepare()
             data = load_mnist(self.data_dir, self.config.train_samples).to(self.device)
             self.n_train = data.train_x.shape[0]
+            self._n_eval = data.val_x.shape[0] + data.test_x.shape[0]
             self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
                            for i, mc in enumerate(self.config.models)]
             if self.monitor:
@@ -391,15 +424,22 @@ class Trainer:
             if self.renderer:
                 self.renderer.close()
             self.finished_at = time.time()
-            self.write_status(force=True)
+            self.write_status(force=True, final=True)
             self._status_writer.close()
         log.info("run %s %s", self.run_id, self.state)
         return self.status()
 
+    def _flushed(self, rows: list[dict]) -> None:
+        """Rows that reached metrics.jsonl: into the status, and to the renderer."""
+        for row in rows:
+            self.models[row["model"]].record(row)
+        if self.renderer:
+            self.renderer.send(CurvePoints(rows))
+
     def _loop(self, data: MNISTTensors, bar) -> None:
         log_every = {m.index: max(1, m.batches // POINTS_PER_EPOCH) for m in self.models}
-        on_flush = (lambda rows: self.renderer.send(CurvePoints(rows))) if self.renderer else None
-        metrics = MetricsWriter(self.run_dir / METRICS_FILE, FLUSH_INTERVAL, on_flush)
+        metrics = MetricsWriter(self.run_dir / METRICS_FILE, FLUSH_INTERVAL, self._flushed)
+        self._loop_started = next_stop_check = time.perf_counter()
         try:
             while not self.stop_event.is_set():
                 unfinished = [m for m in self.models if not m.done]
@@ -412,12 +452,17 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 epoch_end = m.step % m.batches == 0
-                rows = [self._log_window(m)] if m.window_steps >= log_every[m.index] or epoch_end else []
-                if epoch_end:
-                    rows += self._end_epoch(m, data)
-                if rows:
-                    metrics.add(rows, flush=epoch_end)
+                if m.window_steps >= log_every[m.index] or epoch_end:
+                    metrics.add([self._log_window(m)], flush=epoch_end)
+                    if epoch_end:
+                        self._end_epoch(m, data, metrics)
                     self.write_status(force=epoch_end)
+                if time.perf_counter() >= next_stop_check:
+                    next_stop_check = time.perf_counter() + STOP_CHECK_INTERVAL
+                    if (self.run_dir / STOP_FILE).exists():  # python train.py, stopped from the page
+                        self.stop_event.set()
+            if self.stop_event.is_set():  # the steps since the last curve point are kept too
+                metrics.add([self._log_window(m) for m in self.models if m.window_steps])
         finally:
             metrics.flush()  # a failing run keeps every line it computed
         if self.stop_event.is_set():
@@ -431,44 +476,48 @@ class Trainer:
             raise TrainingError(
                 f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
                 f"the learning rate ({m.config.learning_rate:g}) is probably too high")
-        m.last.update(loss=loss, accuracy=accuracy)
         return metrics_row("train", model=m.index, step=m.step, epoch=round(m.step / m.batches, 4), loss=loss,
                            accuracy=accuracy, lr=m.optimizer.param_groups[0]["lr"],
                            samples_per_sec=m.samples / m.compute_seconds if m.compute_seconds else None,
                            time=time.time() - self.started_at)
 
-    def _end_epoch(self, m: ModelRun, data: MNISTTensors) -> list[dict]:
-        """Validation and test figures, checkpoints and the epoch's images; [] if stopped meanwhile
-        (no half-evaluated epoch is recorded)."""
+    def _end_epoch(self, m: ModelRun, data: MNISTTensors, metrics: MetricsWriter) -> None:
+        """Validation and test figures (on disk first), then checkpoints and the epoch's images.
+        Nothing is recorded if a stop comes during the evaluation (no half-evaluated epoch)."""
         started = time.perf_counter()
         epoch = m.step // m.batches
         val = evaluate(m.model, data.val_x, data.val_y, self.device, self.precision, self.stop_event)
         test = val and evaluate(m.model, data.test_x, data.test_y, self.device, self.precision, self.stop_event)
-        self.eval_seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.eval_seconds += seconds
         if val is None or test is None:
-            return []
-        m.last.update(val_accuracy=val.accuracy, test_accuracy=test.accuracy,
-                      best_test_accuracy=max(m.last.get("best_test_accuracy") or 0.0, test.accuracy))
-        self._save_checkpoints(m, epoch, val, test)
+            return
+        m.eval_seconds += seconds
+        m.evals += 1
+        best = val.accuracy > m.best_val
+        if best:
+            m.best_val, m.best_epoch = val.accuracy, epoch
+        metrics.add([metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
+                                 val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
+                                 time=time.time() - self.started_at)], flush=True)
+        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
+                 self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
+        save_checkpoints(self.run_dir, m, epoch, val, test, best)
         if self.renderer:
             for image in epoch_images(m, epoch, test.predictions, data):
                 self.renderer.send(image)
-        log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
-                 self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
-        return [metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
-                            val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
-                            time=time.time() - self.started_at)]
 
-    def _save_checkpoints(self, m: ModelRun, epoch: int, val: Evaluation, test: Evaluation) -> None:
-        checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
-                      "val_accuracy": val.accuracy, "test_accuracy": test.accuracy,
-                      "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write_bytes(self.run_dir / checkpoint_name(m.index, "latest"), buffer.getvalue())
-        if val.accuracy > m.best_val:
-            m.best_val = val.accuracy
-            atomic_write_bytes(self.run_dir / checkpoint_name(m.index, "best"), buffer.getvalue())
+
+def save_checkpoints(run_dir: Path, m: ModelRun, epoch: int, val: Evaluation, test: Evaluation, best: bool) -> None:
+    """The model after ``epoch`` as its latest checkpoint, and as its best one if ``best``."""
+    checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
+                  "val_accuracy": val.accuracy, "test_accuracy": test.accuracy,
+                  "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"), buffer.getvalue())
+    if best:
+        atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), buffer.getvalue())
 
 
 def epoch_images(m: ModelRun, epoch: int, predictions: torch.Tensor, data: MNISTTensors) -> list[EpochImage]:
@@ -535,9 +584,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     request = {key: getattr(args, key) for key in SHARED_KEYS if getattr(args, key) is not None}
-    if args.kernels:
-        request["models"] = [{"kernels": k} for k in args.kernels]
     try:
+        if args.kernels:
+            request["models"] = [{"kernels": list(parse_kernels_text(k, f"--kernels {k}"))} for k in args.kernels]
         config = parse_train_config(request)
         store = RunStore(args.runs_dir, keep=args.keep_runs)
         run_id, run_dir = store.create()

@@ -19,7 +19,7 @@ def test_defaults_are_the_two_reference_models():
 def test_model_entries_inherit_and_override_the_shared_settings():
     config = parse_train_config({"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 64, "models": [
         {"kernels": [8, 8, 8, 8]},
-        {"kernels": "4, 4, 4, 4", "optimizer": "adam", "learning_rate": 0.002, "batch_size": 32, "name": "tiny"}]})
+        {"kernels": [4, 4, 4, 4], "optimizer": "adam", "learning_rate": 0.002, "batch_size": 32, "name": "tiny"}]})
     a, b = config.models
     assert (a.optimizer, a.learning_rate, a.batch_size, a.name) == ("sgd", 0.05, 64, "Model 1")
     assert (b.kernels, b.optimizer, b.learning_rate, b.batch_size, b.name) == ((4, 4, 4, 4), "adam", 0.002, 32, "tiny")
@@ -98,9 +98,14 @@ def test_memory_limit_admits_the_defaults_and_refuses_the_extreme():
     parse_train_config({"models": [{"kernels": [256] * 4, "batch_size": 128}]})  # large but fits
 
 
-def test_parse_kernels_accepts_strings_and_lists():
-    assert parse_kernels("32,64, 64 ,64") == (32, 64, 64, 64)
+def test_kernels_are_a_list_in_json_and_comma_separated_only_in_text():
+    from config import parse_kernels_text
+
+    assert parse_kernels_text("32,64, 64 ,64") == (32, 64, 64, 64)
     assert parse_kernels([1, 2, 3, 4]) == (1, 2, 3, 4)
+    with pytest.raises(ConfigError) as err:
+        parse_train_config({"models": [{"kernels": "8,16,16,16"}]})  # a string is the wrong JSON type
+    assert err.value.field == "models[0].kernels" and "list of 4 integers" in str(err.value)
 
 
 json_values = st.recursive(

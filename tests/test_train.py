@@ -15,9 +15,9 @@ def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
     status = Trainer(tiny_config(), tiny_mnist, run_dir, status_interval=0.0, render_interval=0.5).run()
     assert status["state"] == "finished", status["error"]
     assert read_json(run_dir / "status.json")["state"] == "finished"
-    config = read_json(run_dir / "config.json")
-    assert config["models"][0]["kernels"] == [4, 8, 8, 8] and config["precision_used"] == "fp32"
-    assert config["device"] in ("cpu", "cuda", "mps") and config["seed"] == 0
+    config, info = read_json(run_dir / "config.json"), read_json(run_dir / "run.json")
+    assert config == tiny_config().to_dict()  # the config exactly, as a request body
+    assert info["precision"] == "fp32" and info["device"] in ("cpu", "cuda", "mps") and info["run_id"] == "run"
     rows = read_jsonl(run_dir / "metrics.jsonl")
     evals = [r for r in rows if r["kind"] == "eval"]
     assert sorted((r["model"], r["epoch"]) for r in evals) == [(0, 1), (0, 2), (1, 1), (1, 2)]
@@ -104,7 +104,7 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
 def test_bf16_run_records_its_precision(tmp_path, tiny_mnist):
     status = Trainer(tiny_config(precision="bf16", epochs=1), tiny_mnist, tmp_path / "run").run()
     assert status["state"] == "finished" and status["precision"] == "bf16"
-    assert read_json(tmp_path / "run" / "config.json")["precision_used"] == "bf16"
+    assert read_json(tmp_path / "run" / "run.json")["precision"] == "bf16"
 
 
 def test_cli_trains_and_writes_a_run_folder(tmp_path, tiny_mnist, capsys):
@@ -118,7 +118,7 @@ def test_cli_trains_and_writes_a_run_folder(tmp_path, tiny_mnist, capsys):
 
 def test_cli_refuses_bad_flags_with_the_field(tmp_path, capsys):
     assert train.main(["--kernels", "4,8,8", "--runs-dir", str(tmp_path / "runs")]) == 2
-    assert "models[0].kernels" in capsys.readouterr().err
+    assert "--kernels 4,8,8: must be 4 comma-separated integers" in capsys.readouterr().err
 
 
 def test_a_failing_run_keeps_the_metrics_it_computed(tmp_path, tiny_mnist, monkeypatch):
