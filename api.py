@@ -14,11 +14,13 @@ from errors import BadRequest, NotFound
 from model import describe
 from predict import predict_request
 from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
-                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, SERVED_FILES, STATUS_FILE, RunStore, checkpoint_name, image_name,
+                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_name, image_name,
                       pid_alive)
 
 bp = Blueprint("api", __name__)
 VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
+METRICS_PAGE_ROWS = 5000  # metrics rows in one answer (~0.7 MB); the page asks again from "next"
+RUN_SETTINGS = ("epochs", "lr_schedule", "precision", "train_samples", "seed", "device")  # of config.json
 CSV_COLUMNS = (METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:])  # the model's name beside its index
 
 
@@ -31,8 +33,22 @@ class RunViews:
 
     def __init__(self, store: RunStore):
         self.store = store
+        self.metrics = MetricsCache()
         self._cache: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
+        self._configs: OrderedDict[str, dict] = OrderedDict()  # config.json is written once
         self._lock = threading.Lock()
+
+    def config(self, run_id: str) -> dict:
+        with self._lock:
+            config = self._configs.get(run_id)
+        if config is None:
+            config = self.store.config(run_id) or {}
+            with self._lock:
+                if config:
+                    self._configs[run_id] = config
+                    while len(self._configs) > VIEW_CACHE_RUNS:
+                        self._configs.popitem(last=False)
+        return config
 
     @staticmethod
     def _image_urls(run_id: str, images: dict[str, str], files: dict[str, int]) -> dict[str, str]:
@@ -186,19 +202,75 @@ def model_info():
     return jsonify(describe(parse_kernels_text(kernels)))
 
 
+def run_summary(run_id: str, view: dict, config: dict) -> dict:
+    """A row of the run table: the run's settings and its results."""
+    best = [m["best_test_accuracy"] for m in view["models"] if m.get("best_test_accuracy") is not None]
+    end = view["finished_at"] or view["updated_at"]
+    return {
+        "run_id": run_id, "state": view["state"], "started_at": view["started_at"],
+        "duration_seconds": round(end - view["started_at"], 1) if end and view["started_at"] else None,
+        "device": view["device"], "precision": view["precision"],
+        "settings": {key: config.get(key) for key in RUN_SETTINGS},
+        "models": [{"name": m["name"], "kernels": m["kernels"], "optimizer": m["optimizer"],
+                    "learning_rate": m["learning_rate"], "batch_size": m["batch_size"], "parameters": m["parameters"],
+                    "best_test_accuracy": m["best_test_accuracy"], "final_test_accuracy": m["test_accuracy"]}
+                   for m in view["models"]],
+        "best_test_accuracy": max(best) if best else None,
+    }
+
+
 @bp.get("/runs")
 def runs():
     active = manager().active_run_id
     listing = []
     for run_id in store().run_ids():
         view = views().view(run_id, active)
-        if view is None:
-            continue
-        best = [m["best_test_accuracy"] for m in view["models"] if m.get("best_test_accuracy") is not None]
-        listing.append({"run_id": run_id, "state": view["state"], "started_at": view["started_at"],
-                        "models": [{"name": m["name"], "kernels": m["kernels"]} for m in view["models"]],
-                        "best_test_accuracy": max(best) if best else None})
+        if view is not None:
+            listing.append(run_summary(run_id, view, views().config(run_id)))
     return conditional_json({"runs": listing})
+
+
+@bp.get("/runs/<run_id>/config")
+def run_config(run_id):
+    """The run's config.json: a request body that repeats the run."""
+    require_run(run_id)
+    config = store().config(run_id)
+    if config is None:
+        raise NotFound(f"run {run_id!r} has no config")
+    return jsonify(config)
+
+
+def compact(row: dict) -> dict:
+    """A metrics row for the page: floats to 6 significant digits (the curves cannot show more)."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()}
+
+
+@bp.get("/runs/<run_id>/metrics")
+def run_metrics(run_id):
+    """Metrics rows from row ``since`` on (at most ``limit``), and the row to ask from next."""
+    unknown = sorted(set(request.args) - {"since", "limit"})
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit)", field=unknown[0])
+    since = int_arg("since", 0)
+    limit = int_arg("limit", METRICS_PAGE_ROWS, low=1, high=METRICS_PAGE_ROWS)
+    require_run(run_id)
+    rows = views().metrics.rows(store().run_dir(run_id))
+    if since > len(rows):
+        raise BadRequest(f"since: the run has {len(rows)} metrics rows, so since must be at most that",
+                         field="since")
+    page = rows[since:since + limit]
+    return conditional_json({"run_id": run_id, "rows": [compact(r) for r in page], "next": since + len(page),
+                             "more": since + len(page) < len(rows)})
+
+
+def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or (high is not None and int(text) > high) or int(text) < low:
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise BadRequest(f"{name}: must be a whole number {bounds}, got {text!r}", field=name)
+    return int(text)
 
 
 @bp.get("/runs/<run_id>")

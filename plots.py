@@ -6,11 +6,8 @@ import json
 import logging
 import os
 import pickle
-import queue
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +40,8 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
     ``train`` rows: {model, epoch, loss, accuracy}; ``evals`` rows: {model, epoch,
     val_accuracy, test_accuracy}; accuracies in percent.
     """
-    fig = Figure(figsize=(12, 3.6), dpi=90)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.92, wspace=0.2)  # fixed: no layout engine
+    fig = Figure(figsize=(12, 4.2), dpi=90)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.25, top=0.92, wspace=0.2)  # fixed: no layout engine
     ax_loss, ax_acc, ax_eval = fig.subplots(1, 3)
     for i, name in enumerate(names):
         rows = [r for r in train if r["model"] == i]
@@ -67,17 +64,17 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
         low = max(0.0, min(90.0, np.percentile(accuracies, 5) - 2))
         ax_acc.set_ylim(low, 100.5)
         ax_eval.set_ylim(low, 100.5)
-    losses = [r["loss"] for r in train]
-    if losses and max(losses) > 5 * np.median(losses):
-        ax_loss.set_yscale("log")
+    if train:
+        ax_loss.set_yscale("log")  # always: a loss falls by orders of magnitude
     for ax in (ax_loss, ax_acc, ax_eval):
         if epochs:
             ax.set_xlim(0, epochs)
         ax.grid(alpha=0.3)
-        if ax.get_lines():  # a fixed corner: loc="best" searches every point on each redraw
-            ax.legend(fontsize=7, loc="upper right" if ax is ax_loss else "lower right")
-        else:
-            ax.text(0.5, 0.5, "waiting for data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        if not ax.get_lines():
+            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+    handles, labels = ax_eval.get_legend_handles_labels()
+    if handles:  # below the charts, where it covers no line
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     return _png(fig)
 
 
@@ -133,14 +130,15 @@ def render_confusion(title: str, matrix: np.ndarray) -> bytes:
 #
 # Training must not wait for matplotlib, and in a thread matplotlib would hold the GIL that the
 # training loop needs between PyTorch ops (measured: 17% fewer images/s). So the PNGs are drawn in
-# a child process at low CPU priority (`python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL`),
-# fed pickled messages (the two dataclasses below) on stdin by RenderClient. End of input: draw
-# what is pending and exit.
+# a child process at low CPU priority (`python plots.py --serve RUN_DIR NAMES_JSON EPOCHS`), fed
+# pickled messages (the two dataclasses below) on stdin by RenderClient. End of input: draw what
+# is pending and exit. The page draws the live curves itself from the metrics rows; curves.png is
+# a figure of the run to keep, drawn at each epoch end and at the end.
 
 
 @dataclass
 class CurvePoints:
-    """New metrics rows; the curves are redrawn at most every INTERVAL seconds."""
+    """New metrics rows; curves.png is redrawn when they include an epoch end (an "eval" row)."""
     rows: list
 
 
@@ -161,10 +159,10 @@ class RenderClient:
     If the renderer dies, training goes on without new images (logged once).
     """
 
-    def __init__(self, run_dir: Path, names: list[str], epochs: int, interval: float):
+    def __init__(self, run_dir: Path, names: list[str], epochs: int):
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", str(run_dir), json.dumps(names), str(epochs),
-             str(interval)], stdin=subprocess.PIPE)
+            [sys.executable, str(Path(__file__).resolve()), "--serve", str(run_dir), json.dumps(names), str(epochs)],
+            stdin=subprocess.PIPE)
         self.broken = False
 
     def send(self, message: CurvePoints | EpochImage) -> None:
@@ -191,48 +189,37 @@ class RenderClient:
             self.process.wait()
 
 
-def serve(run_dir: str, names: list[str], epochs: int, interval: float, stream) -> None:
-    from runstore import atomic_write_bytes, image_name, CURVES_IMAGE
+def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
+    from runstore import CURVES_IMAGE, atomic_write_bytes, image_name
 
     run_dir = Path(run_dir)
-    curves_path = run_dir / image_name(CURVES_IMAGE)
-    inbox: queue.Queue = queue.Queue()
-
-    def read() -> None:
-        try:
-            while True:
-                inbox.put(pickle.load(stream))
-        except (EOFError, OSError, pickle.UnpicklingError):
-            inbox.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    train_rows, eval_rows, dirty, next_curves = [], [], False, 0.0
+    train_rows, eval_rows, pending = [], [], False
     while True:
-        wait = max(0.0, next_curves - time.monotonic()) if dirty else None
         try:
-            message = inbox.get(timeout=wait)
-        except queue.Empty:
-            message = "draw"
+            message = pickle.load(stream)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            message = None
         if message is None:  # end of input
-            if dirty:
-                atomic_write_bytes(curves_path, render_curves(names, train_rows, eval_rows, epochs))
+            if pending:
+                atomic_write_bytes(run_dir / image_name(CURVES_IMAGE), render_curves(names, train_rows, eval_rows, epochs))
             return
-        if message == "draw":
-            atomic_write_bytes(curves_path, render_curves(names, train_rows, eval_rows, epochs))
-            dirty, next_curves = False, time.monotonic() + interval
-        elif isinstance(message, CurvePoints):
+        if isinstance(message, CurvePoints):
             train_rows.extend(r for r in message.rows if r["kind"] == "train")
-            eval_rows.extend(r for r in message.rows if r["kind"] == "eval")
-            dirty = True
+            new_evals = [r for r in message.rows if r["kind"] == "eval"]
+            eval_rows.extend(new_evals)
+            pending = True
+            if new_evals:
+                atomic_write_bytes(run_dir / image_name(CURVES_IMAGE), render_curves(names, train_rows, eval_rows, epochs))
+                pending = False
         elif isinstance(message, EpochImage) and os.path.basename(message.file_name) == message.file_name:
             atomic_write_bytes(run_dir / message.file_name, DRAWERS[message.drawer](*message.args))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6 or sys.argv[1] != "--serve":
-        sys.exit("usage: python plots.py --serve RUN_DIR NAMES_JSON EPOCHS INTERVAL")
+    if len(sys.argv) != 5 or sys.argv[1] != "--serve":
+        sys.exit("usage: python plots.py --serve RUN_DIR NAMES_JSON EPOCHS")
     if hasattr(os, "nice"):
         os.nice(10)  # drawing yields the CPU to training
     import plots  # the messages unpickle as plots.CurvePoints/EpochImage, so serve from that module too
 
-    plots.serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.stdin.buffer)
+    plots.serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.stdin.buffer)

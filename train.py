@@ -41,7 +41,6 @@ FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at eve
 STATUS_INTERVAL = 1.0  # seconds between status.json writes: at most one fsync a second
 STOP_CHECK_INTERVAL = 0.5  # seconds between looks for a stop request file (a stat call)
 FORWARD_SHARE = 1 / 3  # an evaluation forward pass costs about a third of a training step per image
-RENDER_INTERVAL = 5.0  # seconds between redraws of curves.png (each costs ~0.2 s of a core)
 
 
 class TrainingError(RuntimeError):
@@ -309,7 +308,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
                  monitor: bool = True, status_interval: float = STATUS_INTERVAL,
-                 render_interval: float = RENDER_INTERVAL, progress_bar: bool = False, on_step=None):
+                 progress_bar: bool = False, on_step=None):
         self.config = config
         self.data_dir = data_dir
         self.run_dir = Path(run_dir)
@@ -317,7 +316,6 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.monitor = monitor
         self.status_interval = status_interval
-        self.render_interval = render_interval
         self.progress_bar = progress_bar
         self.on_step = on_step
         self.device = select_device(config.device)
@@ -403,8 +401,7 @@ class Trainer:
             self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
                            for i, mc in enumerate(self.config.models)]
             if self.monitor:
-                self.renderer = RenderClient(self.run_dir, [m.name for m in self.models], self.config.epochs,
-                                             self.render_interval)
+                self.renderer = RenderClient(self.run_dir, [m.name for m in self.models], self.config.epochs)
             self.state = "running"
             self.write_status(force=True)
             log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs", self.run_id,

@@ -2,30 +2,17 @@
 // MNIST Training Monitor page: form -> POST /start_training; poll GET /training_status every 3 s.
 
 const POLL_MS = 3000;
-const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
 const INFO_DEBOUNCE_MS = 200; // wait for typing to pause before asking /model_info
 // Defaults, limits, choices and run states come from the server (GET /config) at start-up.
 let SETTINGS = null;
 const DEFAULTS = {};
 const LIMITS = {};
 
-const $ = (id) => document.getElementById(id);
 let viewedRunId = null; // a past run opened from the history; null: follow the live run
 let lastStatusText = "";
 let lastRunsText = "";
 let currentStatus = null;
 const shownImages = {}; // element id -> URL shown (URLs carry a version, so equal URL = same image)
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "className") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 // ------------------------------------------------------------------ form
 
@@ -139,19 +126,31 @@ function readForm() {
     if (!isInt(samples, LIMITS.train_samples)) return { error: `training images must be a whole number from ${LIMITS.train_samples[0]} to ${LIMITS.train_samples[1].toLocaleString("en-US")} (or empty for all)` };
     config.train_samples = samples;
   }
+  const seed = Number($("seed").value);
+  if (!isInt(seed, LIMITS.seed)) return { error: `seed must be a whole number from ${LIMITS.seed[0]} to ${LIMITS.seed[1]}` };
+  config.seed = seed;
   return { config };
+}
+
+function fillForm(config) {
+  // The form as it was for a run (its config.json): models, then the run settings.
+  $("model-rows").replaceChildren();
+  (config.models || DEFAULTS.models).forEach((m) => addModelRow(m));
+  $("epochs").value = String(config.epochs ?? DEFAULTS.epochs);
+  $("lr_schedule").value = config.lr_schedule ?? DEFAULTS.lr_schedule;
+  $("precision").value = config.precision ?? DEFAULTS.precision;
+  $("train_samples").value = config.train_samples ? String(config.train_samples) : "";
+  $("seed").value = String(config.seed ?? DEFAULTS.seed);
+}
+
+function announce(message) {
+  // Said politely by screen readers; only state changes and results, never every poll.
+  $("announcer").textContent = message;
 }
 
 function showFormError(message) {
   $("form-error").textContent = message || "";
   $("form-error").hidden = !message;
-}
-
-async function postJSON(url, body) {
-  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  let data = {};
-  try { data = await response.json(); } catch (_) { /* empty body */ }
-  return { ok: response.ok, status: response.status, data };
 }
 
 async function startTraining(event) {
@@ -178,18 +177,6 @@ async function stopTraining() {
 }
 
 // ------------------------------------------------------------------ status
-
-function fmt(value, digits = 2, suffix = "") {
-  return value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${suffix}`;
-}
-
-function fmtSeconds(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
 
 function renderStatus(status) {
   currentStatus = status;
@@ -288,17 +275,8 @@ function setImage(container, key, url, caption, index) {
 
 function renderImages(status) {
   const images = status.images || {};
-  const curves = $("curves");
-  if (images.curves) {
-    if (shownImages.curves !== images.curves) { curves.src = images.curves; shownImages.curves = images.curves; }
-    curves.hidden = false;
-    $("curves-empty").hidden = true;
-  } else {
-    curves.hidden = true;
-    curves.removeAttribute("src");
-    delete shownImages.curves;
-    $("curves-empty").hidden = false;
-  }
+  $("curves-figure").hidden = !images.curves;
+  if (images.curves) $("curves-figure").href = images.curves;
   const models = status.models || [];
   const captions = { samples: "sample predictions", errors: "misclassified digits", confusion: "confusion matrix" };
   for (let i = 0; i < LIMITS.models[1]; i++) {
@@ -360,23 +338,17 @@ async function fetchRuns() {
   const text = await response.text();
   if (text === lastRunsText) return;
   lastRunsText = text;
-  renderRuns(JSON.parse(text).runs);
+  renderHistory(JSON.parse(text).runs);
 }
 
-function renderRuns(runs) {
-  const body = $("runs-rows");
-  body.replaceChildren();
-  if (!runs.length) { body.append(el("tr", {}, el("td", { colspan: "6", className: "muted", text: "no runs yet" }))); return; }
-  for (const run of runs) {
-    const started = run.started_at ? new Date(run.started_at * 1000).toLocaleString() : "–";
-    const open = el("button", { type: "button", text: "open" });
-    open.addEventListener("click", () => openRun(run.run_id));
-    const tr = el("tr", { "data-run-id": run.run_id }, el("td", { text: started }), el("td", { text: run.run_id }),
-      el("td", { text: run.models.map((m) => `${m.name} [${m.kernels.join(",")}]`).join("; ") }),
-      el("td", { text: fmt(run.best_test_accuracy, 2, " %") }), el("td", {}, el("span", { className: `state ${run.state}`, text: run.state })),
-      el("td", {}, open));
-    if (currentStatus && run.run_id === currentStatus.run_id) tr.className = "current";
-    body.append(tr);
+function refreshCurveRuns() {
+  // The runs the curves show: the compared ones, else the run shown in the status panel.
+  if (history_.compareIds.length) {
+    setCurveRuns(comparedRuns().map((r, i) => ({ runId: r.run_id, label: runLabel(r, i), names: r.models.map((m) => m.name) })));
+  } else if (currentStatus && currentStatus.run_id) {
+    setCurveRuns([{ runId: currentStatus.run_id, label: currentStatus.run_id, names: currentStatus.models.map((m) => m.name) }]);
+  } else {
+    setCurveRuns([]);
   }
 }
 
@@ -391,6 +363,8 @@ async function poll() {
   try {
     await fetchStatus();
     await fetchRuns();
+    refreshCurveRuns();
+    await updateCurves(); // after the status: the curves are never older than the numbers beside them
   } catch (err) {
     $("run-meta").textContent = `server not reachable (${err.message}); retrying`;
   } finally {
@@ -485,6 +459,9 @@ function applySettings(settings) {
   const bounds = { epochs: LIMITS.epochs, train_samples: LIMITS.train_samples };
   for (const [id, [low, high]] of Object.entries(bounds)) { $(id).min = String(low); $(id).max = String(high); }
   $("epochs").value = String(DEFAULTS.epochs);
+  $("seed").min = String(LIMITS.seed[0]);
+  $("seed").max = String(LIMITS.seed[1]);
+  $("seed").value = String(DEFAULTS.seed);
   $("train_samples").placeholder = `all ${LIMITS.train_samples[1].toLocaleString("en-US")}`;
   const labels = { onecycle: "one-cycle", none: "constant", auto: "auto", fp32: "fp32", bf16: "bf16" };
   for (const key of ["lr_schedule", "precision"]) {
@@ -501,6 +478,8 @@ async function init() {
   $("stop").addEventListener("click", stopTraining);
   $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; pollNow(); });
   setupCanvas();
+  setupCharts();
+  setupHistory();
   poll();
 }
 

@@ -81,7 +81,7 @@ def app(tmp_path, tiny_mnist):
     from server import create_app
 
     app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
-                      "TRAINER_OPTIONS": {"status_interval": 0.05, "render_interval": 0.1}})
+                      "TRAINER_OPTIONS": {"status_interval": 0.05}})
     yield app
     manager = app.extensions["training"]
     if manager.active_run_id:

@@ -143,7 +143,7 @@ def test_runs_history_details_files_and_csv(client):
     runs = client.get("/runs").get_json()["runs"]
     assert [r["run_id"] for r in runs] == [run_id]
     assert runs[0]["state"] == "finished" and runs[0]["best_test_accuracy"] is not None
-    assert runs[0]["models"][1] == {"name": "small", "kernels": [2, 4, 4, 4]}
+    assert (runs[0]["models"][1]["name"], runs[0]["models"][1]["kernels"]) == ("small", [2, 4, 4, 4])
     detail = client.get(f"/runs/{run_id}").get_json()
     assert detail == client.get("/training_status").get_json()
     checkpoint = client.get(detail["models"][0]["checkpoint"])
@@ -254,3 +254,66 @@ def test_answers_keep_the_contracts_field_order(client):
     text = client.get("/training_status").get_data(as_text=True)
     keys = list(client.get("/training_status").get_json())
     assert keys == [k for k in RUN_STATUS_FIELDS if k != "pid"] + ["images"], text
+
+
+# ---------------------------------------------------------------- metrics over HTTP, run table
+
+def test_metrics_are_served_incrementally_from_since(client, app):
+    run_id = start(client)
+    finished(client)
+    all_rows = app.extensions["runs"].metrics(run_id)
+    body = client.get(f"/runs/{run_id}/metrics").get_json()
+    assert body["run_id"] == run_id and body["next"] == len(all_rows) and body["more"] is False
+    assert [(r["kind"], r["model"], r["step"]) for r in body["rows"]] == [(r["kind"], r["model"], r["step"]) for r in all_rows]
+    assert {"epoch", "step", "time", "loss", "accuracy", "lr", "samples_per_sec"} <= set(body["rows"][0])
+    tail = client.get(f"/runs/{run_id}/metrics?since=3").get_json()
+    assert tail["rows"] == body["rows"][3:] and tail["next"] == len(all_rows)
+    page = client.get(f"/runs/{run_id}/metrics?since=2&limit=2").get_json()
+    assert page["rows"] == body["rows"][2:4] and page["next"] == 4 and page["more"] is True
+    done = client.get(f"/runs/{run_id}/metrics?since={len(all_rows)}").get_json()
+    assert done["rows"] == [] and done["next"] == len(all_rows)
+
+
+def test_metrics_never_return_a_torn_line_and_pick_it_up_once_complete(client, app):
+    from runstore import METRICS_FILE
+
+    run_id = start(client)
+    finished(client)
+    path = app.extensions["runs"].run_dir(run_id) / METRICS_FILE
+    n = client.get(f"/runs/{run_id}/metrics").get_json()["next"]
+    with open(path, "ab") as f:
+        f.write(b'{"kind":"train","model":0,"step":999,"epo')  # an append cut off mid-line
+    torn = client.get(f"/runs/{run_id}/metrics?since={n}").get_json()
+    assert torn["rows"] == [] and torn["next"] == n
+    with open(path, "ab") as f:
+        f.write(b'ch":1.0,"loss":0.1,"accuracy":99.0,"lr":0.001,"samples_per_sec":10.0,"time":5.0}\n')
+    whole = client.get(f"/runs/{run_id}/metrics?since={n}").get_json()
+    assert [r["step"] for r in whole["rows"]] == [999] and whole["next"] == n + 1
+
+
+@pytest.mark.parametrize("query", ["since=-1", "since=x", "since=1.5", "since=99999", "limit=0", "other=1"])
+def test_bad_metrics_queries_are_400(client, query):
+    run_id = start(client)
+    finished(client)
+    response = client.get(f"/runs/{run_id}/metrics?{query}")
+    assert response.status_code == 400 and response.get_json()["field"] in query
+
+
+def test_metrics_of_an_unknown_run_are_404(client):
+    assert client.get("/runs/20260101-000000-000abc/metrics").status_code == 404
+
+
+def test_the_run_table_has_settings_and_results_and_config_repeats_a_run(client):
+    run_id = start(client, dict(QUICK, seed=3))
+    finished(client)
+    run = client.get("/runs").get_json()["runs"][0]
+    assert run["run_id"] == run_id and run["state"] == "finished" and run["duration_seconds"] > 0
+    assert run["settings"] == {"epochs": 1, "lr_schedule": "onecycle", "precision": "fp32", "train_samples": None,
+                               "seed": 3, "device": "auto"}
+    assert run["device"] in ("cpu", "cuda", "mps") and run["precision"] == "fp32"
+    small = run["models"][1]
+    assert (small["name"], small["kernels"], small["batch_size"], small["optimizer"]) == ("small", [2, 4, 4, 4], 64, "adam")
+    assert small["final_test_accuracy"] is not None and small["best_test_accuracy"] is not None
+    config = client.get(f"/runs/{run_id}/config").get_json()
+    assert config["seed"] == 3 and config["models"][1]["name"] == "small"
+    assert client.get("/runs/20260101-000000-000abc/config").status_code == 404

@@ -15,7 +15,7 @@ def test_readers_never_see_a_torn_or_invalid_file(tmp_path, tiny_mnist):
 
     run_dir = tmp_path / "run"
     config = parse_train_config(dict(QUICK, epochs=3, batch_size=16))
-    trainer = train.Trainer(config, tiny_mnist, run_dir, status_interval=0.0, render_interval=0.05)
+    trainer = train.Trainer(config, tiny_mnist, run_dir, status_interval=0.0)
     thread = threading.Thread(target=trainer.run)
     reads, problems = {"status": 0, "config": 0, "metrics": 0, "png": 0}, []
     thread.start()

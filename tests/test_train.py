@@ -12,7 +12,7 @@ from train import Trainer, resolve_precision
 
 def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
     run_dir = tmp_path / "run"
-    status = Trainer(tiny_config(), tiny_mnist, run_dir, status_interval=0.0, render_interval=0.5).run()
+    status = Trainer(tiny_config(), tiny_mnist, run_dir, status_interval=0.0).run()
     assert status["state"] == "finished", status["error"]
     assert read_json(run_dir / "status.json")["state"] == "finished"
     config, info = read_json(run_dir / "config.json"), read_json(run_dir / "run.json")

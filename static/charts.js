@@ -1,0 +1,232 @@
+"use strict";
+// Live, interactive curves: drawn in the browser with uPlot from the runs' metrics rows
+// (GET /runs/<id>/metrics?since=<n>, only the new rows at each poll).
+
+const CHART_HEIGHT = 200; // px of plot; the box around it is sized in style.css so nothing jumps
+const CHART_SYNC_KEY = "curves"; // one cursor across all charts
+// Compare mode: one colour per run and model (tab10 after the four model colours).
+const RUN_PALETTE = [...MODEL_COLORS, "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const X_AXES = {
+  epoch: { label: "epoch", value: (row) => row.epoch, format: (v) => v.toFixed(2) },
+  step: { label: "step", value: (row) => row.step, format: (v) => String(Math.round(v)) },
+  time: { label: "time", value: (row) => row.time, format: (v) => `${Math.floor(v / 60)}:${String(Math.floor(v % 60)).padStart(2, "0")}` },
+};
+const CHART_SPECS = [
+  { id: "loss", title: "Training loss", kind: "train", fields: ["loss"], smooth: true, scale: "loss", digits: (v) => v.toPrecision(4) },
+  { id: "accuracy", title: "Training accuracy (%)", kind: "train", fields: ["accuracy"], smooth: true, scale: "percent", digits: (v) => v.toFixed(2) },
+  { id: "eval", title: "Validation and test accuracy (%)", kind: "eval", fields: ["val_accuracy", "test_accuracy"], scale: "percent", digits: (v) => v.toFixed(2) },
+  { id: "lr", title: "Learning rate", kind: "train", fields: ["lr"], digits: (v) => v.toExponential(2) },
+  { id: "speed", title: "Images per second", kind: "train", fields: ["samples_per_sec"], smooth: true, digits: (v) => Math.round(v).toLocaleString("en-US") },
+];
+const FIELD_NAMES = { val_accuracy: "validation", test_accuracy: "test" };
+
+const curves = {
+  runs: [], // [{runId, label, names, rows, next, gone}]
+  charts: {}, // chart id -> uPlot
+  shapes: {}, // chart id -> key of its series layout (a change rebuilds the chart)
+  zoomed: {}, // chart id -> the user zoomed in (new data then keeps the zoom)
+  xAxis: "epoch",
+  smoothing: 0.6,
+  logLoss: false,
+  fullRange: false,
+};
+
+// ------------------------------------------------------------------ data
+
+function setCurveRuns(list) {
+  // list: [{runId, label, names}]; rows already fetched are kept for runs that stay.
+  const old = new Map(curves.runs.map((r) => [r.runId, r]));
+  curves.runs = list.map((r) => Object.assign(old.get(r.runId) || { rows: [], next: 0, gone: false }, r));
+}
+
+async function fetchCurveRows() {
+  // New metrics rows of every shown run; true if any arrived.
+  let changed = false;
+  for (const run of curves.runs) {
+    let more = !run.gone;
+    while (more) {
+      let body;
+      try {
+        body = await getJSON(`/runs/${encodeURIComponent(run.runId)}/metrics?since=${run.next}`);
+      } catch (err) {
+        if (err.status === 404) { run.gone = true; break; }
+        if (err.status === 400 && run.next > 0) { run.rows = []; run.next = 0; changed = true; continue; } // replaced
+        throw err;
+      }
+      if (body.rows.length) { run.rows = run.rows.concat(body.rows); changed = true; }
+      run.next = body.next;
+      more = body.more;
+    }
+  }
+  return changed;
+}
+
+function ema(values, weight) {
+  // TensorBoard's smoothing: exponential moving average, debiased at the start.
+  let last = 0;
+  let count = 0;
+  return values.map((v) => {
+    if (v === null || v === undefined || !Number.isFinite(v)) return null;
+    last = last * weight + (1 - weight) * v;
+    count += 1;
+    return last / (1 - Math.pow(weight, count));
+  });
+}
+
+function seriesColor(runIndex, modelIndex) {
+  if (curves.runs.length <= 1) return MODEL_COLORS[modelIndex % MODEL_COLORS.length];
+  const offset = curves.runs.slice(0, runIndex).reduce((n, r) => n + r.names.length, 0);
+  return RUN_PALETTE[(offset + modelIndex) % RUN_PALETTE.length];
+}
+
+function faint(color) {
+  return `${color}40`; // 25 % opacity: the raw line behind the smoothed one
+}
+
+function buildTables(spec) {
+  // One table [xs, ys] per line of the chart, with its uPlot series options.
+  const x = X_AXES[curves.xAxis];
+  const smoothing = spec.smooth ? curves.smoothing : 0;
+  const tables = [];
+  curves.runs.forEach((run, r) => {
+    run.names.forEach((name, m) => {
+      const color = seriesColor(r, m);
+      const label = curves.runs.length > 1 ? `${run.label} · ${name}` : name;
+      for (const field of spec.fields) {
+        const rows = run.rows.filter((row) => row.kind === spec.kind && row.model === m && row[field] !== null && row[field] !== undefined);
+        const xs = rows.map(x.value);
+        const ys = rows.map((row) => row[field]);
+        const suffix = spec.fields.length > 1 ? ` ${FIELD_NAMES[field]}` : "";
+        const dash = field === "test_accuracy" ? [6, 4] : undefined;
+        const points = { show: spec.kind === "eval", size: 6 };
+        if (smoothing > 0) {
+          tables.push({ xs, ys, series: { label: `${label}${suffix} (raw)`, stroke: faint(color), width: 1, spanGaps: true, points: { show: false } } });
+          tables.push({ xs, ys: ema(ys, smoothing), series: { label: `${label}${suffix}`, stroke: color, width: 2, dash, spanGaps: true, points } });
+        } else {
+          tables.push({ xs, ys, series: { label: `${label}${suffix}`, stroke: color, width: 1.5, dash, spanGaps: true, points } });
+        }
+      }
+    });
+  });
+  return tables;
+}
+
+function alignTables(tables) {
+  // uPlot wants one shared x array: the union of all x values, gaps as null.
+  const xs = [...new Set(tables.flatMap((t) => t.xs))].sort((a, b) => a - b);
+  const index = new Map(xs.map((v, i) => [v, i]));
+  const columns = tables.map((t) => {
+    const ys = new Array(xs.length).fill(null);
+    t.xs.forEach((v, i) => { ys[index.get(v)] = t.ys[i]; });
+    return ys;
+  });
+  return [xs, ...columns];
+}
+
+// ------------------------------------------------------------------ charts
+
+function percentRange(u, min, max) {
+  if (curves.fullRange || min === null || max === null) return [0, 100];
+  const low = Math.max(0, Math.floor(min - 0.5));
+  const high = Math.min(100, Math.ceil(max + 0.5));
+  return [low, Math.max(high, low + 1)];
+}
+
+function yScale(spec) {
+  if (spec.scale === "percent") return { range: percentRange };
+  if (spec.scale === "loss" && curves.logLoss) return { distr: 3, log: 10 };
+  return { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) * 1.05] };
+}
+
+function chartOptions(spec, tables, width) {
+  const x = X_AXES[curves.xAxis];
+  return {
+    width, height: CHART_HEIGHT,
+    cursor: { sync: { key: CHART_SYNC_KEY }, drag: { x: true, y: false } },
+    scales: { x: { time: false }, y: yScale(spec) },
+    axes: [
+      { label: x.label, values: (u, splits) => splits.map((v) => (v === null ? "" : x.format(v))) },
+      { size: 64, values: (u, splits) => splits.map((v) => (v === null ? "" : spec.digits(v))) },
+    ],
+    series: [
+      { label: x.label, value: (u, v) => (v === null || v === undefined ? "–" : x.format(v)) },
+      ...tables.map((t) => Object.assign({ value: (u, v) => (v === null || v === undefined ? "–" : spec.digits(v)) }, t.series)),
+    ],
+    legend: { live: true },
+    hooks: {
+      setSelect: [(u) => { if (u.select.width > 0) curves.zoomed[spec.id] = true; }],
+      ready: [(u) => u.over.addEventListener("dblclick", () => { curves.zoomed[spec.id] = false; })],
+    },
+  };
+}
+
+function countPoints(data) {
+  let n = 0;
+  for (let s = 1; s < data.length; s++) for (const v of data[s]) if (v !== null && v !== undefined) n++;
+  return n;
+}
+
+function renderChart(spec) {
+  const box = $(`chart-${spec.id}`);
+  const tables = buildTables(spec);
+  const data = alignTables(tables);
+  const shape = JSON.stringify([curves.xAxis, curves.logLoss, tables.map((t) => t.series.label)]);
+  let chart = curves.charts[spec.id];
+  if (chart && curves.shapes[spec.id] !== shape) { chart.destroy(); chart = null; }
+  if (!chart) {
+    box.replaceChildren();
+    curves.zoomed[spec.id] = false;
+    chart = new uPlot(chartOptions(spec, tables, Math.max(240, box.clientWidth)), data, box);
+    curves.charts[spec.id] = chart;
+    curves.shapes[spec.id] = shape;
+  } else {
+    chart.setData(data, !curves.zoomed[spec.id]); // a zoomed chart keeps the user's range
+  }
+  box.dataset.points = String(countPoints(data));
+  const drawn = tables.filter((t) => !t.series.label.endsWith("(raw)")).map((t) => t.series.label);
+  box.setAttribute("aria-label", `${spec.title}: ${drawn.length ? drawn.join(", ") : "no data yet"}`);
+}
+
+function renderCharts() {
+  const empty = curves.runs.every((r) => r.rows.length === 0);
+  $("curves-empty").hidden = !empty;
+  for (const spec of CHART_SPECS) renderChart(spec);
+}
+
+function rebuildCharts() {
+  for (const chart of Object.values(curves.charts)) chart.destroy();
+  curves.charts = {};
+  renderCharts();
+}
+
+async function updateCurves() {
+  if (await fetchCurveRows()) renderCharts();
+}
+
+function setupCharts() {
+  const grid = $("chart-grid");
+  for (const spec of CHART_SPECS) {
+    grid.append(el("figure", { className: "chart-box" }, el("figcaption", { text: spec.title }),
+      el("div", { id: `chart-${spec.id}`, className: "chart", "data-points": "0", role: "img", "aria-label": `${spec.title}: no data yet` })));
+  }
+  $("x-axis").addEventListener("change", (e) => { curves.xAxis = e.target.value; rebuildCharts(); });
+  $("smoothing").addEventListener("input", (e) => {
+    curves.smoothing = Number(e.target.value);
+    $("smoothing-value").textContent = curves.smoothing.toFixed(2);
+    renderCharts();
+  });
+  $("log-loss").addEventListener("change", (e) => { curves.logLoss = e.target.checked; rebuildCharts(); });
+  $("full-range").addEventListener("change", (e) => {
+    curves.fullRange = e.target.checked;
+    for (const [id, chart] of Object.entries(curves.charts)) if (!curves.zoomed[id]) chart.setData(chart.data, true);
+  });
+  $("smoothing-value").textContent = curves.smoothing.toFixed(2);
+  new ResizeObserver(() => {
+    for (const spec of CHART_SPECS) {
+      const chart = curves.charts[spec.id];
+      const width = Math.max(240, $(`chart-${spec.id}`).clientWidth);
+      if (chart && chart.width !== width) chart.setSize({ width, height: CHART_HEIGHT });
+    }
+  }).observe(grid);
+  renderCharts();
+}

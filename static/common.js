@@ -1,0 +1,48 @@
+"use strict";
+// Helpers shared by the page's scripts (loaded first).
+
+const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "className") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function fmt(value, digits = 2, suffix = "") {
+  return value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${suffix}`;
+}
+
+function fmtSeconds(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+async function getJSON(url) {
+  // The parsed body, or an Error carrying the HTTP status and the server's message.
+  const response = await fetch(url, { cache: "no-cache" });
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* not JSON */ }
+  if (!response.ok) {
+    const error = new Error((body && body.error) || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+async function postJSON(url, body) {
+  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  let data = {};
+  try { data = await response.json(); } catch (_) { /* empty body */ }
+  return { ok: response.ok, status: response.status, data };
+}
