@@ -12,9 +12,12 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from config import parse_kernels_text, public_config
 from errors import BadRequest, NotFound
 from model import describe
+from plots import confusion_size, digit_grid_size
 from predict import predict_request
+from train import ERROR_COUNT, SAMPLE_COUNT
 from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
-                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_name, image_name,
+                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
+                      confusion_name, checkpoint_name, image_name,
                       pid_alive)
 
 bp = Blueprint("api", __name__)
@@ -78,6 +81,7 @@ class RunViews:
             m["images"] = self._image_urls(run_id, {kind: image_name(kind, i) for kind in EPOCH_IMAGES}, files)
             best = checkpoint_name(i, "best")
             m["checkpoint"] = f"/runs/{run_id}/files/{best}" if best in files else None
+            m["confusion"] = self._image_urls(run_id, {"c": confusion_name(i)}, files).get("c")
         view["images"] = self._image_urls(run_id, {CURVES_IMAGE: image_name(CURVES_IMAGE)}, files)
         view["metrics_csv"] = f"/runs/{run_id}/metrics.csv"
         with self._lock:
@@ -166,7 +170,9 @@ def index():
 @bp.get("/config")
 def settings():
     """Defaults, limits and choices of the form, and the run states, so the page copies none."""
-    return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES)}})
+    return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES)},
+                    "image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),
+                                    "confusion": confusion_size()}})
 
 
 @bp.get("/training_status")
@@ -288,9 +294,12 @@ def run_file(run_id, name):
     if path is None:
         raise NotFound(f"no file {name!r} in run {run_id!r}")
     try:  # send_file opens the file here: once open, a deletion cannot cut the answer short
-        if name.endswith(".pt"):
+        if name.endswith(".pt"):  # saved as e.g. <run>-model1-best.pt: models count from 1, as on the page
+            index, kind = checkpoint_parts(name)
             return send_file(path, mimetype="application/octet-stream", as_attachment=True,
-                             download_name=f"{run_id}-{name}", max_age=0)
+                             download_name=f"{run_id}-model{index + 1}-{kind}.pt", max_age=0)
+        if name.endswith(".json"):
+            return send_file(path, mimetype="application/json", max_age=0, etag=True, conditional=True)
         response = send_file(path, mimetype="image/png", max_age=0, etag=True, conditional=True)
     except FileNotFoundError:
         raise NotFound(f"no file {name!r} in run {run_id!r} (it was removed)") from None
@@ -316,5 +325,6 @@ def metrics_csv(run_id):
 
 @bp.post("/predict")
 def predict_digit():
-    answer = predict_request(json_body(), store(), current_app.extensions["checkpoints"], manager().active_run_id)
+    answer = predict_request(json_body(), store(), current_app.extensions["checkpoints"], manager().active_run_id,
+                             current_app.config["DATA_DIR"])
     return jsonify(answer)

@@ -78,28 +78,49 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
     return _png(fig)
 
 
-def render_digits(title: str, images: np.ndarray, predictions, labels, columns: int = 8) -> bytes:
-    """A grid of test digits, each titled 'pred P / true T', green when right, red when wrong.
+DIGIT_COLUMNS = 8
+DIGIT_TILE, DIGIT_LABEL_H, DIGIT_GAP = 28, 13, 4  # MNIST pixels: a digit, the label strip above it, the gap
+DIGIT_SCALE = 2.6  # display pixels per MNIST pixel at dpi 100
+TITLE_H = 0.3  # inches above the grid for its title
+CONFUSION_SIZE = (4.6, 4.2)  # inches at dpi 100
+
+
+def digit_grid_size(capacity: int) -> tuple[int, int]:
+    """Pixel size of a digit grid with room for ``capacity`` digits (the page reserves it)."""
+    rows = max(1, -(-capacity // DIGIT_COLUMNS))
+    width = DIGIT_COLUMNS * (DIGIT_TILE + DIGIT_GAP) * DIGIT_SCALE
+    height = rows * (DIGIT_TILE + DIGIT_LABEL_H) * DIGIT_SCALE + TITLE_H * 100
+    return round(width), round(height)
+
+
+def confusion_size() -> tuple[int, int]:
+    return round(CONFUSION_SIZE[0] * 100), round(CONFUSION_SIZE[1] * 100)
+
+
+def render_digits(title: str, images: np.ndarray, predictions, labels, capacity: int) -> bytes:
+    """A grid of test digits with room for ``capacity`` (always the same size), each labelled
+    with the prediction, in green when right, and in red with the true digit when wrong.
 
     Drawn as one mosaic image in one axes (not an axes per digit): about 5x cheaper to render.
     """
-    count = len(images)
-    rows = max(1, -(-count // columns))
-    tile, label_h = 28, 11  # pixels of a digit, and of the label strip above it
-    cell_h, cell_w = tile + label_h, tile + 4
+    count, columns = len(images), DIGIT_COLUMNS
+    rows = max(1, -(-capacity // columns))
+    tile, label_h = DIGIT_TILE, DIGIT_LABEL_H
+    cell_h, cell_w = tile + label_h, tile + DIGIT_GAP
     mosaic = np.full((rows * cell_h, columns * cell_w), 255, dtype=np.uint8)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         top, left = r * cell_h + label_h, c * cell_w + 2
         mosaic[top:top + tile, left:left + tile] = image
-    scale = 2.6  # display pixels per MNIST pixel at dpi 100
-    fig = Figure(figsize=(columns * cell_w * scale / 100, rows * cell_h * scale / 100 + 0.3), dpi=100)
-    ax = fig.add_axes((0, 0, 1, 1 - 0.3 / fig.get_figheight()))
+    width, height = digit_grid_size(capacity)
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1 - TITLE_H / fig.get_figheight()))
     ax.imshow(255 - mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest", aspect="auto")
     for i, (pred, label) in enumerate(zip(predictions, labels)):
         r, c = divmod(i, columns)
-        ax.text(c * cell_w + cell_w / 2, r * cell_h + label_h / 2 + 0.5, f"pred {pred} / true {label}",
-                ha="center", va="center", fontsize=6.5, color=RIGHT if pred == label else WRONG)
+        text = f"{pred}" if pred == label else f"{pred}, true {label}"
+        ax.text(c * cell_w + cell_w / 2, r * cell_h + label_h / 2 + 0.5, text,
+                ha="center", va="center", fontsize=9, color=RIGHT if pred == label else WRONG)
     if count == 0:
         ax.text(columns * cell_w / 2, cell_h / 2, "none", ha="center", va="center")
     ax.set_axis_off()
@@ -110,7 +131,7 @@ def render_digits(title: str, images: np.ndarray, predictions, labels, columns: 
 def render_confusion(title: str, matrix: np.ndarray) -> bytes:
     """10x10 confusion matrix (rows: true digit, columns: predicted) with counts in the cells."""
     matrix = np.asarray(matrix)
-    fig = Figure(figsize=(4.6, 4.2), dpi=100)
+    fig = Figure(figsize=CONFUSION_SIZE, dpi=100)
     fig.subplots_adjust(left=0.12, right=0.98, bottom=0.11, top=0.93)
     ax = fig.subplots()
     shown = np.log1p(matrix)  # log scale so the few errors stay visible beside the diagonal
@@ -119,7 +140,7 @@ def render_confusion(title: str, matrix: np.ndarray) -> bytes:
     for t in range(matrix.shape[0]):
         for p in range(matrix.shape[1]):
             if matrix[t, p]:
-                ax.text(p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=6,
+                ax.text(p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=7.5,
                         color="white" if shown[t, p] > threshold else "black")
     ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10))
     ax.title.set_fontsize(9)

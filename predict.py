@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import threading
 from collections import OrderedDict
@@ -13,10 +14,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from data import MEAN, STD
+from data import MEAN, STD, DataError, ensure_mnist, read_idx
 from errors import BadRequest, Conflict, NotFound
 from model import MNISTNet
-from runstore import RunStore, checkpoint_name
+from runstore import FINAL_STATES, RunStore, checkpoint_name
 
 DATA_URL_PREFIX = "data:image/png;base64,"
 MAX_SIDE = 4096  # pixels; larger drawings are refused before decoding
@@ -136,26 +137,56 @@ class CheckpointCache:
 
 
 @torch.no_grad()
-def predict(models: list[tuple[str, MNISTNet]], image: torch.Tensor) -> list[dict]:
+def predict(models: list[tuple[int, str, MNISTNet]], image: torch.Tensor) -> list[dict]:
+    """Each model's answer: its index in the run (for its colour), name, digit, 10 probabilities."""
     results = []
-    for name, model in models:
+    for index, name, model in models:
         probabilities = torch.softmax(model(image).float(), dim=1)[0]
-        results.append({"model": name, "digit": int(probabilities.argmax()),
+        results.append({"index": index, "model": name, "digit": int(probabilities.argmax()),
                         "probabilities": [round(float(p), 6) for p in probabilities]})
     return results
 
 
-PREDICT_KEYS = ("image", "run_id")
+@functools.lru_cache(maxsize=2)
+def test_digits(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test images (uint8 [N, 28, 28]) and labels, read once per data folder."""
+    paths = ensure_mnist(data_dir, download=False)
+    return read_idx(paths["test_images"]), read_idx(paths["test_labels"])
 
 
-def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, active_run_id: str | None) -> dict:
-    """``POST /predict``: the drawn digit read by each model of the run (default: the active or
-    newest run), from each model's checkpoint of the latest epoch end."""
+def digit_png_data_url(image: np.ndarray, scale: int = 4) -> str:
+    """A 28x28 uint8 digit as a small PNG data URL, white on black, ``scale`` times larger."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((28 * scale, 28 * scale), Image.NEAREST).save(buffer, format="PNG")
+    return DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_digit_input(index, data_dir: str) -> tuple[torch.Tensor, dict]:
+    """Test digit ``index`` as the models' input, and what the answer says about it."""
+    try:
+        images, labels = test_digits(str(data_dir))
+    except DataError as exc:
+        raise Conflict(f"the MNIST test digits are not available: {exc}") from None
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(labels):
+        raise BadRequest(f"test_index: must be a whole number from 0 to {len(labels) - 1}, got {index!r}",
+                         field="test_index")
+    tensor = torch.from_numpy((images[index] / 255.0 - MEAN) / STD).float().reshape(1, 1, 28, 28)
+    return tensor, {"test_index": index, "label": int(labels[index]), "digit_image": digit_png_data_url(images[index])}
+
+
+PREDICT_KEYS = ("image", "test_index", "run_id")
+
+
+def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, active_run_id: str | None,
+                    data_dir: str) -> dict:
+    """``POST /predict``: a drawn digit (``image``) or an MNIST test digit (``test_index``) read by
+    each model of the run (default: the active or newest run), from each model's checkpoint of
+    the latest epoch end."""
     unknown = sorted(set(body) - set(PREDICT_KEYS))
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown key (allowed: {', '.join(PREDICT_KEYS)})", field=unknown[0])
-    if "image" not in body:
-        raise BadRequest("image: is required (a PNG data URL)", field="image")
+    if ("image" in body) == ("test_index" in body):
+        raise BadRequest("image: is required (a PNG data URL), or test_index instead (not both)", field="image")
     run_id = body.get("run_id")
     if run_id is None:
         run_id = active_run_id or next(iter(store.run_ids()), None)
@@ -165,10 +196,14 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
         raise BadRequest("run_id: must be a string", field="run_id")
     if store.run_dir(run_id) is None:
         raise NotFound(f"no run {run_id!r}")
-    try:
-        image = image_to_tensor(body["image"])
-    except ImageError as exc:
-        raise BadRequest(f"image: {exc}", field="image") from None
+    extra = {}
+    if "test_index" in body:
+        image, extra = test_digit_input(body["test_index"], data_dir)
+    else:
+        try:
+            image = image_to_tensor(body["image"])
+        except ImageError as exc:
+            raise BadRequest(f"image: {exc}", field="image") from None
     models = []
     for i in range(len((store.config(run_id) or {}).get("models", []))):
         path = store.file(run_id, checkpoint_name(i, "latest"))
@@ -177,7 +212,9 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
                 model, name = checkpoints.load(path)
             except FileNotFoundError:  # the run was deleted while it was read
                 raise NotFound(f"no run {run_id!r}") from None
-            models.append((name, model))
+            models.append((i, name, model))
     if not models:
-        raise Conflict(f"run {run_id} has no checkpoint yet: one is saved at the end of each epoch")
-    return {"run_id": run_id, "predictions": predict(models, image)}
+        state = (store.status(run_id) or {}).get("state")
+        when = "it ended before its first epoch did" if state in FINAL_STATES else "one is saved at the end of each epoch"
+        raise Conflict(f"run {run_id} has no checkpoint: {when}")
+    return {"run_id": run_id, **extra, "predictions": predict(models, image)}

@@ -10,6 +10,7 @@ runs/<run_id>/metrics.jsonl           append-only, one metrics row (METRIC_COLUM
 runs/<run_id>/curves.png              charts, replaced atomically
 runs/<run_id>/<kind>_m<i>.png         epoch-end images of model i (EPOCH_IMAGES)
 runs/<run_id>/model<i>_<kind>.pt      checkpoints of model i (CHECKPOINT_KINDS)
+runs/<run_id>/confusion_m<i>.json     model i's test confusion matrix at the last epoch end
 """
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def checkpoint_name(model_index: int, kind: str) -> str:
     return f"model{model_index}_{kind}.pt"
 
 
+def checkpoint_parts(name: str) -> tuple[int, str]:
+    """'model1_best.pt' -> (1, 'best')."""
+    stem, kind = name[:-len(".pt")].split("_")
+    return int(stem[len("model"):]), kind
+
+
+def confusion_name(model_index: int) -> str:
+    """The confusion matrix of model i at the last epoch end, as JSON (the numbers of its picture)."""
+    return f"confusion_m{model_index}.json"
+
+
 def image_name(kind: str, model_index: int | None = None) -> str:
     """'curves.png' for the run, 'samples_m0.png' for an epoch image of model 0."""
     return f"{kind}.png" if model_index is None else f"{kind}_m{model_index}.png"
@@ -62,7 +74,8 @@ def image_name(kind: str, model_index: int | None = None) -> str:
 SERVED_FILES = frozenset(
     [image_name(CURVES_IMAGE)]
     + [image_name(kind, i) for i in range(MAX_MODELS) for kind in EPOCH_IMAGES]
-    + [checkpoint_name(i, kind) for i in range(MAX_MODELS) for kind in CHECKPOINT_KINDS])
+    + [checkpoint_name(i, kind) for i in range(MAX_MODELS) for kind in CHECKPOINT_KINDS]
+    + [confusion_name(i) for i in range(MAX_MODELS)])
 
 
 @dataclass
@@ -98,6 +111,7 @@ class RunStatus:
     device: str | None = None
     precision: str | None = None
     lr_schedule: str | None = None
+    train_images: int | None = None  # training images per epoch
     error: str | None = None
     started_at: float | None = None  # Unix seconds
     updated_at: float | None = None

@@ -1,206 +1,125 @@
 "use strict";
-// MNIST Training Monitor page: form -> POST /start_training; poll GET /training_status every 3 s.
+// MNIST Training Monitor page: start and stop runs, poll GET /training_status every 3 s (one
+// request chain, never overlapping), show the run, its pictures, and predictions of digits.
 
 const POLL_MS = 3000;
-const INFO_DEBOUNCE_MS = 200; // wait for typing to pause before asking /model_info
-// Defaults, limits, choices and run states come from the server (GET /config) at start-up.
-let SETTINGS = null;
-const DEFAULTS = {};
-const LIMITS = {};
+const TITLE = "MNIST Training Monitor";
+const IMAGE_KINDS = { samples: "sample predictions", errors: "misclassified digits", confusion: "confusion matrix" };
 
 let viewedRunId = null; // a past run opened from the history; null: follow the live run
 let lastStatusText = "";
 let lastRunsText = "";
 let currentStatus = null;
+let lastAnnounced = ""; // "run id:state" last said to screen readers
+let serverDown = false;
 const shownImages = {}; // element id -> URL shown (URLs carry a version, so equal URL = same image)
-
-// ------------------------------------------------------------------ form
-
-function addModelRow(model = {}) {
-  const rows = $("model-rows");
-  if (rows.children.length >= LIMITS.models[1]) return;
-  const index = rows.children.length;
-  const kernels = model.kernels || DEFAULTS.models[DEFAULTS.models.length - 1].kernels;
-  const tr = el("tr", { className: "model-row" });
-  const swatch = el("span", { className: "swatch" });
-  const name = el("input", { className: "name", type: "text", maxlength: "40", value: model.name || `Model ${index + 1}`, "aria-label": "model name" });
-  const kernelCell = el("td");
-  kernels.forEach((k, i) => kernelCell.append(el("input", {
-    className: "kernel", type: "number", min: String(LIMITS.kernels[0]), max: String(LIMITS.kernels[1]), step: "1", value: String(k), "aria-label": `conv ${i + 1} channels`,
-  })));
-  const optimizer = el("select", { className: "optimizer", "aria-label": "optimizer" },
-    el("option", { value: "adam", text: "Adam" }), el("option", { value: "sgd", text: "SGD (momentum 0.9)" }));
-  optimizer.value = model.optimizer || DEFAULTS.optimizer;
-  const lr = el("input", { className: "lr", type: "number", min: String(LIMITS.learning_rate[0]), max: String(LIMITS.learning_rate[1]), step: "any", value: String(model.learning_rate || DEFAULTS.learning_rate), "aria-label": "learning rate" });
-  const batch = el("input", { className: "batch", type: "number", min: String(LIMITS.batch_size[0]), max: String(LIMITS.batch_size[1]), step: "1", value: String(model.batch_size || DEFAULTS.batch_size), "aria-label": "batch size" });
-  const params = el("td", { className: "params", text: "…" });
-  const remove = el("button", { type: "button", className: "remove", title: "remove this model", text: "✕" });
-  remove.addEventListener("click", () => { tr.remove(); refreshRows(); });
-  tr.append(el("td", {}, swatch), el("td", {}, name), kernelCell, el("td", {}, optimizer), el("td", {}, lr),
-    el("td", {}, batch), params, el("td", {}, remove));
-  rows.append(tr);
-  for (const input of kernelCell.querySelectorAll("input")) input.addEventListener("input", () => scheduleModelInfo(tr));
-  refreshRows();
-  scheduleModelInfo(tr);
-}
-
-function refreshRows() {
-  const rows = [...$("model-rows").children];
-  rows.forEach((tr, i) => { tr.querySelector(".swatch").style.background = MODEL_COLORS[i]; });
-  rows.forEach((tr) => { tr.querySelector(".remove").disabled = rows.length <= 1; });
-  $("add-model").disabled = rows.length >= LIMITS.models[1];
-  renderModelInfo();
-}
-
-function readKernels(tr) {
-  return [...tr.querySelectorAll(".kernel")].map((input) => Number(input.value));
-}
-
-function isInt(value, [low, high]) {
-  return Number.isInteger(value) && value >= low && value <= high;
-}
-
-const infoTimers = new WeakMap();
-const infoCache = new Map(); // "32,64,64,64" -> /model_info answer
-
-function scheduleModelInfo(tr) {
-  clearTimeout(infoTimers.get(tr));
-  infoTimers.set(tr, setTimeout(() => updateModelInfo(tr), INFO_DEBOUNCE_MS));
-}
-
-async function fetchModelInfo(kernels) {
-  const key = kernels.join(",");
-  if (!infoCache.has(key)) {
-    const response = await fetch(`/model_info?kernels=${encodeURIComponent(key)}`);
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error || response.statusText);
-    infoCache.set(key, body);
-  }
-  return infoCache.get(key);
-}
-
-async function updateModelInfo(tr) {
-  const kernels = readKernels(tr);
-  const cell = tr.querySelector(".params");
-  tr.querySelectorAll(".kernel").forEach((input) => input.classList.toggle("invalid", !isInt(Number(input.value), LIMITS.kernels) || input.value === ""));
-  if (!kernels.every((k) => isInt(k, LIMITS.kernels))) {
-    cell.textContent = `kernels: ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}`;
-    cell.classList.add("error");
-    return;
-  }
-  try {
-    const info = await fetchModelInfo(kernels);
-    if (readKernels(tr).join(",") !== kernels.join(",")) return; // changed meanwhile
-    cell.textContent = info.total_parameters.toLocaleString("en-US");
-    cell.classList.remove("error");
-    renderModelInfo();
-  } catch (err) {
-    cell.textContent = String(err.message || err);
-    cell.classList.add("error");
-  }
-}
-
-function readForm() {
-  // Returns {config} or {error}: checks what the server checks, with the same limits.
-  const models = [];
-  const rows = [...$("model-rows").children];
-  for (const [i, tr] of rows.entries()) {
-    const label = `Model ${i + 1}`;
-    const name = tr.querySelector(".name").value.trim();
-    const kernels = readKernels(tr);
-    const lr = Number(tr.querySelector(".lr").value);
-    const batch = Number(tr.querySelector(".batch").value);
-    if (!name) return { error: `${label}: give it a name` };
-    if (!kernels.every((k) => isInt(k, LIMITS.kernels))) return { error: `${label}: kernels must be whole numbers from ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}` };
-    if (!(Number.isFinite(lr) && lr > LIMITS.learning_rate[0] && lr <= LIMITS.learning_rate[1]) || tr.querySelector(".lr").value === "") return { error: `${label}: learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}` };
-    if (!isInt(batch, LIMITS.batch_size)) return { error: `${label}: batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}` };
-    models.push({ name, kernels, optimizer: tr.querySelector(".optimizer").value, learning_rate: lr, batch_size: batch });
-  }
-  const names = models.map((m) => m.name);
-  if (new Set(names).size !== names.length) return { error: "model names must be different" };
-  const epochs = Number($("epochs").value);
-  if (!isInt(epochs, LIMITS.epochs)) return { error: `epochs must be a whole number from ${LIMITS.epochs[0]} to ${LIMITS.epochs[1]}` };
-  const config = { epochs, models, lr_schedule: $("lr_schedule").value, precision: $("precision").value };
-  if ($("train_samples").value !== "") {
-    const samples = Number($("train_samples").value);
-    if (!isInt(samples, LIMITS.train_samples)) return { error: `training images must be a whole number from ${LIMITS.train_samples[0]} to ${LIMITS.train_samples[1].toLocaleString("en-US")} (or empty for all)` };
-    config.train_samples = samples;
-  }
-  const seed = Number($("seed").value);
-  if (!isInt(seed, LIMITS.seed)) return { error: `seed must be a whole number from ${LIMITS.seed[0]} to ${LIMITS.seed[1]}` };
-  config.seed = seed;
-  return { config };
-}
-
-function fillForm(config) {
-  // The form as it was for a run (its config.json): models, then the run settings.
-  $("model-rows").replaceChildren();
-  (config.models || DEFAULTS.models).forEach((m) => addModelRow(m));
-  $("epochs").value = String(config.epochs ?? DEFAULTS.epochs);
-  $("lr_schedule").value = config.lr_schedule ?? DEFAULTS.lr_schedule;
-  $("precision").value = config.precision ?? DEFAULTS.precision;
-  $("train_samples").value = config.train_samples ? String(config.train_samples) : "";
-  $("seed").value = String(config.seed ?? DEFAULTS.seed);
-}
 
 function announce(message) {
   // Said politely by screen readers; only state changes and results, never every poll.
   $("announcer").textContent = message;
 }
 
-function showFormError(message) {
-  $("form-error").textContent = message || "";
-  $("form-error").hidden = !message;
+// ------------------------------------------------------------------ start and stop
+
+async function send(url, body) {
+  // POST that never throws: a network failure is an answer too, shown to the user.
+  try {
+    return await postJSON(url, body);
+  } catch (err) {
+    return { ok: false, status: 0, data: { error: `the server is not reachable (${err.message}); try again when it is back` } };
+  }
 }
 
 async function startTraining(event) {
   event.preventDefault();
-  const { config, error } = readForm();
-  if (error) { showFormError(error); return; }
   showFormError("");
+  if (!validateForm()) return;
+  const config = readForm();
   $("start").disabled = true;
-  const result = await postJSON("/start_training", config);
+  const result = await send("/start_training", config);
   if (!result.ok) {
-    showFormError(result.data.error || `could not start (HTTP ${result.status})`);
+    showServerError(result.data.error || `could not start (HTTP ${result.status})`, result.data.field);
     $("start").disabled = false;
     return;
   }
+  rememberForm(config);
   viewedRunId = null;
   pollNow();
 }
 
 async function stopTraining() {
   $("stop").disabled = true;
-  const result = await postJSON("/stop_training", {});
+  const result = await send("/stop_training", {});
   if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
   pollNow();
 }
 
 // ------------------------------------------------------------------ status
 
-function renderStatus(status) {
-  currentStatus = status;
-  const active = SETTINGS.states.active.includes(status.state);
-  const stateEl = $("state");
-  stateEl.textContent = status.state;
-  stateEl.className = `state ${status.state}`;
+function runLine(status, active) {
   const meta = [];
   if (status.run_id) meta.push(`run ${status.run_id}`);
+  if (status.train_images) meta.push(`${status.train_images.toLocaleString("en-US")} training images`);
   if (status.device) meta.push(`device ${status.device}`);
   if (status.precision) meta.push(`precision ${status.precision}`);
-  if (status.lr_schedule) meta.push(`LR schedule ${status.lr_schedule}`);
+  if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
   if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
-  $("run-meta").textContent = meta.join(" · ");
+  return meta.join(" · ");
+}
+
+function runProgress(status) {
+  const models = status.models || [];
+  return models.length ? models.reduce((sum, m) => sum + (m.progress || 0), 0) / models.length : 0;
+}
+
+function renderStatus(status) {
+  const previous = currentStatus;
+  currentStatus = status;
+  const active = SETTINGS.states.active.includes(status.state);
+  const live = viewedRunId === null;
+  $("state").textContent = status.state;
+  $("state").className = `state ${status.state}`;
+  $("run-meta").textContent = runLine(status, active);
   $("run-error").textContent = status.error || "";
   $("run-error").hidden = !status.error;
-  const live = viewedRunId === null;
   $("viewing").hidden = live;
-  $("start").disabled = active && live ? true : false;
+  $("start").disabled = active && live;
   $("stop").disabled = !(active && status.state !== "stopping");
+  if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
+  document.title = live && active ? `${Math.floor(runProgress(status))} % · ${TITLE}` : live && status.run_id ? `${status.state} · ${TITLE}` : TITLE;
+  announceState(status, previous);
   renderModels(status.models || []);
   renderDownloads(status);
   renderImages(status);
-  renderModelInfo();
+}
+
+function announceState(status, previous) {
+  // A run's state changed, or a new run started: not a run opened from the history.
+  const key = `${status.run_id}:${status.state}`;
+  if (!status.run_id || key === lastAnnounced) return;
+  lastAnnounced = key;
+  const sameRun = previous && previous.run_id === status.run_id;
+  const started = previous && !sameRun && viewedRunId === null && SETTINGS.states.active.includes(status.state);
+  if (!sameRun && !started) return;
+  const best = (status.models || []).map((m) => `${m.name} ${fmt(m.test_accuracy, 2, " %")}`).join(", ");
+  const ended = SETTINGS.states.final.includes(status.state);
+  announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : `Run ${status.state}.`);
+  if (ended && previous && previous.run_id === status.run_id && viewedRunId === null) notifyRunEnd(status, best);
+}
+
+function notifyRunEnd(status, best) {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  try { new Notification(`Training ${status.state}`, { body: best || `run ${status.run_id}` }); } catch (_) { /* not allowed here */ }
+}
+
+function setupNotifications() {
+  const button = $("notify");
+  if (!("Notification" in window) || Notification.permission !== "default") { button.hidden = true; return; }
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await Notification.requestPermission();
+    button.hidden = true;
+  });
 }
 
 function renderModels(models) {
@@ -226,11 +145,11 @@ function renderModels(models) {
     ];
     const dl = el("dl");
     for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-field": k }));
-    const bar = el("div");
+    const bar = el("div", { role: "progressbar", "aria-label": `${m.name} progress`, "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(m.progress || 0)) });
     bar.style.width = `${m.progress || 0}%`;
     bar.style.background = MODEL_COLORS[i];
     const title = `${m.name} [${(m.kernels || []).join(", ")}]`;
-    const sub = `${m.optimizer || ""} · lr ${m.learning_rate ?? ""} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
+    const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate ?? ""} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
     card.replaceChildren(el("h3", { text: title }), el("div", { className: "muted", text: sub }),
       el("div", { className: "progress" }, bar), dl);
   });
@@ -246,29 +165,40 @@ function renderDownloads(status) {
   });
 }
 
+// ------------------------------------------------------------------ pictures
+
 function modelColumn(index) {
   const id = `model-column-${index}`;
   let column = document.getElementById(id);
   if (!column) {
     column = el("div", { id, className: "model-column" });
-    const columns = [...$("per-model").children];
-    const after = columns.find((c) => Number(c.id.split("-").pop()) > index);
+    const after = [...$("per-model").children].find((c) => Number(c.id.split("-").pop()) > index);
     $("per-model").insertBefore(column, after || null);
   }
   return column;
 }
 
-function setImage(container, key, url, caption, index) {
-  const id = `img-${key}`;
+function setImage(container, kind, index, model, url) {
+  // A figure whose space is reserved (from the picture's known size) before the picture arrives.
+  const id = `img-${kind}-${index}`;
   let fig = document.getElementById(id);
-  if (!url) { if (fig) fig.remove(); delete shownImages[id]; return; }
   if (!fig) {
-    fig = el("figure", { id }, el("figcaption", { text: caption }), el("img", { alt: caption }));
+    const [width, height] = SETTINGS.image_sizes[kind];
+    const frame = el("div", { className: "frame" });
+    frame.style.aspectRatio = `${width} / ${height}`;
+    frame.style.maxWidth = `${width}px`; // never drawn larger than rendered
+    fig = el("figure", { id }, el("figcaption"), frame);
     container.append(fig);
   }
-  fig.querySelector("figcaption").style.color = MODEL_COLORS[index] || "";
-  if (shownImages[id] !== url) { // only fetch an image when its version changed
-    fig.querySelector("img").src = url;
+  const caption = `${model.name}: ${IMAGE_KINDS[kind]}`;
+  fig.querySelector("figcaption").textContent = caption;
+  fig.style.borderTopColor = MODEL_COLORS[index];
+  const frame = fig.querySelector(".frame");
+  if (!url) {
+    frame.replaceChildren(el("p", { className: "muted placeholder", text: "appears at the end of the first epoch" }));
+    delete shownImages[id];
+  } else if (shownImages[id] !== url) { // only fetch a picture when its version changed
+    frame.replaceChildren(el("img", { src: url, alt: `${caption}, epoch ${model.epoch}` }));
     shownImages[id] = url;
   }
 }
@@ -278,41 +208,33 @@ function renderImages(status) {
   $("curves-figure").hidden = !images.curves;
   if (images.curves) $("curves-figure").href = images.curves;
   const models = status.models || [];
-  const captions = { samples: "sample predictions", errors: "misclassified digits", confusion: "confusion matrix" };
   for (let i = 0; i < LIMITS.models[1]; i++) {
-    const m = models[i];
+    if (!models[i]) { const old = document.getElementById(`model-column-${i}`); if (old) old.remove(); continue; }
     const column = modelColumn(i);
-    for (const [kind, caption] of Object.entries(captions)) {
-      setImage(column, `${kind}-${i}`, m && m.images && m.images[kind], `${m ? m.name : ""}: ${caption}`, i);
-    }
-    if (!column.children.length) column.remove();
+    for (const kind of Object.keys(IMAGE_KINDS)) setImage(column, kind, i, models[i], (models[i].images || {})[kind]);
+    renderConfusionTable(column, i, models[i]);
   }
 }
 
-async function renderModelInfo() {
-  // Layers of the run's models when one is shown, else of the form's models.
-  const source = currentStatus && currentStatus.models && currentStatus.models.length
-    ? currentStatus.models.map((m) => ({ name: m.name, kernels: m.kernels }))
-    : [...$("model-rows").children].map((tr) => ({ name: tr.querySelector(".name").value, kernels: readKernels(tr) }));
-  const key = JSON.stringify(source);
-  const box = $("model-info");
-  if (box.dataset.key === key) return;
-  box.dataset.key = key;
-  const grid = el("div", { className: "model-info-grid" });
-  for (const [i, m] of source.entries()) {
-    if (!m.kernels.every((k) => isInt(k, LIMITS.kernels))) continue;
-    let info;
-    try { info = await fetchModelInfo(m.kernels); } catch (_) { continue; }
-    const table = el("table", { className: "layers" }, el("tr", {}, ...["Layer", "Weight shape", "Output shape", "Parameters"].map((h) => el("th", { text: h }))));
-    for (const layer of info.layers) {
-      table.append(el("tr", {}, el("td", { text: layer.type }), el("td", { text: layer.weight_shape ? layer.weight_shape.join("×") : "–" }),
-        el("td", { text: layer.output_shape.join("×") }), el("td", { text: layer.parameters.toLocaleString("en-US") })));
-    }
-    const heading = el("h3", { text: `${m.name}: ${info.total_parameters.toLocaleString("en-US")} parameters, ${(info.macs_per_image / 1e6).toFixed(1)} M multiply-adds per image` });
-    heading.style.color = MODEL_COLORS[i];
-    grid.append(el("div", {}, heading, table));
+async function renderConfusionTable(column, index, model) {
+  // The confusion matrix's numbers as a table, for screen readers and for reading exact counts.
+  const id = `confusion-table-${index}`;
+  let details = document.getElementById(id);
+  if (!details) {
+    details = el("details", { id, className: "confusion-table" }, el("summary", { text: `${model.name}: confusion matrix as a table` }), el("div"));
+    column.append(details);
   }
-  if (box.dataset.key === key) box.replaceChildren(grid);
+  if (!model.confusion || details.dataset.url === model.confusion) return;
+  details.dataset.url = model.confusion;
+  try {
+    const data = await getJSON(model.confusion);
+    const head = el("tr", {}, el("th", { scope: "col", text: "true \\ predicted" }), ...data.matrix.map((_, p) => el("th", { scope: "col", text: String(p) })));
+    const rows = data.matrix.map((row, t) => el("tr", {}, el("th", { scope: "row", text: String(t) }), ...row.map((n) => el("td", { text: String(n) }))));
+    details.querySelector("summary").textContent = `${data.model}: confusion matrix as a table (epoch ${data.epoch})`;
+    details.querySelector("div").replaceChildren(el("table", {}, el("caption", { text: "rows: true digit; columns: predicted digit" }), el("thead", {}, head), el("tbody", {}, ...rows)));
+  } catch (_) {
+    details.dataset.url = ""; // try again at the next poll
+  }
 }
 
 // ------------------------------------------------------------------ polling
@@ -324,6 +246,14 @@ let pollSoon = false;     // a poll was asked for while one was in flight
 async function fetchStatus() {
   const url = viewedRunId ? `/runs/${encodeURIComponent(viewedRunId)}` : "/training_status";
   const response = await fetch(url, { cache: "no-cache" });
+  if (response.status === 404 && viewedRunId) { // the run was deleted while it was shown
+    const gone = viewedRunId;
+    viewedRunId = null;
+    lastStatusText = "";
+    await fetchStatus();
+    showFormError(`run ${gone} no longer exists (deleted); showing the live run`);
+    return;
+  }
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const text = await response.text();
   if (text !== lastStatusText) { // unchanged: nothing to redraw
@@ -334,7 +264,7 @@ async function fetchStatus() {
 
 async function fetchRuns() {
   const response = await fetch("/runs", { cache: "no-cache" });
-  if (!response.ok) return;
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const text = await response.text();
   if (text === lastRunsText) return;
   lastRunsText = text;
@@ -344,18 +274,18 @@ async function fetchRuns() {
 function refreshCurveRuns() {
   // The runs the curves show: the compared ones, else the run shown in the status panel.
   if (history_.compareIds.length) {
-    setCurveRuns(comparedRuns().map((r, i) => ({ runId: r.run_id, label: runLabel(r, i), names: r.models.map((m) => m.name) })));
+    setCurveRuns(comparedRuns().map((r, i) => ({ runId: r.run_id, label: runLabel(r, i), names: r.models.map((m) => m.name), epochs: r.settings.epochs })));
   } else if (currentStatus && currentStatus.run_id) {
-    setCurveRuns([{ runId: currentStatus.run_id, label: currentStatus.run_id, names: currentStatus.models.map((m) => m.name) }]);
+    const epochs = currentStatus.models.length ? currentStatus.models[0].epochs : 0;
+    setCurveRuns([{ runId: currentStatus.run_id, label: currentStatus.run_id, names: currentStatus.models.map((m) => m.name), epochs }]);
   } else {
     setCurveRuns([]);
   }
 }
 
-function openRun(runId) {
-  viewedRunId = runId;
-  lastStatusText = "";
-  pollNow();
+function setConnection(message) {
+  $("connection").textContent = message;
+  $("connection").hidden = !message;
 }
 
 async function poll() {
@@ -365,8 +295,17 @@ async function poll() {
     await fetchRuns();
     refreshCurveRuns();
     await updateCurves(); // after the status: the curves are never older than the numbers beside them
+    if (serverDown) { serverDown = false; setConnection(""); announce("Connection to the server is back."); }
   } catch (err) {
-    $("run-meta").textContent = `server not reachable (${err.message}); retrying`;
+    if (!(err instanceof TypeError && /fetch/i.test(err.message)) && !err.status && !/^HTTP/.test(err.message)) {
+      console.error(err); // the page's own fault, not the network's: say so, and keep polling
+      setConnection(`The page hit an error (${err.message}); retrying every ${POLL_MS / 1000} s.`);
+    } else {
+      if (!serverDown) announce("The server is not reachable; retrying.");
+      setConnection(`The server is not reachable (${err.message}); retrying every ${POLL_MS / 1000} s.`);
+    }
+    serverDown = true;
+    lastStatusText = lastRunsText = ""; // redraw everything once it answers again
   } finally {
     pollInFlight = false;
   }
@@ -382,7 +321,17 @@ function pollNow() {
   poll();
 }
 
-// ------------------------------------------------------------------ drawing
+function openRun(runId) {
+  // The run that is training is followed live; any other run is shown as it ended.
+  const run = history_.runs.find((r) => r.run_id === runId);
+  viewedRunId = run && SETTINGS.states.active.includes(run.state) ? null : runId;
+  lastStatusText = "";
+  showFormError("");
+  pollNow();
+  $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+// ------------------------------------------------------------------ predictions
 
 function setupCanvas() {
   const canvas = $("canvas");
@@ -406,34 +355,55 @@ function setupCanvas() {
     ctx.beginPath(); ctx.moveTo(last.x, last.y); ctx.lineTo(p.x, p.y); ctx.stroke();
     last = p;
   });
-  const end = () => { if (drawing) { drawing = false; predictDigit(); } };
+  const end = () => { if (drawing) { drawing = false; predict({ image: canvas.toDataURL("image/png") }); } };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
-  $("clear-canvas").addEventListener("click", () => { clear(); $("prediction-bars").replaceChildren(); });
-  $("predict").addEventListener("click", predictDigit);
+  $("clear-canvas").addEventListener("click", () => { clear(); $("prediction-bars").replaceChildren(); $("test-digit-image").hidden = true; });
+  $("predict-test-digit").addEventListener("click", () => {
+    const index = Number($("test-index").value);
+    if (!Number.isInteger(index) || $("test-index").value === "") { showPredictionError("pick a test digit number from 0 to 9,999"); return; }
+    predict({ test_index: index });
+  });
 }
 
-async function predictDigit() {
-  const body = { image: $("canvas").toDataURL("image/png") };
+function showPredictionError(message) {
+  $("prediction-bars").replaceChildren(el("p", { className: "error", role: "alert", text: message }));
+}
+
+async function predict(body) {
   const runId = viewedRunId || (currentStatus && currentStatus.run_id);
   if (runId) body.run_id = runId;
-  const result = await postJSON("/predict", body);
+  const result = await send("/predict", body);
+  if (!result.ok) {
+    const { error, field } = result.data;
+    const message = error && field && error.startsWith(`${field}: `) ? error.slice(field.length + 2) : error; // no API field names
+    showPredictionError(message ? message.charAt(0).toUpperCase() + message.slice(1) : `HTTP ${result.status}`);
+    return;
+  }
+  const data = result.data;
+  const picture = $("test-digit-image");
+  picture.hidden = !data.digit_image;
+  if (data.digit_image) { picture.src = data.digit_image; picture.alt = `test digit ${data.test_index}, a ${data.label}`; }
   const box = $("prediction-bars");
-  if (!result.ok) { box.replaceChildren(el("p", { className: "error", text: result.data.error || `HTTP ${result.status}` })); return; }
   box.replaceChildren();
-  result.data.predictions.forEach((p, i) => {
-    const grid = el("div", { className: "bars", "data-model": p.model });
+  if (data.test_index !== undefined) box.append(el("p", { text: `Test digit ${data.test_index}: its true label is ${data.label}.` }));
+  for (const p of data.predictions) {
+    const color = MODEL_COLORS[p.index];
+    const grid = el("div", { className: "bars", "data-model": p.model, role: "list", "aria-label": `${p.model}: probability of each digit` });
     p.probabilities.forEach((prob, digit) => {
       const bar = el("div", { className: "bar" });
       bar.style.width = `${Math.max(1, prob * 100)}%`;
-      bar.style.background = MODEL_COLORS[i];
+      bar.style.background = color;
       const cls = digit === p.digit ? "best" : "";
-      grid.append(el("span", { className: cls, text: String(digit) }), el("div", {}, bar), el("span", { className: cls, text: `${(prob * 100).toFixed(1)}%` }));
+      const item = el("div", { className: "bar-row", role: "listitem", "aria-label": `${digit}: ${(prob * 100).toFixed(1)} %` },
+        el("span", { className: cls, text: String(digit) }), el("div", {}, bar), el("span", { className: cls, text: `${(prob * 100).toFixed(1)}%` }));
+      grid.append(item);
     });
-    const heading = el("h3", { className: "prediction", text: `${p.model}: ${p.digit}` });
-    heading.style.color = MODEL_COLORS[i];
+    const heading = el("h3", { className: "prediction model-heading", text: `${p.model}: ${p.digit}` });
+    heading.style.borderLeftColor = color;
     box.append(el("div", {}, heading, grid));
-  });
+  }
+  announce(data.predictions.map((p) => `${p.model} reads ${p.digit}`).join(", "));
 }
 
 // ------------------------------------------------------------------ start
@@ -442,44 +412,25 @@ async function loadSettings() {
   // Retries until the server answers: the form cannot be built without its limits.
   for (;;) {
     try {
-      const response = await fetch("/config");
-      if (response.ok) return await response.json();
-      $("run-meta").textContent = `could not load the settings (HTTP ${response.status}); retrying`;
+      return await getJSON("/config");
     } catch (err) {
-      $("run-meta").textContent = `server not reachable (${err.message}); retrying`;
+      setConnection(`The server is not reachable (${err.message}); retrying every ${POLL_MS / 1000} s.`);
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
-function applySettings(settings) {
-  SETTINGS = settings;
-  Object.assign(DEFAULTS, settings.defaults);
-  Object.assign(LIMITS, settings.limits);
-  const bounds = { epochs: LIMITS.epochs, train_samples: LIMITS.train_samples };
-  for (const [id, [low, high]] of Object.entries(bounds)) { $(id).min = String(low); $(id).max = String(high); }
-  $("epochs").value = String(DEFAULTS.epochs);
-  $("seed").min = String(LIMITS.seed[0]);
-  $("seed").max = String(LIMITS.seed[1]);
-  $("seed").value = String(DEFAULTS.seed);
-  $("train_samples").placeholder = `all ${LIMITS.train_samples[1].toLocaleString("en-US")}`;
-  const labels = { onecycle: "one-cycle", none: "constant", auto: "auto", fp32: "fp32", bf16: "bf16" };
-  for (const key of ["lr_schedule", "precision"]) {
-    $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: labels[value] || value })));
-    $(key).value = DEFAULTS[key];
-  }
-}
-
 async function init() {
   applySettings(await loadSettings());
-  DEFAULTS.models.forEach((m) => addModelRow(m));
-  $("add-model").addEventListener("click", () => addModelRow({ name: `Model ${$("model-rows").children.length + 1}` }));
+  setConnection("");
+  $("add-model").addEventListener("click", () => addModelRow({}));
   $("train-form").addEventListener("submit", startTraining);
   $("stop").addEventListener("click", stopTraining);
-  $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; pollNow(); });
+  $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; showFormError(""); pollNow(); });
   setupCanvas();
   setupCharts();
   setupHistory();
+  setupNotifications();
   poll();
 }
 

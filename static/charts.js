@@ -11,12 +11,13 @@ const X_AXES = {
   step: { label: "step", value: (row) => row.step, format: (v) => String(Math.round(v)) },
   time: { label: "time", value: (row) => row.time, format: (v) => `${Math.floor(v / 60)}:${String(Math.floor(v % 60)).padStart(2, "0")}` },
 };
+// digits: a value in the legend; tick: an axis label (as few digits as tell the ticks apart).
 const CHART_SPECS = [
-  { id: "loss", title: "Training loss", kind: "train", fields: ["loss"], smooth: true, scale: "loss", digits: (v) => v.toPrecision(4) },
-  { id: "accuracy", title: "Training accuracy (%)", kind: "train", fields: ["accuracy"], smooth: true, scale: "percent", digits: (v) => v.toFixed(2) },
-  { id: "eval", title: "Validation and test accuracy (%)", kind: "eval", fields: ["val_accuracy", "test_accuracy"], scale: "percent", digits: (v) => v.toFixed(2) },
-  { id: "lr", title: "Learning rate", kind: "train", fields: ["lr"], digits: (v) => v.toExponential(2) },
-  { id: "speed", title: "Images per second", kind: "train", fields: ["samples_per_sec"], smooth: true, digits: (v) => Math.round(v).toLocaleString("en-US") },
+  { id: "loss", title: "Training loss", kind: "train", fields: ["loss"], smooth: true, scale: "loss", digits: (v) => v.toPrecision(4), tick: (v) => String(Number(v.toPrecision(2))) },
+  { id: "accuracy", title: "Training accuracy (%)", kind: "train", fields: ["accuracy"], smooth: true, scale: "percent", digits: (v) => v.toFixed(2), tick: (v) => String(Number(v.toFixed(1))) },
+  { id: "eval", title: "Validation and test accuracy (%)", kind: "eval", fields: ["val_accuracy", "test_accuracy"], scale: "percent", digits: (v) => v.toFixed(2), tick: (v) => String(Number(v.toFixed(1))) },
+  { id: "lr", title: "Learning rate", kind: "train", fields: ["lr"], digits: (v) => v.toExponential(2), tick: (v) => (v === 0 ? "0" : v.toExponential(1)) },
+  { id: "speed", title: "Images per second", kind: "train", fields: ["samples_per_sec"], smooth: true, digits: (v) => Math.round(v).toLocaleString("en-US"), tick: (v) => Math.round(v).toLocaleString("en-US") },
 ];
 const FIELD_NAMES = { val_accuracy: "validation", test_accuracy: "test" };
 
@@ -99,8 +100,8 @@ function buildTables(spec) {
         const suffix = spec.fields.length > 1 ? ` ${FIELD_NAMES[field]}` : "";
         const dash = field === "test_accuracy" ? [6, 4] : undefined;
         const points = { show: spec.kind === "eval", size: 6 };
-        if (smoothing > 0) {
-          tables.push({ xs, ys, series: { label: `${label}${suffix} (raw)`, stroke: faint(color), width: 1, spanGaps: true, points: { show: false } } });
+        if (smoothing > 0) { // the raw line is drawn, not listed: the legend names the smoothed one
+          tables.push({ xs, ys, series: { label: `${label}${suffix} (raw)`, class: "raw-series", stroke: faint(color), width: 1, spanGaps: true, points: { show: false } } });
           tables.push({ xs, ys: ema(ys, smoothing), series: { label: `${label}${suffix}`, stroke: color, width: 2, dash, spanGaps: true, points } });
         } else {
           tables.push({ xs, ys, series: { label: `${label}${suffix}`, stroke: color, width: 1.5, dash, spanGaps: true, points } });
@@ -138,19 +139,42 @@ function yScale(spec) {
   return { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) * 1.05] };
 }
 
+function nearestValue(values, idx) {
+  // The series' value at the cursor, or where it has none (another line's x), its nearest point.
+  for (let d = 0; d < values.length; d++) {
+    if (idx - d >= 0 && values[idx - d] !== null && values[idx - d] !== undefined) return values[idx - d];
+    if (idx + d < values.length && values[idx + d] !== null && values[idx + d] !== undefined) return values[idx + d];
+  }
+  return null;
+}
+
+function sharedXRange() {
+  // Every chart spans the same x values, so the synced cursor stands at the same x on each.
+  if (curves.xAxis === "epoch") {
+    const epochs = Math.max(1, ...curves.runs.map((r) => r.epochs || 0), ...curves.runs.flatMap((r) => r.rows.map((row) => Math.ceil(row.epoch))));
+    return [0, epochs];
+  }
+  const xs = curves.runs.flatMap((r) => r.rows.map(X_AXES[curves.xAxis].value)).filter((v) => v !== null && v !== undefined);
+  return xs.length ? [Math.min(0, ...xs), Math.max(...xs)] : [0, 1];
+}
+
 function chartOptions(spec, tables, width) {
   const x = X_AXES[curves.xAxis];
+  const legendValue = (u, v, s, idx) => {
+    const value = v ?? (idx === null || idx === undefined ? null : nearestValue(u.data[s], idx));
+    return value === null || value === undefined ? "–" : spec.digits(value);
+  };
   return {
     width, height: CHART_HEIGHT,
     cursor: { sync: { key: CHART_SYNC_KEY }, drag: { x: true, y: false } },
-    scales: { x: { time: false }, y: yScale(spec) },
+    scales: { x: { time: false, range: () => sharedXRange() }, y: yScale(spec) },
     axes: [
       { label: x.label, values: (u, splits) => splits.map((v) => (v === null ? "" : x.format(v))) },
-      { size: 64, values: (u, splits) => splits.map((v) => (v === null ? "" : spec.digits(v))) },
+      { size: 70, values: (u, splits) => splits.map((v) => (v === null ? "" : spec.tick(v))) },
     ],
     series: [
       { label: x.label, value: (u, v) => (v === null || v === undefined ? "–" : x.format(v)) },
-      ...tables.map((t) => Object.assign({ value: (u, v) => (v === null || v === undefined ? "–" : spec.digits(v)) }, t.series)),
+      ...tables.map((t) => Object.assign({ value: legendValue }, t.series)),
     ],
     legend: { live: true },
     hooks: {
@@ -170,6 +194,13 @@ function renderChart(spec) {
   const box = $(`chart-${spec.id}`);
   const tables = buildTables(spec);
   const data = alignTables(tables);
+  if (data[0].length === 0) { // no data: no axes made up from nothing
+    if (curves.charts[spec.id]) { curves.charts[spec.id].destroy(); delete curves.charts[spec.id]; }
+    box.replaceChildren(el("p", { className: "muted chart-empty", text: "no data yet" }));
+    box.dataset.points = "0";
+    box.setAttribute("aria-label", `${spec.title}: no data yet`);
+    return;
+  }
   const shape = JSON.stringify([curves.xAxis, curves.logLoss, tables.map((t) => t.series.label)]);
   let chart = curves.charts[spec.id];
   if (chart && curves.shapes[spec.id] !== shape) { chart.destroy(); chart = null; }

@@ -209,3 +209,38 @@ def server_factory(tmp_path):
     yield make
     for server in servers:
         server.stop()
+
+
+# ---------------------------------------------------------------- the browser (Debian's Chromium)
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # skipped (or failed under REQUIRE_FULL_TESTS) by the browser fixture
+    expect = sync_playwright = None
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+POLL_WAIT_MS = 20_000  # the page polls every 3 s; leave room for several polls on a busy CI machine
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need(sync_playwright is not None, "playwright is not installed (pip install -r requirements-dev.txt)")
+    need(os.path.exists(CHROMIUM), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    yield page
+    context.close()
+
+

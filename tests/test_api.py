@@ -317,3 +317,34 @@ def test_the_run_table_has_settings_and_results_and_config_repeats_a_run(client)
     config = client.get(f"/runs/{run_id}/config").get_json()
     assert config["seed"] == 3 and config["models"][1]["name"] == "small"
     assert client.get("/runs/20260101-000000-000abc/config").status_code == 404
+
+
+# ---------------------------------------------------------------- what the page needs of the API
+
+def test_predictions_carry_the_models_index_and_a_test_digit_can_be_read(client, tiny_mnist):
+    from data import ensure_mnist, read_idx
+
+    start(client)
+    finished(client)
+    body = client.post("/predict", json={"test_index": 5}).get_json()
+    labels = read_idx(ensure_mnist(tiny_mnist, download=False)["test_labels"])
+    assert body["test_index"] == 5 and body["label"] == int(labels[5])
+    assert body["digit_image"].startswith("data:image/png;base64,")
+    assert [p["index"] for p in body["predictions"]] == [0, 1]
+    for bad in (-1, 10**6, "3", True, 2.5):
+        response = client.post("/predict", json={"test_index": bad})
+        assert response.status_code == 400 and response.get_json()["field"] == "test_index"
+    both = client.post("/predict", json={"test_index": 1, "image": digit_png()})
+    assert both.status_code == 400
+
+
+def test_checkpoints_download_with_the_model_counted_from_one_and_confusion_numbers_are_served(client):
+    run_id = start(client)
+    status = finished(client)
+    response = client.get(status["models"][1]["checkpoint"])
+    assert f'{run_id}-model2-best.pt' in response.headers["Content-Disposition"]
+    confusion = client.get(status["models"][0]["confusion"]).get_json()
+    assert confusion["epoch"] == 1 and len(confusion["matrix"]) == 10
+    assert sum(map(sum, confusion["matrix"])) == 200  # the tiny test set
+    sizes = client.get("/config").get_json()["image_sizes"]
+    assert sizes["samples"][1] < sizes["errors"][1] and sizes["confusion"] == [460, 420]

@@ -1,9 +1,7 @@
 """Short real trainings on the real MNIST, through the HTTP API."""
 import pytest
 
-from conftest import wait_for
-
-from conftest import PNG_SIGNATURE as PNG
+from conftest import PNG_SIGNATURE as PNG, wait_for
 
 
 @pytest.fixture
@@ -67,3 +65,26 @@ def drawn_digit_png(digit: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_time_left_is_honest_once_a_tenth_of_the_run_is_done(real_client):
+    """The status's time left, sampled from 10 % of the run on, against the time the run then took
+    (both by the trainer's clock: from the status's time of writing to the run's end)."""
+    client = real_client
+    response = client.post("/start_training", json={"epochs": 2, "train_samples": 6144, "batch_size": 128,
+                                                    "models": [{"kernels": [16, 32, 32, 32]}]})
+    assert response.status_code == 202
+    samples = []
+
+    def done():
+        status = client.get("/training_status").get_json()
+        progress = status["models"][0]["progress"] if status["models"] else 0
+        if status["state"] == "running" and 10 <= progress < 90 and status["eta_seconds"] is not None:
+            samples.append((status["updated_at"], progress, status["eta_seconds"]))
+        return status["state"] in ("finished", "failed") and status
+
+    status = wait_for(done, timeout=300, interval=0.25, message="the run to finish")
+    assert status["state"] == "finished" and len(samples) >= 3, samples
+    for at, progress, eta in sorted(set(samples)):
+        actual = status["finished_at"] - at
+        assert abs(eta - actual) <= 0.25 * actual + 0.2, (progress, eta, actual)  # 0.2 s: the run's last writes

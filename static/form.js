@@ -1,0 +1,289 @@
+"use strict";
+// The settings form: one row per model, the run settings, errors next to their fields, and the
+// last submitted settings remembered across reloads. Limits and defaults come from GET /config.
+
+const INFO_DEBOUNCE_MS = 200; // wait for typing to pause before asking /model_info
+const FORM_STORAGE_KEY = "mnist-monitor-form"; // localStorage: the last settings that started a run
+let SETTINGS = null;
+const DEFAULTS = {};
+const LIMITS = {};
+const OPTIMIZER_NAMES = { adam: "Adam", sgd: "SGD (momentum 0.9)" };
+const CHOICE_NAMES = { onecycle: "one-cycle", none: "constant", auto: "auto", fp32: "fp32", bf16: "bf16" };
+// Which input of a model row holds each field of the config (server errors name these fields).
+const ROW_FIELDS = { name: "name", kernels: "kernels", optimizer: "optimizer", learning_rate: "lr", batch_size: "batch" };
+const FIELD_WORDS = { name: "name", kernels: "kernels", optimizer: "optimizer", learning_rate: "learning rate", batch_size: "batch size",
+  epochs: "epochs", train_samples: "training images", seed: "seed", lr_schedule: "LR schedule", precision: "precision" };
+
+function isInt(value, [low, high]) {
+  return Number.isInteger(value) && value >= low && value <= high;
+}
+
+// ------------------------------------------------------------------ rows
+
+function nextModelName() {
+  const names = new Set([...document.querySelectorAll("#model-rows .name")].map((i) => i.value.trim()));
+  for (let n = 1; ; n++) if (!names.has(`Model ${n}`)) return `Model ${n}`;
+}
+
+function fieldCell(key, label, ...inputs) {
+  // A cell with its inputs and the message that explains what is wrong with them.
+  return el("td", { className: `cell-${key}`, "data-label": label }, ...inputs, el("span", { className: "field-error", hidden: "" }));
+}
+
+function addModelRow(model = {}) {
+  const rows = $("model-rows");
+  if (rows.children.length >= LIMITS.models[1]) return;
+  const kernels = model.kernels || DEFAULTS.models[DEFAULTS.models.length - 1].kernels;
+  const tr = el("tr", { className: "model-row" });
+  const name = el("input", { className: "name", type: "text", maxlength: String(LIMITS.name_length[1]), value: model.name || nextModelName() });
+  const kernelInputs = kernels.map((k) => el("input", { className: "kernel", type: "number", inputmode: "numeric", step: "1", value: String(k) }));
+  const optimizer = el("select", { className: "optimizer" }, ...SETTINGS.choices.optimizer.map((v) => el("option", { value: v, text: OPTIMIZER_NAMES[v] || v })));
+  optimizer.value = model.optimizer || DEFAULTS.optimizer;
+  const lr = el("input", { className: "lr", type: "number", inputmode: "decimal", step: "any", value: String(model.learning_rate || DEFAULTS.learning_rate),
+    title: `greater than ${LIMITS.learning_rate[0]}, at most ${LIMITS.learning_rate[1]}` });
+  const batch = el("input", { className: "batch", type: "number", inputmode: "numeric", step: "1", value: String(model.batch_size || DEFAULTS.batch_size) });
+  const remove = el("button", { type: "button", className: "remove", text: "✕" });
+  remove.addEventListener("click", () => { tr.remove(); refreshRows(); });
+  tr.append(el("td", {}, el("span", { className: "swatch", "aria-hidden": "true" })), fieldCell("name", "Name", name),
+    fieldCell("kernels", "Conv kernels", el("span", { className: "kernel-group" }, ...kernelInputs)),
+    el("td", { "data-label": "Optimizer" }, optimizer), fieldCell("lr", "Learning rate", lr), fieldCell("batch", "Batch size", batch),
+    el("td", { className: "params", "data-label": "Parameters", text: "…" }), el("td", {}, remove));
+  rows.append(tr);
+  for (const input of kernelInputs) input.addEventListener("input", () => scheduleModelInfo(tr));
+  for (const input of tr.querySelectorAll("input")) input.addEventListener("input", () => { if (input.getAttribute("aria-invalid")) validateForm(false); });
+  refreshRows();
+  scheduleModelInfo(tr);
+}
+
+function refreshRows() {
+  // Labels, ids and colours follow the row's position: "Model 2 learning rate", and so on.
+  const rows = [...$("model-rows").children];
+  rows.forEach((tr, i) => {
+    const label = `Model ${i + 1}`;
+    tr.querySelector(".swatch").style.background = MODEL_COLORS[i];
+    tr.querySelector(".name").setAttribute("aria-label", `${label} name`);
+    tr.querySelectorAll(".kernel").forEach((input, k) => input.setAttribute("aria-label", `${label} conv ${k + 1} channels`));
+    tr.querySelector(".optimizer").setAttribute("aria-label", `${label} optimizer`);
+    tr.querySelector(".lr").setAttribute("aria-label", `${label} learning rate`);
+    tr.querySelector(".batch").setAttribute("aria-label", `${label} batch size`);
+    const remove = tr.querySelector(".remove");
+    remove.setAttribute("aria-label", `Remove ${label}`);
+    remove.title = `remove ${label}`;
+    remove.disabled = rows.length <= 1;
+    tr.querySelectorAll(".field-error").forEach((msg) => { msg.id = `m${i}-${msg.parentElement.className.slice(5)}-error`; });
+  });
+  $("add-model").disabled = rows.length >= LIMITS.models[1];
+  renderModelInfo();
+}
+
+function readKernels(tr) {
+  return [...tr.querySelectorAll(".kernel")].map((input) => Number(input.value));
+}
+
+// ------------------------------------------------------------------ model information
+
+const infoTimers = new WeakMap();
+const infoCache = new Map(); // "32,64,64,64" -> /model_info answer
+
+function scheduleModelInfo(tr) {
+  clearTimeout(infoTimers.get(tr));
+  infoTimers.set(tr, setTimeout(() => updateModelInfo(tr), INFO_DEBOUNCE_MS));
+}
+
+async function fetchModelInfo(kernels) {
+  const key = kernels.join(",");
+  if (!infoCache.has(key)) infoCache.set(key, await getJSON(`/model_info?kernels=${encodeURIComponent(key)}`));
+  return infoCache.get(key);
+}
+
+async function updateModelInfo(tr) {
+  const kernels = readKernels(tr);
+  const cell = tr.querySelector(".params");
+  if (!kernels.every((k) => isInt(k, LIMITS.kernels))) {
+    cell.textContent = `kernels: ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}`;
+    cell.classList.add("error");
+    return;
+  }
+  try {
+    const info = await fetchModelInfo(kernels);
+    if (readKernels(tr).join(",") !== kernels.join(",")) return; // changed meanwhile
+    cell.textContent = info.total_parameters.toLocaleString("en-US");
+    cell.classList.remove("error");
+    renderModelInfo();
+  } catch (err) {
+    cell.textContent = String(err.message || err);
+    cell.classList.add("error");
+  }
+}
+
+async function renderModelInfo() {
+  // The layers of the models in the form: what Start would train.
+  const source = [...$("model-rows").children].map((tr) => ({ name: tr.querySelector(".name").value, kernels: readKernels(tr) }));
+  const key = JSON.stringify(source);
+  const box = $("model-info");
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  const grid = el("div", { className: "model-info-grid" });
+  for (const [i, m] of source.entries()) {
+    if (!m.kernels.every((k) => isInt(k, LIMITS.kernels))) continue;
+    let info;
+    try { info = await fetchModelInfo(m.kernels); } catch (_) { continue; }
+    const head = el("tr", {}, ...["Layer", "Weight shape", "Output shape", "Parameters"].map((h) => el("th", { scope: "col", text: h })));
+    const table = el("table", { className: "layers" }, el("thead", {}, head));
+    const body = el("tbody");
+    for (const layer of info.layers) {
+      body.append(el("tr", {}, el("td", { text: layer.type }), el("td", { text: layer.weight_shape ? layer.weight_shape.join("×") : "–" }),
+        el("td", { text: layer.output_shape.join("×") }), el("td", { text: layer.parameters.toLocaleString("en-US") })));
+    }
+    table.append(body);
+    const heading = el("h3", { className: "model-heading", text: `${m.name}: ${info.total_parameters.toLocaleString("en-US")} parameters, ${(info.macs_per_image / 1e6).toFixed(1)} M multiply-adds per image` });
+    heading.style.borderLeftColor = MODEL_COLORS[i];
+    grid.append(el("div", {}, heading, el("div", { className: "table-scroll" }, table)));
+  }
+  if (box.dataset.key === key) box.replaceChildren(grid);
+}
+
+// ------------------------------------------------------------------ reading and checking
+
+function setFieldError(cell, message) {
+  // The cell's inputs are marked invalid and described by the message next to them.
+  const msg = cell.querySelector(".field-error");
+  msg.textContent = message || "";
+  msg.hidden = !message;
+  for (const input of cell.querySelectorAll("input, select")) {
+    if (message) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", msg.id);
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  }
+}
+
+function rowProblems(tr, label) {
+  const problems = {};
+  const name = tr.querySelector(".name").value.trim();
+  if (!name) problems.name = `${label}: give it a name`;
+  else if (name.length > LIMITS.name_length[1]) problems.name = `${label}: at most ${LIMITS.name_length[1]} characters`;
+  if (!readKernels(tr).every((k) => isInt(k, LIMITS.kernels)) || [...tr.querySelectorAll(".kernel")].some((i) => i.value === "")) {
+    problems.kernels = `${label}: kernels must be whole numbers from ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}`;
+  }
+  const lrText = tr.querySelector(".lr").value;
+  const lr = Number(lrText);
+  if (lrText === "" || !(Number.isFinite(lr) && lr > LIMITS.learning_rate[0] && lr <= LIMITS.learning_rate[1])) {
+    problems.lr = `${label}: learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}`;
+  }
+  if (!isInt(Number(tr.querySelector(".batch").value), LIMITS.batch_size) || tr.querySelector(".batch").value === "") {
+    problems.batch = `${label}: batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}`;
+  }
+  return problems;
+}
+
+function settingProblems() {
+  const problems = {};
+  if (!isInt(Number($("epochs").value), LIMITS.epochs) || $("epochs").value === "") {
+    problems.epochs = `epochs must be a whole number from ${LIMITS.epochs[0]} to ${LIMITS.epochs[1]}`;
+  }
+  if ($("train_samples").value !== "" && !isInt(Number($("train_samples").value), LIMITS.train_samples)) {
+    problems.train_samples = `training images must be a whole number from ${LIMITS.train_samples[0]} to ${LIMITS.train_samples[1].toLocaleString("en-US")} (or empty for all)`;
+  }
+  if (!isInt(Number($("seed").value), LIMITS.seed) || $("seed").value === "") {
+    problems.seed = `seed must be a whole number from ${LIMITS.seed[0]} to ${LIMITS.seed[1]}`;
+  }
+  return problems;
+}
+
+function validateForm(focus = true) {
+  // Marks every problem next to its field; true if there is none.
+  const rows = [...$("model-rows").children];
+  const perRow = rows.map((tr, i) => rowProblems(tr, `Model ${i + 1}`));
+  const names = rows.map((tr) => tr.querySelector(".name").value.trim());
+  names.forEach((name, i) => {
+    const same = names.map((n, j) => (n === name && name ? j : -1)).filter((j) => j >= 0);
+    if (same.length > 1 && !perRow[i].name) {
+      perRow[i].name = `${same.map((j) => `Model ${j + 1}`).join(" and ")} have the same name "${name}": names must differ`;
+    }
+  });
+  rows.forEach((tr, i) => {
+    for (const key of ["name", "kernels", "lr", "batch"]) setFieldError(tr.querySelector(`.cell-${key}`), perRow[i][key]);
+  });
+  const settings = settingProblems();
+  for (const key of ["epochs", "train_samples", "seed"]) setFieldError($(key).closest(".setting"), settings[key]);
+  const invalid = document.querySelector("#train-form [aria-invalid=true]");
+  if (invalid && focus) invalid.focus();
+  return !invalid;
+}
+
+function readForm() {
+  const models = [...$("model-rows").children].map((tr) => ({
+    name: tr.querySelector(".name").value.trim(), kernels: readKernels(tr), optimizer: tr.querySelector(".optimizer").value,
+    learning_rate: Number(tr.querySelector(".lr").value), batch_size: Number(tr.querySelector(".batch").value),
+  }));
+  const config = { epochs: Number($("epochs").value), models, lr_schedule: $("lr_schedule").value, precision: $("precision").value,
+    seed: Number($("seed").value) };
+  if ($("train_samples").value !== "") config.train_samples = Number($("train_samples").value);
+  return config;
+}
+
+function showServerError(error, field) {
+  // A server-side refusal, next to its field where it names one, in the page's words.
+  const match = /^models\[(\d+)\]\.(\w+)/.exec(field || "");
+  const problem = field && error.startsWith(`${field}: `) ? error.slice(field.length + 2) : error;
+  if (match) {
+    const row = $("model-rows").children[Number(match[1])];
+    const key = ROW_FIELDS[match[2]];
+    if (row && key && row.querySelector(`.cell-${key}`)) {
+      setFieldError(row.querySelector(`.cell-${key}`), `Model ${Number(match[1]) + 1}: ${FIELD_WORDS[match[2]]} ${problem}`);
+      row.querySelector(`.cell-${key} input`).focus();
+      return;
+    }
+  }
+  if (field && $(field) && $(field).closest(".setting")) {
+    setFieldError($(field).closest(".setting"), `${FIELD_WORDS[field] || field}: ${problem}`);
+    $(field).focus();
+    return;
+  }
+  showFormError(error);
+}
+
+function showFormError(message) {
+  $("form-error").textContent = message || "";
+  $("form-error").hidden = !message;
+}
+
+// ------------------------------------------------------------------ filling and remembering
+
+function fillForm(config) {
+  // The form as it was for a run (its config.json, or the last settings submitted).
+  $("model-rows").replaceChildren();
+  (config.models && config.models.length ? config.models : DEFAULTS.models).slice(0, LIMITS.models[1]).forEach((m) => addModelRow(m));
+  $("epochs").value = String(config.epochs ?? DEFAULTS.epochs);
+  $("lr_schedule").value = config.lr_schedule ?? DEFAULTS.lr_schedule;
+  $("precision").value = config.precision ?? DEFAULTS.precision;
+  $("train_samples").value = config.train_samples ? String(config.train_samples) : "";
+  $("seed").value = String(config.seed ?? DEFAULTS.seed);
+  validateForm(false);
+}
+
+function rememberForm(config) {
+  try { localStorage.setItem(FORM_STORAGE_KEY, JSON.stringify(config)); } catch (_) { /* storage off: nothing to keep */ }
+}
+
+function rememberedForm() {
+  try { return JSON.parse(localStorage.getItem(FORM_STORAGE_KEY) || "null"); } catch (_) { return null; }
+}
+
+function applySettings(settings) {
+  SETTINGS = settings;
+  Object.assign(DEFAULTS, settings.defaults);
+  Object.assign(LIMITS, settings.limits);
+  $("train_samples").placeholder = `all ${LIMITS.train_samples[1].toLocaleString("en-US")}`;
+  for (const key of ["lr_schedule", "precision"]) {
+    $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: CHOICE_NAMES[value] || value })));
+  }
+  for (const id of ["epochs", "train_samples", "seed"]) {
+    $(id).addEventListener("input", () => { if ($(id).getAttribute("aria-invalid")) validateForm(false); });
+  }
+  fillForm(rememberedForm() || {});
+}

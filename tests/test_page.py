@@ -1,0 +1,280 @@
+"""The page keeps up: recovery, a stable layout, errors, memory, phones, screen readers (Chromium)."""
+import re
+import shutil
+
+import pytest
+
+from conftest import POLL_WAIT_MS, expect, need, wait_for
+
+TINY_RUN = {"epochs": 2, "batch_size": 32, "precision": "fp32", "learning_rate": 0.01,
+            "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4]}]}
+BLUE, GREEN = "rgb(31, 119, 180)", "rgb(44, 160, 44)"  # Model 1 and Model 3 colours
+
+
+def finish(server, body=TINY_RUN) -> str:
+    code, answer = server.request("POST", "/start_training", body)
+    assert code == 202, answer
+    wait_for(lambda: server.request("GET", "/training_status")[1]["state"] in ("finished", "failed", "stopped"),
+             timeout=120, interval=0.2, message="the run to end")
+    return answer["run_id"]
+
+
+def own_errors(page) -> list[str]:
+    """Console errors of the page's own code (the browser also logs refused or failed requests)."""
+    return [e for e in page.console_errors if not e.startswith("Failed to load resource")]
+
+
+# ---------------------------------------------------------------- 1. recovers by itself
+
+def test_the_page_recovers_by_itself_after_a_server_restart(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    server.kill()
+    expect(page.locator("#connection")).to_be_visible(timeout=POLL_WAIT_MS)
+    expect(page.locator("#connection")).to_contain_text("not reachable")
+    page.click("#start")  # pressing Start while the server is down says so, and throws nothing
+    expect(page.locator("#form-error")).to_contain_text("not reachable")
+    expect(page.locator("#start")).to_be_enabled()
+    server.start()  # the same port
+    expect(page.locator("#connection")).to_be_hidden(timeout=4_500)  # within one poll (3 s) and its answer
+    expect(page.locator("#state")).to_have_text("finished")
+    expect(page.locator("#start")).to_be_enabled()
+    assert own_errors(page) == [], page.console_errors  # no uncaught error
+
+
+# ---------------------------------------------------------------- 2. stable layout
+
+CLS_OBSERVER = """
+window.__cls = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__cls += entry.value;
+}).observe({ type: "layout-shift", buffered: true });
+"""
+
+
+def test_layout_does_not_jump_during_a_run_and_the_canvas_stays_put(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)  # an earlier run whose pictures the new one replaces
+    page.add_init_script(CLS_OBSERVER)
+    page.goto(server.url)
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
+    page.wait_for_timeout(500)
+    canvas_y = page.locator("#canvas").bounding_box()["y"]
+    page.evaluate("() => { window.__cls = 0; }")
+    code, _ = server.request("POST", "/start_training", dict(TINY_RUN, epochs=3))  # started elsewhere: no input here
+    assert code == 202
+    ys = []
+    while server.request("GET", "/training_status")[1]["state"] not in ("finished", "failed"):
+        ys.append(page.locator("#canvas").bounding_box()["y"])
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(3500)  # the last poll
+    ys.append(page.locator("#canvas").bounding_box()["y"])
+    cls = page.evaluate("() => window.__cls")
+    assert cls < 0.1, cls
+    assert max(abs(y - canvas_y) for y in ys) < 1, (canvas_y, ys)
+
+
+# ---------------------------------------------------------------- 3. colours follow the model
+
+def test_prediction_bars_take_their_models_colour(page, server_factory, tiny_mnist, tmp_path):
+    runs_dir = tmp_path / "colour-runs"
+    server = server_factory(tiny_mnist, runs_dir)
+    run_id = finish(server, dict(TINY_RUN, models=[{"kernels": [2, 2, 2, 2]}] * 1 + [
+        {"kernels": [2, 2, 2, 2], "name": "B"}, {"kernels": [2, 2, 2, 2], "name": "C"}]))
+    for i in (0, 1):  # as mid-run, when only Model 3 has reached an epoch end
+        (runs_dir / run_id / f"model{i}_latest.pt").unlink()
+    page.goto(server.url)
+    page.fill("#test-index", "3")
+    page.click("#predict-test-digit")
+    bars = page.locator("#prediction-bars .bars")
+    expect(bars).to_have_count(1, timeout=POLL_WAIT_MS)
+    assert bars.nth(0).get_attribute("data-model") == "C"
+    color = bars.nth(0).locator(".bar").first.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert color == GREEN, color
+
+
+# ---------------------------------------------------------------- 4. and 5. history and the live run
+
+def test_a_shown_run_that_is_deleted_returns_the_page_to_live(page, server_factory, tiny_mnist, tmp_path):
+    runs_dir = tmp_path / "deleted-runs"
+    server = server_factory(tiny_mnist, runs_dir)
+    first = finish(server)
+    second = finish(server)
+    page.goto(server.url)
+    page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="open").click(timeout=POLL_WAIT_MS)
+    expect(page.locator("#viewing")).to_be_visible()
+    shutil.rmtree(runs_dir / first)
+    expect(page.locator("#viewing")).to_be_hidden(timeout=POLL_WAIT_MS)
+    expect(page.locator("#form-error")).to_contain_text(f"run {first} no longer exists")
+    expect(page.locator("#run-meta")).to_contain_text(second)
+    expect(page.locator(f"#runs-rows tr[data-run-id='{first}']")).to_have_count(0, timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []
+
+
+def test_opening_the_running_run_follows_it_live_and_stale_errors_go(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    past = finish(server)
+    code, body = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100, batch_size=1))
+    running = body["run_id"]
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    page.locator(f"#runs-rows tr[data-run-id='{running}'] button", has_text="open").click()
+    expect(page.locator("#viewing")).to_be_hidden()
+    expect(page.locator("#start")).to_be_disabled()
+    page.locator(f"#runs-rows tr[data-run-id='{past}'] button", has_text="open").click()
+    expect(page.locator("#viewing")).to_be_visible()
+    page.click("#start")  # a past run is shown, so Start is offered; the server refuses
+    expect(page.locator("#form-error")).to_contain_text("already active")
+    page.click("#back-live")
+    expect(page.locator("#form-error")).to_be_hidden()
+    server.request("POST", "/stop_training", {})
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- 10. and 12. remembers, and says what it is
+
+def test_settings_survive_a_reload_and_the_page_says_what_it_runs(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    row = page.locator("#model-rows tr").nth(0)
+    row.locator(".name").fill("mine")
+    for i, k in enumerate([4, 8, 8, 8]):
+        row.locator(".kernel").nth(i).fill(str(k))
+    page.locator("#model-rows tr").nth(1).locator(".remove").click()
+    page.fill("#epochs", "1")
+    page.fill("#train_samples", "300")
+    page.fill("#seed", "9")
+    page.click("#start")
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 2)
+    expect(page.locator("#run-meta")).to_contain_text("300 training images")
+    expect(page.locator("#run-meta")).to_contain_text("LR schedule one-cycle")
+    expect(page).to_have_title("finished · MNIST Training Monitor")
+    page.reload()
+    expect(page.locator("#model-rows tr")).to_have_count(1)
+    expect(page.locator("#model-rows .name")).to_have_value("mine")
+    expect(page.locator("#epochs")).to_have_value("1")
+    expect(page.locator("#train_samples")).to_have_value("300")
+    expect(page.locator("#seed")).to_have_value("9")
+    # model information follows the form, also once a run exists
+    page.locator("#model-rows .kernel").nth(0).fill("16")
+    expect(page.locator("#model-info h3").first).to_contain_text("mine")
+    expect(page.locator("#model-info table").first).to_contain_text("16×1×3×3")
+    # the best checkpoint downloads with the model counted from 1, as the page counts
+    link = page.locator("#downloads a", has_text="mine best checkpoint")
+    response = page.request.get(server.url + link.get_attribute("href"))
+    assert re.search(r"-model1-best\.pt", response.headers["content-disposition"])
+
+
+def test_the_tab_title_shows_progress_and_a_run_end_notifies(page, server_factory, tiny_mnist):
+    page.context.grant_permissions(["notifications"])
+    page.add_init_script("""
+      window.__notes = [];
+      window.Notification = class { constructor(title, options) { window.__notes.push(title + ': ' + options.body); }
+        static get permission() { return 'granted'; } static requestPermission() { return Promise.resolve('granted'); } };
+    """)
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    page.fill("#epochs", "40")
+    page.click("#start")
+    expect(page).to_have_title(re.compile(r"^\d+ % · MNIST Training Monitor$"), timeout=POLL_WAIT_MS)
+    server.request("POST", "/stop_training", {})
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    notes = page.evaluate("() => window.__notes")
+    assert len(notes) == 1 and notes[0].startswith("Training stopped"), notes
+
+
+# ---------------------------------------------------------------- 13. phones
+
+def test_a_phone_sized_page_needs_no_sideways_scrolling_and_controls_are_big_enough(browser, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        small = page.evaluate("""() => [...document.querySelectorAll('button, input, select, summary')]
+            .filter((e) => e.offsetParent !== null && !e.closest('.table-scroll'))
+            .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
+            .filter(([, r]) => r.width < 24 || r.height < 24).map(([n, r]) => `${n} ${r.width}x${r.height}`)""")
+        assert small == []
+        for selector in ["#model-rows .lr", "#model-rows .batch", "#model-rows .remove", "#start", "#canvas"]:
+            box = page.locator(selector).first.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        # drawing by touch: a tap-and-drag on the canvas asks the models
+        page.locator("#canvas").scroll_into_view_if_needed()
+        box = page.locator("#canvas").bounding_box()
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------- 14. screen readers and axe-core
+
+def axe_violations(page) -> list:
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        need(False, "axe-playwright-python is not installed (pip install -r requirements-dev.txt)")
+    results = Axe().run(page)
+    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]]
+
+
+def test_axe_finds_no_violations_idle_during_and_after_a_run_with_four_models(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    expect(page.locator("#model-rows tr")).to_have_count(2)
+    assert axe_violations(page) == []  # idle
+    page.click("#add-model")
+    page.click("#add-model")
+    for i in range(4):
+        row = page.locator("#model-rows tr").nth(i)
+        for k, value in enumerate([2, 4, 4, 4]):
+            row.locator(".kernel").nth(k).fill(str(value))
+        row.locator(".batch").fill("32")
+    page.fill("#epochs", "30")
+    page.click("#start")
+    page.wait_for_selector("#img-samples-3 img", timeout=POLL_WAIT_MS * 2)
+    assert axe_violations(page) == []  # during the run
+    page.click("#stop")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    page.locator("#confusion-table-0 summary").click()
+    assert axe_violations(page) == []  # after it
+
+
+def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    assert page.locator("#canvas").get_attribute("aria-label")
+    page.locator("#test-index").focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("7")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # "Predict this test digit"
+    expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
+    expect(page.locator("#prediction-bars")).to_contain_text("Test digit 7: its true label is")
+    expect(page.locator("#test-digit-image")).to_be_visible()
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
+    expect(page.locator("#announcer")).to_contain_text("reads")
+    # a run: the region speaks at state changes, not at every poll
+    said = []
+    page.expose_function("__said", lambda text: said.append(text))
+    page.evaluate("""() => new MutationObserver(() => window.__said(document.getElementById('announcer').textContent))
+        .observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true })""")
+    code, _ = server.request("POST", "/start_training", dict(TINY_RUN, epochs=6, batch_size=8))
+    expect(page.locator("#state")).to_have_text(re.compile("starting|running"), timeout=POLL_WAIT_MS)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
+    page.wait_for_timeout(3500)
+    assert 1 <= len(said) <= 4, said  # starting/running, finished (with the accuracies)
+    assert "finished" in said[-1] and "Test accuracy" in said[-1], said
+    confusion = page.locator("#confusion-table-0")
+    confusion.locator("summary").click()
+    expect(confusion.locator("tbody tr")).to_have_count(10)
+    assert own_errors(page) == []
