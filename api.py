@@ -12,11 +12,11 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from config import parse_kernels_text, public_config
 from errors import BadRequest, NotFound
 from model import describe
-from plots import confusion_size, digit_grid_size
+from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
 from train import ERROR_COUNT, SAMPLE_COUNT
 from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
-                      MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
+                      METRIC_KINDS, MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, TABLE_KINDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
                       confusion_name, checkpoint_name, image_name,
                       pid_alive)
 
@@ -24,7 +24,8 @@ bp = Blueprint("api", __name__)
 VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
 METRICS_PAGE_ROWS = 5000  # metrics rows in one answer (~0.7 MB); the page asks again from "next"
 RUN_SETTINGS = ("epochs", "lr_schedule", "precision", "train_samples", "seed", "device")  # of config.json
-CSV_COLUMNS = (METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:])  # the model's name beside its index
+CSV_COLUMNS = tuple(c for c in METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:]  # the model's name by its index
+                    if c == "name" or any(c in METRIC_KINDS[kind] or c == "kind" for kind in TABLE_KINDS))
 
 
 class RunViews:
@@ -172,7 +173,8 @@ def settings():
     """Defaults, limits and choices of the form, and the run states, so the page copies none."""
     return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES)},
                     "image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),
-                                    "confusion": confusion_size()}})
+                                    "confusion": confusion_size(), "filters": filters_size()},
+                    "digit_grid": {**digit_grid_layout(), "samples": SAMPLE_COUNT}})
 
 
 @bp.get("/training_status")
@@ -246,27 +248,37 @@ def run_config(run_id):
     return jsonify(config)
 
 
-def compact(row: dict) -> dict:
+def compact(value):
     """A metrics row for the page: floats to 6 significant digits (the curves cannot show more)."""
-    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()}
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
 
 
 @bp.get("/runs/<run_id>/metrics")
 def run_metrics(run_id):
-    """Metrics rows from row ``since`` on (at most ``limit``), and the row to ask from next."""
-    unknown = sorted(set(request.args) - {"since", "limit"})
+    """Metrics rows from row ``since`` on (at most ``limit`` rows looked at), only those of the
+    ``kind``s asked for (comma-separated; default all), and the row to ask from next."""
+    unknown = sorted(set(request.args) - {"since", "limit", "kind"})
     if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit)", field=unknown[0])
+        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit, kind)", field=unknown[0])
     since = int_arg("since", 0)
     limit = int_arg("limit", METRICS_PAGE_ROWS, low=1, high=METRICS_PAGE_ROWS)
+    kinds = set(request.args.get("kind", ",".join(METRIC_KINDS)).split(","))
+    if not kinds <= set(METRIC_KINDS):
+        raise BadRequest(f"kind: must be one or more of {', '.join(METRIC_KINDS)}, comma-separated", field="kind")
     require_run(run_id)
     rows = views().metrics.rows(store().run_dir(run_id))
     if since > len(rows):
         raise BadRequest(f"since: the run has {len(rows)} metrics rows, so since must be at most that",
                          field="since")
     page = rows[since:since + limit]
-    return conditional_json({"run_id": run_id, "rows": [compact(r) for r in page], "next": since + len(page),
-                             "more": since + len(page) < len(rows)})
+    return conditional_json({"run_id": run_id, "rows": [compact(r) for r in page if r.get("kind") in kinds],
+                             "next": since + len(page), "more": since + len(page) < len(rows)})
 
 
 def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> int:
@@ -316,6 +328,8 @@ def metrics_csv(run_id):
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in store().metrics(run_id):
+        if row.get("kind") not in TABLE_KINDS:
+            continue
         model = row.get("model")
         name = names[model] if isinstance(model, int) and 0 <= model < len(names) else None
         writer.writerow({**row, "name": name})

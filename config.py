@@ -192,10 +192,11 @@ def parse_train_config(data) -> TrainConfig:
     if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
         raise ConfigError("models", f"must be a list of 1 to {MAX_MODELS} models, got {models!r}"[:200])
     parsed = tuple(_model(entry, i, shared) for i, entry in enumerate(models))
-    names = [m.name for m in parsed]
+    names = [m.name.strip().casefold() for m in parsed]  # "Model 1" and "model 1 " read the same in a legend
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise ConfigError(f"models[{i}].name", f"duplicate model name {name!r}")
+            raise ConfigError(f"models[{i}].name", f"duplicate model name {parsed[i].name!r}: names must differ "
+                                                   f"(letter case and spaces around them do not count)")
     return TrainConfig(models=parsed, train_samples=train_samples, **shared)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import pickle
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -93,6 +95,13 @@ def digit_grid_size(capacity: int) -> tuple[int, int]:
     return round(width), round(height)
 
 
+def digit_grid_layout() -> dict:
+    """Where the digits sit in a grid picture, in its pixels (the page maps a click to a digit)."""
+    return {"columns": DIGIT_COLUMNS, "cell": [round((DIGIT_TILE + DIGIT_GAP) * DIGIT_SCALE, 2),
+                                                round((DIGIT_TILE + DIGIT_LABEL_H) * DIGIT_SCALE, 2)],
+            "top": round(TITLE_H * 100)}
+
+
 def confusion_size() -> tuple[int, int]:
     return round(CONFUSION_SIZE[0] * 100), round(CONFUSION_SIZE[1] * 100)
 
@@ -147,6 +156,35 @@ def render_confusion(title: str, matrix: np.ndarray) -> bytes:
     return _png(fig)
 
 
+FILTERS_SIZE = (4.6, 2.6)  # inches at dpi 100; the grid is fitted inside, so the picture's size never changes
+
+
+def filters_size() -> tuple[int, int]:
+    return round(FILTERS_SIZE[0] * 100), round(FILTERS_SIZE[1] * 100)
+
+
+def render_filters(title: str, weights: np.ndarray) -> bytes:
+    """The first conv layer's 3x3 kernels [k, 1, 3, 3] as a grid: blue positive, red negative, on one
+    scale for the whole layer (so kernels that grow stand out as they sharpen)."""
+    weights = np.asarray(weights, dtype=np.float32)[:, 0]
+    count = len(weights)
+    columns = min(16, max(4, math.ceil(math.sqrt(2 * count))))  # twice as wide as tall
+    rows = -(-count // columns)
+    cell = 4  # 3 pixels and a gap
+    mosaic = np.full((rows * cell - 1, columns * cell - 1), np.nan, dtype=np.float32)
+    for i, kernel in enumerate(weights):
+        r, c = divmod(i, columns)
+        mosaic[r * cell:r * cell + 3, c * cell:c * cell + 3] = kernel
+    scale = float(np.nanmax(np.abs(mosaic))) or 1.0
+    fig = Figure(figsize=FILTERS_SIZE, dpi=100)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.84))
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="white")
+    ax.imshow(mosaic, cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest")
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=9, y=0.99, va="top")
+    return _png(fig)
+
+
 # ---------------------------------------------------------------- the renderer process
 #
 # Training must not wait for matplotlib, and in a thread matplotlib would hold the GIL that the
@@ -171,7 +209,7 @@ class EpochImage:
     args: tuple
 
 
-DRAWERS = {"digits": render_digits, "confusion": render_confusion}
+DRAWERS = {"digits": render_digits, "confusion": render_confusion, "filters": render_filters}
 
 
 class RenderClient:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from activations import layer_views
 from data import MEAN, STD, DataError, ensure_mnist, read_idx
 from errors import BadRequest, Conflict, NotFound
 from model import MNISTNet
@@ -137,13 +138,17 @@ class CheckpointCache:
 
 
 @torch.no_grad()
-def predict(models: list[tuple[int, str, MNISTNet]], image: torch.Tensor) -> list[dict]:
-    """Each model's answer: its index in the run (for its colour), name, digit, 10 probabilities."""
+def predict(models: list[tuple[int, str, MNISTNet]], image: torch.Tensor, layers: bool = False) -> list[dict]:
+    """Each model's answer: its index in the run (for its colour), name, digit, 10 probabilities;
+    with ``layers``, also what each of its layers computes for the digit (``layer_views``)."""
     results = []
     for index, name, model in models:
         probabilities = torch.softmax(model(image).float(), dim=1)[0]
-        results.append({"index": index, "model": name, "digit": int(probabilities.argmax()),
-                        "probabilities": [round(float(p), 6) for p in probabilities]})
+        result = {"index": index, "model": name, "digit": int(probabilities.argmax()),
+                  "probabilities": [round(float(p), 6) for p in probabilities]}
+        if layers:
+            result["layers"] = layer_views(model, image)
+        results.append(result)
     return results
 
 
@@ -174,7 +179,7 @@ def test_digit_input(index, data_dir: str) -> tuple[torch.Tensor, dict]:
     return tensor, {"test_index": index, "label": int(labels[index]), "digit_image": digit_png_data_url(images[index])}
 
 
-PREDICT_KEYS = ("image", "test_index", "run_id")
+PREDICT_KEYS = ("image", "test_index", "run_id", "layers")
 
 
 def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, active_run_id: str | None,
@@ -187,6 +192,9 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
         raise BadRequest(f"{unknown[0]}: unknown key (allowed: {', '.join(PREDICT_KEYS)})", field=unknown[0])
     if ("image" in body) == ("test_index" in body):
         raise BadRequest("image: is required (a PNG data URL), or test_index instead (not both)", field="image")
+    layers = body.get("layers", False)
+    if not isinstance(layers, bool):
+        raise BadRequest(f"layers: must be true or false, got {layers!r}", field="layers")
     run_id = body.get("run_id")
     if run_id is None:
         run_id = active_run_id or next(iter(store.run_ids()), None)
@@ -217,4 +225,4 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
         state = (store.status(run_id) or {}).get("state")
         when = "it ended before its first epoch did" if state in FINAL_STATES else "one is saved at the end of each epoch"
         raise Conflict(f"run {run_id} has no checkpoint: {when}")
-    return {"run_id": run_id, **extra, "predictions": predict(models, image)}
+    return {"run_id": run_id, **extra, "predictions": predict(models, image, layers)}

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE, STATUS_FILE, METRICS_FILE = "config.json", "status.json", "metrics.jsonl"
 RUN_INFO_FILE = "run.json"  # recorded facts: device and precision used, torch version, start time
 CURVES_IMAGE = "curves"  # run-level image: curves.png
-EPOCH_IMAGES = ("samples", "errors", "confusion")  # per model, redrawn at every epoch end
+EPOCH_IMAGES = ("samples", "errors", "confusion", "filters")  # per model, redrawn at every epoch end
 CHECKPOINT_KINDS = ("latest", "best")  # latest epoch end; best validation accuracy so far
 
 ACTIVE_STATES = ("starting", "running", "stopping")
@@ -128,12 +128,16 @@ RUN_STATUS_FIELDS = tuple(f.name for f in fields(RunStatus))
 MODEL_STATUS_FIELDS = tuple(f.name for f in fields(ModelStatus))
 
 # Metrics rows: "train" rows are curve points (a window of steps), "eval" rows epoch ends.
+# "layers" rows: how each layer learned in the last step of a curve window (lists, one value a layer).
 METRIC_COLUMNS = ("kind", "model", "epoch", "step", "loss", "accuracy", "lr", "val_loss", "val_accuracy",
-                  "test_loss", "test_accuracy", "samples_per_sec", "time")
+                  "test_loss", "test_accuracy", "samples_per_sec", "time", "layers", "weight_norm", "grad_norm",
+                  "update_ratio", "dead_relu")
 METRIC_KINDS = {
     "train": ("model", "epoch", "step", "loss", "accuracy", "lr", "samples_per_sec", "time"),
     "eval": ("model", "epoch", "step", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "time"),
+    "layers": ("model", "epoch", "step", "time", "layers", "weight_norm", "grad_norm", "update_ratio", "dead_relu"),
 }
+TABLE_KINDS = ("train", "eval")  # the rows with one number a column (the CSV download holds these)
 
 
 def metrics_row(kind: str, **values) -> dict:

@@ -26,6 +26,7 @@ from config import (DATA_DIR_ENV, DEFAULT_KEEP_RUNS, DEFAULT_KERNELS, DEFAULT_RU
                     ConfigError, ModelConfig, TrainConfig, default_data_dir, parse_kernels_text, parse_train_config,
                     public_config)
 from data import MNISTTensors, load_mnist
+from layerstats import LayerProbe
 from model import MNISTNet, describe
 from plots import CurvePoints, EpochImage, RenderClient
 from runstore import (CONFIG_FILE, METRICS_FILE, RUN_INFO_FILE, STATUS_FILE, STOP_FILE, MetricsWriter, ModelStatus,
@@ -165,6 +166,7 @@ class ModelRun:
     parameters: int
     loss_sum: torch.Tensor  # window accumulators, on the device: read (synced) only at a curve point
     correct_sum: torch.Tensor
+    probe: LayerProbe  # how each layer learns, measured at the step that closes a window
     step: int = 0
     order: torch.Tensor | None = None
     window_samples: int = 0
@@ -198,11 +200,12 @@ class ModelRun:
     def name(self) -> str:
         return self.config.name
 
-    def window_ends(self, n_train: int) -> bool:
-        """Whether the step just taken closes a curve window: an epoch is cut into equal windows
-        (±1 batch), the last one ending with the epoch, so no point is a tiny leftover."""
+    def window_ends(self, n_train: int, step: int | None = None) -> bool:
+        """Whether step number ``step`` (default: the one just taken) closes a curve window: an
+        epoch is cut into equal windows (±1 batch), the last one ending with the epoch, so no
+        point is a tiny leftover."""
         points = max(1, min(POINTS_PER_EPOCH, self.batches, n_train // MIN_WINDOW_IMAGES))
-        within = self.step % self.batches or self.batches
+        within = (self.step if step is None else step) % self.batches or self.batches
         return within * points // self.batches > (within - 1) * points // self.batches
 
     @property
@@ -217,8 +220,9 @@ class ModelRun:
     def done(self) -> bool:
         return self.step >= self.total_steps
 
-    def train_step(self, data: MNISTTensors, device: torch.device, precision: str) -> None:
-        """One batch, in the textbook order; loss and accuracy stay on the device."""
+    def train_step(self, data: MNISTTensors, device: torch.device, precision: str, probe: bool = False) -> None:
+        """One batch, in the textbook order; loss and accuracy stay on the device. ``probe``: also
+        measure how each layer learns in this step (at the end of a curve window)."""
         within = self.step % self.batches
         if within == 0:
             self.order = torch.randperm(data.train_x.shape[0], generator=self.generator,
@@ -227,12 +231,18 @@ class ModelRun:
         idx = self.order[within * self.config.batch_size:(within + 1) * self.config.batch_size]
         x, y = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
         started = time.perf_counter()
+        if probe:
+            self.probe.arm()
         with autocast(device, precision):
             logits = self.model(x)
             loss = nn.functional.cross_entropy(logits, y)
+        if probe:
+            self.probe.disarm()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if probe:
+            self.probe.measure()
         if self.scheduler is not None:
             self.scheduler.step()
         with torch.no_grad():  # no host sync per batch
@@ -292,7 +302,7 @@ def build_model_run(index: int, mc: ModelConfig, config: TrainConfig, n_train: i
     zero = torch.zeros((), device=device)
     return ModelRun(index=index, config=mc, model=model, optimizer=optimizer, scheduler=scheduler, batches=batches,
                     total_steps=total, generator=generator, parameters=sum(p.numel() for p in model.parameters()),
-                    loss_sum=zero.clone(), correct_sum=zero.clone())
+                    loss_sum=zero.clone(), correct_sum=zero.clone(), probe=LayerProbe(model))
 
 
 def set_up_device(device: torch.device) -> None:
@@ -311,14 +321,14 @@ class Trainer:
 
     Use: ``Trainer(config, data_dir, run_dir).run()``; set ``stop_event`` to stop within one
     batch. ``on_step(trainer, model_run)`` is called after every training step (tests and
-    benchmarks hook in there). ``monitor=False`` (for benchmarks) turns off the renderer (no PNGs)
+    benchmarks hook in there); ``layer_stats=False`` skips the per-layer statistics (benchmarks). ``monitor=False`` (for benchmarks) turns off the renderer (no PNGs)
     and the periodic status writes; status at state changes and epoch ends, metrics and
     checkpoints are still written.
     """
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
                  monitor: bool = True, status_interval: float = STATUS_INTERVAL,
-                 progress_bar: bool = False, on_step=None):
+                 progress_bar: bool = False, on_step=None, layer_stats: bool = True):
         self.config = config
         self.data_dir = data_dir
         self.run_dir = Path(run_dir)
@@ -328,6 +338,7 @@ class Trainer:
         self.status_interval = status_interval
         self.progress_bar = progress_bar
         self.on_step = on_step
+        self.layer_stats = layer_stats  # measure how each layer learns at each curve point
         self.device = select_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.state = "starting"
@@ -453,14 +464,15 @@ class Trainer:
                 if not unfinished:
                     break
                 m = min(unfinished, key=lambda r: (r.progress, r.index))  # keeps the curves side by side
-                m.train_step(data, self.device, self.precision)
+                probe = self.layer_stats and m.window_ends(self.n_train, m.step + 1)
+                m.train_step(data, self.device, self.precision, probe=probe)
                 if self.on_step is not None:
                     self.on_step(self, m)
                 if bar is not None:
                     bar.update(1)
                 epoch_end = m.step % m.batches == 0
                 if m.window_ends(self.n_train):
-                    metrics.add([self._log_window(m)], flush=epoch_end)
+                    metrics.add(self._log_window(m), flush=epoch_end)
                     if epoch_end:
                         self._end_epoch(m, data, metrics)
                     self.write_status(force=epoch_end)
@@ -469,24 +481,29 @@ class Trainer:
                     if (self.run_dir / STOP_FILE).exists():  # python train.py, stopped from the page
                         self.stop_event.set()
             if self.stop_event.is_set():  # the steps since the last curve point are kept too
-                metrics.add([self._log_window(m) for m in self.models if m.window_steps])
+                metrics.add([row for m in self.models if m.window_steps for row in self._log_window(m)])
         finally:
             metrics.flush()  # a failing run keeps every line it computed
         if self.stop_event.is_set():
             self.state = "stopping"
             self.write_status(force=True)
 
-    def _log_window(self, m: ModelRun) -> dict:
+    def _log_window(self, m: ModelRun) -> list[dict]:
+        """The window's curve point, and how each layer learned in its last step (if measured)."""
         loss, accuracy = m.read_window()
         if not math.isfinite(loss):
             epoch = m.epoch_index + 1 if m.step % m.batches else m.epoch_index
             raise TrainingError(
                 f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
                 f"the learning rate ({m.config.learning_rate:g}) is probably too high")
-        return metrics_row("train", model=m.index, step=m.step, epoch=round(m.step / m.batches, 4), loss=loss,
-                           accuracy=accuracy, lr=m.optimizer.param_groups[0]["lr"],
-                           samples_per_sec=m.samples / m.compute_seconds if m.compute_seconds else None,
-                           time=time.time() - self.started_at)
+        where = {"model": m.index, "step": m.step, "epoch": round(m.step / m.batches, 4),
+                 "time": time.time() - self.started_at}
+        rows = [metrics_row("train", **where, loss=loss, accuracy=accuracy, lr=m.optimizer.param_groups[0]["lr"],
+                            samples_per_sec=m.samples / m.compute_seconds if m.compute_seconds else None)]
+        layers = m.probe.read()
+        if layers is not None:
+            rows.append(metrics_row("layers", **where, **layers))
+        return rows
 
     def _end_epoch(self, m: ModelRun, data: MNISTTensors, metrics: MetricsWriter) -> None:
         """Validation and test figures (on disk first), then checkpoints and the epoch's images.
@@ -511,8 +528,9 @@ class Trainer:
                  self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
         save_checkpoints(self.run_dir, m, epoch, val, test, best)
         matrix = confusion_matrix(test.predictions, data)
-        atomic_write_json(self.run_dir / confusion_name(m.index),
-                          {"model": m.name, "epoch": epoch, "matrix": matrix.tolist()})
+        wrong = torch.nonzero(test.predictions != data.test_y).flatten()[:ERROR_COUNT].tolist()
+        atomic_write_json(self.run_dir / confusion_name(m.index),  # "errors": the test digits the picture shows
+                          {"model": m.name, "epoch": epoch, "matrix": matrix.tolist(), "errors": wrong})
         if self.renderer:
             for image in epoch_images(m, epoch, test.predictions, matrix, data):
                 self.renderer.send(image)
@@ -553,7 +571,15 @@ def epoch_images(m: ModelRun, epoch: int, predictions: torch.Tensor, matrix: np.
                    (f"{title}: {len(wrong)} of {len(labels)} test digits misclassified (first {len(shown)})",
                     raw[shown], preds[shown], labels[shown], ERROR_COUNT)),
         EpochImage(image_name("confusion", m.index), "confusion", (f"{title}: confusion matrix (test)", matrix)),
+        EpochImage(image_name("filters", m.index), "filters",
+                   (f"{title}: the {m.config.kernels[0]} filters of conv 1", first_conv_weights(m.model))),
     ]
+
+
+def first_conv_weights(model: nn.Module) -> np.ndarray:
+    """The 3x3 kernels of the first conv layer, [k1, 1, 3, 3], as numbers on the CPU."""
+    conv = next(layer for layer in model.features if isinstance(layer, nn.Conv2d))
+    return conv.weight.detach().float().cpu().numpy()
 
 
 # ---------------------------------------------------------------- command line

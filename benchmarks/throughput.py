@@ -69,7 +69,7 @@ def measure_baseline(kernels, data_dir, device_name, warmup, window) -> dict:
                     return {"images_per_sec": images / (now - start), "images": images, "seconds": now - start}
 
 
-def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> dict:
+def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor, **options) -> dict:
     """The project's Trainer, timed at two step boundaries (the first after the warm-up and the
     first after the window; on CUDA after a synchronize): images trained between them over the
     time between them, less the time spent in evaluation."""
@@ -97,7 +97,8 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor) -> 
                 if len(marks) == 2:
                     stop.set()
 
-        trainer = Trainer(config, data_dir, Path(tmp) / "run", stop_event=stop, monitor=monitor, on_step=timed_step)
+        trainer = Trainer(config, data_dir, Path(tmp) / "run", stop_event=stop, monitor=monitor, on_step=timed_step,
+                          **options)
         status = trainer.run()
         if status["state"] == "failed":
             raise RuntimeError(status["error"])

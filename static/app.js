@@ -4,7 +4,9 @@
 
 const POLL_MS = 3000;
 const TITLE = "MNIST Training Monitor";
-const IMAGE_KINDS = { samples: "sample predictions", errors: "misclassified digits", confusion: "confusion matrix" };
+const IMAGE_KINDS = { samples: "sample predictions", errors: "misclassified digits", confusion: "confusion matrix",
+  filters: "filters of conv 1" };
+const misclassified = {}; // model index -> the test digits its "misclassified" picture shows, in order
 
 let viewedRunId = null; // a past run opened from the history; null: follow the live run
 let lastStatusText = "";
@@ -21,12 +23,14 @@ function announce(message) {
 
 // ------------------------------------------------------------------ start and stop
 
+let formErrorIsConnection = false; // the form's message says the server was down: it goes when it is back
+
 async function send(url, body) {
   // POST that never throws: a network failure is an answer too, shown to the user.
   try {
     return await postJSON(url, body);
   } catch (err) {
-    return { ok: false, status: 0, data: { error: `the server is not reachable (${err.message}); try again when it is back` } };
+    return { ok: false, status: 0, offline: true, data: { error: "the server is not reachable; try again when it is back" } };
   }
 }
 
@@ -39,6 +43,7 @@ async function startTraining(event) {
   const result = await send("/start_training", config);
   if (!result.ok) {
     showServerError(result.data.error || `could not start (HTTP ${result.status})`, result.data.field);
+    formErrorIsConnection = Boolean(result.offline);
     $("start").disabled = false;
     return;
   }
@@ -57,6 +62,7 @@ async function stopTraining() {
 // ------------------------------------------------------------------ status
 
 function runLine(status, active) {
+  if (!status.run_id) return "no run yet: set up the models above and press Start Training";
   const meta = [];
   if (status.run_id) meta.push(`run ${status.run_id}`);
   if (status.train_images) meta.push(`${status.train_images.toLocaleString("en-US")} training images`);
@@ -198,7 +204,13 @@ function setImage(container, kind, index, model, url) {
     frame.replaceChildren(el("p", { className: "muted placeholder", text: "appears at the end of the first epoch" }));
     delete shownImages[id];
   } else if (shownImages[id] !== url) { // only fetch a picture when its version changed
-    frame.replaceChildren(el("img", { src: url, alt: `${caption}, epoch ${model.epoch}` }));
+    const img = el("img", { src: url, alt: `${caption}, epoch ${model.epoch}` });
+    if (kind === "samples" || kind === "errors") {
+      img.className = "pickable";
+      img.title = "click a digit to see what each layer makes of it";
+      img.addEventListener("click", (event) => pickDigit(event, img, kind, index));
+    }
+    frame.replaceChildren(img);
     shownImages[id] = url;
   }
 }
@@ -228,10 +240,11 @@ async function renderConfusionTable(column, index, model) {
   details.dataset.url = model.confusion;
   try {
     const data = await getJSON(model.confusion);
+    misclassified[index] = data.errors || [];
     const head = el("tr", {}, el("th", { scope: "col", text: "true \\ predicted" }), ...data.matrix.map((_, p) => el("th", { scope: "col", text: String(p) })));
     const rows = data.matrix.map((row, t) => el("tr", {}, el("th", { scope: "row", text: String(t) }), ...row.map((n) => el("td", { text: String(n) }))));
     details.querySelector("summary").textContent = `${data.model}: confusion matrix as a table (epoch ${data.epoch})`;
-    details.querySelector("div").replaceChildren(el("table", {}, el("caption", { text: "rows: true digit; columns: predicted digit" }), el("thead", {}, head), el("tbody", {}, ...rows)));
+    details.querySelector("div").replaceChildren(el("div", { className: "table-scroll" }, el("table", {}, el("caption", { text: "rows: true digit; columns: predicted digit" }), el("thead", {}, head), el("tbody", {}, ...rows))));
   } catch (_) {
     details.dataset.url = ""; // try again at the next poll
   }
@@ -295,7 +308,12 @@ async function poll() {
     await fetchRuns();
     refreshCurveRuns();
     await updateCurves(); // after the status: the curves are never older than the numbers beside them
-    if (serverDown) { serverDown = false; setConnection(""); announce("Connection to the server is back."); }
+    if (serverDown) {
+      serverDown = false;
+      setConnection("");
+      if (formErrorIsConnection) { showFormError(""); formErrorIsConnection = false; }
+      announce("Connection to the server is back.");
+    }
   } catch (err) {
     if (!(err instanceof TypeError && /fetch/i.test(err.message)) && !err.status && !/^HTTP/.test(err.message)) {
       console.error(err); // the page's own fault, not the network's: say so, and keep polling
@@ -359,11 +377,48 @@ function setupCanvas() {
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
   $("clear-canvas").addEventListener("click", () => { clear(); $("prediction-bars").replaceChildren(); $("test-digit-image").hidden = true; });
-  $("predict-test-digit").addEventListener("click", () => {
+  const predictTestDigit = () => {
     const index = Number($("test-index").value);
-    if (!Number.isInteger(index) || $("test-index").value === "") { showPredictionError("pick a test digit number from 0 to 9,999"); return; }
+    if (!Number.isInteger(index) || index < 0 || index > 9999 || $("test-index").value === "") {
+      showPredictionError("Pick a test digit number from 0 to 9,999.");
+      return;
+    }
     predict({ test_index: index });
-  });
+  };
+  $("predict-test-digit").addEventListener("click", predictTestDigit);
+  $("test-index").addEventListener("keydown", (event) => { if (event.key === "Enter") predictTestDigit(); });
+}
+
+function pickDigit(event, img, kind, index) {
+  // A click on a digit of a grid picture: which test digit it is, then what the models make of it.
+  const grid = SETTINGS.digit_grid;
+  const x = (event.offsetX * img.naturalWidth) / img.clientWidth;
+  const y = (event.offsetY * img.naturalHeight) / img.clientHeight - grid.top;
+  const column = Math.floor(x / grid.cell[0]);
+  const position = Math.floor(y / grid.cell[1]) * grid.columns + column;
+  if (y < 0 || column >= grid.columns) return;
+  const testIndex = kind === "samples" ? position : (misclassified[index] || [])[position];
+  if (testIndex === undefined || (kind === "samples" && position >= grid.samples)) return;
+  $("test-index").value = String(testIndex);
+  predict({ test_index: testIndex });
+  $("draw").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function renderLayerViews(predictions) {
+  const box = $("layer-views");
+  box.replaceChildren();
+  for (const p of predictions) {
+    const column = el("div", {}, el("h3", { className: "model-heading", text: `${p.model}: reads ${p.digit}` }));
+    column.querySelector("h3").style.borderLeftColor = MODEL_COLORS[p.index];
+    for (const layer of p.layers || []) {
+      const shape = layer.shape.join("×");
+      const cut = layer.shown < layer.shape[0] ? ` (the first ${layer.shown} of ${layer.shape[0]} maps shown)` : "";
+      column.append(el("figure", { className: "layer-view" },
+        el("figcaption", { text: `${layer.name}: ${shape}${cut}` }),
+        el("img", { src: layer.image, alt: `${p.model}, ${layer.name}: ${shape} activations` })));
+    }
+    box.append(column);
+  }
 }
 
 function showPredictionError(message) {
@@ -373,6 +428,7 @@ function showPredictionError(message) {
 async function predict(body) {
   const runId = viewedRunId || (currentStatus && currentStatus.run_id);
   if (runId) body.run_id = runId;
+  body.layers = true; // and what each layer computes, for "Inside the network"
   const result = await send("/predict", body);
   if (!result.ok) {
     const { error, field } = result.data;
@@ -403,6 +459,7 @@ async function predict(body) {
     heading.style.borderLeftColor = color;
     box.append(el("div", {}, heading, grid));
   }
+  renderLayerViews(data.predictions);
   announce(data.predictions.map((p) => `${p.model} reads ${p.digit}`).join(", "));
 }
 
@@ -421,16 +478,17 @@ async function loadSettings() {
 }
 
 async function init() {
-  applySettings(await loadSettings());
-  setConnection("");
-  $("add-model").addEventListener("click", () => addModelRow({}));
-  $("train-form").addEventListener("submit", startTraining);
-  $("stop").addEventListener("click", stopTraining);
-  $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; showFormError(""); pollNow(); });
+  // What needs no settings is built at once, before the first paint, so nothing jumps in later.
   setupCanvas();
   setupCharts();
   setupHistory();
   setupNotifications();
+  $("add-model").addEventListener("click", () => addModelRow({}));
+  $("train-form").addEventListener("submit", startTraining);
+  $("stop").addEventListener("click", stopTraining);
+  $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; showFormError(""); pollNow(); });
+  applySettings(await loadSettings());
+  setConnection("");
   poll();
 }
 

@@ -20,6 +20,14 @@ const CHART_SPECS = [
   { id: "speed", title: "Images per second", kind: "train", fields: ["samples_per_sec"], smooth: true, digits: (v) => Math.round(v).toLocaleString("en-US"), tick: (v) => Math.round(v).toLocaleString("en-US") },
 ];
 const FIELD_NAMES = { val_accuracy: "validation", test_accuracy: "test" };
+// How each layer learns (rows of kind "layers"): one line per layer, for one model at a time.
+const LAYER_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d"];
+const LAYER_SPECS = [
+  { id: "layer-grad", title: "Gradient norm per layer", field: "grad_norm", scale: "log", digits: (v) => v.toPrecision(3), tick: (v) => v.toExponential(0) },
+  { id: "layer-update", title: "Update / weight ratio per step, per layer", field: "update_ratio", scale: "log", digits: (v) => v.toExponential(2), tick: (v) => v.toExponential(0) },
+  { id: "layer-weight", title: "Weight norm per layer", field: "weight_norm", digits: (v) => v.toPrecision(4), tick: (v) => String(Number(v.toPrecision(2))) },
+  { id: "layer-dead", title: "ReLU outputs that are zero, per layer (%)", field: "dead_relu", scale: "percent", factor: 100, digits: (v) => v.toFixed(1), tick: (v) => String(Number(v.toFixed(1))) },
+];
 
 const curves = {
   runs: [], // [{runId, label, names, rows, next, gone}]
@@ -30,6 +38,7 @@ const curves = {
   smoothing: 0.6,
   logLoss: false,
   fullRange: false,
+  layerModel: 0, // the model whose layers are charted
 };
 
 // ------------------------------------------------------------------ data
@@ -37,29 +46,56 @@ const curves = {
 function setCurveRuns(list) {
   // list: [{runId, label, names}]; rows already fetched are kept for runs that stay.
   const old = new Map(curves.runs.map((r) => [r.runId, r]));
-  curves.runs = list.map((r) => Object.assign(old.get(r.runId) || { rows: [], next: 0, gone: false }, r));
+  if (list.map((r) => r.runId).join() !== curves.runs.map((r) => r.runId).join()) curves.dirty = true;
+  curves.runs = list.map((r) => Object.assign(old.get(r.runId) || { rows: [], next: 0, layerRows: [], layerNext: 0, gone: false }, r));
+}
+
+async function fetchRows(run, kinds, rowsKey, nextKey) {
+  // New rows of ``kinds`` of one run (GET /runs/<id>/metrics?since=); true if any arrived.
+  let changed = false;
+  let more = !run.gone;
+  while (more) {
+    let body;
+    try {
+      body = await getJSON(`/runs/${encodeURIComponent(run.runId)}/metrics?since=${run[nextKey]}&kind=${kinds}`);
+    } catch (err) {
+      if (err.status === 404) { run.gone = true; break; }
+      if (err.status === 400 && run[nextKey] > 0) { run[rowsKey] = []; run[nextKey] = 0; changed = true; continue; } // replaced
+      throw err;
+    }
+    if (body.rows.length) { run[rowsKey] = run[rowsKey].concat(body.rows); changed = true; }
+    run[nextKey] = body.next;
+    more = body.more;
+  }
+  return changed;
 }
 
 async function fetchCurveRows() {
-  // New metrics rows of every shown run; true if any arrived.
+  // New curve rows of every shown run; true if any arrived.
   let changed = false;
-  for (const run of curves.runs) {
-    let more = !run.gone;
-    while (more) {
-      let body;
-      try {
-        body = await getJSON(`/runs/${encodeURIComponent(run.runId)}/metrics?since=${run.next}`);
-      } catch (err) {
-        if (err.status === 404) { run.gone = true; break; }
-        if (err.status === 400 && run.next > 0) { run.rows = []; run.next = 0; changed = true; continue; } // replaced
-        throw err;
-      }
-      if (body.rows.length) { run.rows = run.rows.concat(body.rows); changed = true; }
-      run.next = body.next;
-      more = body.more;
-    }
-  }
+  for (const run of curves.runs) if (await fetchRows(run, "train,eval", "rows", "next")) changed = true;
   return changed;
+}
+
+async function fetchLayerRows() {
+  // The layer rows of the first shown run, only while that part of the page is open.
+  const run = curves.runs[0];
+  return Boolean(run && $("layer-details").open && (await fetchRows(run, "layers", "layerRows", "layerNext")));
+}
+
+function buildLayerTables(spec) {
+  const x = X_AXES[curves.xAxis];
+  const run = curves.runs[0];
+  const rows = run ? run.layerRows.filter((r) => r.model === curves.layerModel) : [];
+  const names = rows.length ? rows[rows.length - 1].layers : [];
+  return names.map((name, i) => ({
+    xs: rows.map(x.value),
+    ys: rows.map((r) => {
+      const v = r[spec.field][i];
+      return v === null || (spec.scale === "log" && v <= 0) ? null : v * (spec.factor || 1);
+    }),
+    series: { label: name, stroke: LAYER_COLORS[i % LAYER_COLORS.length], width: 1.5, spanGaps: true, points: { show: false } },
+  })).filter((t) => t.ys.some((v) => v !== null));
 }
 
 function ema(values, weight) {
@@ -135,7 +171,7 @@ function percentRange(u, min, max) {
 
 function yScale(spec) {
   if (spec.scale === "percent") return { range: percentRange };
-  if (spec.scale === "loss" && curves.logLoss) return { distr: 3, log: 10 };
+  if ((spec.scale === "loss" && curves.logLoss) || spec.scale === "log") return { distr: 3, log: 10 };
   return { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) * 1.05] };
 }
 
@@ -167,7 +203,7 @@ function chartOptions(spec, tables, width) {
   return {
     width, height: CHART_HEIGHT,
     cursor: { sync: { key: CHART_SYNC_KEY }, drag: { x: true, y: false } },
-    scales: { x: { time: false, range: () => sharedXRange() }, y: yScale(spec) },
+    scales: { x: { time: false, range: (u, min, max) => (curves.zoomed[spec.id] ? [min, max] : sharedXRange()) }, y: yScale(spec) },
     axes: [
       { label: x.label, values: (u, splits) => splits.map((v) => (v === null ? "" : x.format(v))) },
       { size: 70, values: (u, splits) => splits.map((v) => (v === null ? "" : spec.tick(v))) },
@@ -178,10 +214,28 @@ function chartOptions(spec, tables, width) {
     ],
     legend: { live: true },
     hooks: {
-      setSelect: [(u) => { if (u.select.width > 0) curves.zoomed[spec.id] = true; }],
-      ready: [(u) => u.over.addEventListener("dblclick", () => { curves.zoomed[spec.id] = false; })],
+      setSelect: [(u) => { if (u.select.width > 0) zoomAll(true); }],
+      ready: [(u) => u.over.addEventListener("dblclick", () => zoomAll(false))],
+      setScale: [(u, key) => { if (key === "x" && curves.zoomed[spec.id]) shareZoom(u); }],
     },
   };
+}
+
+function zoomAll(zoomed) {
+  // The charts share their x-axis: a zoom (drag) or its reset (double-click) holds for all of them.
+  for (const spec of [...CHART_SPECS, ...LAYER_SPECS]) curves.zoomed[spec.id] = zoomed;
+  if (!zoomed) for (const chart of Object.values(curves.charts)) chart.setData(chart.data, true);
+}
+
+let sharingZoom = false;
+
+function shareZoom(source) {
+  // The x range the user zoomed to on one chart, on every other chart too.
+  if (sharingZoom) return;
+  sharingZoom = true;
+  const { min, max } = source.scales.x;
+  for (const chart of Object.values(curves.charts)) if (chart !== source) chart.setScale("x", { min, max });
+  sharingZoom = false;
 }
 
 function countPoints(data) {
@@ -192,7 +246,7 @@ function countPoints(data) {
 
 function renderChart(spec) {
   const box = $(`chart-${spec.id}`);
-  const tables = buildTables(spec);
+  const tables = spec.field ? buildLayerTables(spec) : buildTables(spec);
   const data = alignTables(tables);
   if (data[0].length === 0) { // no data: no axes made up from nothing
     if (curves.charts[spec.id]) { curves.charts[spec.id].destroy(); delete curves.charts[spec.id]; }
@@ -222,6 +276,21 @@ function renderCharts() {
   const empty = curves.runs.every((r) => r.rows.length === 0);
   $("curves-empty").hidden = !empty;
   for (const spec of CHART_SPECS) renderChart(spec);
+  renderLayerCharts();
+}
+
+function renderLayerCharts() {
+  const run = curves.runs[0];
+  const names = run ? run.names : [];
+  const select = $("layer-model");
+  const options = names.map((name, i) => `${i}:${name}`).join("|");
+  if (select.dataset.options !== options) {
+    select.dataset.options = options;
+    select.replaceChildren(...names.map((name, i) => el("option", { value: String(i), text: name })));
+    curves.layerModel = Math.min(curves.layerModel, Math.max(0, names.length - 1));
+    select.value = String(curves.layerModel);
+  }
+  for (const spec of LAYER_SPECS) renderChart(spec);
 }
 
 function rebuildCharts() {
@@ -231,15 +300,24 @@ function rebuildCharts() {
 }
 
 async function updateCurves() {
-  if (await fetchCurveRows()) renderCharts();
+  const curvesChanged = (await fetchCurveRows()) || curves.dirty;
+  const layersChanged = await fetchLayerRows();
+  curves.dirty = false;
+  if (curvesChanged) renderCharts();
+  else if (layersChanged) renderLayerCharts();
+}
+
+function chartBox(spec) {
+  return el("figure", { className: "chart-box" }, el("figcaption", { text: spec.title }),
+    el("div", { id: `chart-${spec.id}`, className: "chart", "data-points": "0", role: "img", "aria-label": `${spec.title}: no data yet` }));
 }
 
 function setupCharts() {
   const grid = $("chart-grid");
-  for (const spec of CHART_SPECS) {
-    grid.append(el("figure", { className: "chart-box" }, el("figcaption", { text: spec.title }),
-      el("div", { id: `chart-${spec.id}`, className: "chart", "data-points": "0", role: "img", "aria-label": `${spec.title}: no data yet` })));
-  }
+  for (const spec of CHART_SPECS) grid.append(chartBox(spec));
+  for (const spec of LAYER_SPECS) $("layer-chart-grid").append(chartBox(spec));
+  $("layer-model").addEventListener("change", (e) => { curves.layerModel = Number(e.target.value); renderLayerCharts(); });
+  $("layer-details").addEventListener("toggle", () => { if ($("layer-details").open) pollNow(); });
   $("x-axis").addEventListener("change", (e) => { curves.xAxis = e.target.value; rebuildCharts(); });
   $("smoothing").addEventListener("input", (e) => {
     curves.smoothing = Number(e.target.value);
@@ -252,12 +330,14 @@ function setupCharts() {
     for (const [id, chart] of Object.entries(curves.charts)) if (!curves.zoomed[id]) chart.setData(chart.data, true);
   });
   $("smoothing-value").textContent = curves.smoothing.toFixed(2);
-  new ResizeObserver(() => {
-    for (const spec of CHART_SPECS) {
+  const resize = new ResizeObserver(() => {
+    for (const spec of [...CHART_SPECS, ...LAYER_SPECS]) {
       const chart = curves.charts[spec.id];
       const width = Math.max(240, $(`chart-${spec.id}`).clientWidth);
       if (chart && chart.width !== width) chart.setSize({ width, height: CHART_HEIGHT });
     }
-  }).observe(grid);
+  });
+  resize.observe(grid);
+  resize.observe($("layer-chart-grid"));
   renderCharts();
 }

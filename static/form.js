@@ -73,6 +73,7 @@ function refreshRows() {
     tr.querySelectorAll(".field-error").forEach((msg) => { msg.id = `m${i}-${msg.parentElement.className.slice(5)}-error`; });
   });
   $("add-model").disabled = rows.length >= LIMITS.models[1];
+  $("add-model").title = rows.length >= LIMITS.models[1] ? `at most ${LIMITS.models[1]} models` : "";
   renderModelInfo();
 }
 
@@ -145,13 +146,13 @@ async function renderModelInfo() {
 
 // ------------------------------------------------------------------ reading and checking
 
-function setFieldError(cell, message) {
-  // The cell's inputs are marked invalid and described by the message next to them.
+function setFieldError(cell, message, isBad = () => true) {
+  // The cell's inputs (those ``isBad`` picks) are marked invalid and described by the message.
   const msg = cell.querySelector(".field-error");
   msg.textContent = message || "";
   msg.hidden = !message;
   for (const input of cell.querySelectorAll("input, select")) {
-    if (message) {
+    if (message && isBad(input)) {
       input.setAttribute("aria-invalid", "true");
       input.setAttribute("aria-describedby", msg.id);
     } else {
@@ -199,14 +200,17 @@ function validateForm(focus = true) {
   const rows = [...$("model-rows").children];
   const perRow = rows.map((tr, i) => rowProblems(tr, `Model ${i + 1}`));
   const names = rows.map((tr) => tr.querySelector(".name").value.trim());
-  names.forEach((name, i) => {
-    const same = names.map((n, j) => (n === name && name ? j : -1)).filter((j) => j >= 0);
+  names.forEach((name, i) => {  // as the server compares them: spaces around and letter case do not count
+    const same = names.map((n, j) => (n.toLowerCase() === name.toLowerCase() && name ? j : -1)).filter((j) => j >= 0);
     if (same.length > 1 && !perRow[i].name) {
       perRow[i].name = `${same.map((j) => `Model ${j + 1}`).join(" and ")} have the same name "${name}": names must differ`;
     }
   });
+  const badKernel = (input) => input.value === "" || !isInt(Number(input.value), LIMITS.kernels);
   rows.forEach((tr, i) => {
-    for (const key of ["name", "kernels", "lr", "batch"]) setFieldError(tr.querySelector(`.cell-${key}`), perRow[i][key]);
+    for (const key of ["name", "kernels", "lr", "batch"]) {
+      setFieldError(tr.querySelector(`.cell-${key}`), perRow[i][key], key === "kernels" ? badKernel : undefined);
+    }
   });
   const settings = settingProblems();
   for (const key of ["epochs", "train_samples", "seed"]) setFieldError($(key).closest(".setting"), settings[key]);
@@ -234,7 +238,9 @@ function showServerError(error, field) {
     const row = $("model-rows").children[Number(match[1])];
     const key = ROW_FIELDS[match[2]];
     if (row && key && row.querySelector(`.cell-${key}`)) {
-      setFieldError(row.querySelector(`.cell-${key}`), `Model ${Number(match[1]) + 1}: ${FIELD_WORDS[match[2]]} ${problem}`);
+      const words = FIELD_WORDS[match[2]];
+      const text = problem.startsWith(words) ? problem : `${words} ${problem}`; // "batch size 4096 with ..." names itself
+      setFieldError(row.querySelector(`.cell-${key}`), `Model ${Number(match[1]) + 1}: ${text}`);
       row.querySelector(`.cell-${key} input`).focus();
       return;
     }

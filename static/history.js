@@ -52,7 +52,7 @@ function sortedRuns() {
 }
 
 function renderHistoryHead() {
-  const row = el("tr", {}, el("th", { text: "Compare" }));
+  const row = el("tr", {}, el("th", { text: "Compare" }), el("th", { text: "Actions" }));
   for (const column of RUN_COLUMNS) {
     const button = el("button", { type: "button", className: "sort", text: column.label });
     button.addEventListener("click", () => {
@@ -63,7 +63,6 @@ function renderHistoryHead() {
     const sorted = history_.sortKey === column.key ? (history_.sortDir < 0 ? "descending" : "ascending") : "none";
     row.append(el("th", { "aria-sort": sorted, scope: "col" }, button));
   }
-  row.append(el("th", { text: "Actions" }));
   $("runs-head").replaceChildren(row);
 }
 
@@ -94,13 +93,12 @@ function historyRow(run) {
   open.addEventListener("click", () => openRun(run.run_id));
   const rerun = el("button", { type: "button", text: "re-run", "aria-label": `re-run ${label} with its settings`, title: "fill the form with this run's settings" });
   rerun.addEventListener("click", () => rerunSettings(run.run_id));
-  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box));
+  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), el("td", { className: "actions" }, open, rerun));
   for (const column of RUN_COLUMNS) {
     const cell = el("td", { text: column.text(run) });
     if (column.key === "state") cell.replaceChildren(el("span", { className: `state ${run.state}`, text: run.state }));
     tr.append(cell);
   }
-  tr.append(el("td", { className: "actions" }, open, rerun));
   if (currentStatus && run.run_id === currentStatus.run_id) tr.className = "current";
   return tr;
 }
@@ -131,6 +129,7 @@ function setCompare(ids) {
 
 function applyCompareFromUrl() {
   history_.compareIds = readCompareIds();
+  history_.selected = new Set(history_.compareIds); // the compared runs are the ticked ones
   renderComparison();
   refreshCurveRuns();
   pollNow();
@@ -167,7 +166,7 @@ function renderComparison() {
   const ids = history_.compareIds;
   const runs = comparedRuns();
   $("compare-panel").hidden = ids.length === 0;
-  $("curves-mode").textContent = ids.length ? `Comparing ${runs.length} runs` : "";
+  $("curves-mode").textContent = ids.length ? `Comparing ${runs.length} run${runs.length === 1 ? "" : "s"}` : "";
   if (!ids.length) return;
   const missing = ids.filter((id) => !runs.some((r) => r.run_id === id));
   $("compare-missing").textContent = missing.length && history_.runs.length ? `Not found (deleted?): ${missing.join(", ")}` : "";
@@ -195,5 +194,6 @@ function setupHistory() {
   $("stop-compare").addEventListener("click", () => setCompare([]));
   window.addEventListener("popstate", applyCompareFromUrl);
   history_.compareIds = readCompareIds();
+  history_.selected = new Set(history_.compareIds);
   renderHistory([]);
 }

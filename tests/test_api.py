@@ -35,7 +35,7 @@ def test_a_run_over_the_api(client):
         assert m["eta_seconds"] is None  # a run that is over has no time left
         assert m["progress"] == 100.0 and 0 <= m["test_accuracy"] <= 100
     assert set(status["images"]) == {"curves"}
-    assert [set(m["images"]) for m in status["models"]] == [{"samples", "errors", "confusion"}] * 2
+    assert [set(m["images"]) for m in status["models"]] == [{"samples", "errors", "confusion", "filters"}] * 2
     for url in list(status["images"].values()) + [u for m in status["models"] for u in m["images"].values()]:
         image = client.get(url)
         assert image.status_code == 200 and image.mimetype == "image/png" and image.data.startswith(PNG)
@@ -227,7 +227,7 @@ def test_status_stays_small_with_four_models_and_images_are_cacheable(client):
     models = [{"kernels": [2, 4, 4, 4], "name": f"model number {i} with a long name, 40 ch"[:40]} for i in range(4)]
     start(client, dict(QUICK, models=models, epochs=2))
     status = finished(client)
-    assert len(status["models"]) == 4 and len(status["images"]) + sum(len(m["images"]) for m in status["models"]) == 13
+    assert len(status["models"]) == 4 and len(status["images"]) + sum(len(m["images"]) for m in status["models"]) == 17
     assert len(client.get("/training_status").data) < 4096
     url = status["images"]["curves"]
     assert "?v=" in url  # the URL changes when the image does, so browsers may cache it for good

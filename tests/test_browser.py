@@ -320,7 +320,7 @@ def test_the_run_table_sorts_by_any_column(page, server_factory, tiny_mnist):
     expect(page.locator("#runs-rows tr")).to_have_count(3, timeout=POLL_WAIT_MS)
     header = page.locator("#runs-head th", has_text="Learning rate")
     header.locator("button").click()
-    lr_cells = lambda: [float(t) for t in page.locator("#runs-rows tr td:nth-child(5)").all_text_contents()]  # noqa: E731
+    lr_cells = lambda: [float(t) for t in page.locator("#runs-rows tr td:nth-child(6)").all_text_contents()]  # noqa: E731
     assert lr_cells() == [0.02, 0.01, 0.003] and header.get_attribute("aria-sort") == "descending"
     header.locator("button").click()
     assert lr_cells() == [0.003, 0.01, 0.02] and header.get_attribute("aria-sort") == "ascending"

@@ -110,4 +110,4 @@ def test_served_files_are_exactly_the_names_the_worker_writes():
     assert image_name("curves") in SERVED_FILES and checkpoint_name(MAX_MODELS - 1, "best") in SERVED_FILES
     assert image_name("samples", 0) == "samples_m0.png" and checkpoint_name(1, "latest") == "model1_latest.pt"
     assert checkpoint_name(MAX_MODELS, "best") not in SERVED_FILES and "other.png" not in SERVED_FILES
-    assert len(SERVED_FILES) == 1 + MAX_MODELS * (3 + 2 + 1)  # curves; 3 pictures, 2 checkpoints, 1 confusion table
+    assert len(SERVED_FILES) == 1 + MAX_MODELS * (4 + 2 + 1)  # curves; 4 pictures, 2 checkpoints, 1 confusion table
