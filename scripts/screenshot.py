@@ -1,7 +1,7 @@
 """Regenerate images/screenshot.png from a real run: python scripts/screenshot.py [--data-dir DIR]
 
 Starts the server on a free port, trains both default models for a short run through the page
-(3,000 training images, 3 epochs), draws a 7 on the canvas, and screenshots the page.
+(3,000 training images, 3 epochs), draws a 7 on the canvas, and screenshots the top of the page.
 """
 from __future__ import annotations
 
@@ -51,7 +51,10 @@ def main() -> None:
                 page.wait_for_timeout(3500)  # one more poll: the final curves
                 draw_seven(page)
                 page.wait_for_selector("#prediction-bars .bars", timeout=30_000)
-                page.screenshot(path=args.out, full_page=True)
+                top = page.evaluate("() => document.getElementById('predictions').getBoundingClientRect().top + scrollY")
+                # the form, the status, the curves and the first pictures: the page's top, as a user first sees it
+                page.screenshot(path=args.out, full_page=True,
+                                clip={"x": 0, "y": 0, "width": 1320, "height": top + 700})
                 browser.close()
         finally:
             server.stop()
