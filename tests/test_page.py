@@ -279,3 +279,31 @@ def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_f
     confusion.locator("summary").click()
     expect(confusion.locator("tbody tr")).to_have_count(10)
     assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- 11. and 12. readable pictures, plain words
+
+def test_picture_labels_are_large_enough_to_read(monkeypatch):
+    import numpy as np
+
+    import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    plots.render_digits("t", np.zeros((3, 28, 28), np.uint8), [1, 2, 3], [1, 2, 4], 16)
+    plots.render_confusion("t", np.full((10, 10), 5))
+    digits, confusion = figures
+    labels = [t for t in digits.axes[0].texts]
+    assert labels and min(t.get_fontsize() for t in labels) >= 9  # 9 pt: about 12 px in the full-size picture
+    assert labels[2].get_text() == "3, true 4"  # a wrong answer names the true digit
+    assert min(t.get_fontsize() for t in confusion.axes[0].texts) >= 7.5
+
+
+def test_a_run_stopped_before_its_first_epoch_says_why_it_has_no_checkpoint(client):
+    from conftest import SLOW, start_run
+
+    start_run(client, SLOW)
+    assert client.post("/stop_training", json={}).status_code == 200
+    wait_for(lambda: client.get("/training_status").get_json()["state"] == "stopped", message="the stop")
+    response = client.post("/predict", json={"test_index": 0})
+    assert response.status_code == 409 and "ended before its first epoch did" in response.get_json()["error"]
