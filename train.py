@@ -188,6 +188,15 @@ class ModelRun:
             if row["epoch"] == self.best_epoch:  # the test accuracy of the checkpoint offered as best
                 self.last["best_test_accuracy"] = row["test_accuracy"]
 
+    def evaluated(self, epoch: int, seconds: float, val_accuracy: float) -> bool:
+        """Count an epoch-end evaluation; True if it is the best so far (on validation)."""
+        self.eval_seconds += seconds
+        self.evals += 1
+        best = val_accuracy > self.best_val
+        if best:
+            self.best_val, self.best_epoch = val_accuracy, epoch
+        return best
+
     def seconds_left(self, epochs: int, n_train: int, n_eval: int, overhead: float) -> float:
         """Seconds of the steps (at the measured pace, times the loop's ``overhead``) and of the
         evaluations (as long as the last ones; estimated before the first) this model has left."""
@@ -516,24 +525,27 @@ class Trainer:
         self.eval_seconds += seconds
         if val is None or test is None:
             return
-        m.eval_seconds += seconds
-        m.evals += 1
-        best = val.accuracy > m.best_val
-        if best:
-            m.best_val, m.best_epoch = val.accuracy, epoch
+        best = m.evaluated(epoch, seconds, val.accuracy)
         metrics.add([metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
                                  val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
                                  time=time.time() - self.started_at)], flush=True)
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
                  self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
         save_checkpoints(self.run_dir, m, epoch, val, test, best)
-        matrix = confusion_matrix(test.predictions, data)
-        wrong = torch.nonzero(test.predictions != data.test_y).flatten()[:ERROR_COUNT].tolist()
-        atomic_write_json(self.run_dir / confusion_name(m.index),  # "errors": the test digits the picture shows
-                          {"model": m.name, "epoch": epoch, "matrix": matrix.tolist(), "errors": wrong})
+        matrix = save_confusion(self.run_dir, m, epoch, test.predictions, data)
         if self.renderer:
             for image in epoch_images(m, epoch, test.predictions, matrix, data):
                 self.renderer.send(image)
+
+
+def save_confusion(run_dir: Path, m: ModelRun, epoch: int, predictions: torch.Tensor, data: MNISTTensors) -> np.ndarray:
+    """The test confusion matrix of model ``m`` as JSON beside its picture, with the test digits
+    that its "misclassified" picture shows (the first ERROR_COUNT wrong ones, in test order)."""
+    matrix = confusion_matrix(predictions, data)
+    wrong = torch.nonzero(predictions != data.test_y).flatten()[:ERROR_COUNT].tolist()
+    atomic_write_json(run_dir / confusion_name(m.index),
+                      {"model": m.name, "epoch": epoch, "matrix": matrix.tolist(), "errors": wrong})
+    return matrix
 
 
 def save_checkpoints(run_dir: Path, m: ModelRun, epoch: int, val: Evaluation, test: Evaluation, best: bool) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import PNG_SIGNATURE as PNG, QUICK, SLOW, wait_for
+from conftest import PNG_SIGNATURE as PNG, QUICK, SLOW
 from conftest import start_run as start, wait_run_end as finished
 
 

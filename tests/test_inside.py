@@ -3,7 +3,6 @@ import base64
 import io
 import statistics
 
-import pytest
 from PIL import Image
 
 from conftest import POLL_WAIT_MS, QUICK, expect, start_run, tiny_config, wait_for, wait_run_end

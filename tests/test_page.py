@@ -2,7 +2,6 @@
 import re
 import shutil
 
-import pytest
 
 from conftest import POLL_WAIT_MS, expect, need, wait_for
 
