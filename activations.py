@@ -12,7 +12,7 @@ from torch import nn
 
 MAX_TILES = 64  # feature maps shown per layer; the rest are counted, not drawn
 TILE_SCALE = {26: 2, 24: 2, 12: 3, 10: 4, 8: 4, 4: 8}  # display pixels per map pixel, by map side
-DENSE_SCALE = (4, 14)  # a dense activation as a 4 px wide, 14 px tall bar
+DENSE_SCALE = (4, 24)  # a dense activation as a 4 px wide, 24 px tall bar
 DATA_URL = "data:image/png;base64,"
 
 

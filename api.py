@@ -23,7 +23,8 @@ from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, I
 bp = Blueprint("api", __name__)
 VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
 METRICS_PAGE_ROWS = 5000  # metrics rows in one answer (~0.7 MB); the page asks again from "next"
-RUN_SETTINGS = ("epochs", "lr_schedule", "precision", "train_samples", "seed", "device")  # of config.json
+RUN_SETTINGS = ("epochs", "lr_schedule", "warmup", "label_smoothing", "precision", "train_samples", "seed",
+                "device")  # of config.json
 CSV_COLUMNS = tuple(c for c in METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:]  # the model's name by its index
                     if c == "name" or any(c in METRIC_KINDS[kind] or c == "kind" for kind in TABLE_KINDS))
 

@@ -20,6 +20,8 @@ EPOCH_RANGE = (1, 100)
 LR_MAX = 10.0  # learning rates are in (0, LR_MAX]
 TRAIN_POOL = 55_000  # 60,000 training images minus the 5,000 held out for validation
 SEED_RANGE = (0, 2**31 - 1)
+WARMUP_RANGE = (0.01, 0.9)  # share of the one-cycle schedule (OneCycleLR's pct_start)
+LABEL_SMOOTHING_RANGE = (0.0, 0.5)
 MAX_TRAINING_BYTES = 4 * 1024**3  # per model, estimated activations of one training step
 NAME_MAX = 40  # characters of a model name
 NAME_CHARACTERS = "letters, digits, spaces or .,:()+-[]_"
@@ -73,6 +75,8 @@ class TrainConfig:
     learning_rate: float = 0.005  # the peak of the one-cycle schedule
     batch_size: int = 256
     lr_schedule: str = "onecycle"
+    warmup: float = 0.3  # share of the one-cycle schedule spent rising to the peak learning rate
+    label_smoothing: float = 0.0  # weight moved from the true class to the others in the loss
     precision: str = "auto"
     train_samples: int | None = None
     seed: int = 0
@@ -103,6 +107,14 @@ def _learning_rate(value, name: str) -> float:
     if not math.isfinite(value) or not 0 < value <= LR_MAX:
         raise ConfigError(name, f"must be greater than 0 and at most {LR_MAX:g}, got {value!r}")
     return value
+
+
+def _fraction(value, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(name, f"must be between {low:g} and {high:g}, got {value!r}")
+    return float(value)
 
 
 def _choice(value, name: str, choices: tuple[str, ...]) -> str:
@@ -181,6 +193,8 @@ def parse_train_config(data) -> TrainConfig:
         "learning_rate": _learning_rate(get("learning_rate"), "learning_rate"),
         "batch_size": _int(get("batch_size"), "batch_size", *BATCH_RANGE),
         "lr_schedule": _choice(get("lr_schedule"), "lr_schedule", LR_SCHEDULES),
+        "warmup": _fraction(get("warmup"), "warmup", *WARMUP_RANGE),
+        "label_smoothing": _fraction(get("label_smoothing"), "label_smoothing", *LABEL_SMOOTHING_RANGE),
         "precision": _choice(get("precision"), "precision", PRECISIONS),
         "device": _choice(get("device"), "device", DEVICES),
         "seed": _int(get("seed"), "seed", *SEED_RANGE),
@@ -200,7 +214,8 @@ def parse_train_config(data) -> TrainConfig:
     return TrainConfig(models=parsed, train_samples=train_samples, **shared)
 
 
-SHARED_KEYS = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedule", "precision", "train_samples",
+SHARED_KEYS = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedule", "warmup", "label_smoothing",
+               "precision", "train_samples",
                "seed", "device")  # the run-wide settings, in the order forms and --help list them
 CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
 
@@ -214,7 +229,8 @@ def public_config() -> dict:
         "limits": {
             "models": [1, MAX_MODELS], "kernels": list(KERNEL_RANGE), "batch_size": list(BATCH_RANGE),
             "epochs": list(EPOCH_RANGE), "learning_rate": [0, LR_MAX], "train_samples": [1, TRAIN_POOL],
-            "seed": list(SEED_RANGE), "name_length": [1, NAME_MAX],
+            "seed": list(SEED_RANGE), "name_length": [1, NAME_MAX], "warmup": list(WARMUP_RANGE),
+            "label_smoothing": list(LABEL_SMOOTHING_RANGE),
         },
         "choices": {key: list(values) for key, values in CHOICES.items()},
         "name_characters": NAME_CHARACTERS,

@@ -101,6 +101,7 @@ def load_checkpoint(path: Path) -> tuple[MNISTNet, str]:
     with torch.device("meta"):
         model = MNISTNet(checkpoint["kernels"])
     model.load_state_dict(checkpoint["state_dict"], assign=True)
+    model.epoch = checkpoint.get("epoch")  # the epoch whose end the weights are from
     return model.eval(), checkpoint.get("name", path.stem)
 
 
@@ -144,8 +145,8 @@ def predict(models: list[tuple[int, str, MNISTNet]], image: torch.Tensor, layers
     results = []
     for index, name, model in models:
         probabilities = torch.softmax(model(image).float(), dim=1)[0]
-        result = {"index": index, "model": name, "digit": int(probabilities.argmax()),
-                  "probabilities": [round(float(p), 6) for p in probabilities]}
+        result = {"index": index, "model": name, "epoch": getattr(model, "epoch", None),
+                  "digit": int(probabilities.argmax()), "probabilities": [round(float(p), 6) for p in probabilities]}
         if layers:
             result["layers"] = layer_views(model, image)
         results.append(result)
@@ -225,4 +226,7 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
         state = (store.status(run_id) or {}).get("state")
         when = "it ended before its first epoch did" if state in FINAL_STATES else "one is saved at the end of each epoch"
         raise Conflict(f"run {run_id} has no checkpoint: {when}")
+    if layers:  # the 28x28 input as the models see it (after the MNIST-style preparation)
+        pixels = np.clip(image[0, 0].numpy() * STD + MEAN, 0, 1) * 255
+        extra["input_image"] = digit_png_data_url(pixels.astype(np.uint8))
     return {"run_id": run_id, **extra, "predictions": predict(models, image, layers)}

@@ -167,6 +167,7 @@ class ModelRun:
     loss_sum: torch.Tensor  # window accumulators, on the device: read (synced) only at a curve point
     correct_sum: torch.Tensor
     probe: LayerProbe  # how each layer learns, measured at the step that closes a window
+    label_smoothing: float = 0.0
     step: int = 0
     order: torch.Tensor | None = None
     window_samples: int = 0
@@ -244,7 +245,7 @@ class ModelRun:
             self.probe.arm()
         with autocast(device, precision):
             logits = self.model(x)
-            loss = nn.functional.cross_entropy(logits, y)
+            loss = nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         if probe:
             self.probe.disarm()
         self.optimizer.zero_grad(set_to_none=True)
@@ -305,13 +306,15 @@ def build_model_run(index: int, mc: ModelConfig, config: TrainConfig, n_train: i
     total = batches * config.epochs
     scheduler = None
     if config.lr_schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=mc.learning_rate, total_steps=total)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=mc.learning_rate, total_steps=total,
+                                                        pct_start=config.warmup)
     gen_device = device if device.type == "cuda" else torch.device("cpu")
     generator = torch.Generator(device=gen_device).manual_seed(config.seed * 1000 + index)
     zero = torch.zeros((), device=device)
     return ModelRun(index=index, config=mc, model=model, optimizer=optimizer, scheduler=scheduler, batches=batches,
                     total_steps=total, generator=generator, parameters=sum(p.numel() for p in model.parameters()),
-                    loss_sum=zero.clone(), correct_sum=zero.clone(), probe=LayerProbe(model))
+                    loss_sum=zero.clone(), correct_sum=zero.clone(), probe=LayerProbe(model),
+                    label_smoothing=config.label_smoothing)
 
 
 def set_up_device(device: torch.device) -> None:
@@ -602,6 +605,8 @@ FLAG_HELP = {  # run-wide settings; defaults, choices and limits come from confi
     "learning_rate": "learning rate, the peak of the one-cycle schedule",
     "batch_size": "images per training step",
     "lr_schedule": "learning-rate schedule",
+    "warmup": "share of the one-cycle schedule spent warming up to the peak learning rate",
+    "label_smoothing": "label smoothing of the training loss",
     "precision": "auto uses bf16 where the hardware runs it natively",
     "train_samples": "train on only this many images",
     "seed": "seed of weights, data order and dropout",

@@ -351,10 +351,13 @@ function openRun(runId) {
 
 // ------------------------------------------------------------------ predictions
 
+let clearCanvas = () => {};
+
 function setupCanvas() {
   const canvas = $("canvas");
   const ctx = canvas.getContext("2d");
   const clear = () => { ctx.fillStyle = "black"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  clearCanvas = clear;
   clear();
   let drawing = false;
   let last = null;
@@ -383,6 +386,7 @@ function setupCanvas() {
       showPredictionError("Pick a test digit number from 0 to 9,999.");
       return;
     }
+    clearCanvas(); // the answers are about the test digit now, not a drawing
     predict({ test_index: index });
   };
   $("predict-test-digit").addEventListener("click", predictTestDigit);
@@ -400,15 +404,19 @@ function pickDigit(event, img, kind, index) {
   const testIndex = kind === "samples" ? position : (misclassified[index] || [])[position];
   if (testIndex === undefined || (kind === "samples" && position >= grid.samples)) return;
   $("test-index").value = String(testIndex);
+  clearCanvas();
   predict({ test_index: testIndex });
   $("draw").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
-function renderLayerViews(predictions) {
+function renderLayerViews(data) {
   const box = $("layer-views");
-  box.replaceChildren();
-  for (const p of predictions) {
-    const column = el("div", {}, el("h3", { className: "model-heading", text: `${p.model}: reads ${p.digit}` }));
+  const input = data.test_index !== undefined ? `test digit ${data.test_index} (a ${data.label})` : "your drawing";
+  box.replaceChildren(el("figure", { className: "layer-input" }, el("figcaption", { text: `The input: ${input}, 28×28 as the models get it` }),
+    el("img", { src: data.input_image, alt: `the input, ${input}, 28 by 28 pixels`, width: "112", height: "112" })));
+  for (const p of data.predictions) {
+    const from = p.epoch ? ` (weights of epoch ${p.epoch})` : "";
+    const column = el("div", {}, el("h3", { className: "model-heading", text: `${p.model} reads ${p.digit}${from}` }));
     column.querySelector("h3").style.borderLeftColor = MODEL_COLORS[p.index];
     for (const layer of p.layers || []) {
       const shape = layer.shape.join("×");
@@ -456,10 +464,11 @@ async function predict(body) {
       grid.append(item);
     });
     const heading = el("h3", { className: "prediction model-heading", text: `${p.model}: ${p.digit}` });
+    if (p.epoch) heading.append(el("span", { className: "muted", text: ` (epoch ${p.epoch} weights)` }));
     heading.style.borderLeftColor = color;
     box.append(el("div", {}, heading, grid));
   }
-  renderLayerViews(data.predictions);
+  renderLayerViews(data);
   announce(data.predictions.map((p) => `${p.model} reads ${p.digit}`).join(", "));
 }
 

@@ -21,7 +21,8 @@ const CHART_SPECS = [
 ];
 const FIELD_NAMES = { val_accuracy: "validation", test_accuracy: "test" };
 // How each layer learns (rows of kind "layers"): one line per layer, for one model at a time.
-const LAYER_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d"];
+const LAYER_COLORS = ["#000000", "#8c564b", "#9467bd", "#e377c2", "#17becf", "#7f7f00"]; // none of the model colours
+const LOG_FLOOR = 1e-12; // a zero on a log chart (a dead layer's gradient) is drawn at the bottom, read as 0
 const LAYER_SPECS = [
   { id: "layer-grad", title: "Gradient norm per layer", field: "grad_norm", scale: "log", digits: (v) => v.toPrecision(3), tick: (v) => v.toExponential(0) },
   { id: "layer-update", title: "Update / weight ratio per step, per layer", field: "update_ratio", scale: "log", digits: (v) => v.toExponential(2), tick: (v) => v.toExponential(0) },
@@ -92,7 +93,8 @@ function buildLayerTables(spec) {
     xs: rows.map(x.value),
     ys: rows.map((r) => {
       const v = r[spec.field][i];
-      return v === null || (spec.scale === "log" && v <= 0) ? null : v * (spec.factor || 1);
+      if (v === null || v === undefined) return null;
+      return spec.scale === "log" ? Math.max(v, LOG_FLOOR) : v * (spec.factor || 1);
     }),
     series: { label: name, stroke: LAYER_COLORS[i % LAYER_COLORS.length], width: 1.5, spanGaps: true, points: { show: false } },
   })).filter((t) => t.ys.some((v) => v !== null));
@@ -197,8 +199,10 @@ function sharedXRange() {
 function chartOptions(spec, tables, width) {
   const x = X_AXES[curves.xAxis];
   const legendValue = (u, v, s, idx) => {
-    const value = v ?? (idx === null || idx === undefined ? null : nearestValue(u.data[s], idx));
-    return value === null || value === undefined ? "–" : spec.digits(value);
+    // Lines of other runs or models have their points at other x values: read their nearest one.
+    const value = v ?? (spec.field || idx === null || idx === undefined ? null : nearestValue(u.data[s], idx));
+    if (value === null || value === undefined) return "–";
+    return spec.scale === "log" && value <= LOG_FLOOR ? "0" : spec.digits(value);
   };
   return {
     width, height: CHART_HEIGHT,
@@ -282,6 +286,7 @@ function renderCharts() {
 function renderLayerCharts() {
   const run = curves.runs[0];
   const names = run ? run.names : [];
+  $("layer-run").textContent = curves.runs.length > 1 ? `Run ${run.label} (the first of the runs compared).` : "";
   const select = $("layer-model");
   const options = names.map((name, i) => `${i}:${name}`).join("|");
   if (select.dataset.options !== options) {

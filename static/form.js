@@ -12,7 +12,8 @@ const CHOICE_NAMES = { onecycle: "one-cycle", none: "constant", auto: "auto", fp
 // Which input of a model row holds each field of the config (server errors name these fields).
 const ROW_FIELDS = { name: "name", kernels: "kernels", optimizer: "optimizer", learning_rate: "lr", batch_size: "batch" };
 const FIELD_WORDS = { name: "name", kernels: "kernels", optimizer: "optimizer", learning_rate: "learning rate", batch_size: "batch size",
-  epochs: "epochs", train_samples: "training images", seed: "seed", lr_schedule: "LR schedule", precision: "precision" };
+  epochs: "epochs", train_samples: "training images", seed: "seed", lr_schedule: "LR schedule", precision: "precision",
+  warmup: "warm-up share", label_smoothing: "label smoothing" };
 
 function isInt(value, [low, high]) {
   return Number.isInteger(value) && value >= low && value <= high;
@@ -192,6 +193,12 @@ function settingProblems() {
   if (!isInt(Number($("seed").value), LIMITS.seed) || $("seed").value === "") {
     problems.seed = `seed must be a whole number from ${LIMITS.seed[0]} to ${LIMITS.seed[1]}`;
   }
+  for (const [key, words] of [["warmup", "warm-up share"], ["label_smoothing", "label smoothing"]]) {
+    const value = Number($(key).value);
+    if ($(key).value === "" || !(value >= LIMITS[key][0] && value <= LIMITS[key][1])) {
+      problems[key] = `${words} must be a number from ${LIMITS[key][0]} to ${LIMITS[key][1]}`;
+    }
+  }
   return problems;
 }
 
@@ -213,7 +220,7 @@ function validateForm(focus = true) {
     }
   });
   const settings = settingProblems();
-  for (const key of ["epochs", "train_samples", "seed"]) setFieldError($(key).closest(".setting"), settings[key]);
+  for (const key of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) setFieldError($(key).closest(".setting"), settings[key]);
   const invalid = document.querySelector("#train-form [aria-invalid=true]");
   if (invalid && focus) invalid.focus();
   return !invalid;
@@ -225,7 +232,7 @@ function readForm() {
     learning_rate: Number(tr.querySelector(".lr").value), batch_size: Number(tr.querySelector(".batch").value),
   }));
   const config = { epochs: Number($("epochs").value), models, lr_schedule: $("lr_schedule").value, precision: $("precision").value,
-    seed: Number($("seed").value) };
+    seed: Number($("seed").value), warmup: Number($("warmup").value), label_smoothing: Number($("label_smoothing").value) };
   if ($("train_samples").value !== "") config.train_samples = Number($("train_samples").value);
   return config;
 }
@@ -269,6 +276,8 @@ function fillForm(config) {
   $("precision").value = config.precision ?? DEFAULTS.precision;
   $("train_samples").value = config.train_samples ? String(config.train_samples) : "";
   $("seed").value = String(config.seed ?? DEFAULTS.seed);
+  $("warmup").value = String(config.warmup ?? DEFAULTS.warmup);
+  $("label_smoothing").value = String(config.label_smoothing ?? DEFAULTS.label_smoothing);
   validateForm(false);
 }
 
@@ -288,7 +297,7 @@ function applySettings(settings) {
   for (const key of ["lr_schedule", "precision"]) {
     $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: CHOICE_NAMES[value] || value })));
   }
-  for (const id of ["epochs", "train_samples", "seed"]) {
+  for (const id of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) {
     $(id).addEventListener("input", () => { if ($(id).getAttribute("aria-invalid")) validateForm(false); });
   }
   fillForm(rememberedForm() || {});

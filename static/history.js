@@ -156,6 +156,8 @@ const COMPARE_ROWS = [
   ["Precision", (r) => r.precision || "–"],
   ["Device", (r) => r.device || "–"],
   ["Seed", (r) => String(r.settings.seed ?? "–")],
+  ["Warm-up share", (r) => String(r.settings.warmup ?? "–")],
+  ["Label smoothing", (r) => String(r.settings.label_smoothing ?? "–")],
   ["Best test accuracy", (r) => perModel(r, (m) => (m.best_test_accuracy === null ? null : pct(m.best_test_accuracy)))],
   ["Final test accuracy", (r) => perModel(r, (m) => (m.final_test_accuracy === null ? null : pct(m.final_test_accuracy)))],
   ["Duration", (r) => fmtSeconds(r.duration_seconds)],

@@ -122,5 +122,14 @@ def test_drawing_or_clicking_a_digit_shows_each_models_layers(page, server_facto
     wait_for(lambda: int(page.locator("#chart-layer-update").get_attribute("data-points")) > 0, timeout=20,
              message="layer charts")
     expect(page.locator("#chart-layer-update .u-legend")).to_contain_text("conv 1")
-    expect(page.locator("#inside .explain").first).to_contain_text("learning rate is too high")
+    expect(page.locator("#inside .explain").first).to_contain_text("a learning rate that is too high")
     assert page.console_errors == []
+
+
+def test_predictions_say_which_epochs_weights_answer_and_show_the_input(client):
+    start_run(client, dict(QUICK, epochs=2))
+    wait_run_end(client)
+    body = client.post("/predict", json={"test_index": 4, "layers": True}).get_json()
+    assert [p["epoch"] for p in body["predictions"]] == [2, 2]
+    assert body["input_image"].startswith("data:image/png;base64,")
+    assert "input_image" not in client.post("/predict", json={"test_index": 4}).get_json()
