@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RECIPES = {  # name -> settings of the request body (the rest at their defaults)
-    "default (batch 256, peak 0.005, warm-up 0.3)": {},
-    "batch 128, peak 0.004": {"batch_size": 128, "learning_rate": 0.004},
+RECIPES = {  # name -> settings of the request body (the rest at their defaults); warm-up share 0.3 unless named
+    "batch 256, peak 0.005 (the previous default)": {"batch_size": 256, "learning_rate": 0.005, "label_smoothing": 0.0},
+    "batch 128, peak 0.004": {"batch_size": 128, "learning_rate": 0.004, "label_smoothing": 0.0},
     "batch 128, peak 0.004, label smoothing 0.1": {"batch_size": 128, "learning_rate": 0.004, "label_smoothing": 0.1},
     "batch 128, peak 0.004, warm-up 0.15, label smoothing 0.1": {"batch_size": 128, "learning_rate": 0.004,
                                                                   "warmup": 0.15, "label_smoothing": 0.1},

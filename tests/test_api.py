@@ -308,7 +308,7 @@ def test_the_run_table_has_settings_and_results_and_config_repeats_a_run(client)
     finished(client)
     run = client.get("/runs").get_json()["runs"][0]
     assert run["run_id"] == run_id and run["state"] == "finished" and run["duration_seconds"] > 0
-    assert run["settings"] == {"epochs": 1, "lr_schedule": "onecycle", "warmup": 0.3, "label_smoothing": 0.0,
+    assert run["settings"] == {"epochs": 1, "lr_schedule": "onecycle", "warmup": 0.3, "label_smoothing": 0.1,
                                "precision": "fp32", "train_samples": None, "seed": 3, "device": "auto"}
     assert run["device"] in ("cpu", "cuda", "mps") and run["precision"] == "fp32"
     small = run["models"][1]

@@ -12,7 +12,8 @@ def test_defaults_are_the_two_reference_models():
     assert isinstance(config, TrainConfig)
     assert [m.kernels for m in config.models] == [(32, 64, 64, 64), (16, 32, 32, 32)]
     assert [m.name for m in config.models] == ["Model 1", "Model 2"]
-    assert (config.epochs, config.optimizer, config.learning_rate, config.batch_size) == (3, "adam", 0.005, 256)
+    assert (config.epochs, config.optimizer, config.learning_rate, config.batch_size) == (3, "adam", 0.004, 128)
+    assert (config.warmup, config.label_smoothing) == (0.3, 0.1)
     assert config.train_samples is None and config.precision == "auto" and config.lr_schedule == "onecycle"
 
 
