@@ -5,23 +5,25 @@ import csv
 import io
 import os
 import threading
+import time
 from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from config import parse_kernels_text, public_config
-from errors import BadRequest, NotFound
+from errors import BadRequest, Conflict, NotFound
 from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
 from train import ERROR_COUNT, SAMPLE_COUNT
 from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
-                      METRIC_KINDS, MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, TABLE_KINDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
+                      METRIC_KINDS, MODEL_STATUS_FIELDS, NOTE_MAX, RUN_STATUS_FIELDS, TABLE_KINDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
                       confusion_name, checkpoint_name, image_name,
                       pid_alive)
 
 bp = Blueprint("api", __name__)
 VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
+SIZE_TTL = 10.0  # seconds a count of the runs folder's bytes is reused
 METRICS_PAGE_ROWS = 5000  # metrics rows in one answer (~0.7 MB); the page asks again from "next"
 RUN_SETTINGS = ("epochs", "lr_schedule", "warmup", "label_smoothing", "precision", "train_samples", "seed",
                 "device")  # of config.json
@@ -41,7 +43,15 @@ class RunViews:
         self.metrics = MetricsCache()
         self._cache: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
         self._configs: OrderedDict[str, dict] = OrderedDict()  # config.json is written once
+        self._size = (-SIZE_TTL, 0)  # (when counted, bytes)
         self._lock = threading.Lock()
+
+    def runs_bytes(self) -> int:
+        """The runs folder's size, recounted at most every SIZE_TTL seconds (it walks every file)."""
+        now = time.monotonic()
+        if now - self._size[0] > SIZE_TTL:
+            self._size = (now, self.store.size_bytes())
+        return self._size[1]
 
     def config(self, run_id: str) -> dict:
         with self._lock:
@@ -235,8 +245,33 @@ def runs():
     for run_id in store().run_ids():
         view = views().view(run_id, active)
         if view is not None:
-            listing.append(run_summary(run_id, view, views().config(run_id)))
-    return conditional_json({"runs": listing})
+            listing.append({**run_summary(run_id, view, views().config(run_id)), **store().meta(run_id)})
+    return conditional_json({"runs": listing, "keep_runs": store().keep, "runs_bytes": views().runs_bytes()})
+
+
+@bp.post("/runs/<run_id>/meta")
+def run_meta(run_id):
+    """Star a run (starred runs survive --keep-runs) or give it a short note."""
+    require_run(run_id)
+    body = json_body()
+    unknown = sorted(set(body) - {"starred", "note"})
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown key (allowed: starred, note)", field=unknown[0])
+    if "starred" in body and not isinstance(body["starred"], bool):
+        raise BadRequest("starred: must be true or false", field="starred")
+    if "note" in body and (not isinstance(body["note"], str) or len(body["note"]) > NOTE_MAX):
+        raise BadRequest(f"note: must be text of at most {NOTE_MAX} characters", field="note")
+    return jsonify({"run_id": run_id, **store().set_meta(run_id, **body)})
+
+
+@bp.delete("/runs/<run_id>")
+def delete_run(run_id):
+    """Delete a run and all its files; never the active one."""
+    require_run(run_id)
+    if run_id == manager().active_run_id or store().trained_elsewhere(run_id):
+        raise Conflict(f"run {run_id} is training: stop it before deleting it")
+    store().delete(run_id)
+    return jsonify({"run_id": run_id, "deleted": True})
 
 
 @bp.get("/runs/<run_id>/config")

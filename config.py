@@ -39,7 +39,7 @@ DEFAULT_KERNELS = ((32, 64, 64, 64), (16, 32, 32, 32))
 # the server lists wherever either is started from.
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_RUNS_DIR = PROJECT_DIR / "runs"
-DEFAULT_KEEP_RUNS = 5  # newest runs kept; 0 keeps all
+DEFAULT_KEEP_RUNS = 0  # 0 keeps every run; N > 0 deletes all but the newest N (starred runs are kept)
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 
 

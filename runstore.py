@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE, STATUS_FILE, METRICS_FILE = "config.json", "status.json", "metrics.jsonl"
 RUN_INFO_FILE = "run.json"  # recorded facts: device and precision used, torch version, start time
+META_FILE = "meta.json"  # what the user says of a run: {"starred": bool, "note": str}
+NOTE_MAX = 200  # characters of a run's note
 CURVES_IMAGE = "curves"  # run-level image: curves.png
 EPOCH_IMAGES = ("samples", "errors", "confusion", "filters")  # per model, redrawn at every epoch end
 CHECKPOINT_KINDS = ("latest", "best")  # latest epoch end; best validation accuracy so far
@@ -475,15 +477,46 @@ class RunStore:
                 return run_id
         return None
 
+    def meta(self, run_id: str) -> dict:
+        """{"starred", "note"} of a run (defaults if the user said nothing yet)."""
+        run_dir = self.run_dir(run_id)
+        meta = read_json(run_dir / META_FILE) if run_dir else None
+        meta = meta if isinstance(meta, dict) else {}
+        return {"starred": meta.get("starred") is True, "note": str(meta.get("note") or "")}
+
+    def set_meta(self, run_id: str, **changes) -> dict:
+        meta = {**self.meta(run_id), **changes}
+        atomic_write_json(self.root / run_id / META_FILE, meta)
+        return meta
+
+    def trained_elsewhere(self, run_id: str) -> bool:
+        """Whether another live process (python train.py) is training ``run_id``."""
+        status = self.status(run_id) or {}
+        pid = status.get("pid")
+        return status.get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid)
+
+    def delete(self, run_id: str) -> None:
+        shutil.rmtree(self.root / run_id, ignore_errors=True)
+
+    def size_bytes(self) -> int:
+        """Bytes of all files in the runs folder."""
+        total = 0
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(folder, name)).st_size
+                except FileNotFoundError:
+                    pass
+        return total
+
     def cleanup(self, protect: set[str] = frozenset()) -> list[str]:
-        """Delete all but the newest ``keep`` runs, never a protected (active) one."""
+        """Delete all but the newest ``keep`` runs (0: keep all), never a protected (active), a
+        starred one, or one another process trains."""
         removed = []
         if self.keep <= 0:
             return removed
         for run_id in self.run_ids()[self.keep:]:
-            status = self.status(run_id) or {}
-            if run_id in protect or (status.get("state") in ACTIVE_STATES and pid_alive(status.get("pid"))
-                                     and status.get("pid") != os.getpid()):
+            if run_id in protect or self.trained_elsewhere(run_id) or self.meta(run_id)["starred"]:
                 continue
             shutil.rmtree(self.root / run_id, ignore_errors=True)
             removed.append(run_id)

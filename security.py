@@ -43,7 +43,7 @@ def init_app(app: Flask) -> None:
                 raise Forbidden(f"cross-origin request from {origin!r} refused")
             if request.headers.get("Sec-Fetch-Site") == "cross-site":
                 raise Forbidden("cross-site request refused")
-            if request.mimetype != "application/json":
+            if request.mimetype != "application/json" and (request.method != "DELETE" or request.content_length):
                 raise UnsupportedMediaType("Content-Type must be application/json")
 
     @app.after_request

@@ -281,7 +281,12 @@ async function fetchRuns() {
   const text = await response.text();
   if (text === lastRunsText) return;
   lastRunsText = text;
-  renderHistory(JSON.parse(text).runs);
+  const body = JSON.parse(text);
+  const size = body.runs_bytes >= 1e9 ? `${(body.runs_bytes / 1e9).toFixed(2)} GB` : `${(body.runs_bytes / 1e6).toFixed(1)} MB`;
+  $("runs-size").textContent = `${body.runs.length} run${body.runs.length === 1 ? "" : "s"}, ${size} on disk. `
+    + (body.keep_runs > 0 ? `Only the newest ${body.keep_runs} are kept (server option --keep-runs): older ones are removed after each run, starred ones never.`
+      : "Every run is kept until you delete it.");
+  renderHistory(body.runs);
 }
 
 function refreshCurveRuns() {

@@ -35,6 +35,7 @@ const RUN_COLUMNS = [
   { key: "final", label: "Final test accuracy", value: (r) => Math.max(-1, ...r.models.map((m) => m.final_test_accuracy ?? -1)), text: (r) => perModel(r, (m) => (m.final_test_accuracy === null ? null : m.final_test_accuracy.toFixed(2))) },
   { key: "duration", label: "Duration", value: (r) => r.duration_seconds ?? -1, text: (r) => fmtSeconds(r.duration_seconds) },
   { key: "state", label: "State", value: (r) => r.state, text: (r) => r.state },
+  { key: "note", label: "Note", value: (r) => r.note || "", text: (r) => r.note || "" },
 ];
 
 function scheduleName(value) {
@@ -93,7 +94,18 @@ function historyRow(run) {
   open.addEventListener("click", () => openRun(run.run_id));
   const rerun = el("button", { type: "button", text: "re-run", "aria-label": `re-run ${label} with its settings`, title: "fill the form with this run's settings" });
   rerun.addEventListener("click", () => rerunSettings(run.run_id));
-  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), el("td", { className: "actions" }, open, rerun));
+  const star = el("button", { type: "button", className: "star", text: run.starred ? "★" : "☆", "aria-pressed": String(run.starred),
+    "aria-label": `star ${label}`, title: "starred runs are never removed by --keep-runs" });
+  star.addEventListener("click", () => changeRun(run.run_id, { starred: !run.starred }));
+  const note = el("button", { type: "button", text: "note", "aria-label": `write a note on ${label}` });
+  note.addEventListener("click", () => {
+    const text = window.prompt(`A short note on run ${run.run_id} (at most 200 characters):`, run.note || "");
+    if (text !== null) changeRun(run.run_id, { note: text.slice(0, 200) });
+  });
+  const remove = el("button", { type: "button", className: "delete", text: "delete", "aria-label": `delete ${label}` });
+  remove.disabled = SETTINGS && SETTINGS.states.active.includes(run.state);
+  remove.addEventListener("click", () => deleteRun(run.run_id));
+  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), el("td", { className: "actions" }, star, open, rerun, note, remove));
   for (const column of RUN_COLUMNS) {
     const cell = el("td", { text: column.text(run) });
     if (column.key === "state") cell.replaceChildren(el("span", { className: `state ${run.state}`, text: run.state }));
@@ -101,6 +113,31 @@ function historyRow(run) {
   }
   if (currentStatus && run.run_id === currentStatus.run_id) tr.className = "current";
   return tr;
+}
+
+async function changeRun(runId, changes) {
+  const result = await send(`/runs/${encodeURIComponent(runId)}/meta`, changes);
+  if (!result.ok) showHistoryError(result.data.error || `HTTP ${result.status}`);
+  pollNow();
+}
+
+async function deleteRun(runId) {
+  if (!window.confirm(`Delete run ${runId} and all its files (metrics, pictures, checkpoints)? This cannot be undone.`)) return;
+  let message = "";
+  try {
+    const response = await fetch(`/runs/${encodeURIComponent(runId)}`, { method: "DELETE" });
+    if (!response.ok) message = (await response.json()).error || `HTTP ${response.status}`;
+  } catch (err) {
+    message = "the server is not reachable; try again when it is back";
+  }
+  showHistoryError(message);
+  if (!message) announce(`Run ${runId} deleted.`);
+  pollNow();
+}
+
+function showHistoryError(message) {
+  $("history-error").textContent = message;
+  $("history-error").hidden = !message;
 }
 
 async function rerunSettings(runId) {

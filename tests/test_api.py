@@ -348,3 +348,36 @@ def test_checkpoints_download_with_the_model_counted_from_one_and_confusion_numb
     assert sum(map(sum, confusion["matrix"])) == 200  # the tiny test set
     sizes = client.get("/config").get_json()["image_sizes"]
     assert sizes["samples"][1] < sizes["errors"][1] and sizes["confusion"] == [460, 420]
+
+
+# ---------------------------------------------------------------- keeping runs
+
+def test_runs_are_kept_starred_noted_and_deleted_only_when_asked(client, app):
+    ids = [start(client), None]
+    finished(client)
+    ids[1] = start(client)
+    finished(client)
+    listing = client.get("/runs").get_json()
+    assert listing["keep_runs"] == 0 and listing["runs_bytes"] > 0 and len(listing["runs"]) == 2
+    assert client.post(f"/runs/{ids[0]}/meta", json={"starred": True, "note": "lr 0.01 baseline"}).status_code == 200
+    run = next(r for r in client.get("/runs").get_json()["runs"] if r["run_id"] == ids[0])
+    assert run["starred"] is True and run["note"] == "lr 0.01 baseline"
+    for bad in ({"starred": "yes"}, {"note": "x" * 201}, {"color": 1}):
+        assert client.post(f"/runs/{ids[0]}/meta", json=bad).status_code == 400
+    store = app.extensions["runs"]
+    store.keep = 1
+    assert store.cleanup() == []  # the older run is starred: kept
+    deleted = client.delete(f"/runs/{ids[1]}")
+    assert deleted.status_code == 200 and deleted.get_json() == {"run_id": ids[1], "deleted": True}
+    assert store.run_ids() == [ids[0]] and client.delete(f"/runs/{ids[1]}").status_code == 404
+    active = start(client, SLOW)
+    assert client.delete(f"/runs/{active}").status_code == 409  # never the active run
+    assert client.delete(f"/runs/{ids[0]}", headers={"Origin": "http://evil.example"}).status_code == 403
+
+
+def test_seven_runs_in_a_row_are_all_kept_by_default(client, app):
+    tiny = dict(QUICK, models=[{"kernels": [2, 2, 2, 2]}])
+    for _ in range(7):
+        start(client, tiny)
+        finished(client)
+    assert len(client.get("/runs").get_json()["runs"]) == 7 and len(app.extensions["runs"].run_ids()) == 7

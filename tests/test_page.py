@@ -306,3 +306,28 @@ def test_a_run_stopped_before_its_first_epoch_says_why_it_has_no_checkpoint(clie
     wait_for(lambda: client.get("/training_status").get_json()["state"] == "stopped", message="the stop")
     response = client.post("/predict", json={"test_index": 0})
     assert response.status_code == 409 and "ended before its first epoch did" in response.get_json()["error"]
+
+
+def test_runs_are_starred_and_deleted_from_the_page_with_a_confirmation(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    first, second = finish(server), finish(server)
+    page.goto(server.url)
+    row = page.locator(f"#runs-rows tr[data-run-id='{first}']")
+    row.locator("button.star").click(timeout=POLL_WAIT_MS)
+    expect(row.locator("button.star")).to_have_attribute("aria-pressed", "true", timeout=POLL_WAIT_MS)
+    expect(page.locator("#runs-size")).to_contain_text("Every run is kept until you delete it")
+    answers = []
+
+    def answer(dialog):
+        answers.append(dialog.message)
+        dialog.dismiss() if len(answers) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.locator(f"#runs-rows tr[data-run-id='{second}'] button.delete").click()  # dismissed: nothing happens
+    page.wait_for_timeout(500)
+    assert len(server.request("GET", "/runs")[1]["runs"]) == 2
+    page.locator(f"#runs-rows tr[data-run-id='{second}'] button.delete").click()  # confirmed
+    expect(page.locator(f"#runs-rows tr[data-run-id='{second}']")).to_have_count(0, timeout=POLL_WAIT_MS)
+    assert "cannot be undone" in answers[0]
+    assert [r["run_id"] for r in server.request("GET", "/runs")[1]["runs"]] == [first]
+    assert own_errors(page) == []
