@@ -5,6 +5,10 @@
 - Writes (POST, PUT, PATCH, DELETE): an ``Origin`` header, when sent, must equal this server's
   own origin (scheme, host and port); ``Sec-Fetch-Site: cross-site`` is refused; the body must be JSON (an HTML form on
   another site cannot send that without a CORS preflight, which this server never grants).
+- An access token, when the app has one (``TOKEN``; the server makes one whenever it listens on a
+  non-loopback address): every request must carry it, as ``Authorization: Bearer <token>``, as the
+  cookie the page gets on its first visit to ``/?token=<token>``, or as that query parameter;
+  else 401. Tokens are compared in constant time.
 - Every response: a strict Content-Security-Policy (only this server's own scripts and styles),
   no framing, no MIME sniffing, no referrer.
 """
@@ -12,11 +16,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+import hmac
 
-from errors import Forbidden, UnsupportedMediaType
+from flask import Flask, Response, g, request
+
+from errors import Forbidden, Unauthorized, UnsupportedMediaType
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_COOKIE = "mnist_monitor_token"
+TOKEN_COOKIE_SECONDS = 30 * 24 * 3600  # a month: the page keeps working after the first visit
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                            "frame-ancestors 'none'")
@@ -30,11 +38,34 @@ def host_name(value: str) -> str:
         return ""
 
 
+def presented_token() -> tuple[str, str] | None:
+    """(token, how it came) from the request, if any."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer "):].strip(), "header"
+    if request.cookies.get(TOKEN_COOKIE):
+        return request.cookies[TOKEN_COOKIE], "cookie"
+    if request.args.get("token"):
+        return request.args["token"], "query"
+    return None
+
+
+def check_token(token: str) -> None:
+    presented = presented_token()
+    if presented is None or not hmac.compare_digest(presented[0].encode(), token.encode()):
+        raise Unauthorized("this server needs its access token: open the address it printed when it started "
+                           "(http://<host>:<port>/?token=...), or send 'Authorization: Bearer <token>'")
+    g.token_from_query = presented[1] == "query"
+
+
 def init_app(app: Flask) -> None:
     allowed_hosts = {h.lower() for h in app.config.get("ALLOWED_HOSTS", LOCAL_HOSTS)}
+    token = app.config.get("TOKEN")
 
     @app.before_request
     def guard():
+        if token:
+            check_token(token)
         if "*" not in allowed_hosts and host_name(request.host) not in allowed_hosts:
             raise Forbidden(f"host {request.host!r} is not allowed; start the server with --allowed-host")
         if request.method in WRITE_METHODS:
@@ -48,6 +79,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def headers(response: Response):
+        if token and g.get("token_from_query"):  # the first visit: the page keeps the token in a cookie
+            response.set_cookie(TOKEN_COOKIE, token, max_age=TOKEN_COOKIE_SECONDS, httponly=True, samesite="Strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

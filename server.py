@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import socket
 import sys
 import threading
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-host", action="append", default=[],
                    help="extra Host name the server answers to (repeatable; '*' for any)")
     p.add_argument("--threads", type=int, default=8, help="request threads of the WSGI server")
+    p.add_argument("--token", help="access token every request must carry (default: none on a loopback address, "
+                                   "a random one printed at start-up on any other)")
     return p
 
 
@@ -146,14 +149,16 @@ def main(argv=None) -> int:
         if args.host not in ("0.0.0.0", "::"):
             allowed.add(args.host.lower())
         allowed.add(socket.gethostname().lower())
+    token = args.token or (None if args.host in security.LOCAL_HOSTS else secrets.token_urlsafe(24))
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "KEEP_RUNS": args.keep_runs,
-                      "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": True}})
+                      "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": True}, "TOKEN": token})
     from train import tune_malloc
     tune_malloc()
     import waitress
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    log.info("MNIST Training Monitor on http://%s:%d (data %s, runs %s)", shown, args.port, args.data_dir,
-             args.runs_dir)
+    address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
+    log.info("MNIST Training Monitor on %s (data %s, runs %s)", address, args.data_dir, args.runs_dir)
+    print(f"Open {address}", flush=True)
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor")
     return 0
 

@@ -140,8 +140,9 @@ def free_port() -> int:
 class ServerProcess:
     """``python server.py`` in a subprocess on a free port, as a user runs it."""
 
-    def __init__(self, data_dir: Path, runs_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, runs_dir: Path, log_path: Path, extra_args=()):
         self.data_dir, self.runs_dir, self.log_path = data_dir, runs_dir, log_path
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -153,7 +154,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "server.py"), "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--runs-dir", str(self.runs_dir)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+             "--runs-dir", str(self.runs_dir), *self.extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
         def up():
             if self.process.poll() is not None:
@@ -161,6 +162,8 @@ class ServerProcess:
             try:
                 with urllib.request.urlopen(self.url + "/training_status", timeout=2) as r:
                     return r.status == 200
+            except urllib.error.HTTPError as e:  # it answers (401 without its token, say): it is up
+                return e.code == 401
             except OSError:
                 return False
 
@@ -201,8 +204,8 @@ class ServerProcess:
 def server_factory(tmp_path):
     servers = []
 
-    def make(data_dir: Path, runs_dir: Path | None = None) -> ServerProcess:
-        server = ServerProcess(data_dir, runs_dir or tmp_path / "runs", tmp_path / "server.log")
+    def make(data_dir: Path, runs_dir: Path | None = None, extra_args=()) -> ServerProcess:
+        server = ServerProcess(data_dir, runs_dir or tmp_path / "runs", tmp_path / "server.log", extra_args)
         servers.append(server)
         return server.start()
 

@@ -331,3 +331,16 @@ def test_runs_are_starred_and_deleted_from_the_page_with_a_confirmation(page, se
     assert "cannot be undone" in answers[0]
     assert [r["run_id"] for r in server.request("GET", "/runs")[1]["runs"]] == [first]
     assert own_errors(page) == []
+
+
+def test_the_page_works_with_an_access_token_after_the_first_visit(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist, extra_args=["--token", "t0k3n"])
+    assert server.request("GET", "/training_status")[0] == 401
+    page.goto(server.url + "/?token=t0k3n")
+    expect(page.locator("#run-meta")).to_contain_text("no run yet", timeout=POLL_WAIT_MS)
+    page.fill("#epochs", "1")
+    page.click("#start")  # the page's own requests carry the token in its cookie
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 2)
+    page.goto(server.url)  # later visits need no token in the address
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []

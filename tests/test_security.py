@@ -61,3 +61,61 @@ def test_default_bind_is_loopback_and_other_binds_warn(monkeypatch, caplog, tmp_
     with caplog.at_level("WARNING"):
         server.main(["--host", "0.0.0.0", "--port", "5999", "--runs-dir", str(tmp_path / "runs")])
     assert served["host"] == "0.0.0.0" and any("anyone who can reach" in r.message for r in caplog.records)
+
+
+# ---------------------------------------------------------------- the access token of an exposed server
+
+@pytest.fixture
+def locked_client(tmp_path, tiny_mnist):
+    from server import create_app
+
+    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TOKEN": "s3cret-token",
+                      "ALLOWED_HOSTS": ["*"]})
+    return app, app.test_client()
+
+
+def every_route(app):
+    """(method, path) of every route, with a made-up run id and file name where the path needs them."""
+    for rule in app.url_map.iter_rules():
+        path = rule.rule.replace("<run_id>", "20260101-000000-000abc").replace("<name>", "curves.png")
+        path = path.replace("<path:filename>", "app.js")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, path
+
+
+def test_without_the_token_every_route_is_401(locked_client):
+    app, client = locked_client
+    routes = list(every_route(app))
+    assert len(routes) >= 15
+    for method, path in routes:
+        response = client.open(path, method=method, json={} if method in ("POST", "DELETE") else None)
+        assert response.status_code == 401, (method, path)
+        assert "access token" in response.get_json()["error"]
+        wrong = client.open(path, method=method, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401, (method, path)
+
+
+def test_with_the_token_requests_work_and_the_first_visit_sets_a_cookie(locked_client):
+    app, client = locked_client
+    bearer = {"Authorization": "Bearer s3cret-token"}
+    for method, path in every_route(app):
+        response = client.open(path, method=method, headers=bearer, json={} if method in ("POST", "DELETE") else None)
+        assert response.status_code != 401, (method, path)
+    first = client.get("/?token=s3cret-token")
+    assert first.status_code == 200 and "mnist_monitor_token=s3cret-token" in first.headers["Set-Cookie"]
+    assert "HttpOnly" in first.headers["Set-Cookie"] and "SameSite=Strict" in first.headers["Set-Cookie"]
+    assert client.get("/training_status").status_code == 200  # the cookie now carries it
+
+
+def test_loopback_needs_no_token_and_other_hosts_get_one_printed(monkeypatch, tmp_path, capsys):
+    import server
+
+    served = {}
+    monkeypatch.setattr("waitress.serve", lambda app, **kw: served.update(kw, app=app))
+    server.main(["--runs-dir", str(tmp_path / "a")])
+    assert served["app"].config["TOKEN"] is None and "?token=" not in capsys.readouterr().out
+    server.main(["--host", "0.0.0.0", "--runs-dir", str(tmp_path / "b")])
+    token = served["app"].config["TOKEN"]
+    assert token and len(token) >= 24 and f"?token={token}" in capsys.readouterr().out
+    server.main(["--host", "0.0.0.0", "--token", "chosen", "--runs-dir", str(tmp_path / "c")])
+    assert served["app"].config["TOKEN"] == "chosen"
