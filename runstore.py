@@ -470,12 +470,7 @@ class RunStore:
 
     def other_process_run(self) -> str | None:
         """The newest run that a live process other than this one is training, if any."""
-        for run_id in self.run_ids():
-            status = self.status(run_id) or {}
-            pid = status.get("pid")
-            if status.get("state") in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
-                return run_id
-        return None
+        return next((run_id for run_id in self.run_ids() if self.trained_elsewhere(run_id)), None)
 
     def meta(self, run_id: str) -> dict:
         """{"starred", "note"} of a run (defaults if the user said nothing yet)."""
