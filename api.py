@@ -16,7 +16,7 @@ from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
 from train import ERROR_COUNT, SAMPLE_COUNT
-from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
+from runstore import (ACTIVE_STATES, QUEUED_STATE, RESUMABLE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
                       METRIC_KINDS, MODEL_STATUS_FIELDS, NOTE_MAX, RUN_STATUS_FIELDS, TABLE_KINDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
                       confusion_name, checkpoint_name, image_name,
                       pid_alive)
@@ -182,7 +182,8 @@ def index():
 @bp.get("/config")
 def settings():
     """Defaults, limits and choices of the form, and the run states, so the page copies none."""
-    return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES)},
+    return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES),
+                                                  "queued": QUEUED_STATE, "resumable": list(RESUMABLE_STATES)},
                     "image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),
                                     "confusion": confusion_size(), "filters": filters_size()},
                     "digit_grid": {**digit_grid_layout(), "samples": SAMPLE_COUNT}})
@@ -200,7 +201,27 @@ def training_status():
 
 @bp.post("/start_training")
 def start_training():
-    return jsonify({"run_id": manager().start(json_body())}), 202
+    run_id, state = manager().start(json_body())
+    return jsonify({"run_id": run_id, "state": state}), 202
+
+
+@bp.post("/runs/<run_id>/resume")
+def resume_run(run_id):
+    """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
+    require_run(run_id)
+    if request.content_length:
+        json_body()
+    return jsonify({"run_id": manager().resume(run_id), "state": "starting"}), 202
+
+
+@bp.post("/runs/<run_id>/cancel")
+def cancel_run(run_id):
+    """Take a queued run out of the queue."""
+    require_run(run_id)
+    if request.content_length:
+        json_body()
+    manager().cancel(run_id)
+    return jsonify({"run_id": run_id, "state": "cancelled"})
 
 
 @bp.post("/stop_training")
@@ -235,6 +256,7 @@ def run_summary(run_id: str, view: dict, config: dict) -> dict:
                     "best_test_accuracy": m["best_test_accuracy"], "final_test_accuracy": m["test_accuracy"]}
                    for m in view["models"]],
         "best_test_accuracy": max(best) if best else None,
+        "resumes": view.get("resumes") or 0,
     }
 
 
@@ -245,7 +267,9 @@ def runs():
     for run_id in store().run_ids():
         view = views().view(run_id, active)
         if view is not None:
-            listing.append({**run_summary(run_id, view, views().config(run_id)), **store().meta(run_id)})
+            resumable = view["state"] in RESUMABLE_STATES and store().has_checkpoint(run_id)
+            listing.append({**run_summary(run_id, view, views().config(run_id)), "resumable": resumable,
+                            **store().meta(run_id)})
     return conditional_json({"runs": listing, "keep_runs": store().keep, "runs_bytes": views().runs_bytes()})
 
 
@@ -270,7 +294,10 @@ def delete_run(run_id):
     require_run(run_id)
     if run_id == manager().active_run_id or store().trained_elsewhere(run_id):
         raise Conflict(f"run {run_id} is training: stop it before deleting it")
-    store().delete(run_id)
+    if (store().status(run_id) or {}).get("state") == QUEUED_STATE:
+        manager().cancel(run_id)  # under the queue's lock: never a run that is starting
+    else:
+        store().delete(run_id)
     return jsonify({"run_id": run_id, "deleted": True})
 
 
@@ -298,7 +325,9 @@ def compact(value):
 @bp.get("/runs/<run_id>/metrics")
 def run_metrics(run_id):
     """Metrics rows from row ``since`` on (at most ``limit`` rows looked at), only those of the
-    ``kind``s asked for (comma-separated; default all), and the row to ask from next."""
+    ``kind``s asked for (comma-separated; default all), and the row to ask from next. ``version``
+    changes when the file is replaced (a resume drops the rows of the epoch it trains again):
+    a reader that sees it change reads from row 0 again."""
     unknown = sorted(set(request.args) - {"since", "limit", "kind"})
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit, kind)", field=unknown[0])
@@ -308,13 +337,13 @@ def run_metrics(run_id):
     if not kinds <= set(METRIC_KINDS):
         raise BadRequest(f"kind: must be one or more of {', '.join(METRIC_KINDS)}, comma-separated", field="kind")
     require_run(run_id)
-    rows = views().metrics.rows(store().run_dir(run_id))
+    rows, version = views().metrics.read(store().run_dir(run_id))
     if since > len(rows):
         raise BadRequest(f"since: the run has {len(rows)} metrics rows, so since must be at most that",
                          field="since")
     page = rows[since:since + limit]
     return conditional_json({"run_id": run_id, "rows": [compact(r) for r in page if r.get("kind") in kinds],
-                             "next": since + len(page), "more": since + len(page) < len(rows)})
+                             "next": since + len(page), "more": since + len(page) < len(rows), "version": version})
 
 
 def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> int:

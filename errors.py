@@ -29,6 +29,7 @@ class Forbidden(ApiError): code = 403  # noqa: E701
 class NotFound(ApiError): code = 404  # noqa: E701
 class Conflict(ApiError): code = 409  # noqa: E701
 class UnsupportedMediaType(ApiError): code = 415  # noqa: E701
+class InsufficientStorage(ApiError): code = 507  # noqa: E701  (a full disk, an unwritable runs folder)
 
 
 def error_body(message: str, field: str | None = None) -> dict:

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -279,6 +280,9 @@ if __name__ == "__main__":
         sys.exit("usage: python plots.py --serve RUN_DIR NAMES_JSON EPOCHS")
     if hasattr(os, "nice"):
         os.nice(10)  # drawing yields the CPU to training
+    # Ctrl-C in a terminal reaches the whole process group: the trainer stops and closes this
+    # process's input, and it draws the last curves before it ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import plots  # the messages unpickle as plots.CurvePoints/EpochImage, so serve from that module too
 
     plots.serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.stdin.buffer)

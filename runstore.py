@@ -14,6 +14,7 @@ runs/<run_id>/confusion_m<i>.json     model i's test confusion matrix at the las
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -45,6 +46,8 @@ CHECKPOINT_KINDS = ("latest", "best")  # latest epoch end; best validation accur
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("finished", "stopped", "failed", "interrupted")
+QUEUED_STATE = "queued"  # waiting for the runs before it: config.json and status.json, nothing trained yet
+RESUMABLE_STATES = ("stopped", "failed", "interrupted")  # cut off: can go on from the last epoch-end checkpoint
 IDLE_STATE = "idle"  # no run at all (never written to disk)
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-\d{3}[0-9a-f]{3}$")
 STOP_FILE = "stop.request"  # written by the server to stop a run that another process trains
@@ -120,6 +123,7 @@ class RunStatus:
     finished_at: float | None = None
     eta_seconds: float | None = None
     eval_seconds: float | None = None  # wall time spent evaluating so far
+    resumes: int = 0  # times the run went on from an epoch-end checkpoint after being cut off
     models: list[ModelStatus] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -190,19 +194,40 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     A reader sees the old file or the new one, never half of either.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise write_error(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_error(exc, path) from exc
         raise
+
+
+class WriteError(OSError):
+    """A file could not be written (a full disk, a folder without permission); str() names the
+    file and the cause, for the user."""
+
+    def __str__(self) -> str:
+        hint = "; free some space, then resume the run" if self.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        return f"could not write {self.filename}: {self.strerror}{hint}"
+
+
+def write_error(exc: OSError, path) -> WriteError:
+    """``exc`` as a WriteError naming the file the caller wanted to write (not a temp file or an fd)."""
+    if isinstance(exc, WriteError):
+        return exc
+    return WriteError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def atomic_write_json(path, obj) -> None:
@@ -210,11 +235,30 @@ def atomic_write_json(path, obj) -> None:
 
 
 def append_jsonl(path, rows: list[dict]) -> None:
-    """Append whole lines in one write, so a crash leaves at most one torn last line."""
-    if rows:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(to_json(r) + "\n" for r in rows))
-            f.flush()
+    """Append whole lines in one write, so a crash leaves at most one torn last line. A write
+    that fails (a full disk) is cut back off: the file keeps exactly the lines it had."""
+    if not rows:
+        return
+    data = memoryview("".join(to_json(r) + "\n" for r in rows).encode())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+
+
+def rewrite_jsonl(path, rows: list[dict]) -> None:
+    """Replace a JSON-lines file with ``rows``, atomically (a reader sees the old file or the new)."""
+    atomic_write_bytes(path, "".join(to_json(r) + "\n" for r in rows).encode())
 
 
 def read_json(path) -> dict | None:
@@ -259,6 +303,11 @@ class MetricsCache:
         self._lock = threading.Lock()
 
     def rows(self, run_dir: Path) -> list[dict]:
+        return self.read(run_dir)[0]
+
+    def read(self, run_dir: Path) -> tuple[list[dict], int]:
+        """The rows, and the version of the file they come from (its inode: a resumed run's
+        metrics.jsonl is replaced by one without the rows of the epoch that is trained again)."""
         path = run_dir / METRICS_FILE
         with self._lock:
             try:
@@ -271,13 +320,13 @@ class MetricsCache:
                     new_rows, used = parse_jsonl(f.read())
             except (FileNotFoundError, NotADirectoryError):
                 self._entries.pop(path, None)
-                return []
+                return [], 0
             rows = entry[2] + new_rows if new_rows else entry[2]
             self._entries[path] = (inode, entry[1] + used, rows)
             self._entries.move_to_end(path)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-            return rows
+            return rows, inode
 
 
 class MetricsWriter:
@@ -464,6 +513,28 @@ class RunStore:
                     pass
         return removed
 
+    def queued(self) -> list[str]:
+        """Ids of the queued runs, oldest first: the order they start in."""
+        return [run_id for run_id in reversed(self.run_ids())
+                if (self.status(run_id) or {}).get("state") == QUEUED_STATE]
+
+    def has_checkpoint(self, run_id: str) -> bool:
+        """Whether any model of the run has an epoch-end checkpoint (what a resume starts from)."""
+        run_dir = self.run_dir(run_id)
+        return run_dir is not None and any((run_dir / checkpoint_name(i, "latest")).is_file() for i in range(MAX_MODELS))
+
+    def enqueue(self, run_id: str, config: dict, status: dict) -> None:
+        """Make the (new, empty) folder of ``run_id`` a queued run: its settings and a 'queued' status."""
+        atomic_write_json(self.root / run_id / CONFIG_FILE, config)
+        atomic_write_json(self.root / run_id / STATUS_FILE, status)
+
+    def end_queued(self, run_id: str, error: str) -> None:
+        """A queued run that cannot start (its device is gone, say) ends 'failed' with ``error``."""
+        status = self.status(run_id) or {"run_id": run_id, "models": []}
+        now = time.time()
+        status.update(state="failed", error=error, updated_at=now, finished_at=now)
+        atomic_write_json(self.root / run_id / STATUS_FILE, status)
+
     def request_stop(self, run_id: str) -> None:
         """Ask the process that trains ``run_id`` (python train.py, say) to stop at its next check."""
         atomic_write_bytes(self.root / run_id / STOP_FILE, b"stop\n")
@@ -506,12 +577,13 @@ class RunStore:
 
     def cleanup(self, protect: set[str] = frozenset()) -> list[str]:
         """Delete all but the newest ``keep`` runs (0: keep all), never a protected (active), a
-        starred one, or one another process trains."""
+        starred or a queued one, or one another process trains."""
         removed = []
         if self.keep <= 0:
             return removed
         for run_id in self.run_ids()[self.keep:]:
-            if run_id in protect or self.trained_elsewhere(run_id) or self.meta(run_id)["starred"]:
+            if (run_id in protect or self.trained_elsewhere(run_id) or self.meta(run_id)["starred"]
+                    or (self.status(run_id) or {}).get("state") == QUEUED_STATE):
                 continue
             shutil.rmtree(self.root / run_id, ignore_errors=True)
             removed.append(run_id)

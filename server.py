@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -16,19 +17,25 @@ from flask import Flask
 import api
 import errors
 import security
-from config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
-from errors import Conflict
+from config import (DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, ConfigError, default_data_dir,
+                    parse_train_config)
+from errors import ApiError, BadRequest, Conflict, InsufficientStorage
 from predict import CheckpointCache
-from runstore import RunStore
-from train import Trainer, select_device
+from runstore import ACTIVE_STATES, QUEUED_STATE, RunStore, write_error
+from train import ResumeError, Trainer, check_can_resume, planned_status, select_device
 
 log = logging.getLogger("server")
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # a drawn digit as PNG is ~10-50 KB; configs are tiny
+SHUTDOWN_WAIT = 7.0  # seconds to wait for the active run to stop on SIGTERM or Ctrl-C (then up to 5 s
+# for the request threads): the process is gone within the 10 s a service manager usually allows
 
 
 class TrainingManager:
-    """Owns the one training worker thread and its stop event."""
+    """Owns the one training worker thread, its stop event, and the queue of runs waiting for it.
+
+    Queued runs are folders with config.json and a 'queued' status.json: they start oldest first,
+    each when the one before it has ended, and survive a restart of the server."""
 
     def __init__(self, store: RunStore, data_dir, trainer_options: dict):
         self.store = store
@@ -40,30 +47,106 @@ class TrainingManager:
         # Set from the moment the run folder exists until the worker has ended, so no reader ever
         # takes the new run for one that a dead process left behind.
         self._active_run_id: str | None = None
+        self._closing = False  # shutting down: nothing new starts, the queue waits on disk
 
     @property
     def active_run_id(self) -> str | None:
         return self._active_run_id
 
-    def start(self, body) -> str:
+    def start(self, body) -> tuple[str, str]:
+        """Start a run now, or with ``"queue": true`` put it in line while another trains;
+        (run id, 'starting' or 'queued')."""
+        body = dict(body)
+        queue = body.pop("queue", False)
+        if not isinstance(queue, bool):
+            raise BadRequest("queue: must be true or false", field="queue")
         config = parse_train_config(body)
         select_device(config.device)  # an unavailable device is refused before anything starts
         with self._lock:
-            if self._active_run_id:
-                raise Conflict(f"a run is already active ({self._active_run_id}); stop it first")
-            run_id, run_dir = self.store.create()
-            self._active_run_id = run_id
-            try:
-                trainer = Trainer(config, self.data_dir, run_dir, **self.trainer_options)
-                trainer.prepare()  # config.json and a 'starting' status.json are on disk before the 202
-                thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)
-                self._trainer, self._thread = trainer, thread
-                thread.start()
-            except BaseException:
-                self._active_run_id = None
-                raise
+            busy = self._active_run_id or self.store.queued()
+            if busy and not queue:
+                raise Conflict(f"a run is already active ({self._active_run_id}); stop it first, or queue this one"
+                               if self._active_run_id else "runs are queued: queue this one after them")
+            run_id, run_dir = self._writing(self.store.create)
+            if busy:
+                self._writing(lambda: self.store.enqueue(run_id, config.to_dict(), planned_status(config, run_id)))
+                log.info("queued run %s", run_id)
+                return run_id, QUEUED_STATE
+            self._launch(Trainer(config, self.data_dir, run_dir, **self.trainer_options))
         log.info("started run %s", run_id)
+        return run_id, "starting"
+
+    def resume(self, run_id: str) -> str:
+        """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
+        with self._lock:
+            if self._active_run_id:
+                raise Conflict(f"a run is active ({self._active_run_id}); resume this one when it has ended")
+            if self.store.trained_elsewhere(run_id):
+                raise Conflict(f"run {run_id} is being trained by another process")
+            run_dir = self.store.run_dir(run_id)
+            try:
+                check_can_resume(run_dir)
+                config = parse_train_config(self.store.config(run_id))
+                select_device(config.device)
+                trainer = Trainer(config, self.data_dir, run_dir, resume=True, **self.trainer_options)
+                self._launch(trainer)
+            except (ResumeError, ConfigError) as exc:
+                raise BadRequest(f"run {run_id} cannot be resumed: {exc}") from None
+        log.info("resumed run %s", run_id)
         return run_id
+
+    def cancel(self, run_id: str) -> None:
+        """Take a queued run out of the queue (its folder, which holds only its settings, goes)."""
+        with self._lock:
+            state = (self.store.status(run_id) or {}).get("state")
+            if state != QUEUED_STATE:
+                raise Conflict(f"run {run_id} is {state}, not queued: only a queued run can be cancelled"
+                               + (" (stop it instead)" if state in ACTIVE_STATES else ""))
+            self.store.delete(run_id)
+        log.info("cancelled queued run %s", run_id)
+
+    def _writing(self, action):
+        """Run ``action``; a full disk or a folder without permission is a 507 that names the path."""
+        try:
+            return action()
+        except OSError as exc:
+            raise InsufficientStorage(str(write_error(exc, getattr(exc, "filename", None) or self.store.root))) from None
+
+    def _launch(self, trainer: Trainer) -> None:
+        """Start ``trainer`` on the worker thread (the lock is held). Its config.json and status.json
+        are on disk on return, so a 202 is never followed by a 404."""
+        self._active_run_id = trainer.run_id
+        try:
+            self._writing(trainer.prepare)
+            thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)
+            self._trainer, self._thread = trainer, thread
+            thread.start()
+        except BaseException:
+            self._active_run_id = None
+            trainer.close()
+            raise
+
+    def start_next(self) -> str | None:
+        """Start the oldest queued run if nothing trains; its id. A queued run that cannot start
+        (its device is gone, say) ends 'failed' with the reason, and the next one is tried."""
+        with self._lock:
+            if self._active_run_id or self._closing:
+                return None
+            for run_id in self.store.queued():
+                try:
+                    config = parse_train_config(self.store.config(run_id))
+                    select_device(config.device)
+                    self._launch(Trainer(config, self.data_dir, self.store.run_dir(run_id), **self.trainer_options))
+                    log.info("started queued run %s", run_id)
+                    return run_id
+                except (ConfigError, ApiError, OSError) as exc:
+                    log.error("queued run %s cannot start: %s", run_id, exc)
+                    try:
+                        self.store.end_queued(run_id, f"could not start: {getattr(exc, 'message', exc)}")
+                    except OSError:
+                        log.exception("could not mark run %s failed", run_id)
+                        return None
+        return None
 
     def _work(self, trainer: Trainer) -> None:
         try:
@@ -72,6 +155,7 @@ class TrainingManager:
             with self._lock:
                 self._active_run_id = None
             self.store.cleanup(protect={trainer.run_id})
+            self.start_next()
 
     def stop(self) -> str:
         """Stop this server's run within one batch, else ask a run that another process trains
@@ -88,6 +172,15 @@ class TrainingManager:
             self.store.request_stop(run_id)
         log.info("stop requested for run %s", run_id)
         return run_id
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop the active run at its next batch and wait for it to end 'stopped' (resumable);
+        queued runs stay queued. True if the worker ended within ``timeout`` seconds."""
+        with self._lock:
+            self._closing = True
+            if self._active_run_id:
+                self._trainer.stop_event.set()
+        return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the worker to end (tests, shutdown); True if it has."""
@@ -117,6 +210,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)
+    app.extensions["training"].start_next()  # runs queued before a restart go on
     return app
 
 
@@ -140,6 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def stop_gracefully(manager: TrainingManager) -> None:
+    """On SIGTERM or Ctrl-C: stop the active run at its next batch (it ends 'stopped', resumable
+    from its last epoch-end checkpoint; queued runs stay queued), then leave the server loop."""
+    def handler(signum, frame):
+        log.info("%s: stopping the active run, then exiting", signal.Signals(signum).name)
+        if not manager.shutdown(SHUTDOWN_WAIT):
+            log.warning("the run did not stop within %.0f s; exiting anyway (it will show as interrupted)",
+                        SHUTDOWN_WAIT)
+        raise SystemExit(0)  # waitress closes its sockets and request threads on SystemExit
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -155,6 +263,7 @@ def main(argv=None) -> int:
     from train import tune_malloc
     tune_malloc()
     import waitress
+    stop_gracefully(app.extensions["training"])
     shown = f"[{args.host}]" if ":" in args.host else args.host
     address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
     log.info("MNIST Training Monitor on %s (data %s, runs %s)", address, args.data_dir, args.runs_dir)

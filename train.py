@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import platform
+import signal
 import sys
 import threading
 import time
@@ -29,9 +30,10 @@ from data import MNISTTensors, load_mnist
 from layerstats import LayerProbe
 from model import MNISTNet, describe
 from plots import CurvePoints, EpochImage, RenderClient
-from runstore import (CONFIG_FILE, METRICS_FILE, RUN_INFO_FILE, STATUS_FILE, STOP_FILE, MetricsWriter, ModelStatus,
-                      RunStatus, RunStore, StatusWriter, atomic_write_bytes, atomic_write_json, checkpoint_name,
-                      confusion_name, image_name, metrics_row)
+from runstore import (CONFIG_FILE, METRICS_FILE, QUEUED_STATE, RUN_INFO_FILE, STATUS_FILE, STOP_FILE, MetricsWriter,
+                      ModelStatus, RunStatus, RunStore, StatusWriter, atomic_write_bytes, atomic_write_json,
+                      checkpoint_name, confusion_name, image_name, metrics_row, read_json,
+                      read_jsonl, rewrite_jsonl, ACTIVE_STATES, RESUMABLE_STATES, WriteError, pid_alive)
 
 log = logging.getLogger("train")
 
@@ -49,6 +51,10 @@ FORWARD_SHARE = 0.22  # evaluation (batches of 2,000, no grad) per image over a 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a loss that is not finite, say); the message is for the user."""
+
+
+class ResumeError(ValueError):
+    """A run cannot be resumed (no checkpoint to go on from); the message is for the user."""
 
 
 # ---------------------------------------------------------------- hardware set-up
@@ -264,6 +270,27 @@ class ModelRun:
         self.samples += y.shape[0]
         self.step += 1
 
+    def resume_state(self) -> dict:
+        """What continues this model exactly from now (an epoch end): optimizer, schedule, the
+        data-order generator, the global RNG (dropout), step and counters; tensors on the CPU."""
+        return {"step": self.step, "samples": self.samples, "compute_seconds": self.compute_seconds,
+                "eval_seconds": self.eval_seconds, "evals": self.evals, "best_val": self.best_val,
+                "best_epoch": self.best_epoch, "optimizer": to_cpu(self.optimizer.state_dict()),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "generator": self.generator.get_state(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if self.generator.device.type == "cuda" else None}
+
+    def restore(self, checkpoint: dict) -> None:
+        """Continue from a checkpoint that ``resume_state`` went into (the RNG is set by the caller)."""
+        state = checkpoint["resume"]
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        for key in ("step", "samples", "compute_seconds", "eval_seconds", "evals", "best_val", "best_epoch"):
+            setattr(self, key, state[key])
+
     def read_window(self) -> tuple[float, float]:
         """The window's mean loss and accuracy (%) (one host sync); starts a new window."""
         started = time.perf_counter()
@@ -286,6 +313,16 @@ class ModelRun:
             best_test_accuracy=self.last.get("best_test_accuracy"), progress=round(100.0 * self.progress, 2),
             samples=self.samples, eta_seconds=eta_seconds,
             samples_per_sec=round(self.samples / self.compute_seconds, 1) if self.compute_seconds > 0 else None)
+
+
+def planned_status(config: TrainConfig, run_id: str) -> dict:
+    """The status of a run that waits in the queue: its models as configured, nothing trained."""
+    models = [ModelStatus(name=mc.name, kernels=list(mc.kernels), optimizer=mc.optimizer,
+                          learning_rate=mc.learning_rate, batch_size=mc.batch_size,
+                          parameters=describe(mc.kernels)["total_parameters"], epoch=0, epochs=config.epochs,
+                          batch=0, batches=0) for mc in config.models]
+    return RunStatus(state=QUEUED_STATE, run_id=run_id, lr_schedule=config.lr_schedule, updated_at=time.time(),
+                     models=models).to_dict()
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -340,7 +377,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
                  monitor: bool = True, status_interval: float = STATUS_INTERVAL,
-                 progress_bar: bool = False, on_step=None, layer_stats: bool = True):
+                 progress_bar: bool = False, on_step=None, layer_stats: bool = True, resume: bool = False):
         self.config = config
         self.data_dir = data_dir
         self.run_dir = Path(run_dir)
@@ -367,24 +404,70 @@ class Trainer:
         self._status_lock = threading.Lock()
         self._status_final = False  # the final status is written: nothing may replace it
         self._status_writer = StatusWriter(self.run_dir / STATUS_FILE)
+        self.resume = resume  # go on from the run folder's epoch-end checkpoints
+        self.resumes = 0
+        self._time_zero = self.started_at  # metrics "time" counts from here (moved on a resume: no gap)
+        self._restored = (0.0, 0.0)  # compute and evaluation seconds of the sessions before a resume
+        self._resume_points: dict[int, dict] = {}
+        self._kept_rows: list[dict] = []
+        self._prepared = False
 
     def prepare(self) -> None:
-        """Create the run folder with config.json and a 'starting' status.json (once)."""
-        if (self.run_dir / CONFIG_FILE).exists():
+        """Create the run folder with config.json (a queued run has it already) and run.json, and
+        write a 'starting' status.json, once. A resume first cuts metrics.jsonl back to the
+        checkpoints it goes on from, so a reader never sees a step twice."""
+        if self._prepared:
             return
+        self._prepared = True
+        if self.resume:  # checked before anything is written: a refused resume changes nothing
+            self._prepare_resume()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / CONFIG_FILE, self.config.to_dict())
-        atomic_write_json(self.run_dir / RUN_INFO_FILE, {
-            "run_id": self.run_id, "device": str(self.device), "precision": self.precision,
-            "torch_version": torch.__version__, "python_version": platform.python_version(),
-            "started_at": self.started_at})
+        if not (self.run_dir / CONFIG_FILE).exists():
+            atomic_write_json(self.run_dir / CONFIG_FILE, self.config.to_dict())
+        info = read_json(self.run_dir / RUN_INFO_FILE) or {"run_id": self.run_id, "started_at": self.started_at}
+        if self.resume:
+            info["resumed_at"] = info.get("resumed_at", []) + [time.time()]
+        info.update(device=str(self.device), precision=self.precision, torch_version=torch.__version__,
+                    python_version=platform.python_version())
+        atomic_write_json(self.run_dir / RUN_INFO_FILE, info)
         self.write_status(force=True)
+
+    def _prepare_resume(self) -> None:
+        check_can_resume(self.run_dir)
+        previous = read_json(self.run_dir / STATUS_FILE) or {}
+        self._resume_points = resume_points(self.run_dir, len(self.config.models))
+        self.started_at = previous.get("started_at") or self.started_at
+        self.resumes = (previous.get("resumes") or 0) + 1
+        steps = {i: checkpoint["resume"]["step"] for i, checkpoint in self._resume_points.items()}
+        self._kept_rows = replayed_rows_dropped(self.run_dir, steps)
+        self._time_zero = time.time() - max((r.get("time") or 0.0 for r in self._kept_rows), default=0.0)
+
+    def _restore(self) -> None:
+        """The models as their checkpoints left them; the status as their kept metrics rows say."""
+        for index, checkpoint in self._resume_points.items():
+            self.models[index].restore(checkpoint)
+        # Dropout draws from one global RNG: its state at the checkpoint written last (the loop
+        # steps the model furthest behind, the lower index first on a tie), from where the
+        # uninterrupted run went on.
+        last = max(self._resume_points, key=lambda i: (self.models[i].progress, i))
+        state = self._resume_points[last]["resume"]
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        for row in self._kept_rows:
+            if row.get("model") in range(len(self.models)):
+                self.models[row["model"]].record(row)
+        self._restored = (sum(m.compute_seconds for m in self.models), sum(m.eval_seconds for m in self.models))
+
+    def close(self) -> None:
+        """Release a trainer that will not run (its preparation failed)."""
+        self._status_writer.close()
 
     # -- status
     def eta_seconds(self) -> float | None:
         """Seconds left, evaluations included. The models share the device, so their times add
         up; the loop's wall time per second of compute (Python, monitoring) scales them."""
-        compute = sum(m.compute_seconds for m in self.models)
+        compute = sum(m.compute_seconds for m in self.models) - self._restored[0]  # this session's
         if not self.models or compute <= 0 or any(m.samples == 0 for m in self.models):
             return None
         overhead = max(1.0, (time.perf_counter() - self._loop_started - self.eval_seconds) / compute)
@@ -403,7 +486,7 @@ class Trainer:
             lr_schedule=self.config.lr_schedule, train_images=self.n_train or None, error=self.error,
             started_at=self.started_at,
             updated_at=time.time(), finished_at=self.finished_at, eta_seconds=eta,
-            eval_seconds=round(self.eval_seconds, 3),
+            eval_seconds=round(self.eval_seconds + self._restored[1], 3), resumes=self.resumes,
             models=[m.status(self.config.epochs, eta) for m in self.models]).to_dict()
 
     def write_status(self, force: bool = False, final: bool = False) -> None:
@@ -434,8 +517,12 @@ class Trainer:
             self._n_eval = data.val_x.shape[0] + data.test_x.shape[0]
             self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
                            for i, mc in enumerate(self.config.models)]
+            if self._resume_points:
+                self._restore()
             if self.monitor:
                 self.renderer = RenderClient(self.run_dir, [m.name for m in self.models], self.config.epochs)
+                if self._kept_rows:  # the curves so far, for curves.png
+                    self.renderer.send(CurvePoints(self._kept_rows))
             self.state = "running"
             self.write_status(force=True)
             log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs", self.run_id,
@@ -447,7 +534,8 @@ class Trainer:
             self.state = "stopped" if self.stop_event.is_set() else "finished"
         except Exception as exc:  # any failure ends the run as 'failed' with a readable message
             self.state = "failed"
-            self.error = str(exc) if isinstance(exc, (TrainingError, ConfigError)) else f"{type(exc).__name__}: {exc}"
+            known = (TrainingError, ConfigError, ResumeError, WriteError)
+            self.error = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
             log.exception("run %s failed", self.run_id)
         finally:
             if bar is not None:
@@ -509,7 +597,7 @@ class Trainer:
                 f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
                 f"the learning rate ({m.config.learning_rate:g}) is probably too high")
         where = {"model": m.index, "step": m.step, "epoch": round(m.step / m.batches, 4),
-                 "time": time.time() - self.started_at}
+                 "time": time.time() - self._time_zero}
         rows = [metrics_row("train", **where, loss=loss, accuracy=accuracy, lr=m.optimizer.param_groups[0]["lr"],
                             samples_per_sec=m.samples / m.compute_seconds if m.compute_seconds else None)]
         layers = m.probe.read()
@@ -531,7 +619,7 @@ class Trainer:
         best = m.evaluated(epoch, seconds, val.accuracy)
         metrics.add([metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
                                  val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
-                                 time=time.time() - self.started_at)], flush=True)
+                                 time=time.time() - self._time_zero)], flush=True)
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
                  self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
         save_checkpoints(self.run_dir, m, epoch, val, test, best)
@@ -552,15 +640,82 @@ def save_confusion(run_dir: Path, m: ModelRun, epoch: int, predictions: torch.Te
 
 
 def save_checkpoints(run_dir: Path, m: ModelRun, epoch: int, val: Evaluation, test: Evaluation, best: bool) -> None:
-    """The model after ``epoch`` as its latest checkpoint, and as its best one if ``best``."""
+    """The model after ``epoch`` as its latest checkpoint (with what a resume needs), and as its
+    best one if ``best`` (weights only: the file to download and use)."""
     checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
                   "val_accuracy": val.accuracy, "test_accuracy": test.accuracy,
                   "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"), buffer.getvalue())
+    atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"),
+                       torch_bytes(dict(checkpoint, resume=m.resume_state())))
     if best:
-        atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), buffer.getvalue())
+        atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), torch_bytes(checkpoint))
+
+
+def torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def to_cpu(obj):
+    """A state dict with every tensor copied to the CPU (a checkpoint loads on any device)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+def check_can_resume(run_dir: Path) -> None:
+    """Raise ResumeError unless the run in ``run_dir`` was cut off: stopped, failed or interrupted
+    (a run left 'running' by a process that is gone was interrupted)."""
+    status = read_json(Path(run_dir) / STATUS_FILE)
+    if status is None or not (Path(run_dir) / CONFIG_FILE).is_file():
+        raise ResumeError(f"{run_dir} is not a run folder (it has no status.json and config.json)")
+    state, pid = status.get("state"), status.get("pid")
+    if state in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
+        raise ResumeError(f"run {status.get('run_id')} is being trained (process {pid})")
+    if state == "finished":
+        raise ResumeError(f"run {status.get('run_id')} finished: there is nothing to resume")
+    if state == QUEUED_STATE:
+        raise ResumeError(f"run {status.get('run_id')} is queued: it starts by itself after the runs before it")
+    if state not in RESUMABLE_STATES + ACTIVE_STATES:
+        raise ResumeError(f"run {status.get('run_id')} is {state!r}: only a stopped, failed or interrupted run "
+                          "can be resumed")
+
+
+def resume_points(run_dir: Path, n_models: int) -> dict[int, dict]:
+    """{model index: its latest epoch-end checkpoint} of a run that is to go on; a model without
+    one starts from the beginning. Raises ResumeError if there is nothing to go on from."""
+    points = {}
+    for index in range(n_models):
+        path = Path(run_dir) / checkpoint_name(index, "latest")
+        if not path.is_file():
+            continue
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file: say which, and why
+            raise ResumeError(f"the checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+        if "resume" not in checkpoint:
+            raise ResumeError(f"the checkpoint {path} holds only weights (written before runs could be "
+                              "resumed): start the run again instead")
+        points[index] = checkpoint
+    if not points:
+        raise ResumeError("the run has no epoch-end checkpoint to go on from (it was cut off in its first "
+                          "epoch): start it again instead")
+    return points
+
+
+def replayed_rows_dropped(run_dir: Path, steps: dict[int, int]) -> list[dict]:
+    """Cut metrics.jsonl back to the rows of each model up to ``steps[model]`` (its checkpoint):
+    the steps after it are trained again, so the file never holds a step twice. The kept rows."""
+    rows = read_jsonl(run_dir / METRICS_FILE)
+    kept = [r for r in rows if isinstance(r.get("step"), int) and r.get("step") <= steps.get(r.get("model"), 0)]
+    if len(kept) != len(rows):
+        rewrite_jsonl(run_dir / METRICS_FILE, kept)
+    return kept
 
 
 def confusion_matrix(predictions: torch.Tensor, data: MNISTTensors) -> np.ndarray:
@@ -636,7 +791,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where run folders are written (default: the project's runs/, which the server lists)")
     p.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS,
                    help=f"keep the newest N runs (0: keep all; default {DEFAULT_KEEP_RUNS})")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="go on with a stopped, failed or interrupted run from its last epoch-end checkpoints "
+                        "(its settings come from its config.json)")
     return p
+
+
+def stop_on_signals(trainer: "Trainer") -> None:
+    """Ctrl-C or SIGTERM: stop at the next batch; the run ends 'stopped' and can be resumed."""
+    def handler(signum, frame):
+        log.info("%s: stopping at the next batch; go on later with: python train.py --resume %s",
+                 signal.Signals(signum).name, trainer.run_dir)
+        trainer.stop_event.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def make_trainer(args, request: dict) -> tuple["Trainer", RunStore]:
+    """The trainer of a new run (settings from the flags) or of a resumed one (from its folder)."""
+    store = RunStore(args.runs_dir, keep=args.keep_runs)
+    if args.resume:
+        if request or args.kernels:
+            raise ConfigError("resume", "a resumed run keeps its settings (its config.json): drop the other "
+                                        "settings flags")
+        run_dir = Path(args.resume)
+        config = parse_train_config(read_json(run_dir / CONFIG_FILE) or {})
+        trainer = Trainer(config, args.data_dir, run_dir, progress_bar=True, resume=True)
+    else:
+        if args.kernels:
+            request["models"] = [{"kernels": list(parse_kernels_text(k, f"--kernels {k}"))} for k in args.kernels]
+        config = parse_train_config(request)
+        run_dir = store.create()[1]
+        trainer = Trainer(config, args.data_dir, run_dir, progress_bar=True)
+    trainer.prepare()
+    return trainer, store
 
 
 def main(argv=None) -> int:
@@ -644,15 +833,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     request = {key: getattr(args, key) for key in SHARED_KEYS if getattr(args, key) is not None}
     try:
-        if args.kernels:
-            request["models"] = [{"kernels": list(parse_kernels_text(k, f"--kernels {k}"))} for k in args.kernels]
-        config = parse_train_config(request)
-        store = RunStore(args.runs_dir, keep=args.keep_runs)
-        run_id, run_dir = store.create()
-        trainer = Trainer(config, args.data_dir, run_dir, progress_bar=True)
-    except ConfigError as exc:
+        trainer, store = make_trainer(args, request)
+    except (ConfigError, ResumeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    stop_on_signals(trainer)
+    config, run_id, run_dir = trainer.config, trainer.run_id, trainer.run_dir
     for m in config.models:
         info = describe(m.kernels)
         log.info("%s %s: %d parameters, %.1f MMAC per image", m.name, list(m.kernels),
