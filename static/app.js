@@ -34,22 +34,40 @@ async function send(url, body) {
   }
 }
 
-async function startTraining(event) {
-  event.preventDefault();
+async function submitRuns(queueAll) {
+  // Start (or with queueAll: queue) the form's run, or each run of a sweep: the first starts now
+  // if nothing trains, the others wait in the queue.
   showFormError("");
   if (!validateForm()) return;
-  const config = readForm();
+  const configs = readForms();
   $("start").disabled = true;
-  const result = await send("/start_training", config);
-  if (!result.ok) {
-    showServerError(result.data.error || `could not start (HTTP ${result.status})`, result.data.field);
-    formErrorIsConnection = Boolean(result.offline);
-    $("start").disabled = false;
-    return;
+  $("queue").disabled = true;
+  const done = [];
+  for (const [i, config] of configs.entries()) {
+    const body = queueAll || i > 0 ? { ...config, queue: true } : config;
+    const result = await send("/start_training", body);
+    if (!result.ok) {
+      const error = result.data.error || `could not start (HTTP ${result.status})`;
+      if (configs.length > 1) showFormError(`run ${i + 1} of ${configs.length} of the sweep: ${error}${done.length ? ` (the ${done.length} before it are in)` : ""}`);
+      else showServerError(error, result.data.field);
+      formErrorIsConnection = Boolean(result.offline);
+      break;
+    }
+    done.push(result.data);
   }
-  rememberForm(config);
+  $("queue").disabled = false;
+  $("start").disabled = Boolean(currentStatus && SETTINGS.states.active.includes(currentStatus.state) && viewedRunId === null);
+  if (!done.length) return;
+  rememberForm(configs[0]);
+  const queued = done.filter((r) => r.state === SETTINGS.states.queued).length;
+  if (queued) announce(`${queued} run${queued === 1 ? "" : "s"} queued${done.length > queued ? ", 1 started" : ""}.`);
   viewedRunId = null;
   pollNow();
+}
+
+async function startTraining(event) {
+  event.preventDefault();
+  await submitRuns(false);
 }
 
 async function stopTraining() {
@@ -69,6 +87,7 @@ function runLine(status, active) {
   if (status.device) meta.push(`device ${status.device}`);
   if (status.precision) meta.push(`precision ${status.precision}`);
   if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
+  if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
   if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
   return meta.join(" · ");
 }
@@ -90,6 +109,7 @@ function renderStatus(status) {
   $("run-error").hidden = !status.error;
   $("viewing").hidden = live;
   $("start").disabled = active && live;
+  $("start").title = active && live ? "a run is training: Queue puts this one in line after it" : "";
   $("stop").disabled = !(active && status.state !== "stopping");
   if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
   document.title = live && active ? `${Math.floor(runProgress(status))} % · ${TITLE}` : live && status.run_id ? `${status.state} · ${TITLE}` : TITLE;
@@ -499,6 +519,7 @@ async function init() {
   setupNotifications();
   $("add-model").addEventListener("click", () => addModelRow({}));
   $("train-form").addEventListener("submit", startTraining);
+  $("queue").addEventListener("click", () => submitRuns(true));
   $("stop").addEventListener("click", stopTraining);
   $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; showFormError(""); pollNow(); });
   applySettings(await loadSettings());

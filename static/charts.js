@@ -64,6 +64,12 @@ async function fetchRows(run, kinds, rowsKey, nextKey) {
       if (err.status === 400 && run[nextKey] > 0) { run[rowsKey] = []; run[nextKey] = 0; changed = true; continue; } // replaced
       throw err;
     }
+    const versionKey = `${nextKey}Version`;
+    if (run[versionKey] !== undefined && body.version !== run[versionKey] && run[nextKey] > 0) {
+      run[versionKey] = body.version; // the file was replaced (a resume dropped the rows it trains again)
+      run[rowsKey] = []; run[nextKey] = 0; changed = true; continue;
+    }
+    run[versionKey] = body.version;
     if (body.rows.length) { run[rowsKey] = run[rowsKey].concat(body.rows); changed = true; }
     run[nextKey] = body.next;
     more = body.more;

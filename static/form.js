@@ -3,6 +3,7 @@
 // last submitted settings remembered across reloads. Limits and defaults come from GET /config.
 
 const INFO_DEBOUNCE_MS = 200; // wait for typing to pause before asking /model_info
+const MAX_SWEEP_RUNS = 12; // runs one press may queue: a sweep of a dozen small CNNs is already hours on a CPU
 const FORM_STORAGE_KEY = "mnist-monitor-form"; // localStorage: the last settings that started a run
 let SETTINGS = null;
 const DEFAULTS = {};
@@ -40,9 +41,11 @@ function addModelRow(model = {}) {
   const kernelInputs = kernels.map((k) => el("input", { className: "kernel", type: "number", inputmode: "numeric", step: "1", value: String(k) }));
   const optimizer = el("select", { className: "optimizer" }, ...SETTINGS.choices.optimizer.map((v) => el("option", { value: v, text: OPTIMIZER_NAMES[v] || v })));
   optimizer.value = model.optimizer || DEFAULTS.optimizer;
-  const lr = el("input", { className: "lr", type: "number", inputmode: "decimal", step: "any", value: String(model.learning_rate || DEFAULTS.learning_rate),
-    title: `greater than ${LIMITS.learning_rate[0]}, at most ${LIMITS.learning_rate[1]}` });
-  const batch = el("input", { className: "batch", type: "number", inputmode: "numeric", step: "1", value: String(model.batch_size || DEFAULTS.batch_size) });
+  // Text, not number inputs: several values separated by commas make a sweep (one run each).
+  const lr = el("input", { className: "lr", type: "text", inputmode: "decimal", spellcheck: "false", value: String(model.learning_rate || DEFAULTS.learning_rate),
+    title: `greater than ${LIMITS.learning_rate[0]}, at most ${LIMITS.learning_rate[1]}; several values separated by commas give one run each` });
+  const batch = el("input", { className: "batch", type: "text", inputmode: "numeric", spellcheck: "false", value: String(model.batch_size || DEFAULTS.batch_size),
+    title: `${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}; several values separated by commas give one run each` });
   const remove = el("button", { type: "button", className: "remove", text: "✕" });
   remove.addEventListener("click", () => { tr.remove(); refreshRows(); });
   tr.append(el("td", {}, el("span", { className: "swatch", "aria-hidden": "true" })), fieldCell("name", "Name", name),
@@ -52,6 +55,7 @@ function addModelRow(model = {}) {
   rows.append(tr);
   for (const input of kernelInputs) input.addEventListener("input", () => scheduleModelInfo(tr));
   for (const input of tr.querySelectorAll("input")) input.addEventListener("input", () => { if (input.getAttribute("aria-invalid")) validateForm(false); });
+  for (const input of [lr, batch]) input.addEventListener("input", renderSweep);
   refreshRows();
   scheduleModelInfo(tr);
 }
@@ -73,6 +77,7 @@ function refreshRows() {
     remove.disabled = rows.length <= 1;
     tr.querySelectorAll(".field-error").forEach((msg) => { msg.id = `m${i}-${msg.parentElement.className.slice(5)}-error`; });
   });
+  renderSweep();
   $("add-model").disabled = rows.length >= LIMITS.models[1];
   $("add-model").title = rows.length >= LIMITS.models[1] ? `at most ${LIMITS.models[1]} models` : "";
   renderModelInfo();
@@ -171,13 +176,14 @@ function rowProblems(tr, label) {
   if (!readKernels(tr).every((k) => isInt(k, LIMITS.kernels)) || [...tr.querySelectorAll(".kernel")].some((i) => i.value === "")) {
     problems.kernels = `${label}: kernels must be whole numbers from ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}`;
   }
-  const lrText = tr.querySelector(".lr").value;
-  const lr = Number(lrText);
-  if (lrText === "" || !(Number.isFinite(lr) && lr > LIMITS.learning_rate[0] && lr <= LIMITS.learning_rate[1])) {
-    problems.lr = `${label}: learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}`;
+  const each = (values) => (values.length > 1 ? " (each of the values)" : "");
+  const lrs = listValues(tr.querySelector(".lr").value);
+  if (!lrs.length || !lrs.every((v) => Number.isFinite(Number(v)) && Number(v) > LIMITS.learning_rate[0] && Number(v) <= LIMITS.learning_rate[1])) {
+    problems.lr = `${label}: learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}${each(lrs)}`;
   }
-  if (!isInt(Number(tr.querySelector(".batch").value), LIMITS.batch_size) || tr.querySelector(".batch").value === "") {
-    problems.batch = `${label}: batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}`;
+  const batches = listValues(tr.querySelector(".batch").value);
+  if (!batches.length || !batches.every((v) => isInt(Number(v), LIMITS.batch_size))) {
+    problems.batch = `${label}: batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}${each(batches)}`;
   }
   return problems;
 }
@@ -223,13 +229,68 @@ function validateForm(focus = true) {
   for (const key of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) setFieldError($(key).closest(".setting"), settings[key]);
   const invalid = document.querySelector("#train-form [aria-invalid=true]");
   if (invalid && focus) invalid.focus();
+  if (!invalid && sweepSize() > MAX_SWEEP_RUNS) {
+    showFormError(`${sweepSize()} runs: a sweep can queue at most ${MAX_SWEEP_RUNS} at a time; use fewer values`);
+    return false;
+  }
   return !invalid;
+}
+
+// ------------------------------------------------------------------ sweeps
+
+function listValues(text) {
+  // "0.001, 0.003,0.01" -> ["0.001", "0.003", "0.01"]: one value, or several separated by commas.
+  return text.split(",").map((v) => v.trim()).filter((v) => v !== "");
+}
+
+function sweepFields() {
+  // The fields with several values: [{row, key, cls, values}].
+  const fields = [];
+  [...$("model-rows").children].forEach((tr, row) => {
+    for (const [key, cls] of [["learning_rate", ".lr"], ["batch_size", ".batch"]]) {
+      const values = listValues(tr.querySelector(cls).value);
+      if (values.length > 1) fields.push({ row, key, cls, values });
+    }
+  });
+  return fields;
+}
+
+function sweepSize() {
+  return sweepFields().reduce((n, f) => n * f.values.length, 1);
+}
+
+function readForms() {
+  // One config per combination of the values in the form (a single config without a sweep).
+  let configs = [readForm()];
+  for (const f of sweepFields()) {
+    configs = configs.flatMap((c) => f.values.map((v) => {
+      const copy = JSON.parse(JSON.stringify(c));
+      copy.models[f.row][f.key] = Number(v);
+      return copy;
+    }));
+  }
+  return configs;
+}
+
+function renderSweep() {
+  // The buttons say how many runs they make; the hint says which.
+  const fields = sweepFields();
+  const n = sweepSize();
+  $("start").textContent = n > 1 ? `Start ${n} runs` : "Start Training";
+  $("queue").textContent = n > 1 ? `Queue ${n} runs` : "Queue";
+  if (!fields.length) {
+    $("sweep-hint").textContent = "Several learning rates or batch sizes, separated by commas (0.001, 0.003, 0.01), give one run per value: a sweep, queued to run one after another.";
+    return;
+  }
+  const words = { learning_rate: "learning rate", batch_size: "batch size" };
+  const parts = fields.map((f) => `Model ${f.row + 1} ${words[f.key]} ${f.values.join(" / ")}`);
+  $("sweep-hint").textContent = `Sweep of ${n} runs (${parts.join("; ")}): Start starts the first and queues the others, one after another; compare them in the run history.`;
 }
 
 function readForm() {
   const models = [...$("model-rows").children].map((tr) => ({
     name: tr.querySelector(".name").value.trim(), kernels: readKernels(tr), optimizer: tr.querySelector(".optimizer").value,
-    learning_rate: Number(tr.querySelector(".lr").value), batch_size: Number(tr.querySelector(".batch").value),
+    learning_rate: Number(listValues(tr.querySelector(".lr").value)[0]), batch_size: Number(listValues(tr.querySelector(".batch").value)[0]),
   }));
   const config = { epochs: Number($("epochs").value), models, lr_schedule: $("lr_schedule").value, precision: $("precision").value,
     seed: Number($("seed").value), warmup: Number($("warmup").value), label_smoothing: Number($("label_smoothing").value) };

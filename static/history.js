@@ -76,6 +76,8 @@ function renderHistory(runs = history_.runs) {
   body.replaceChildren();
   if (!runs.length) body.append(el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" })));
   for (const run of sortedRuns()) body.append(historyRow(run));
+  const queued = runs.filter((r) => r.state === SETTINGS.states.queued).length;
+  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history)` : "";
   $("compare-selected").disabled = history_.selected.size < 2;
   $("compare-selected").textContent = `Compare selected (${history_.selected.size})`;
   renderComparison();
@@ -102,10 +104,25 @@ function historyRow(run) {
     const text = window.prompt(`A short note on run ${run.run_id} (at most 200 characters):`, run.note || "");
     if (text !== null) changeRun(run.run_id, { note: text.slice(0, 200) });
   });
-  const remove = el("button", { type: "button", className: "delete", text: "delete", "aria-label": `delete ${label}` });
-  remove.disabled = SETTINGS && SETTINGS.states.active.includes(run.state);
-  remove.addEventListener("click", () => deleteRun(run.run_id));
-  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), el("td", { className: "actions" }, star, open, rerun, note, remove));
+  const actions = el("td", { className: "actions" }, star, open, rerun, note);
+  if (run.resumable) {
+    const resume = el("button", { type: "button", className: "resume", text: "resume", "aria-label": `resume ${label}`,
+      title: "go on from the last epoch-end checkpoint, in this same run" });
+    resume.addEventListener("click", () => resumeRun(run.run_id));
+    actions.append(resume);
+  }
+  if (run.state === SETTINGS.states.queued) {
+    const cancel = el("button", { type: "button", className: "delete", text: "cancel", "aria-label": `cancel queued ${label}`,
+      title: "take this run out of the queue" });
+    cancel.addEventListener("click", () => runAction(run.run_id, "cancel", `Queued run ${run.run_id} cancelled.`));
+    actions.append(cancel);
+  } else {
+    const remove = el("button", { type: "button", className: "delete", text: "delete", "aria-label": `delete ${label}` });
+    remove.disabled = SETTINGS.states.active.includes(run.state);
+    remove.addEventListener("click", () => deleteRun(run.run_id));
+    actions.append(remove);
+  }
+  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), actions);
   for (const column of RUN_COLUMNS) {
     const cell = el("td", { text: column.text(run) });
     if (column.key === "state") cell.replaceChildren(el("span", { className: `state ${run.state}`, text: run.state }));
@@ -119,6 +136,22 @@ async function changeRun(runId, changes) {
   const result = await send(`/runs/${encodeURIComponent(runId)}/meta`, changes);
   if (!result.ok) showHistoryError(result.data.error || `HTTP ${result.status}`);
   pollNow();
+}
+
+async function runAction(runId, action, said) {
+  // POST /runs/<id>/<action> (resume, cancel); the answer's error, if any, shown by the table.
+  const result = await send(`/runs/${encodeURIComponent(runId)}/${action}`, {});
+  showHistoryError(result.ok ? "" : result.data.error || `HTTP ${result.status}`);
+  if (result.ok) announce(said);
+  pollNow();
+  return result.ok;
+}
+
+async function resumeRun(runId) {
+  if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`)) {
+    viewedRunId = null; // follow it live
+    $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+  }
 }
 
 async function deleteRun(runId) {

@@ -344,3 +344,47 @@ def test_the_page_works_with_an_access_token_after_the_first_visit(page, server_
     page.goto(server.url)  # later visits need no token in the address
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
     assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- 9. nothing lost: queue, sweep, resume
+
+def run_states(server) -> dict:
+    return {r["run_id"]: r for r in server.request("GET", "/runs")[1]["runs"]}
+
+
+def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stopped_one_resumed(page, server_factory,
+                                                                                             tiny_mnist):
+    server = server_factory(tiny_mnist)
+    code, busy = server.request("POST", "/start_training", dict(TINY_RUN, epochs=4, batch_size=4))
+    assert code == 202
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    expect(page.locator("#start")).to_be_disabled()
+    page.fill("#epochs", "1")
+    page.locator("#model-rows tr").nth(1).locator(".remove").click()
+    page.locator("#model-rows tr").first.locator(".kernel").nth(0).fill("4")
+    page.locator("#model-rows tr").first.locator(".lr").fill("0.001, 0.003,0.01")
+    expect(page.locator("#queue")).to_have_text("Queue 3 runs")
+    expect(page.locator("#sweep-hint")).to_contain_text("Sweep of 3 runs (Model 1 learning rate 0.001 / 0.003 / 0.01)")
+    page.click("#queue")
+    expect(page.locator("#queue-count")).to_have_text("3 runs queued (see the run history)", timeout=POLL_WAIT_MS)
+    queued = sorted(r for r, run in run_states(server).items() if run["state"] == "queued")
+    assert [run_states(server)[r]["models"][0]["learning_rate"] for r in queued] == [0.001, 0.003, 0.01]
+    page.locator(f"#runs-rows tr[data-run-id='{queued[1]}'] button", has_text="cancel").click()
+    expect(page.locator("#queue-count")).to_have_text("2 runs queued (see the run history)", timeout=POLL_WAIT_MS)
+    assert queued[1] not in run_states(server)
+    # The busy run, stopped inside epoch 2 (after its first checkpoint), can go on from the page.
+    wait_for(lambda: server.request("GET", "/training_status")[1]["models"][0]["epoch"] >= 2, timeout=120,
+             interval=0.1, message="epoch 2 of the busy run")
+    page.click("#stop")
+    wait_for(lambda: all(run_states(server)[r]["state"] == "finished" for r in (queued[0], queued[2])), timeout=120,
+             interval=0.2, message="the queue to run")
+    ends = [server.request("GET", f"/runs/{r}")[1] for r in (queued[0], queued[2])]
+    assert ends[0]["finished_at"] <= ends[1]["started_at"]
+    resume = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}'] button.resume")
+    resume.click(timeout=POLL_WAIT_MS)
+    expect(page.locator("#run-meta")).to_contain_text("resumed once", timeout=POLL_WAIT_MS)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 6)
+    assert run_states(server)[busy["run_id"]]["resumes"] == 1
+    expect(page.locator("#queue-count")).to_have_text("")
+    assert own_errors(page) == []
