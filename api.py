@@ -95,6 +95,7 @@ class RunViews:
             m["checkpoint"] = f"/runs/{run_id}/files/{best}" if best in files else None
             m["confusion"] = self._image_urls(run_id, {"c": confusion_name(i)}, files).get("c")
         view["images"] = self._image_urls(run_id, {CURVES_IMAGE: image_name(CURVES_IMAGE)}, files)
+        view["has_checkpoint"] = any(checkpoint_name(i, "latest") in files for i in range(len(view["models"])))
         view["metrics_csv"] = f"/runs/{run_id}/metrics.csv"
         with self._lock:
             self._cache[run_id] = (key, view)
@@ -124,6 +125,8 @@ class RunViews:
         if view["state"] in ACTIVE_STATES and run_id != active_run_id:
             if pid == os.getpid() or not pid_alive(pid):
                 view["state"] = "interrupted"
+        has_checkpoint = view.pop("has_checkpoint")
+        view["resumable"] = view["state"] in RESUMABLE_STATES and has_checkpoint  # "resume" can go on with it
         if view["state"] not in ACTIVE_STATES:  # no time left is shown for a run that is over
             view["eta_seconds"] = None
             view["models"] = [dict(m, eta_seconds=None) for m in view["models"]]
@@ -133,7 +136,7 @@ class RunViews:
 def empty_view(state: str = IDLE_STATE, run_id: str | None = None) -> dict:
     """The status shape with nothing in it: no run yet, or a run whose status.json is not written yet."""
     view = {key: None for key in RUN_STATUS_FIELDS if key != "pid"}
-    view.update(state=state, run_id=run_id, models=[], images={})
+    view.update(state=state, run_id=run_id, models=[], images={}, resumable=False)
     return view
 
 
@@ -189,10 +192,19 @@ def settings():
                     "digit_grid": {**digit_grid_layout(), "samples": SAMPLE_COUNT}})
 
 
+def shown_when_idle() -> str | None:
+    """With nothing training here: of the run this server trained last (a resumed run is not the
+    newest) and the newest run (perhaps one that python train.py trains), the one updated last."""
+    candidates = {manager().last_run_id, next(iter(store().run_ids()), None)} - {None}
+    views_ = [(view["updated_at"] or 0, run_id) for run_id in candidates
+              if (view := views().view(run_id, None)) is not None and view["state"] != QUEUED_STATE]
+    return max(views_)[1] if views_ else next(iter(store().run_ids()), None)
+
+
 @bp.get("/training_status")
 def training_status():
     active = manager().active_run_id
-    run_id = active or next(iter(store().run_ids()), None)
+    run_id = active or shown_when_idle()
     view = views().view(run_id, active) if run_id else None
     if view is None and run_id is not None and run_id == active:
         view = empty_view("starting", run_id)  # the worker has created the folder, not yet status.json
@@ -246,9 +258,11 @@ def run_summary(run_id: str, view: dict, config: dict) -> dict:
     """A row of the run table: the run's settings and its results."""
     best = [m["best_test_accuracy"] for m in view["models"] if m.get("best_test_accuracy") is not None]
     end = view["finished_at"] or view["updated_at"]
+    duration = view.get("elapsed_seconds")  # runs written before it was recorded: start to end
+    if duration is None and end and view["started_at"]:
+        duration = round(end - view["started_at"], 1)
     return {
-        "run_id": run_id, "state": view["state"], "started_at": view["started_at"],
-        "duration_seconds": round(end - view["started_at"], 1) if end and view["started_at"] else None,
+        "run_id": run_id, "state": view["state"], "started_at": view["started_at"], "duration_seconds": duration,
         "device": view["device"], "precision": view["precision"],
         "settings": {key: config.get(key) for key in RUN_SETTINGS},
         "models": [{"name": m["name"], "kernels": m["kernels"], "optimizer": m["optimizer"],
@@ -267,8 +281,7 @@ def runs():
     for run_id in store().run_ids():
         view = views().view(run_id, active)
         if view is not None:
-            resumable = view["state"] in RESUMABLE_STATES and store().has_checkpoint(run_id)
-            listing.append({**run_summary(run_id, view, views().config(run_id)), "resumable": resumable,
+            listing.append({**run_summary(run_id, view, views().config(run_id)), "resumable": view["resumable"],
                             **store().meta(run_id)})
     return conditional_json({"runs": listing, "keep_runs": store().keep, "runs_bytes": views().runs_bytes()})
 
@@ -326,18 +339,21 @@ def compact(value):
 def run_metrics(run_id):
     """Metrics rows from row ``since`` on (at most ``limit`` rows looked at), only those of the
     ``kind``s asked for (comma-separated; default all), and the row to ask from next. ``version``
-    changes when the file is replaced (a resume drops the rows of the epoch it trains again):
-    a reader that sees it change reads from row 0 again."""
-    unknown = sorted(set(request.args) - {"since", "limit", "kind"})
+    changes when the file is replaced (a resume drops the rows of the epoch it trains again): a
+    reader that sends the version its ``since`` counts in gets the rows from row 0 if it changed."""
+    unknown = sorted(set(request.args) - {"since", "limit", "kind", "version"})
     if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit, kind)", field=unknown[0])
+        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit, kind, version)", field=unknown[0])
     since = int_arg("since", 0)
+    known_version = int_arg("version", None)
     limit = int_arg("limit", METRICS_PAGE_ROWS, low=1, high=METRICS_PAGE_ROWS)
     kinds = set(request.args.get("kind", ",".join(METRIC_KINDS)).split(","))
     if not kinds <= set(METRIC_KINDS):
         raise BadRequest(f"kind: must be one or more of {', '.join(METRIC_KINDS)}, comma-separated", field="kind")
     require_run(run_id)
     rows, version = views().metrics.read(store().run_dir(run_id))
+    if known_version is not None and known_version != version:
+        since = 0  # the rows the reader counted are gone: it gets the file from the start
     if since > len(rows):
         raise BadRequest(f"since: the run has {len(rows)} metrics rows, so since must be at most that",
                          field="since")
@@ -346,7 +362,7 @@ def run_metrics(run_id):
                              "next": since + len(page), "more": since + len(page) < len(rows), "version": version})
 
 
-def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+def int_arg(name: str, default: int | None, low: int = 0, high: int | None = None) -> int | None:
     text = request.args.get(name)
     if text is None:
         return default

@@ -124,6 +124,7 @@ class RunStatus:
     eta_seconds: float | None = None
     eval_seconds: float | None = None  # wall time spent evaluating so far
     resumes: int = 0  # times the run went on from an epoch-end checkpoint after being cut off
+    elapsed_seconds: float | None = None  # seconds it has trained (the pauses before resumes not counted)
     models: list[ModelStatus] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -517,11 +518,6 @@ class RunStore:
         """Ids of the queued runs, oldest first: the order they start in."""
         return [run_id for run_id in reversed(self.run_ids())
                 if (self.status(run_id) or {}).get("state") == QUEUED_STATE]
-
-    def has_checkpoint(self, run_id: str) -> bool:
-        """Whether any model of the run has an epoch-end checkpoint (what a resume starts from)."""
-        run_dir = self.run_dir(run_id)
-        return run_dir is not None and any((run_dir / checkpoint_name(i, "latest")).is_file() for i in range(MAX_MODELS))
 
     def enqueue(self, run_id: str, config: dict, status: dict) -> None:
         """Make the (new, empty) folder of ``run_id`` a queued run: its settings and a 'queued' status."""

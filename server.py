@@ -22,7 +22,8 @@ from config import (DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, ConfigErro
 from errors import ApiError, BadRequest, Conflict, InsufficientStorage
 from predict import CheckpointCache
 from runstore import ACTIVE_STATES, QUEUED_STATE, RunStore, write_error
-from train import ResumeError, Trainer, check_can_resume, planned_status, select_device
+from checkpoints import ResumeError, check_can_resume
+from train import Trainer, planned_status, select_device
 
 log = logging.getLogger("server")
 
@@ -48,6 +49,7 @@ class TrainingManager:
         # takes the new run for one that a dead process left behind.
         self._active_run_id: str | None = None
         self._closing = False  # shutting down: nothing new starts, the queue waits on disk
+        self.last_run_id: str | None = None  # the run the worker trained last (shown when idle)
 
     @property
     def active_run_id(self) -> str | None:
@@ -56,6 +58,7 @@ class TrainingManager:
     def start(self, body) -> tuple[str, str]:
         """Start a run now, or with ``"queue": true`` put it in line while another trains;
         (run id, 'starting' or 'queued')."""
+        self._let_ending_run_end()
         body = dict(body)
         queue = body.pop("queue", False)
         if not isinstance(queue, bool):
@@ -78,6 +81,7 @@ class TrainingManager:
 
     def resume(self, run_id: str) -> str:
         """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
+        self._let_ending_run_end()
         with self._lock:
             if self._active_run_id:
                 raise Conflict(f"a run is active ({self._active_run_id}); resume this one when it has ended")
@@ -105,6 +109,13 @@ class TrainingManager:
             self.store.delete(run_id)
         log.info("cancelled queued run %s", run_id)
 
+    def _let_ending_run_end(self, timeout: float = 5.0) -> None:
+        """A run whose final status is on disk (the page shows it ended) has only its clean-up
+        left: wait for it (milliseconds), so a Start right after the end is not a 409."""
+        trainer, thread = self._trainer, self._thread
+        if trainer is not None and thread is not None and trainer.ended:
+            thread.join(timeout)
+
     def _writing(self, action):
         """Run ``action``; a full disk or a folder without permission is a 507 that names the path."""
         try:
@@ -115,7 +126,7 @@ class TrainingManager:
     def _launch(self, trainer: Trainer) -> None:
         """Start ``trainer`` on the worker thread (the lock is held). Its config.json and status.json
         are on disk on return, so a 202 is never followed by a 404."""
-        self._active_run_id = trainer.run_id
+        self._active_run_id = self.last_run_id = trainer.run_id
         try:
             self._writing(trainer.prepare)
             thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)

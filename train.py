@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import io
 import logging
 import math
 import os
@@ -26,14 +25,14 @@ from torch import nn
 from config import (DATA_DIR_ENV, DEFAULT_KEEP_RUNS, DEFAULT_KERNELS, DEFAULT_RUNS_DIR, MAX_MODELS, SHARED_KEYS,
                     ConfigError, ModelConfig, TrainConfig, default_data_dir, parse_kernels_text, parse_train_config,
                     public_config)
+from checkpoints import ResumeError, Resumption, save_checkpoints, to_cpu
 from data import MNISTTensors, load_mnist
 from layerstats import LayerProbe
 from model import MNISTNet, describe
 from plots import CurvePoints, EpochImage, RenderClient
 from runstore import (CONFIG_FILE, METRICS_FILE, QUEUED_STATE, RUN_INFO_FILE, STATUS_FILE, STOP_FILE, MetricsWriter,
-                      ModelStatus, RunStatus, RunStore, StatusWriter, atomic_write_bytes, atomic_write_json,
-                      checkpoint_name, confusion_name, image_name, metrics_row, read_json,
-                      read_jsonl, rewrite_jsonl, ACTIVE_STATES, RESUMABLE_STATES, WriteError, pid_alive)
+                      ModelStatus, RunStatus, RunStore, StatusWriter, WriteError, atomic_write_json, confusion_name,
+                      image_name, metrics_row, read_json)
 
 log = logging.getLogger("train")
 
@@ -51,10 +50,6 @@ FORWARD_SHARE = 0.22  # evaluation (batches of 2,000, no grad) per image over a 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a loss that is not finite, say); the message is for the user."""
-
-
-class ResumeError(ValueError):
-    """A run cannot be resumed (no checkpoint to go on from); the message is for the user."""
 
 
 # ---------------------------------------------------------------- hardware set-up
@@ -315,14 +310,18 @@ class ModelRun:
             samples_per_sec=round(self.samples / self.compute_seconds, 1) if self.compute_seconds > 0 else None)
 
 
+def planned_models(config: TrainConfig) -> list[ModelStatus]:
+    """The models of a run as configured, before any is built (queued, or starting)."""
+    return [ModelStatus(name=mc.name, kernels=list(mc.kernels), optimizer=mc.optimizer,
+                        learning_rate=mc.learning_rate, batch_size=mc.batch_size,
+                        parameters=describe(mc.kernels)["total_parameters"], epoch=0, epochs=config.epochs,
+                        batch=0, batches=0) for mc in config.models]
+
+
 def planned_status(config: TrainConfig, run_id: str) -> dict:
     """The status of a run that waits in the queue: its models as configured, nothing trained."""
-    models = [ModelStatus(name=mc.name, kernels=list(mc.kernels), optimizer=mc.optimizer,
-                          learning_rate=mc.learning_rate, batch_size=mc.batch_size,
-                          parameters=describe(mc.kernels)["total_parameters"], epoch=0, epochs=config.epochs,
-                          batch=0, batches=0) for mc in config.models]
     return RunStatus(state=QUEUED_STATE, run_id=run_id, lr_schedule=config.lr_schedule, updated_at=time.time(),
-                     models=models).to_dict()
+                     models=planned_models(config)).to_dict()
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -406,11 +405,11 @@ class Trainer:
         self._status_writer = StatusWriter(self.run_dir / STATUS_FILE)
         self.resume = resume  # go on from the run folder's epoch-end checkpoints
         self.resumes = 0
+        self._resumption: Resumption | None = None
         self._time_zero = self.started_at  # metrics "time" counts from here (moved on a resume: no gap)
         self._restored = (0.0, 0.0)  # compute and evaluation seconds of the sessions before a resume
-        self._resume_points: dict[int, dict] = {}
-        self._kept_rows: list[dict] = []
         self._prepared = False
+        self._planned_models: list[ModelStatus] | None = None  # shown while the models are being built
 
     def prepare(self) -> None:
         """Create the run folder with config.json (a queued run has it already) and run.json, and
@@ -420,7 +419,9 @@ class Trainer:
             return
         self._prepared = True
         if self.resume:  # checked before anything is written: a refused resume changes nothing
-            self._prepare_resume()
+            self._resumption = r = Resumption.prepare(self.run_dir, len(self.config.models))
+            self.started_at, self.resumes = r.started_at or self.started_at, r.resumes
+            self._time_zero = time.time() - r.elapsed
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not (self.run_dir / CONFIG_FILE).exists():
             atomic_write_json(self.run_dir / CONFIG_FILE, self.config.to_dict())
@@ -432,32 +433,10 @@ class Trainer:
         atomic_write_json(self.run_dir / RUN_INFO_FILE, info)
         self.write_status(force=True)
 
-    def _prepare_resume(self) -> None:
-        check_can_resume(self.run_dir)
-        previous = read_json(self.run_dir / STATUS_FILE) or {}
-        self._resume_points = resume_points(self.run_dir, len(self.config.models))
-        self.started_at = previous.get("started_at") or self.started_at
-        self.resumes = (previous.get("resumes") or 0) + 1
-        steps = {i: checkpoint["resume"]["step"] for i, checkpoint in self._resume_points.items()}
-        self._kept_rows = replayed_rows_dropped(self.run_dir, steps)
-        self._time_zero = time.time() - max((r.get("time") or 0.0 for r in self._kept_rows), default=0.0)
-
-    def _restore(self) -> None:
-        """The models as their checkpoints left them; the status as their kept metrics rows say."""
-        for index, checkpoint in self._resume_points.items():
-            self.models[index].restore(checkpoint)
-        # Dropout draws from one global RNG: its state at the checkpoint written last (the loop
-        # steps the model furthest behind, the lower index first on a tie), from where the
-        # uninterrupted run went on.
-        last = max(self._resume_points, key=lambda i: (self.models[i].progress, i))
-        state = self._resume_points[last]["resume"]
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        for row in self._kept_rows:
-            if row.get("model") in range(len(self.models)):
-                self.models[row["model"]].record(row)
-        self._restored = (sum(m.compute_seconds for m in self.models), sum(m.eval_seconds for m in self.models))
+    @property
+    def ended(self) -> bool:
+        """Whether the final status is written (what is left: closing the status writer)."""
+        return self._status_final
 
     def close(self) -> None:
         """Release a trainer that will not run (its preparation failed)."""
@@ -487,7 +466,13 @@ class Trainer:
             started_at=self.started_at,
             updated_at=time.time(), finished_at=self.finished_at, eta_seconds=eta,
             eval_seconds=round(self.eval_seconds + self._restored[1], 3), resumes=self.resumes,
-            models=[m.status(self.config.epochs, eta) for m in self.models]).to_dict()
+            elapsed_seconds=round((self.finished_at or time.time()) - self._time_zero, 1),
+            models=[m.status(self.config.epochs, eta) for m in self.models] or self._planned()).to_dict()
+
+    def _planned(self) -> list[ModelStatus]:
+        if self._planned_models is None:
+            self._planned_models = planned_models(self.config)
+        return self._planned_models
 
     def write_status(self, force: bool = False, final: bool = False) -> None:
         """Submit the status (forced: state changes, epoch ends; those are on disk on return).
@@ -517,12 +502,13 @@ class Trainer:
             self._n_eval = data.val_x.shape[0] + data.test_x.shape[0]
             self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
                            for i, mc in enumerate(self.config.models)]
-            if self._resume_points:
-                self._restore()
+            if self._resumption:
+                self._resumption.apply(self.models, self.device)
+                self._restored = (sum(m.compute_seconds for m in self.models), sum(m.eval_seconds for m in self.models))
             if self.monitor:
                 self.renderer = RenderClient(self.run_dir, [m.name for m in self.models], self.config.epochs)
-                if self._kept_rows:  # the curves so far, for curves.png
-                    self.renderer.send(CurvePoints(self._kept_rows))
+                if self._resumption and self._resumption.kept_rows:  # the curves so far, for curves.png
+                    self.renderer.send(CurvePoints(self._resumption.kept_rows))
             self.state = "running"
             self.write_status(force=True)
             log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs", self.run_id,
@@ -622,7 +608,7 @@ class Trainer:
                                  time=time.time() - self._time_zero)], flush=True)
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
                  self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
-        save_checkpoints(self.run_dir, m, epoch, val, test, best)
+        save_checkpoints(self.run_dir, m, epoch, val.accuracy, test.accuracy, best)
         matrix = save_confusion(self.run_dir, m, epoch, test.predictions, data)
         if self.renderer:
             for image in epoch_images(m, epoch, test.predictions, matrix, data):
@@ -637,85 +623,6 @@ def save_confusion(run_dir: Path, m: ModelRun, epoch: int, predictions: torch.Te
     atomic_write_json(run_dir / confusion_name(m.index),
                       {"model": m.name, "epoch": epoch, "matrix": matrix.tolist(), "errors": wrong})
     return matrix
-
-
-def save_checkpoints(run_dir: Path, m: ModelRun, epoch: int, val: Evaluation, test: Evaluation, best: bool) -> None:
-    """The model after ``epoch`` as its latest checkpoint (with what a resume needs), and as its
-    best one if ``best`` (weights only: the file to download and use)."""
-    checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
-                  "val_accuracy": val.accuracy, "test_accuracy": test.accuracy,
-                  "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
-    atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"),
-                       torch_bytes(dict(checkpoint, resume=m.resume_state())))
-    if best:
-        atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), torch_bytes(checkpoint))
-
-
-def torch_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def to_cpu(obj):
-    """A state dict with every tensor copied to the CPU (a checkpoint loads on any device)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_cpu(v) for v in obj)
-    return obj
-
-
-def check_can_resume(run_dir: Path) -> None:
-    """Raise ResumeError unless the run in ``run_dir`` was cut off: stopped, failed or interrupted
-    (a run left 'running' by a process that is gone was interrupted)."""
-    status = read_json(Path(run_dir) / STATUS_FILE)
-    if status is None or not (Path(run_dir) / CONFIG_FILE).is_file():
-        raise ResumeError(f"{run_dir} is not a run folder (it has no status.json and config.json)")
-    state, pid = status.get("state"), status.get("pid")
-    if state in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
-        raise ResumeError(f"run {status.get('run_id')} is being trained (process {pid})")
-    if state == "finished":
-        raise ResumeError(f"run {status.get('run_id')} finished: there is nothing to resume")
-    if state == QUEUED_STATE:
-        raise ResumeError(f"run {status.get('run_id')} is queued: it starts by itself after the runs before it")
-    if state not in RESUMABLE_STATES + ACTIVE_STATES:
-        raise ResumeError(f"run {status.get('run_id')} is {state!r}: only a stopped, failed or interrupted run "
-                          "can be resumed")
-
-
-def resume_points(run_dir: Path, n_models: int) -> dict[int, dict]:
-    """{model index: its latest epoch-end checkpoint} of a run that is to go on; a model without
-    one starts from the beginning. Raises ResumeError if there is nothing to go on from."""
-    points = {}
-    for index in range(n_models):
-        path = Path(run_dir) / checkpoint_name(index, "latest")
-        if not path.is_file():
-            continue
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file: say which, and why
-            raise ResumeError(f"the checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
-        if "resume" not in checkpoint:
-            raise ResumeError(f"the checkpoint {path} holds only weights (written before runs could be "
-                              "resumed): start the run again instead")
-        points[index] = checkpoint
-    if not points:
-        raise ResumeError("the run has no epoch-end checkpoint to go on from (it was cut off in its first "
-                          "epoch): start it again instead")
-    return points
-
-
-def replayed_rows_dropped(run_dir: Path, steps: dict[int, int]) -> list[dict]:
-    """Cut metrics.jsonl back to the rows of each model up to ``steps[model]`` (its checkpoint):
-    the steps after it are trained again, so the file never holds a step twice. The kept rows."""
-    rows = read_jsonl(run_dir / METRICS_FILE)
-    kept = [r for r in rows if isinstance(r.get("step"), int) and r.get("step") <= steps.get(r.get("model"), 0)]
-    if len(kept) != len(rows):
-        rewrite_jsonl(run_dir / METRICS_FILE, kept)
-    return kept
 
 
 def confusion_matrix(predictions: torch.Tensor, data: MNISTTensors) -> np.ndarray:

@@ -58,7 +58,7 @@ async function submitRuns(queueAll) {
   $("queue").disabled = false;
   $("start").disabled = Boolean(currentStatus && SETTINGS.states.active.includes(currentStatus.state) && viewedRunId === null);
   if (!done.length) return;
-  rememberForm(configs[0]);
+  rememberForm(formAsTyped());
   const queued = done.filter((r) => r.state === SETTINGS.states.queued).length;
   if (queued) announce(`${queued} run${queued === 1 ? "" : "s"} queued${done.length > queued ? ", 1 started" : ""}.`);
   viewedRunId = null;
@@ -87,6 +87,7 @@ function runLine(status, active) {
   if (status.device) meta.push(`device ${status.device}`);
   if (status.precision) meta.push(`precision ${status.precision}`);
   if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
+  if (status.state === SETTINGS.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
   if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
   if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
   return meta.join(" · ");
@@ -116,7 +117,22 @@ function renderStatus(status) {
   announceState(status, previous);
   renderModels(status.models || []);
   renderDownloads(status);
+  renderResume(status);
   renderImages(status);
+}
+
+function renderResume(status) {
+  // A cut-off run shown here says whether it can go on, and how.
+  const cutOff = SETTINGS.states.resumable.includes(status.state);
+  $("resume-line").hidden = !cutOff;
+  if (!cutOff) return;
+  $("resume").hidden = !status.resumable;
+  const busy = history_.runs.find((r) => SETTINGS.states.active.includes(r.state) && r.run_id !== status.run_id);
+  $("resume").disabled = Boolean(busy);
+  $("resume-note").textContent = !status.resumable
+    ? "It ended before its first epoch was complete, so there is no checkpoint to go on from: start it again (\"re-run\" in the run history fills the form with its settings)."
+    : busy ? `A run is training (${busy.run_id}): resume this one when it has ended.`
+      : "It goes on in this same run from its last epoch-end checkpoint; the part of the epoch after that checkpoint is trained again.";
 }
 
 function announceState(status, previous) {
@@ -160,7 +176,7 @@ function renderModels(models) {
     card.style.borderLeftColor = MODEL_COLORS[i];
     const rows = [
       ["Epoch", `${m.epoch} / ${m.epochs}`],
-      ["Batch", `${m.batch} / ${m.batches}`],
+      ["Batch", m.batches ? `${m.batch} / ${m.batches}` : "–"],
       ["Loss", fmt(m.loss, 4)],
       ["Train accuracy", fmt(m.accuracy, 2, " %")],
       ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
@@ -520,6 +536,7 @@ async function init() {
   $("add-model").addEventListener("click", () => addModelRow({}));
   $("train-form").addEventListener("submit", startTraining);
   $("queue").addEventListener("click", () => submitRuns(true));
+  $("resume").addEventListener("click", () => currentStatus && resumeRun(currentStatus.run_id));
   $("stop").addEventListener("click", stopTraining);
   $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; showFormError(""); pollNow(); });
   applySettings(await loadSettings());

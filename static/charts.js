@@ -57,18 +57,16 @@ async function fetchRows(run, kinds, rowsKey, nextKey) {
   let more = !run.gone;
   while (more) {
     let body;
+    const versionKey = `${nextKey}Version`; // the file version the rows so far come from
+    const known = run[versionKey] === undefined ? "" : `&version=${run[versionKey]}`;
     try {
-      body = await getJSON(`/runs/${encodeURIComponent(run.runId)}/metrics?since=${run[nextKey]}&kind=${kinds}`);
+      body = await getJSON(`/runs/${encodeURIComponent(run.runId)}/metrics?since=${run[nextKey]}&kind=${kinds}${known}`);
     } catch (err) {
       if (err.status === 404) { run.gone = true; break; }
       if (err.status === 400 && run[nextKey] > 0) { run[rowsKey] = []; run[nextKey] = 0; changed = true; continue; } // replaced
       throw err;
     }
-    const versionKey = `${nextKey}Version`;
-    if (run[versionKey] !== undefined && body.version !== run[versionKey] && run[nextKey] > 0) {
-      run[versionKey] = body.version; // the file was replaced (a resume dropped the rows it trains again)
-      run[rowsKey] = []; run[nextKey] = 0; changed = true; continue;
-    }
+    if (known && body.version !== run[versionKey]) { run[rowsKey] = []; changed = true; } // replaced (a resume): rows from 0
     run[versionKey] = body.version;
     if (body.rows.length) { run[rowsKey] = run[rowsKey].concat(body.rows); changed = true; }
     run[nextKey] = body.next;

@@ -176,15 +176,12 @@ function rowProblems(tr, label) {
   if (!readKernels(tr).every((k) => isInt(k, LIMITS.kernels)) || [...tr.querySelectorAll(".kernel")].some((i) => i.value === "")) {
     problems.kernels = `${label}: kernels must be whole numbers from ${LIMITS.kernels[0]} to ${LIMITS.kernels[1]}`;
   }
-  const each = (values) => (values.length > 1 ? " (each of the values)" : "");
-  const lrs = listValues(tr.querySelector(".lr").value);
-  if (!lrs.length || !lrs.every((v) => Number.isFinite(Number(v)) && Number(v) > LIMITS.learning_rate[0] && Number(v) <= LIMITS.learning_rate[1])) {
-    problems.lr = `${label}: learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}${each(lrs)}`;
-  }
-  const batches = listValues(tr.querySelector(".batch").value);
-  if (!batches.length || !batches.every((v) => isInt(Number(v), LIMITS.batch_size))) {
-    problems.batch = `${label}: batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}${each(batches)}`;
-  }
+  const lr = (v) => Number(v) > LIMITS.learning_rate[0] && Number(v) <= LIMITS.learning_rate[1];
+  const lrProblem = listProblem(tr.querySelector(".lr").value, lr, `learning rate must be greater than ${LIMITS.learning_rate[0]} and at most ${LIMITS.learning_rate[1]}`);
+  if (lrProblem) problems.lr = `${label}: ${lrProblem}`;
+  const batchProblem = listProblem(tr.querySelector(".batch").value, (v) => isInt(Number(v), LIMITS.batch_size),
+    `batch size must be a whole number from ${LIMITS.batch_size[0]} to ${LIMITS.batch_size[1]}`);
+  if (batchProblem) problems.batch = `${label}: ${batchProblem}`;
   return problems;
 }
 
@@ -230,7 +227,7 @@ function validateForm(focus = true) {
   const invalid = document.querySelector("#train-form [aria-invalid=true]");
   if (invalid && focus) invalid.focus();
   if (!invalid && sweepSize() > MAX_SWEEP_RUNS) {
-    showFormError(`${sweepSize()} runs: a sweep can queue at most ${MAX_SWEEP_RUNS} at a time; use fewer values`);
+    showFormError(tooManyRuns());
     return false;
   }
   return !invalid;
@@ -240,7 +237,21 @@ function validateForm(focus = true) {
 
 function listValues(text) {
   // "0.001, 0.003,0.01" -> ["0.001", "0.003", "0.01"]: one value, or several separated by commas.
-  return text.split(",").map((v) => v.trim()).filter((v) => v !== "");
+  return text.split(",").map((v) => v.trim());
+}
+
+function listProblem(text, valid, rule) {
+  // What is wrong with a field of one value or several separated by commas, in words; "" if nothing.
+  const values = listValues(text);
+  const several = values.length > 1;
+  if (values.length === 1 && values[0] === "") return rule;
+  if (values.includes("")) return "a value is missing: separate several values with single commas, e.g. 0.001, 0.003";
+  for (const v of values) {
+    if (/\s/.test(v)) return `"${v}": separate several values with commas, e.g. 0.001, 0.003`;
+    if (v === "" || !Number.isFinite(Number(v))) return `"${v}" is not a number`;
+    if (!valid(v)) return several ? `${rule}; ${v} is not` : rule;
+  }
+  return "";
 }
 
 function sweepFields() {
@@ -248,7 +259,7 @@ function sweepFields() {
   const fields = [];
   [...$("model-rows").children].forEach((tr, row) => {
     for (const [key, cls] of [["learning_rate", ".lr"], ["batch_size", ".batch"]]) {
-      const values = listValues(tr.querySelector(cls).value);
+      const values = listValues(tr.querySelector(cls).value).filter((v) => v !== "");
       if (values.length > 1) fields.push({ row, key, cls, values });
     }
   });
@@ -272,19 +283,41 @@ function readForms() {
   return configs;
 }
 
+function tooManyRuns() {
+  return `${sweepSize()} runs: a sweep can queue at most ${MAX_SWEEP_RUNS} at a time; use fewer values`;
+}
+
 function renderSweep() {
-  // The buttons say how many runs they make; the hint says which.
+  // The buttons say how many runs they make; the hint says which (or what is wrong first).
   const fields = sweepFields();
   const n = sweepSize();
+  const hint = $("sweep-hint");
   $("start").textContent = n > 1 ? `Start ${n} runs` : "Start Training";
   $("queue").textContent = n > 1 ? `Queue ${n} runs` : "Queue";
+  const rows = [...$("model-rows").children];
+  const bad = rows.flatMap((tr, row) => ["lr", "batch"].filter((k) => tr.querySelector(`.${k}`).value.includes(","))
+    .map((k) => rowProblems(tr, `Model ${row + 1}`)[k])).find(Boolean);
+  const problem = bad || (n > MAX_SWEEP_RUNS ? tooManyRuns() : "");
+  hint.classList.toggle("error", Boolean(problem));
+  hint.classList.toggle("muted", !problem);
+  if (problem) {
+    hint.textContent = problem;
+    return;
+  }
   if (!fields.length) {
-    $("sweep-hint").textContent = "Several learning rates or batch sizes, separated by commas (0.001, 0.003, 0.01), give one run per value: a sweep, queued to run one after another.";
+    hint.textContent = "Several learning rates or batch sizes, separated by commas (0.001, 0.003, 0.01), give one run per value: a sweep, queued to run one after another.";
     return;
   }
   const words = { learning_rate: "learning rate", batch_size: "batch size" };
   const parts = fields.map((f) => `Model ${f.row + 1} ${words[f.key]} ${f.values.join(" / ")}`);
-  $("sweep-hint").textContent = `Sweep of ${n} runs (${parts.join("; ")}): Start starts the first and queues the others, one after another; compare them in the run history.`;
+  hint.textContent = `Sweep of ${n} runs (${parts.join("; ")}): Queue puts them in line to run one after another (Start starts the first at once when nothing trains); compare them in the run history when they are done.`;
+}
+
+function formAsTyped() {
+  // The form's settings with a sweep's values as typed ("0.001, 0.003"), to fill the form again.
+  const config = readForm();
+  for (const f of sweepFields()) config.models[f.row][f.key] = f.values.join(", ");
+  return config;
 }
 
 function readForm() {

@@ -77,7 +77,7 @@ function renderHistory(runs = history_.runs) {
   if (!runs.length) body.append(el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" })));
   for (const run of sortedRuns()) body.append(historyRow(run));
   const queued = runs.filter((r) => r.state === SETTINGS.states.queued).length;
-  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history)` : "";
+  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history): the next starts when the active run ends or is stopped` : "";
   $("compare-selected").disabled = history_.selected.size < 2;
   $("compare-selected").textContent = `Compare selected (${history_.selected.size})`;
   renderComparison();
@@ -106,8 +106,10 @@ function historyRow(run) {
   });
   const actions = el("td", { className: "actions" }, star, open, rerun, note);
   if (run.resumable) {
+    const busy = history_.runs.some((r) => SETTINGS.states.active.includes(r.state));
     const resume = el("button", { type: "button", className: "resume", text: "resume", "aria-label": `resume ${label}`,
-      title: "go on from the last epoch-end checkpoint, in this same run" });
+      title: busy ? "a run is training: resume this one when it has ended" : "go on from the last epoch-end checkpoint, in this same run" });
+    resume.disabled = busy;
     resume.addEventListener("click", () => resumeRun(run.run_id));
     actions.append(resume);
   }
@@ -125,7 +127,7 @@ function historyRow(run) {
   const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), actions);
   for (const column of RUN_COLUMNS) {
     const cell = el("td", { text: column.text(run) });
-    if (column.key === "state") cell.replaceChildren(el("span", { className: `state ${run.state}`, text: run.state }));
+    if (column.key === "state") cell.replaceChildren(el("span", { className: `state ${run.state}`, text: stateText(run) }));
     tr.append(cell);
   }
   if (currentStatus && run.run_id === currentStatus.run_id) tr.className = "current";
@@ -136,6 +138,13 @@ async function changeRun(runId, changes) {
   const result = await send(`/runs/${encodeURIComponent(runId)}/meta`, changes);
   if (!result.ok) showHistoryError(result.data.error || `HTTP ${result.status}`);
   pollNow();
+}
+
+function stateText(run) {
+  // "queued #1" for the run that starts next, and so on (queued runs start oldest first).
+  if (run.state !== SETTINGS.states.queued) return run.state;
+  const line = history_.runs.filter((r) => r.state === SETTINGS.states.queued).map((r) => r.run_id).sort();
+  return `queued #${line.indexOf(run.run_id) + 1}`;
 }
 
 async function runAction(runId, action, said) {

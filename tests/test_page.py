@@ -363,15 +363,23 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     page.fill("#epochs", "1")
     page.locator("#model-rows tr").nth(1).locator(".remove").click()
     page.locator("#model-rows tr").first.locator(".kernel").nth(0).fill("4")
-    page.locator("#model-rows tr").first.locator(".lr").fill("0.001, 0.003,0.01")
+    lr = page.locator("#model-rows tr").first.locator(".lr")
+    for typed, said in [("0.01,,abc", "a value is missing"), ("0.01, abc", '"abc" is not a number'),
+                        ("0.001 0.003, 0.01", "separate several values with commas"),
+                        (", ".join(str(0.001 * (i + 1)) for i in range(20)), "20 runs: a sweep can queue at most 12")]:
+        lr.fill(typed)  # what is wrong shows before anything is pressed
+        expect(page.locator("#sweep-hint")).to_contain_text(said)
+    lr.fill("0.001, 0.003,0.01")
     expect(page.locator("#queue")).to_have_text("Queue 3 runs")
     expect(page.locator("#sweep-hint")).to_contain_text("Sweep of 3 runs (Model 1 learning rate 0.001 / 0.003 / 0.01)")
     page.click("#queue")
-    expect(page.locator("#queue-count")).to_have_text("3 runs queued (see the run history)", timeout=POLL_WAIT_MS)
+    expect(page.locator("#queue-count")).to_contain_text("3 runs queued (see the run history)", timeout=POLL_WAIT_MS)
     queued = sorted(r for r, run in run_states(server).items() if run["state"] == "queued")
     assert [run_states(server)[r]["models"][0]["learning_rate"] for r in queued] == [0.001, 0.003, 0.01]
+    for place, run_id in enumerate(queued):  # the history says which starts next
+        expect(page.locator(f"#runs-rows tr[data-run-id='{run_id}'] .state")).to_have_text(f"queued #{place + 1}")
     page.locator(f"#runs-rows tr[data-run-id='{queued[1]}'] button", has_text="cancel").click()
-    expect(page.locator("#queue-count")).to_have_text("2 runs queued (see the run history)", timeout=POLL_WAIT_MS)
+    expect(page.locator("#queue-count")).to_contain_text("2 runs queued (see the run history)", timeout=POLL_WAIT_MS)
     assert queued[1] not in run_states(server)
     # The busy run, stopped inside epoch 2 (after its first checkpoint), can go on from the page.
     wait_for(lambda: server.request("GET", "/training_status")[1]["models"][0]["epoch"] >= 2, timeout=120,
@@ -381,10 +389,17 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
              interval=0.2, message="the queue to run")
     ends = [server.request("GET", f"/runs/{r}")[1] for r in (queued[0], queued[2])]
     assert ends[0]["finished_at"] <= ends[1]["started_at"]
-    resume = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}'] button.resume")
-    resume.click(timeout=POLL_WAIT_MS)
+    row = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}']")
+    expect(row.locator("button.resume")).to_be_enabled(timeout=POLL_WAIT_MS)
+    row.get_by_role("button", name="open").click()  # the stopped run says in its status that it can go on
+    expect(page.locator("#resume-note")).to_contain_text("goes on in this same run from its last epoch-end checkpoint")
+    page.click("#resume")
     expect(page.locator("#run-meta")).to_contain_text("resumed once", timeout=POLL_WAIT_MS)
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 6)
+    expect(page.locator("#resume-line")).to_be_hidden()
+    page.reload()  # the finished resumed run is still the one shown (not the newer queued runs)
+    expect(page.locator("#run-meta")).to_contain_text(busy["run_id"], timeout=POLL_WAIT_MS)
+    expect(lr).to_have_value("0.001, 0.003, 0.01")  # the sweep as typed comes back
     assert run_states(server)[busy["run_id"]]["resumes"] == 1
     expect(page.locator("#queue-count")).to_have_text("")
     assert own_errors(page) == []

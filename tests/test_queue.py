@@ -3,6 +3,7 @@ restart of the server; a queued run can be cancelled. And resume through the API
 import errno
 import os
 import tempfile
+import time
 
 import pytest
 
@@ -82,6 +83,8 @@ def test_resume_through_the_api(client, app):
     assert status["run_id"] == slow and status["resumes"] == 1 and status["state"] in ("starting", "running")
     after = client.get(f"/runs/{slow}/metrics").get_json()
     assert after["version"] != version  # the replayed rows are gone: a reader starts again from row 0
+    again = client.get(f"/runs/{slow}/metrics?since={len(before)}&version={version}")  # a reader that was there
+    assert again.status_code == 200 and again.get_json()["rows"][0] == after["rows"][0]
     kept = [r for r in before if r in after["rows"]]
     assert len(kept) < len(before) and len(kept) == len(after["rows"][:len(kept)])
     client.post("/stop_training", json={})
@@ -149,3 +152,25 @@ def test_no_space_for_a_new_run_folder_is_a_clear_507(client, app, monkeypatch):
     assert answer.status_code == 507
     assert answer.get_json()["error"].startswith(f"could not write {store.root / 'new'}: No space left on device")
     assert app.extensions["training"].active_run_id is None and store.run_ids() == []
+
+
+def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves_out_the_pause(client, app):
+    options = app.extensions["training"].trainer_options
+
+    def stop_in_epoch_2(trainer, m):
+        if m.index == 0 and m.step == m.batches + 2:
+            trainer.stop_event.set()
+
+    options["on_step"] = stop_in_epoch_2
+    older = start_run(client, dict(QUICK, epochs=3))
+    assert wait_run_end(client)["state"] == "stopped"
+    del options["on_step"]
+    start_run(client, QUICK)
+    assert wait_run_end(client)["state"] == "finished"
+    time.sleep(1.5)  # a pause before the resume, which its duration must not count
+    assert client.post(f"/runs/{older}/resume", json={}).status_code == 202
+    wait_for(lambda: client.get(f"/runs/{older}").get_json()["state"] == "finished", message="the resumed run")
+    status = client.get("/training_status").get_json()
+    assert status["run_id"] == older and status["state"] == "finished"  # not the newer run
+    summary = runs_by_id(client)[older]
+    assert summary["duration_seconds"] < status["finished_at"] - status["started_at"] - 1.0

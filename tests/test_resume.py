@@ -6,6 +6,7 @@ import time
 import pytest
 
 import train
+from checkpoints import ResumeError
 from runstore import METRICS_FILE, read_json, read_jsonl
 from conftest import tiny_config, wait_for
 
@@ -64,11 +65,11 @@ def test_a_failed_run_resumes_and_a_run_without_checkpoint_cannot(tmp_path, tiny
     assert failed["state"] == "failed"
     _, resumed = train_run(tmp_path / "a", tiny_mnist, config, resume=True)
     assert resumed["state"] == "finished" and resumed["error"] is None
-    with pytest.raises(train.ResumeError, match="finished: there is nothing to resume"):
+    with pytest.raises(ResumeError, match="finished: there is nothing to resume"):
         train.Trainer(config, tiny_mnist, tmp_path / "a", resume=True).prepare()
     _, early = train_run(tmp_path / "b", tiny_mnist, config, on_step=stop_at(0, 2))
     assert early["state"] == "stopped"
-    with pytest.raises(train.ResumeError, match="no epoch-end checkpoint"):
+    with pytest.raises(ResumeError, match="no epoch-end checkpoint"):
         train.Trainer(config, tiny_mnist, tmp_path / "b", resume=True).prepare()
     assert read_json(tmp_path / "b" / "status.json")["state"] == "stopped"  # a refused resume changes nothing
 

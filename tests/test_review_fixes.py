@@ -166,14 +166,16 @@ def test_time_left_counts_the_evaluations_still_to_come(tmp_path, tiny_mnist, mo
 # ---------------------------------------------------------------- 6. a failed epoch end keeps its metrics
 
 def test_a_failed_checkpoint_write_keeps_the_epochs_metrics_and_status_agrees(tmp_path, tiny_mnist, monkeypatch):
-    real = train.atomic_write_bytes
+    import checkpoints
+
+    real = checkpoints.atomic_write_bytes
 
     def full_disk(path, data):
         if str(path).endswith(".pt"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data)
 
-    monkeypatch.setattr(train, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(checkpoints, "atomic_write_bytes", full_disk)
     run_dir = tmp_path / "run"
     status = Trainer(tiny_config(), tiny_mnist, run_dir, monitor=False).run()
     assert status["state"] == "failed" and "No space left" in status["error"]

@@ -1,0 +1,133 @@
+"""Epoch-end checkpoints: the weights to download and use, and what a cut-off run needs to go on
+exactly (optimizer, schedule, RNG states, step); checking, loading and applying a resume."""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from runstore import (ACTIVE_STATES, CONFIG_FILE, METRICS_FILE, QUEUED_STATE, RESUMABLE_STATES, STATUS_FILE,
+                      atomic_write_bytes, checkpoint_name, pid_alive, read_json, read_jsonl, rewrite_jsonl)
+
+
+class ResumeError(ValueError):
+    """A run cannot be resumed (no checkpoint to go on from); the message is for the user."""
+
+
+def save_checkpoints(run_dir: Path, m, epoch: int, val_accuracy: float, test_accuracy: float, best: bool) -> None:
+    """Model run ``m`` after ``epoch`` as its latest checkpoint (with what a resume needs), and as
+    its best one if ``best`` (weights only: the file to download and use)."""
+    checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
+                  "val_accuracy": val_accuracy, "test_accuracy": test_accuracy,
+                  "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
+    atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"),
+                       torch_bytes(dict(checkpoint, resume=m.resume_state())))
+    if best:
+        atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), torch_bytes(checkpoint))
+
+
+def torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def to_cpu(obj):
+    """A state dict with every tensor copied to the CPU (a checkpoint loads on any device)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+def check_can_resume(run_dir: Path) -> None:
+    """Raise ResumeError unless the run in ``run_dir`` was cut off: stopped, failed or interrupted
+    (a run left 'running' by a process that is gone was interrupted)."""
+    status = read_json(Path(run_dir) / STATUS_FILE)
+    if status is None or not (Path(run_dir) / CONFIG_FILE).is_file():
+        raise ResumeError(f"{run_dir} is not a run folder (it has no status.json and config.json)")
+    state, pid = status.get("state"), status.get("pid")
+    if state in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
+        raise ResumeError(f"run {status.get('run_id')} is being trained (process {pid})")
+    if state == "finished":
+        raise ResumeError(f"run {status.get('run_id')} finished: there is nothing to resume")
+    if state == QUEUED_STATE:
+        raise ResumeError(f"run {status.get('run_id')} is queued: it starts by itself after the runs before it")
+    if state not in RESUMABLE_STATES + ACTIVE_STATES:
+        raise ResumeError(f"run {status.get('run_id')} is {state!r}: only a stopped, failed or interrupted run "
+                          "can be resumed")
+
+
+def resume_points(run_dir: Path, n_models: int) -> dict[int, dict]:
+    """{model index: its latest epoch-end checkpoint} of a run that is to go on; a model without
+    one starts from the beginning. Raises ResumeError if there is nothing to go on from."""
+    points = {}
+    for index in range(n_models):
+        path = Path(run_dir) / checkpoint_name(index, "latest")
+        if not path.is_file():
+            continue
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file: say which, and why
+            raise ResumeError(f"the checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+        if "resume" not in checkpoint:
+            raise ResumeError(f"the checkpoint {path} holds only weights (written before runs could be "
+                              "resumed): start the run again instead")
+        points[index] = checkpoint
+    if not points:
+        raise ResumeError("the run has no epoch-end checkpoint to go on from (it was cut off in its first "
+                          "epoch): start it again instead")
+    return points
+
+
+def replayed_rows_dropped(run_dir: Path, steps: dict[int, int]) -> list[dict]:
+    """Cut metrics.jsonl back to the rows of each model up to ``steps[model]`` (its checkpoint):
+    the steps after it are trained again, so the file never holds a step twice. The kept rows."""
+    rows = read_jsonl(run_dir / METRICS_FILE)
+    kept = [r for r in rows if isinstance(r.get("step"), int) and r.get("step") <= steps.get(r.get("model"), 0)]
+    if len(kept) != len(rows):
+        rewrite_jsonl(run_dir / METRICS_FILE, kept)
+    return kept
+
+
+@dataclass
+class Resumption:
+    """A run going on: the checkpoints it starts from, the metrics rows it keeps, its clock."""
+    points: dict[int, dict]  # model index -> its latest checkpoint
+    kept_rows: list[dict]  # metrics rows up to each model's checkpoint
+    started_at: float | None  # when the run first started
+    resumes: int  # this resume included
+    elapsed: float  # seconds of the run's metrics clock so far (its "time" goes on from here)
+
+    @classmethod
+    def prepare(cls, run_dir: Path, n_models: int) -> "Resumption":
+        """Check that the run can go on, load its checkpoints, and cut metrics.jsonl back to them
+        (nothing is written if it cannot go on)."""
+        check_can_resume(run_dir)
+        previous = read_json(Path(run_dir) / STATUS_FILE) or {}
+        points = resume_points(run_dir, n_models)
+        kept = replayed_rows_dropped(Path(run_dir), {i: c["resume"]["step"] for i, c in points.items()})
+        return cls(points, kept, previous.get("started_at"), (previous.get("resumes") or 0) + 1,
+                   max((r.get("time") or 0.0 for r in kept), default=0.0))
+
+    def apply(self, models: list, device: torch.device) -> None:
+        """The model runs as their checkpoints left them, their status figures from the kept rows.
+        Dropout draws from one global RNG: its state at the checkpoint written last (the loop
+        steps the model furthest behind, the lower index first on a tie), from where the
+        uninterrupted run went on."""
+        for index, checkpoint in self.points.items():
+            models[index].restore(checkpoint)
+        last = max(self.points, key=lambda i: (models[i].progress, i))
+        state = self.points[last]["resume"]
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        for row in self.kept_rows:
+            if row.get("model") in range(len(models)):
+                models[row["model"]].record(row)
