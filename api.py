@@ -305,6 +305,7 @@ def run_meta(run_id):
 def delete_run(run_id):
     """Delete a run and all its files; never the active one."""
     require_run(run_id)
+    manager().settle()
     if run_id == manager().active_run_id or store().trained_elsewhere(run_id):
         raise Conflict(f"run {run_id} is training: stop it before deleting it")
     if (store().status(run_id) or {}).get("state") == QUEUED_STATE:
@@ -345,13 +346,14 @@ def run_metrics(run_id):
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit, kind, version)", field=unknown[0])
     since = int_arg("since", 0)
-    known_version = int_arg("version", None)
+    known_version = request.args.get("version")  # as the last answer gave it
     limit = int_arg("limit", METRICS_PAGE_ROWS, low=1, high=METRICS_PAGE_ROWS)
     kinds = set(request.args.get("kind", ",".join(METRIC_KINDS)).split(","))
     if not kinds <= set(METRIC_KINDS):
         raise BadRequest(f"kind: must be one or more of {', '.join(METRIC_KINDS)}, comma-separated", field="kind")
     require_run(run_id)
-    rows, version = views().metrics.read(store().run_dir(run_id))
+    rows, inode = views().metrics.read(store().run_dir(run_id))
+    version = str(inode)  # text: an inode can be beyond the integers a browser's numbers hold exactly
     if known_version is not None and known_version != version:
         since = 0  # the rows the reader counted are gone: it gets the file from the start
     if since > len(rows):
@@ -362,7 +364,7 @@ def run_metrics(run_id):
                              "next": since + len(page), "more": since + len(page) < len(rows), "version": version})
 
 
-def int_arg(name: str, default: int | None, low: int = 0, high: int | None = None) -> int | None:
+def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> int:
     text = request.args.get(name)
     if text is None:
         return default

@@ -17,14 +17,15 @@ class ResumeError(ValueError):
     """A run cannot be resumed (no checkpoint to go on from); the message is for the user."""
 
 
-def save_checkpoints(run_dir: Path, m, epoch: int, val_accuracy: float, test_accuracy: float, best: bool) -> None:
+def save_checkpoints(run_dir: Path, m, epoch: int, val_accuracy: float, test_accuracy: float, best: bool,
+                     run_steps: int) -> None:
     """Model run ``m`` after ``epoch`` as its latest checkpoint (with what a resume needs), and as
     its best one if ``best`` (weights only: the file to download and use)."""
     checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
                   "val_accuracy": val_accuracy, "test_accuracy": test_accuracy,
                   "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
     atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"),
-                       torch_bytes(dict(checkpoint, resume=m.resume_state())))
+                       torch_bytes(dict(checkpoint, resume=m.resume_state(run_steps))))
     if best:
         atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), torch_bytes(checkpoint))
 
@@ -88,11 +89,11 @@ def resume_points(run_dir: Path, n_models: int) -> dict[int, dict]:
 
 def replayed_rows_dropped(run_dir: Path, steps: dict[int, int]) -> list[dict]:
     """Cut metrics.jsonl back to the rows of each model up to ``steps[model]`` (its checkpoint):
-    the steps after it are trained again, so the file never holds a step twice. The kept rows."""
+    the steps after it are trained again, so the file never holds a step twice. Always rewritten,
+    so a line torn by a crash is not glued to the first new one. The kept rows."""
     rows = read_jsonl(run_dir / METRICS_FILE)
     kept = [r for r in rows if isinstance(r.get("step"), int) and r.get("step") <= steps.get(r.get("model"), 0)]
-    if len(kept) != len(rows):
-        rewrite_jsonl(run_dir / METRICS_FILE, kept)
+    rewrite_jsonl(run_dir / METRICS_FILE, kept)
     return kept
 
 
@@ -104,6 +105,7 @@ class Resumption:
     started_at: float | None  # when the run first started
     resumes: int  # this resume included
     elapsed: float  # seconds of the run's metrics clock so far (its "time" goes on from here)
+    models: list[dict]  # the models as the status last showed them (shown while they are rebuilt)
 
     @classmethod
     def prepare(cls, run_dir: Path, n_models: int) -> "Resumption":
@@ -114,16 +116,17 @@ class Resumption:
         points = resume_points(run_dir, n_models)
         kept = replayed_rows_dropped(Path(run_dir), {i: c["resume"]["step"] for i, c in points.items()})
         return cls(points, kept, previous.get("started_at"), (previous.get("resumes") or 0) + 1,
-                   max((r.get("time") or 0.0 for r in kept), default=0.0))
+                   max((r.get("time") or 0.0 for r in kept), default=0.0), previous.get("models") or [])
 
     def apply(self, models: list, device: torch.device) -> None:
         """The model runs as their checkpoints left them, their status figures from the kept rows.
-        Dropout draws from one global RNG: its state at the checkpoint written last (the loop
-        steps the model furthest behind, the lower index first on a tie), from where the
-        uninterrupted run went on."""
+        Dropout draws from one global RNG: its state at the checkpoint written last, from where
+        the uninterrupted run went on. Exact when every model's checkpoint is from the same epoch
+        end (the models reach it within a few batches of each other); a model one epoch behind
+        (cut off between two models' epoch ends) draws other dropout masks than it would have."""
         for index, checkpoint in self.points.items():
             models[index].restore(checkpoint)
-        last = max(self.points, key=lambda i: (models[i].progress, i))
+        last = max(self.points, key=lambda i: self.points[i]["resume"]["run_steps"])
         state = self.points[last]["resume"]
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"] is not None and device.type == "cuda":

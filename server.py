@@ -55,24 +55,34 @@ class TrainingManager:
     def active_run_id(self) -> str | None:
         return self._active_run_id
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     def start(self, body) -> tuple[str, str]:
         """Start a run now, or with ``"queue": true`` put it in line while another trains;
         (run id, 'starting' or 'queued')."""
-        self._let_ending_run_end()
+        self.settle()
         body = dict(body)
         queue = body.pop("queue", False)
         if not isinstance(queue, bool):
             raise BadRequest("queue: must be true or false", field="queue")
         config = parse_train_config(body)
         select_device(config.device)  # an unavailable device is refused before anything starts
+        self.start_next()  # a queue left waiting by a failure goes on first
         with self._lock:
-            busy = self._active_run_id or self.store.queued()
+            self._refuse_while_closing()
+            busy = bool(self._active_run_id or self.store.queued())
             if busy and not queue:
                 raise Conflict(f"a run is already active ({self._active_run_id}); stop it first, or queue this one"
                                if self._active_run_id else "runs are queued: queue this one after them")
             run_id, run_dir = self._writing(self.store.create)
             if busy:
-                self._writing(lambda: self.store.enqueue(run_id, config.to_dict(), planned_status(config, run_id)))
+                try:
+                    self._writing(lambda: self.store.enqueue(run_id, config.to_dict(), planned_status(config, run_id)))
+                except InsufficientStorage:
+                    self.store.delete(run_id)  # no empty folder left behind
+                    raise
                 log.info("queued run %s", run_id)
                 return run_id, QUEUED_STATE
             self._launch(Trainer(config, self.data_dir, run_dir, **self.trainer_options))
@@ -81,8 +91,9 @@ class TrainingManager:
 
     def resume(self, run_id: str) -> str:
         """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
-        self._let_ending_run_end()
+        self.settle()
         with self._lock:
+            self._refuse_while_closing()
             if self._active_run_id:
                 raise Conflict(f"a run is active ({self._active_run_id}); resume this one when it has ended")
             if self.store.trained_elsewhere(run_id):
@@ -104,14 +115,19 @@ class TrainingManager:
         with self._lock:
             state = (self.store.status(run_id) or {}).get("state")
             if state != QUEUED_STATE:
-                raise Conflict(f"run {run_id} is {state}, not queued: only a queued run can be cancelled"
-                               + (" (stop it instead)" if state in ACTIVE_STATES else ""))
+                raise Conflict(f"run {run_id} is {state or 'not started yet'}, not queued: only a queued run "
+                               "can be cancelled" + (" (stop it instead)" if state in ACTIVE_STATES else ""))
             self.store.delete(run_id)
         log.info("cancelled queued run %s", run_id)
 
-    def _let_ending_run_end(self, timeout: float = 5.0) -> None:
+    def _refuse_while_closing(self) -> None:
+        if self._closing:
+            raise Conflict("the server is shutting down: start or resume the run when it is back")
+
+    def settle(self, timeout: float = 5.0) -> None:
         """A run whose final status is on disk (the page shows it ended) has only its clean-up
-        left: wait for it (milliseconds), so a Start right after the end is not a 409."""
+        left (a stopped run: its last curves, about a second): wait for it, so that a Start, a
+        Stop or a Delete right after the end sees no active run."""
         trainer, thread = self._trainer, self._thread
         if trainer is not None and thread is not None and trainer.ended:
             thread.join(timeout)
@@ -162,15 +178,19 @@ class TrainingManager:
     def _work(self, trainer: Trainer) -> None:
         try:
             trainer.run()
+            try:  # while the run still counts as active, so nothing starts in a folder being removed
+                self.store.cleanup(protect={trainer.run_id})
+            except OSError:
+                log.exception("clean-up of old runs failed")
         finally:
             with self._lock:
                 self._active_run_id = None
-            self.store.cleanup(protect={trainer.run_id})
             self.start_next()
 
     def stop(self) -> str:
         """Stop this server's run within one batch, else ask a run that another process trains
         (python train.py into the same runs folder) to stop, through its stop file."""
+        self.settle()
         with self._lock:
             run_id = self._active_run_id
             if run_id:
@@ -249,6 +269,8 @@ def stop_gracefully(manager: TrainingManager) -> None:
     """On SIGTERM or Ctrl-C: stop the active run at its next batch (it ends 'stopped', resumable
     from its last epoch-end checkpoint; queued runs stay queued), then leave the server loop."""
     def handler(signum, frame):
+        if manager.closing:  # a second Ctrl-C: no more waiting
+            raise SystemExit(1)
         log.info("%s: stopping the active run, then exiting", signal.Signals(signum).name)
         if not manager.shutdown(SHUTDOWN_WAIT):
             log.warning("the run did not stop within %.0f s; exiting anyway (it will show as interrupted)",

@@ -265,10 +265,11 @@ class ModelRun:
         self.samples += y.shape[0]
         self.step += 1
 
-    def resume_state(self) -> dict:
+    def resume_state(self, run_steps: int) -> dict:
         """What continues this model exactly from now (an epoch end): optimizer, schedule, the
-        data-order generator, the global RNG (dropout), step and counters; tensors on the CPU."""
-        return {"step": self.step, "samples": self.samples, "compute_seconds": self.compute_seconds,
+        data-order generator, the global RNG (dropout), step and counters; tensors on the CPU.
+        ``run_steps``: the steps of all models so far, which orders the checkpoints in time."""
+        return {"step": self.step, "run_steps": run_steps, "samples": self.samples, "compute_seconds": self.compute_seconds,
                 "eval_seconds": self.eval_seconds, "evals": self.evals, "best_val": self.best_val,
                 "best_epoch": self.best_epoch, "optimizer": to_cpu(self.optimizer.state_dict()),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -469,9 +470,10 @@ class Trainer:
             elapsed_seconds=round((self.finished_at or time.time()) - self._time_zero, 1),
             models=[m.status(self.config.epochs, eta) for m in self.models] or self._planned()).to_dict()
 
-    def _planned(self) -> list[ModelStatus]:
+    def _planned(self) -> list:
+        """The models shown before they are built: as configured, or as a resumed run left them."""
         if self._planned_models is None:
-            self._planned_models = planned_models(self.config)
+            self._planned_models = (self._resumption and self._resumption.models) or planned_models(self.config)
         return self._planned_models
 
     def write_status(self, force: bool = False, final: bool = False) -> None:
@@ -526,10 +528,15 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            if self.renderer:
+            # A finished run shows 'finished' once its last pictures are drawn; a stopped one at
+            # once (a server shutting down waits a few seconds at most, not for the renderer).
+            stopped = self.state == "stopped"
+            if self.renderer and not stopped:
                 self.renderer.close()
             self.finished_at = time.time()
             self.write_status(force=True, final=True)
+            if self.renderer and stopped:
+                self.renderer.close()
             self._status_writer.close()
         log.info("run %s %s", self.run_id, self.state)
         return self.status()
@@ -608,7 +615,8 @@ class Trainer:
                                  time=time.time() - self._time_zero)], flush=True)
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
                  self.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
-        save_checkpoints(self.run_dir, m, epoch, val.accuracy, test.accuracy, best)
+        save_checkpoints(self.run_dir, m, epoch, val.accuracy, test.accuracy, best,
+                         run_steps=sum(model.step for model in self.models))
         matrix = save_confusion(self.run_dir, m, epoch, test.predictions, data)
         if self.renderer:
             for image in epoch_images(m, epoch, test.predictions, matrix, data):
@@ -710,6 +718,7 @@ def stop_on_signals(trainer: "Trainer") -> None:
         log.info("%s: stopping at the next batch; go on later with: python train.py --resume %s",
                  signal.Signals(signum).name, trainer.run_dir)
         trainer.stop_event.set()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends the process at once
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

@@ -121,11 +121,20 @@ function renderStatus(status) {
   renderImages(status);
 }
 
+let resumeError = null; // {runId, message}: why the last "Resume this run" was refused, said beside it
+
 function renderResume(status) {
   // A cut-off run shown here says whether it can go on, and how.
   const cutOff = SETTINGS.states.resumable.includes(status.state);
   $("resume-line").hidden = !cutOff;
-  if (!cutOff) return;
+  if (!cutOff) {
+    if (resumeError && resumeError.runId === status.run_id) resumeError = null; // it went on
+    return;
+  }
+  if (resumeError && resumeError.runId === status.run_id) {
+    $("resume-note").textContent = resumeError.message;
+    return;
+  }
   $("resume").hidden = !status.resumable;
   const busy = history_.runs.find((r) => SETTINGS.states.active.includes(r.state) && r.run_id !== status.run_id);
   $("resume").disabled = Boolean(busy);
@@ -536,7 +545,10 @@ async function init() {
   $("add-model").addEventListener("click", () => addModelRow({}));
   $("train-form").addEventListener("submit", startTraining);
   $("queue").addEventListener("click", () => submitRuns(true));
-  $("resume").addEventListener("click", () => currentStatus && resumeRun(currentStatus.run_id));
+  $("resume").addEventListener("click", () => {
+    const runId = currentStatus && currentStatus.run_id;
+    if (runId) resumeRun(runId, (message) => { resumeError = message ? { runId, message } : null; if (currentStatus) renderResume(currentStatus); });
+  });
   $("stop").addEventListener("click", stopTraining);
   $("back-live").addEventListener("click", () => { viewedRunId = null; lastStatusText = ""; showFormError(""); pollNow(); });
   applySettings(await loadSettings());

@@ -58,7 +58,7 @@ async function fetchRows(run, kinds, rowsKey, nextKey) {
   while (more) {
     let body;
     const versionKey = `${nextKey}Version`; // the file version the rows so far come from
-    const known = run[versionKey] === undefined ? "" : `&version=${run[versionKey]}`;
+    const known = run[versionKey] === undefined ? "" : `&version=${encodeURIComponent(run[versionKey])}`;
     try {
       body = await getJSON(`/runs/${encodeURIComponent(run.runId)}/metrics?since=${run[nextKey]}&kind=${kinds}${known}`);
     } catch (err) {

@@ -147,17 +147,17 @@ function stateText(run) {
   return `queued #${line.indexOf(run.run_id) + 1}`;
 }
 
-async function runAction(runId, action, said) {
-  // POST /runs/<id>/<action> (resume, cancel); the answer's error, if any, shown by the table.
+async function runAction(runId, action, said, showError = showHistoryError) {
+  // POST /runs/<id>/<action> (resume, cancel); the answer's error, if any, shown by ``showError``.
   const result = await send(`/runs/${encodeURIComponent(runId)}/${action}`, {});
-  showHistoryError(result.ok ? "" : result.data.error || `HTTP ${result.status}`);
+  showError(result.ok ? "" : result.data.error || `HTTP ${result.status}`);
   if (result.ok) announce(said);
   pollNow();
   return result.ok;
 }
 
-async function resumeRun(runId) {
-  if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`)) {
+async function resumeRun(runId, showError = showHistoryError) {
+  if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`, showError)) {
     viewedRunId = null; // follow it live
     $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
   }

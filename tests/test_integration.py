@@ -10,10 +10,7 @@ def real_client(tmp_path, mnist_dir):
 
     app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_dir)})
     yield app.test_client()
-    manager = app.extensions["training"]
-    if manager.active_run_id:
-        manager.stop()
-    manager.wait(120)
+    app.extensions["training"].shutdown(120)
 
 
 def test_quick_run_on_real_mnist_learns_both_models(real_client):

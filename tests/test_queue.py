@@ -56,6 +56,8 @@ def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
     first = start_run(client, SLOW)
     queued = [queue_run(client, QUICK) for _ in range(2)]
     assert app.extensions["training"].shutdown(30)  # as on SIGTERM: the active run stops, the queue waits
+    refused = client.post("/start_training", json=QUICK)
+    assert refused.status_code == 409 and "shutting down" in refused.get_json()["error"]
     assert runs_by_id(client)[first]["state"] == "stopped"
     assert [runs_by_id(client)[q]["state"] for q in queued] == ["queued", "queued"]
     restarted = create_app(options).test_client()
@@ -174,3 +176,15 @@ def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves
     assert status["run_id"] == older and status["state"] == "finished"  # not the newer run
     summary = runs_by_id(client)[older]
     assert summary["duration_seconds"] < status["finished_at"] - status["started_at"] - 1.0
+
+
+def test_a_queue_left_waiting_goes_on_at_the_next_start(client, app):
+    from config import parse_train_config
+    from train import planned_status
+
+    store = app.extensions["runs"]
+    run_id, _ = store.create()  # queued behind the server's back: nothing would start it
+    store.enqueue(run_id, parse_train_config(QUICK).to_dict(), planned_status(parse_train_config(QUICK), run_id))
+    answer = client.post("/start_training", json=QUICK)
+    assert answer.status_code == 409 and run_id in answer.get_json()["error"]  # the queued run went first
+    assert wait_run_end(client)["run_id"] == run_id

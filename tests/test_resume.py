@@ -1,5 +1,6 @@
 """Resume: a run cut off (stopped, failed, killed) goes on from its last epoch-end checkpoints,
 with its metrics continuous and its result the one an uninterrupted run gets."""
+import json
 import signal
 import time
 
@@ -29,9 +30,10 @@ def steps_and_epochs(rows, model):
     return train_steps, evals
 
 
-@pytest.mark.parametrize("models", [1, 2])
-def test_a_run_stopped_in_epoch_2_resumes_to_the_uninterrupted_result(tmp_path, tiny_mnist, models):
-    config = tiny_config(epochs=3, models=tiny_config().to_dict()["models"][:models])
+@pytest.mark.parametrize("batch_sizes", [(64,), (64, 32), (32, 64)])  # which model ends an epoch last differs
+def test_a_run_stopped_in_epoch_2_resumes_to_the_uninterrupted_result(tmp_path, tiny_mnist, batch_sizes):
+    models = len(batch_sizes)
+    config = tiny_config(epochs=3, models=[{"kernels": [4, 8, 8, 8], "batch_size": b} for b in batch_sizes])
     _, whole = train_run(tmp_path / "whole", tiny_mnist, config)
     batches = whole["models"][0]["batches"]
     _, cut = train_run(tmp_path / "cut", tiny_mnist, config, on_step=stop_at(0, batches + batches // 2))
@@ -63,8 +65,14 @@ def test_a_failed_run_resumes_and_a_run_without_checkpoint_cannot(tmp_path, tiny
 
     _, failed = train_run(tmp_path / "a", tiny_mnist, config, on_step=explode_in_epoch_2)
     assert failed["state"] == "failed"
+    with open(tmp_path / "a" / METRICS_FILE, "ab") as f:
+        f.write(b'{"kind":"train","mod')  # a line cut off by a crash: not glued to the first new one
     _, resumed = train_run(tmp_path / "a", tiny_mnist, config, resume=True)
     assert resumed["state"] == "finished" and resumed["error"] is None
+    lines = (tmp_path / "a" / METRICS_FILE).read_bytes().splitlines()
+    assert all(json.loads(line) for line in lines)  # every line whole
+    steps, evals = steps_and_epochs(read_jsonl(tmp_path / "a" / METRICS_FILE), 0)
+    assert evals == [1, 2] and steps == sorted(set(steps)) and steps[-1] == 2 * resumed["models"][0]["batches"]
     with pytest.raises(ResumeError, match="finished: there is nothing to resume"):
         train.Trainer(config, tiny_mnist, tmp_path / "a", resume=True).prepare()
     _, early = train_run(tmp_path / "b", tiny_mnist, config, on_step=stop_at(0, 2))
