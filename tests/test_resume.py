@@ -84,8 +84,8 @@ def test_a_failed_run_resumes_and_a_run_without_checkpoint_cannot(tmp_path, tiny
 
 # ---------------------------------------------------------------- cut off for real, on MNIST
 
-# Two small models: an epoch takes about 4 s here (3 s of training, long enough to be caught in it).
-REAL_RUN = {"epochs": 3, "train_samples": 12000, "seed": 0,
+# Two small models: an epoch takes about 3 s here (2 s of training, long enough to be caught in it).
+REAL_RUN = {"epochs": 3, "train_samples": 8000, "seed": 0,
             "models": [{"kernels": [8, 16, 16, 16]}, {"kernels": [4, 8, 8, 8]}]}
 
 
