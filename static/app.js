@@ -56,7 +56,7 @@ async function submitRuns(queueAll) {
     done.push(result.data);
   }
   $("queue").disabled = false;
-  $("start").disabled = Boolean(currentStatus && SETTINGS.states.active.includes(currentStatus.state) && viewedRunId === null);
+  if (currentStatus) renderButtons(currentStatus); else $("start").disabled = false;
   if (!done.length) return;
   rememberForm(formAsTyped());
   const queued = done.filter((r) => r.state === SETTINGS.states.queued).length;
@@ -109,9 +109,7 @@ function renderStatus(status) {
   $("run-error").textContent = status.error || "";
   $("run-error").hidden = !status.error;
   $("viewing").hidden = live;
-  $("start").disabled = active && live;
-  $("start").title = active && live ? "a run is training: Queue puts this one in line after it" : "";
-  $("stop").disabled = !(active && status.state !== "stopping");
+  renderButtons(status);
   if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
   document.title = live && active ? `${Math.floor(runProgress(status))} % · ${TITLE}` : live && status.run_id ? `${status.state} · ${TITLE}` : TITLE;
   announceState(status, previous);
@@ -122,6 +120,21 @@ function renderStatus(status) {
 }
 
 let resumeError = null; // {runId, message}: why the last "Resume this run" was refused, said beside it
+
+function liveRunState(status) {
+  // The state of the run that trains now, or null: the shown status says it when it is the live
+  // one; while a run from the history is shown, the run table does (it is fetched at every poll).
+  if (viewedRunId === null) return SETTINGS.states.active.includes(status.state) ? status.state : null;
+  const run = history_.runs.find((r) => SETTINGS.states.active.includes(r.state));
+  return run ? run.state : null;
+}
+
+function renderButtons(status) {
+  const state = liveRunState(status);
+  $("start").disabled = Boolean(state);
+  $("start").title = state ? "a run is training: Queue puts this one in line after it" : "";
+  $("stop").disabled = !state || state === "stopping";
+}
 
 function renderResume(status) {
   // A cut-off run shown here says whether it can go on, and how.
@@ -332,6 +345,10 @@ async function fetchRuns() {
     + (body.keep_runs > 0 ? `Only the newest ${body.keep_runs} are kept (server option --keep-runs): older ones are removed after each run, starred ones never.`
       : "Every run is kept until you delete it.");
   renderHistory(body.runs);
+  if (currentStatus) { // what the buttons offer depends on the other runs too
+    renderButtons(currentStatus);
+    renderResume(currentStatus);
+  }
 }
 
 function refreshCurveRuns() {

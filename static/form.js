@@ -246,10 +246,11 @@ function listProblem(text, valid, rule) {
   const several = values.length > 1;
   if (values.length === 1 && values[0] === "") return rule;
   if (values.includes("")) return "a value is missing: separate several values with single commas, e.g. 0.001, 0.003";
-  for (const v of values) {
+  for (const [i, v] of values.entries()) {
     if (/\s/.test(v)) return `"${v}": separate several values with commas, e.g. 0.001, 0.003`;
     if (v === "" || !Number.isFinite(Number(v))) return `"${v}" is not a number`;
     if (!valid(v)) return several ? `${rule}; ${v} is not` : rule;
+    if (values.slice(0, i).some((w) => Number(w) === Number(v))) return `${v} is there twice: each value makes one run`;
   }
   return "";
 }
@@ -295,13 +296,16 @@ function renderSweep() {
   $("start").textContent = n > 1 ? `Start ${n} runs` : "Start Training";
   $("queue").textContent = n > 1 ? `Queue ${n} runs` : "Queue";
   const rows = [...$("model-rows").children];
-  const bad = rows.flatMap((tr, row) => ["lr", "batch"].filter((k) => tr.querySelector(`.${k}`).value.includes(","))
+  const looksLikeSweep = (text) => /,|\S\s+\S/.test(text.trim()); // commas, or values separated by spaces
+  const bad = rows.flatMap((tr, row) => ["lr", "batch"].filter((k) => looksLikeSweep(tr.querySelector(`.${k}`).value))
     .map((k) => rowProblems(tr, `Model ${row + 1}`)[k])).find(Boolean);
   const problem = bad || (n > MAX_SWEEP_RUNS ? tooManyRuns() : "");
   hint.classList.toggle("error", Boolean(problem));
   hint.classList.toggle("muted", !problem);
-  if (problem) {
+  if (problem) { // the buttons promise no count until the values are right
     hint.textContent = problem;
+    $("start").textContent = "Start Training";
+    $("queue").textContent = "Queue";
     return;
   }
   if (!fields.length) {

@@ -366,9 +366,11 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     lr = page.locator("#model-rows tr").first.locator(".lr")
     for typed, said in [("0.01,,abc", "a value is missing"), ("0.01, abc", '"abc" is not a number'),
                         ("0.001 0.003, 0.01", "separate several values with commas"),
+                        ("0.001 0.003", "separate several values with commas"), ("0.001,0.001", "0.001 is there twice"),
                         (", ".join(str(0.001 * (i + 1)) for i in range(20)), "20 runs: a sweep can queue at most 12")]:
-        lr.fill(typed)  # what is wrong shows before anything is pressed
+        lr.fill(typed)  # what is wrong shows before anything is pressed, and the buttons promise no count
         expect(page.locator("#sweep-hint")).to_contain_text(said)
+        expect(page.locator("#queue")).to_have_text("Queue")
     lr.fill("0.001, 0.003,0.01")
     expect(page.locator("#queue")).to_have_text("Queue 3 runs")
     expect(page.locator("#sweep-hint")).to_contain_text("Sweep of 3 runs (Model 1 learning rate 0.001 / 0.003 / 0.01)")
@@ -381,6 +383,12 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     page.locator(f"#runs-rows tr[data-run-id='{queued[1]}'] button", has_text="cancel").click()
     expect(page.locator("#queue-count")).to_contain_text("2 runs queued (see the run history)", timeout=POLL_WAIT_MS)
     assert queued[1] not in run_states(server)
+    page.locator(f"#runs-rows tr[data-run-id='{queued[0]}']").get_by_role("button", name="open").click()
+    expect(page.locator("#stop")).to_be_enabled()  # viewing another run: Stop still stops the one that trains
+    expect(page.locator("#start")).to_be_disabled()
+    page.click("#back-live")
+    code, last = server.request("POST", "/start_training", dict(TINY_RUN, epochs=50, batch_size=4, queue=True))
+    assert code == 202 and last["state"] == "queued"  # a long run after the sweep, to be stopped later
     # The busy run, stopped inside epoch 2 (after its first checkpoint), can go on from the page.
     wait_for(lambda: server.request("GET", "/training_status")[1]["models"][0]["epoch"] >= 2, timeout=120,
              interval=0.1, message="epoch 2 of the busy run")
@@ -390,8 +398,12 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     ends = [server.request("GET", f"/runs/{r}")[1] for r in (queued[0], queued[2])]
     assert ends[0]["finished_at"] <= ends[1]["started_at"]
     row = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}']")
-    expect(row.locator("button.resume")).to_be_enabled(timeout=POLL_WAIT_MS)
-    row.get_by_role("button", name="open").click()  # the stopped run says in its status that it can go on
+    row.get_by_role("button", name="open").click(timeout=POLL_WAIT_MS)  # the stopped run says it can go on...
+    expect(page.locator("#resume-note")).to_contain_text(f"A run is training ({last['run_id']})", timeout=POLL_WAIT_MS)
+    expect(page.locator("#resume")).to_be_disabled()  # ...once the long run has ended
+    expect(row.locator("button.resume")).to_be_disabled()
+    server.request("POST", "/stop_training", {})
+    expect(page.locator("#resume")).to_be_enabled(timeout=POLL_WAIT_MS)  # without a reload
     expect(page.locator("#resume-note")).to_contain_text("goes on in this same run from its last epoch-end checkpoint")
     page.click("#resume")
     expect(page.locator("#run-meta")).to_contain_text("resumed once", timeout=POLL_WAIT_MS)
