@@ -303,9 +303,6 @@ class MetricsCache:
         self._entries: OrderedDict[Path, tuple[int, int, list[dict]]] = OrderedDict()  # inode, offset, rows
         self._lock = threading.Lock()
 
-    def rows(self, run_dir: Path) -> list[dict]:
-        return self.read(run_dir)[0]
-
     def read(self, run_dir: Path) -> tuple[list[dict], int]:
         """The rows, and the version of the file they come from (its inode: a resumed run's
         metrics.jsonl is replaced by one without the rows of the epoch that is trained again)."""
