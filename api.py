@@ -16,10 +16,10 @@ from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
 from train import ERROR_COUNT, SAMPLE_COUNT
-from runstore import (ACTIVE_STATES, QUEUED_STATE, RESUMABLE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS,
-                      METRIC_KINDS, MODEL_STATUS_FIELDS, NOTE_MAX, RUN_STATUS_FIELDS, TABLE_KINDS, SERVED_FILES, STATUS_FILE, MetricsCache, RunStore, checkpoint_parts,
-                      confusion_name, checkpoint_name, image_name,
-                      pid_alive)
+from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
+                      MODEL_STATUS_FIELDS, NOTE_MAX, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, SERVED_FILES,
+                      STATUS_FILE, TABLE_KINDS, MetricsCache, RunStore, checkpoint_name, checkpoint_parts,
+                      confusion_name, image_name, pid_alive)
 
 bp = Blueprint("api", __name__)
 VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
@@ -163,6 +163,12 @@ def json_body() -> dict:
     return data
 
 
+def no_fields_body() -> None:
+    """A route that takes no fields: a body is optional, but one that is sent must be a JSON object."""
+    if request.content_length:
+        json_body()
+
+
 def conditional_json(payload) -> Response:
     response = jsonify(payload)
     response.headers["Cache-Control"] = "no-cache"
@@ -195,10 +201,10 @@ def settings():
 def shown_when_idle() -> str | None:
     """With nothing training here: of the run this server trained last (a resumed run is not the
     newest) and the newest run (perhaps one that python train.py trains), the one updated last."""
-    candidates = {manager().last_run_id, next(iter(store().run_ids()), None)} - {None}
-    views_ = [(view["updated_at"] or 0, run_id) for run_id in candidates
+    newest = next(iter(store().run_ids()), None)
+    views_ = [(view["updated_at"] or 0, run_id) for run_id in {manager().last_run_id, newest} - {None}
               if (view := views().view(run_id, None)) is not None and view["state"] != QUEUED_STATE]
-    return max(views_)[1] if views_ else next(iter(store().run_ids()), None)
+    return max(views_)[1] if views_ else newest
 
 
 @bp.get("/training_status")
@@ -221,8 +227,7 @@ def start_training():
 def resume_run(run_id):
     """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
     require_run(run_id)
-    if request.content_length:
-        json_body()
+    no_fields_body()
     return jsonify({"run_id": manager().resume(run_id), "state": "starting"}), 202
 
 
@@ -230,16 +235,14 @@ def resume_run(run_id):
 def cancel_run(run_id):
     """Take a queued run out of the queue."""
     require_run(run_id)
-    if request.content_length:
-        json_body()
+    no_fields_body()
     manager().cancel(run_id)
     return jsonify({"run_id": run_id, "state": "cancelled"})
 
 
 @bp.post("/stop_training")
 def stop_training():
-    if request.content_length:
-        json_body()  # no fields, but a body that is sent must be a JSON object
+    no_fields_body()
     return jsonify({"run_id": manager().stop(), "state": "stopping"}), 200
 
 

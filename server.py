@@ -98,13 +98,9 @@ class TrainingManager:
                 raise Conflict(f"a run is active ({self._active_run_id}); resume this one when it has ended")
             if self.store.trained_elsewhere(run_id):
                 raise Conflict(f"run {run_id} is being trained by another process")
-            run_dir = self.store.run_dir(run_id)
             try:
-                check_can_resume(run_dir)
-                config = parse_train_config(self.store.config(run_id))
-                select_device(config.device)
-                trainer = Trainer(config, self.data_dir, run_dir, resume=True, **self.trainer_options)
-                self._launch(trainer)
+                check_can_resume(self.store.run_dir(run_id))
+                self._launch(self._trainer_of(run_id, resume=True))
             except (ResumeError, ConfigError) as exc:
                 raise BadRequest(f"run {run_id} cannot be resumed: {exc}") from None
         log.info("resumed run %s", run_id)
@@ -139,6 +135,12 @@ class TrainingManager:
         except OSError as exc:
             raise InsufficientStorage(str(write_error(exc, getattr(exc, "filename", None) or self.store.root))) from None
 
+    def _trainer_of(self, run_id: str, resume: bool = False) -> Trainer:
+        """A trainer for a run that has its folder already (queued, or to resume), from its config.json."""
+        config = parse_train_config(self.store.config(run_id))
+        select_device(config.device)  # a GPU that is gone is refused before anything is written
+        return Trainer(config, self.data_dir, self.store.run_dir(run_id), resume=resume, **self.trainer_options)
+
     def _launch(self, trainer: Trainer) -> None:
         """Start ``trainer`` on the worker thread (the lock is held). Its config.json and status.json
         are on disk on return, so a 202 is never followed by a 404."""
@@ -161,9 +163,7 @@ class TrainingManager:
                 return None
             for run_id in self.store.queued():
                 try:
-                    config = parse_train_config(self.store.config(run_id))
-                    select_device(config.device)
-                    self._launch(Trainer(config, self.data_dir, self.store.run_dir(run_id), **self.trainer_options))
+                    self._launch(self._trainer_of(run_id))
                     log.info("started queued run %s", run_id)
                     return run_id
                 except (ConfigError, ApiError, OSError) as exc:
