@@ -1,10 +1,9 @@
-"use strict";
-// Helpers shared by the page's scripts (loaded first).
+// Helpers shared by the page's modules: DOM shortcuts, number formats and the JSON requests.
 
-const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
-const $ = (id) => document.getElementById(id);
+export const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
+export const $ = (id) => document.getElementById(id);
 
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "className") node.className = value;
@@ -15,11 +14,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function fmt(value, digits = 2, suffix = "") {
+export function fmt(value, digits = 2, suffix = "") {
   return value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${suffix}`;
 }
 
-function fmtSeconds(seconds) {
+export function fmtSeconds(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
@@ -27,7 +26,7 @@ function fmtSeconds(seconds) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
-async function getJSON(url) {
+export async function getJSON(url) {
   // The parsed body, or an Error carrying the HTTP status and the server's message.
   const response = await fetch(url, { cache: "no-cache" });
   let body = null;
@@ -40,9 +39,18 @@ async function getJSON(url) {
   return body;
 }
 
-async function postJSON(url, body) {
+export async function postJSON(url, body) {
   const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   let data = {};
   try { data = await response.json(); } catch (_) { /* empty body */ }
   return { ok: response.ok, status: response.status, data };
+}
+
+export async function send(url, body) {
+  // POST that never throws: a network failure is an answer too, shown to the user.
+  try {
+    return await postJSON(url, body);
+  } catch (err) {
+    return { ok: false, status: 0, offline: true, data: { error: "the server is not reachable; try again when it is back" } };
+  }
 }

@@ -1,14 +1,12 @@
-"use strict";
 // The run table (settings and results of every run, sortable), the comparison of selected runs
-// (in the URL: /?runs=<id>,<id>) and "re-run with these settings".
+// (in the URL: /?runs=<id>,<id>) and which runs the curves show.
 
-const history_ = {
-  runs: [], // the last GET /runs answer
-  sortKey: "started",
-  sortDir: -1, // -1: descending
-  selected: new Set(),
-  compareIds: [], // runs compared, from the URL
-};
+import { $, el, fmt, fmtSeconds } from "./common.js";
+import { setCurveRuns } from "./chartdata.js";
+import { scheduleName } from "./names.js";
+import { pollNow } from "./poll.js";
+import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
+import { state } from "./state.js";
 
 function perModel(run, pick) {
   // One value if every model has the same, else each model's, in model order.
@@ -38,17 +36,15 @@ const RUN_COLUMNS = [
   { key: "note", label: "Note", value: (r) => r.note || "", text: (r) => r.note || "" },
 ];
 
-function scheduleName(value) {
-  return { onecycle: "one-cycle", none: "constant" }[value] || value || "–";
-}
+// ------------------------------------------------------------------ the run table
 
 function sortedRuns() {
-  const column = RUN_COLUMNS.find((c) => c.key === history_.sortKey);
-  return [...history_.runs].sort((a, b) => {
+  const column = RUN_COLUMNS.find((c) => c.key === state.sortKey);
+  return [...state.runs].sort((a, b) => {
     const x = column.value(a);
     const y = column.value(b);
     const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
-    return order * history_.sortDir || (a.run_id < b.run_id ? 1 : -1);
+    return order * state.sortDir || (a.run_id < b.run_id ? 1 : -1);
   });
 }
 
@@ -57,140 +53,108 @@ function renderHistoryHead() {
   for (const column of RUN_COLUMNS) {
     const button = el("button", { type: "button", className: "sort", text: column.label });
     button.addEventListener("click", () => {
-      history_.sortDir = history_.sortKey === column.key ? -history_.sortDir : -1;
-      history_.sortKey = column.key;
+      state.sortDir = state.sortKey === column.key ? -state.sortDir : -1;
+      state.sortKey = column.key;
       renderHistory();
     });
-    const sorted = history_.sortKey === column.key ? (history_.sortDir < 0 ? "descending" : "ascending") : "none";
+    const sorted = state.sortKey === column.key ? (state.sortDir < 0 ? "descending" : "ascending") : "none";
     row.append(el("th", { "aria-sort": sorted, scope: "col" }, button));
   }
   $("runs-head").replaceChildren(row);
 }
 
-function renderHistory(runs = history_.runs) {
-  history_.runs = runs;
+function renderCompareButton() {
+  $("compare-selected").disabled = state.selected.size < 2;
+  $("compare-selected").textContent = `Compare selected (${state.selected.size})`;
+}
+
+function renderHistory(runs = state.runs) {
+  state.runs = runs;
   const known = new Set(runs.map((r) => r.run_id));
-  for (const id of history_.selected) if (!known.has(id)) history_.selected.delete(id);
+  for (const id of state.selected) if (!known.has(id)) state.selected.delete(id);
   renderHistoryHead();
   const body = $("runs-rows");
   body.replaceChildren();
   if (!runs.length) body.append(el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" })));
   for (const run of sortedRuns()) body.append(historyRow(run));
-  const queued = runs.filter((r) => r.state === SETTINGS.states.queued).length;
+  const queued = runs.filter((r) => r.state === state.settings.states.queued).length;
   $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history): the next starts when the active run ends or is stopped` : "";
-  $("compare-selected").disabled = history_.selected.size < 2;
-  $("compare-selected").textContent = `Compare selected (${history_.selected.size})`;
+  renderCompareButton();
   renderComparison();
 }
 
-function historyRow(run) {
-  const label = `run ${run.run_id}`;
-  const box = el("input", { type: "checkbox", "aria-label": `compare ${label}` });
-  box.checked = history_.selected.has(run.run_id);
-  box.addEventListener("change", () => {
-    if (box.checked) history_.selected.add(run.run_id); else history_.selected.delete(run.run_id);
-    $("compare-selected").disabled = history_.selected.size < 2;
-    $("compare-selected").textContent = `Compare selected (${history_.selected.size})`;
-  });
-  const open = el("button", { type: "button", text: "open", "aria-label": `open ${label}` });
-  open.addEventListener("click", () => openRun(run.run_id));
-  const rerun = el("button", { type: "button", text: "re-run", "aria-label": `re-run ${label} with its settings`, title: "fill the form with this run's settings" });
-  rerun.addEventListener("click", () => rerunSettings(run.run_id));
-  const star = el("button", { type: "button", className: "star", text: run.starred ? "★" : "☆", "aria-pressed": String(run.starred),
-    "aria-label": `star ${label}`, title: "starred runs are never removed by --keep-runs" });
-  star.addEventListener("click", () => changeRun(run.run_id, { starred: !run.starred }));
-  const note = el("button", { type: "button", text: "note", "aria-label": `write a note on ${label}` });
-  note.addEventListener("click", () => {
-    const text = window.prompt(`A short note on run ${run.run_id} (at most 200 characters):`, run.note || "");
-    if (text !== null) changeRun(run.run_id, { note: text.slice(0, 200) });
-  });
-  const actions = el("td", { className: "actions" }, star, open, rerun, note);
-  if (run.resumable) {
-    const busy = history_.runs.some((r) => SETTINGS.states.active.includes(r.state));
-    const resume = el("button", { type: "button", className: "resume", text: "resume", "aria-label": `resume ${label}`,
-      title: busy ? "a run is training: resume this one when it has ended" : "go on from the last epoch-end checkpoint, in this same run" });
-    resume.disabled = busy;
-    resume.addEventListener("click", () => resumeRun(run.run_id));
-    actions.append(resume);
-  }
-  if (run.state === SETTINGS.states.queued) {
-    const cancel = el("button", { type: "button", className: "delete", text: "cancel", "aria-label": `cancel queued ${label}`,
-      title: "take this run out of the queue" });
-    cancel.addEventListener("click", () => runAction(run.run_id, "cancel", `Queued run ${run.run_id} cancelled.`));
-    actions.append(cancel);
-  } else {
-    const remove = el("button", { type: "button", className: "delete", text: "delete", "aria-label": `delete ${label}` });
-    remove.disabled = SETTINGS.states.active.includes(run.state);
-    remove.addEventListener("click", () => deleteRun(run.run_id));
-    actions.append(remove);
-  }
-  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), actions);
-  for (const column of RUN_COLUMNS) {
-    const cell = el("td", { text: column.text(run) });
-    if (column.key === "state") cell.replaceChildren(el("span", { className: `state ${run.state}`, text: stateText(run) }));
-    tr.append(cell);
-  }
-  if (currentStatus && run.run_id === currentStatus.run_id) tr.className = "current";
-  return tr;
+export function renderRuns(body) {
+  // A GET /runs answer: how much the runs take on disk, and the table.
+  const size = body.runs_bytes >= 1e9 ? `${(body.runs_bytes / 1e9).toFixed(2)} GB` : `${(body.runs_bytes / 1e6).toFixed(1)} MB`;
+  $("runs-size").textContent = `${body.runs.length} run${body.runs.length === 1 ? "" : "s"}, ${size} on disk. `
+    + (body.keep_runs > 0 ? `Only the newest ${body.keep_runs} are kept (server option --keep-runs): older ones are removed after each run, starred ones never.`
+      : "Every run is kept until you delete it.");
+  renderHistory(body.runs);
 }
 
-async function changeRun(runId, changes) {
-  const result = await send(`/runs/${encodeURIComponent(runId)}/meta`, changes);
-  if (!result.ok) showHistoryError(result.data.error || `HTTP ${result.status}`);
-  pollNow();
+function actionButton(text, label, onClick, attrs = {}) {
+  const button = el("button", { type: "button", text, "aria-label": label, ...attrs });
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function actionsCell(run) {
+  // star, open, re-run, note, then resume (a cut-off run), cancel (a queued one) or delete.
+  const label = `run ${run.run_id}`;
+  const { states } = state.settings;
+  const actions = el("td", { className: "actions" },
+    actionButton(run.starred ? "★" : "☆", `star ${label}`, () => changeRun(run.run_id, { starred: !run.starred }),
+      { className: "star", "aria-pressed": String(run.starred), title: "starred runs are never removed by --keep-runs" }),
+    actionButton("open", `open ${label}`, () => openRun(run.run_id)),
+    actionButton("re-run", `re-run ${label} with its settings`, () => rerunSettings(run.run_id), { title: "fill the form with this run's settings" }),
+    actionButton("note", `write a note on ${label}`, () => {
+      const text = window.prompt(`A short note on run ${run.run_id} (at most 200 characters):`, run.note || "");
+      if (text !== null) changeRun(run.run_id, { note: text.slice(0, 200) });
+    }));
+  if (run.resumable) {
+    const busy = state.runs.some((r) => states.active.includes(r.state));
+    const resume = actionButton("resume", `resume ${label}`, () => resumeRun(run.run_id), { className: "resume",
+      title: busy ? "a run is training: resume this one when it has ended" : "go on from the last epoch-end checkpoint, in this same run" });
+    resume.disabled = busy;
+    actions.append(resume);
+  }
+  if (run.state === states.queued) {
+    actions.append(actionButton("cancel", `cancel queued ${label}`, () => runAction(run.run_id, "cancel", `Queued run ${run.run_id} cancelled.`),
+      { className: "delete", title: "take this run out of the queue" }));
+  } else {
+    const remove = actionButton("delete", `delete ${label}`, () => deleteRun(run.run_id), { className: "delete" });
+    remove.disabled = states.active.includes(run.state);
+    actions.append(remove);
+  }
+  return actions;
+}
+
+function historyRow(run) {
+  const box = el("input", { type: "checkbox", "aria-label": `compare run ${run.run_id}` });
+  box.checked = state.selected.has(run.run_id);
+  box.addEventListener("change", () => {
+    if (box.checked) state.selected.add(run.run_id); else state.selected.delete(run.run_id);
+    renderCompareButton();
+  });
+  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), actionsCell(run));
+  for (const column of RUN_COLUMNS) {
+    const cell = el("td", { text: column.text(run) });
+    if (column.key === "state") {
+      // a broken run's folder cannot be read as it should: say why on hover and to screen readers
+      const why = run.state === state.settings.states.broken && run.error ? { title: run.error, "aria-label": `broken: ${run.error}` } : {};
+      cell.replaceChildren(el("span", { className: `state ${run.state}`, text: stateText(run), ...why }));
+    }
+    tr.append(cell);
+  }
+  if (state.currentStatus && run.run_id === state.currentStatus.run_id) tr.className = "current";
+  return tr;
 }
 
 function stateText(run) {
   // "queued #1" for the run that starts next, and so on (queued runs start oldest first).
-  if (run.state !== SETTINGS.states.queued) return run.state;
-  const line = history_.runs.filter((r) => r.state === SETTINGS.states.queued).map((r) => r.run_id).sort();
+  if (run.state !== state.settings.states.queued) return run.state;
+  const line = state.runs.filter((r) => r.state === state.settings.states.queued).map((r) => r.run_id).sort();
   return `queued #${line.indexOf(run.run_id) + 1}`;
-}
-
-async function runAction(runId, action, said, showError = showHistoryError) {
-  // POST /runs/<id>/<action> (resume, cancel); the answer's error, if any, shown by ``showError``.
-  const result = await send(`/runs/${encodeURIComponent(runId)}/${action}`, {});
-  showError(result.ok ? "" : result.data.error || `HTTP ${result.status}`);
-  if (result.ok) announce(said);
-  pollNow();
-  return result.ok;
-}
-
-async function resumeRun(runId, showError = showHistoryError) {
-  if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`, showError)) {
-    viewedRunId = null; // follow it live
-    $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
-  }
-}
-
-async function deleteRun(runId) {
-  if (!window.confirm(`Delete run ${runId} and all its files (metrics, pictures, checkpoints)? This cannot be undone.`)) return;
-  let message = "";
-  try {
-    const response = await fetch(`/runs/${encodeURIComponent(runId)}`, { method: "DELETE" });
-    if (!response.ok) message = (await response.json()).error || `HTTP ${response.status}`;
-  } catch (err) {
-    message = "the server is not reachable; try again when it is back";
-  }
-  showHistoryError(message);
-  if (!message) announce(`Run ${runId} deleted.`);
-  pollNow();
-}
-
-function showHistoryError(message) {
-  $("history-error").textContent = message;
-  $("history-error").hidden = !message;
-}
-
-async function rerunSettings(runId) {
-  try {
-    fillForm(await getJSON(`/runs/${encodeURIComponent(runId)}/config`));
-    showFormError("");
-    $("setup").scrollIntoView({ behavior: "smooth", block: "start" });
-    announce(`Form filled with the settings of run ${runId}`);
-  } catch (err) {
-    showFormError(`could not load the settings of run ${runId}: ${err.message}`);
-  }
 }
 
 // ------------------------------------------------------------------ comparison
@@ -207,16 +171,16 @@ function setCompare(ids) {
 }
 
 function applyCompareFromUrl() {
-  history_.compareIds = readCompareIds();
-  history_.selected = new Set(history_.compareIds); // the compared runs are the ticked ones
+  state.compareIds = readCompareIds();
+  state.selected = new Set(state.compareIds); // the compared runs are the ticked ones
   renderComparison();
   refreshCurveRuns();
   pollNow();
 }
 
 function comparedRuns() {
-  const byId = new Map(history_.runs.map((r) => [r.run_id, r]));
-  return history_.compareIds.map((id) => byId.get(id)).filter(Boolean);
+  const byId = new Map(state.runs.map((r) => [r.run_id, r]));
+  return state.compareIds.map((id) => byId.get(id)).filter(Boolean);
 }
 
 function runLabel(run, index) {
@@ -244,37 +208,47 @@ const COMPARE_ROWS = [
 ];
 
 function renderComparison() {
-  const ids = history_.compareIds;
+  const ids = state.compareIds;
   const runs = comparedRuns();
   $("compare-panel").hidden = ids.length === 0;
   $("curves-mode").textContent = ids.length ? `Comparing ${runs.length} run${runs.length === 1 ? "" : "s"}` : "";
   if (!ids.length) return;
   const missing = ids.filter((id) => !runs.some((r) => r.run_id === id));
-  $("compare-missing").textContent = missing.length && history_.runs.length ? `Not found (deleted?): ${missing.join(", ")}` : "";
+  $("compare-missing").textContent = missing.length && state.runs.length ? `Not found (deleted?): ${missing.join(", ")}` : "";
   const head = el("tr", {}, el("th", { scope: "col", text: "Setting" }), ...runs.map((r, i) => el("th", { scope: "col", text: `${runLabel(r, i)} (${r.run_id})` })));
-  const table = el("table", { id: "compare-table" }, el("thead", {}, head));
   const body = el("tbody");
   for (const [name, value] of COMPARE_ROWS) {
     const values = runs.map(value);
     const differs = new Set(values).size > 1;
     const th = el("th", { scope: "row", text: name });
     if (differs) th.append(el("span", { className: "differs-mark", text: " (differs)" }));
-    const tr = el("tr", differs ? { className: "differs" } : {}, th, ...values.map((v) => el("td", { text: v })));
-    body.append(tr);
+    body.append(el("tr", differs ? { className: "differs" } : {}, th, ...values.map((v) => el("td", { text: v }))));
   }
-  table.append(body);
-  $("compare-settings").replaceChildren(table);
+  $("compare-settings").replaceChildren(el("table", { id: "compare-table" }, el("thead", {}, head), body));
 }
 
-function setupHistory() {
+export function refreshCurveRuns() {
+  // The runs the curves show: the compared ones, else the run shown in the status panel.
+  const status = state.currentStatus;
+  if (state.compareIds.length) {
+    setCurveRuns(comparedRuns().map((r, i) => ({ runId: r.run_id, label: runLabel(r, i), names: r.models.map((m) => m.name), epochs: r.settings.epochs })));
+  } else if (status && status.run_id) {
+    const epochs = status.models.length ? status.models[0].epochs : 0;
+    setCurveRuns([{ runId: status.run_id, label: status.run_id, names: status.models.map((m) => m.name), epochs }]);
+  } else {
+    setCurveRuns([]);
+  }
+}
+
+export function setupHistory() {
   $("compare-selected").addEventListener("click", () => {
-    const order = sortedRuns().map((r) => r.run_id).filter((id) => history_.selected.has(id));
+    const order = sortedRuns().map((r) => r.run_id).filter((id) => state.selected.has(id));
     setCompare(order);
     $("charts").scrollIntoView({ behavior: "smooth", block: "start" });
   });
   $("stop-compare").addEventListener("click", () => setCompare([]));
   window.addEventListener("popstate", applyCompareFromUrl);
-  history_.compareIds = readCompareIds();
-  history_.selected = new Set(history_.compareIds);
+  state.compareIds = readCompareIds();
+  state.selected = new Set(state.compareIds);
   renderHistory([]);
 }

@@ -1,0 +1,137 @@
+// "Draw a digit": the canvas, a test digit picked by number (or clicked in a picture), each
+// model's answer as bars of the 10 probabilities, and what each layer sees ("Inside the network").
+
+import { $, el, MODEL_COLORS, send } from "./common.js";
+import { announce } from "./notify.js";
+import { state } from "./state.js";
+
+function clearCanvas() {
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "black";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+function setupDrawing(canvas) {
+  // Strokes by mouse, pen or finger; the models answer when it is lifted.
+  const ctx = canvas.getContext("2d");
+  const stroke = { drawing: false, last: null };
+  const point = (event) => {
+    const rect = canvas.getBoundingClientRect();
+    return { x: (event.clientX - rect.left) * (canvas.width / rect.width), y: (event.clientY - rect.top) * (canvas.height / rect.height) };
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    stroke.drawing = true; stroke.last = point(event); canvas.setPointerCapture(event.pointerId);
+    ctx.fillStyle = "white"; ctx.beginPath(); ctx.arc(stroke.last.x, stroke.last.y, 9, 0, 2 * Math.PI); ctx.fill();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!stroke.drawing) return;
+    const p = point(event);
+    ctx.strokeStyle = "white"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
+    ctx.beginPath(); ctx.moveTo(stroke.last.x, stroke.last.y); ctx.lineTo(p.x, p.y); ctx.stroke();
+    stroke.last = p;
+  });
+  const end = () => { if (stroke.drawing) { stroke.drawing = false; predict({ image: canvas.toDataURL("image/png") }); } };
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+}
+
+function predictTestDigit() {
+  const index = Number($("test-index").value);
+  if (!Number.isInteger(index) || index < 0 || index > 9999 || $("test-index").value === "") {
+    showPredictionError("Pick a test digit number from 0 to 9,999.");
+    return;
+  }
+  clearCanvas(); // the answers are about the test digit now, not a drawing
+  predict({ test_index: index });
+}
+
+export function setupCanvas() {
+  clearCanvas();
+  setupDrawing($("canvas"));
+  $("clear-canvas").addEventListener("click", () => { clearCanvas(); $("prediction-bars").replaceChildren(); $("test-digit-image").hidden = true; });
+  $("predict-test-digit").addEventListener("click", predictTestDigit);
+  $("test-index").addEventListener("keydown", (event) => { if (event.key === "Enter") predictTestDigit(); });
+}
+
+export function pickDigit(event, img, kind, index) {
+  // A click on a digit of a grid picture: which test digit it is, then what the models make of it.
+  const grid = state.settings.digit_grid;
+  const x = (event.offsetX * img.naturalWidth) / img.clientWidth;
+  const y = (event.offsetY * img.naturalHeight) / img.clientHeight - grid.top;
+  const column = Math.floor(x / grid.cell[0]);
+  const position = Math.floor(y / grid.cell[1]) * grid.columns + column;
+  if (y < 0 || column >= grid.columns) return;
+  const testIndex = kind === "samples" ? position : (state.misclassified[index] || [])[position];
+  if (testIndex === undefined || (kind === "samples" && position >= grid.samples)) return;
+  $("test-index").value = String(testIndex);
+  clearCanvas();
+  predict({ test_index: testIndex });
+  $("draw").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function renderLayerViews(data) {
+  const box = $("layer-views");
+  const input = data.test_index !== undefined ? `test digit ${data.test_index} (a ${data.label})` : "your drawing";
+  box.replaceChildren(el("figure", { className: "layer-input" }, el("figcaption", { text: `The input: ${input}, 28×28 as the models get it` }),
+    el("img", { src: data.input_image, alt: `the input, ${input}, 28 by 28 pixels`, width: "112", height: "112" })));
+  for (const p of data.predictions) {
+    const from = p.epoch ? ` (weights of epoch ${p.epoch})` : "";
+    const column = el("div", {}, el("h3", { className: "model-heading", text: `${p.model} reads ${p.digit}${from}` }));
+    column.querySelector("h3").style.borderLeftColor = MODEL_COLORS[p.index];
+    for (const layer of p.layers || []) {
+      const shape = layer.shape.join("×");
+      const cut = layer.shown < layer.shape[0] ? ` (the first ${layer.shown} of ${layer.shape[0]} maps shown)` : "";
+      column.append(el("figure", { className: "layer-view" },
+        el("figcaption", { text: `${layer.name}: ${shape}${cut}` }),
+        el("img", { src: layer.image, alt: `${p.model}, ${layer.name}: ${shape} activations` })));
+    }
+    box.append(column);
+  }
+}
+
+function showPredictionError(message) {
+  $("prediction-bars").replaceChildren(el("p", { className: "error", role: "alert", text: message }));
+}
+
+function predictionBars(p) {
+  // One model's answer: its digit, and a bar per digit for the probability.
+  const color = MODEL_COLORS[p.index];
+  const grid = el("div", { className: "bars", "data-model": p.model, role: "list", "aria-label": `${p.model}: probability of each digit` });
+  p.probabilities.forEach((prob, digit) => {
+    const bar = el("div", { className: "bar" });
+    bar.style.width = `${Math.max(1, prob * 100)}%`;
+    bar.style.background = color;
+    const cls = digit === p.digit ? "best" : "";
+    grid.append(el("div", { className: "bar-row", role: "listitem", "aria-label": `${digit}: ${(prob * 100).toFixed(1)} %` },
+      el("span", { className: cls, text: String(digit) }), el("div", {}, bar), el("span", { className: cls, text: `${(prob * 100).toFixed(1)}%` })));
+  });
+  const heading = el("h3", { className: "prediction model-heading", text: `${p.model}: ${p.digit}` });
+  if (p.epoch) heading.append(el("span", { className: "muted", text: ` (epoch ${p.epoch} weights)` }));
+  heading.style.borderLeftColor = color;
+  return el("div", {}, heading, grid);
+}
+
+async function predict(body) {
+  // POST /predict with the shown run's checkpoints, the layers' activations included.
+  const runId = state.viewedRunId || (state.currentStatus && state.currentStatus.run_id);
+  if (runId) body.run_id = runId;
+  body.layers = true; // and what each layer computes, for "Inside the network"
+  const result = await send("/predict", body);
+  if (!result.ok) {
+    const { error, field } = result.data;
+    const message = error && field && error.startsWith(`${field}: `) ? error.slice(field.length + 2) : error; // no API field names
+    showPredictionError(message ? message.charAt(0).toUpperCase() + message.slice(1) : `HTTP ${result.status}`);
+    return;
+  }
+  const data = result.data;
+  const picture = $("test-digit-image");
+  picture.hidden = !data.digit_image;
+  if (data.digit_image) { picture.src = data.digit_image; picture.alt = `test digit ${data.test_index}, a ${data.label}`; }
+  const box = $("prediction-bars");
+  box.replaceChildren();
+  if (data.test_index !== undefined) box.append(el("p", { text: `Test digit ${data.test_index}: its true label is ${data.label}.` }));
+  for (const p of data.predictions) box.append(predictionBars(p));
+  renderLayerViews(data);
+  announce(data.predictions.map((p) => `${p.model} reads ${p.digit}`).join(", "));
+}

@@ -1,0 +1,10 @@
+// The words the page uses for the server's choice values, written once for the form, the status
+// line and the run history.
+
+export const OPTIMIZER_NAMES = { adam: "Adam", sgd: "SGD (momentum 0.9)" };
+export const SCHEDULE_NAMES = { onecycle: "one-cycle", none: "constant" };
+export const CHOICE_NAMES = { ...SCHEDULE_NAMES, auto: "auto", fp32: "fp32", bf16: "bf16" };
+
+export function scheduleName(value) {
+  return SCHEDULE_NAMES[value] || value || "–";
+}

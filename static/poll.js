@@ -1,0 +1,115 @@
+// The polling chain: GET /training_status (or the shown past run) and GET /runs every 3 s, one
+// request chain that never overlaps itself, the next poll only after the last answer; when the
+// server is unreachable, the page says so, keeps trying and redraws everything once it is back.
+// What an answer changes on the page is up to the handlers given to startPolling.
+
+import { $, getJSON } from "./common.js";
+import { showFormError } from "./form.js";
+import { announce } from "./notify.js";
+import { state } from "./state.js";
+
+const POLL_MS = 3000;
+const chain = {
+  handlers: null, // {showStatus, showRuns, afterPoll}, from startPolling
+  timer: null,
+  inFlight: false, // one request chain at a time: polls never overlap
+  soon: false, // a poll was asked for while one was in flight
+};
+
+export function setConnection(message) {
+  $("connection").textContent = message;
+  $("connection").hidden = !message;
+}
+
+async function fetchStatus() {
+  const url = state.viewedRunId ? `/runs/${encodeURIComponent(state.viewedRunId)}` : "/training_status";
+  const response = await fetch(url, { cache: "no-cache" });
+  if (response.status === 404 && state.viewedRunId) { // the run was deleted while it was shown
+    const gone = state.viewedRunId;
+    state.viewedRunId = null;
+    state.lastStatusText = "";
+    await fetchStatus();
+    showFormError(`run ${gone} no longer exists (deleted); showing the live run`);
+    return;
+  }
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const text = await response.text();
+  if (text !== state.lastStatusText) { // unchanged: nothing to redraw
+    state.lastStatusText = text;
+    chain.handlers.showStatus(JSON.parse(text));
+  }
+}
+
+async function fetchRuns() {
+  const response = await fetch("/runs", { cache: "no-cache" });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const text = await response.text();
+  if (text === state.lastRunsText) return;
+  state.lastRunsText = text;
+  chain.handlers.showRuns(JSON.parse(text));
+}
+
+function connectionBack() {
+  if (!state.serverDown) return;
+  state.serverDown = false;
+  setConnection("");
+  if (state.formErrorIsConnection) { showFormError(""); state.formErrorIsConnection = false; }
+  announce("Connection to the server is back.");
+}
+
+function pollFailed(err) {
+  if (!(err instanceof TypeError && /fetch/i.test(err.message)) && !err.status && !/^HTTP/.test(err.message)) {
+    console.error(err); // the page's own fault, not the network's: say so, and keep polling
+    setConnection(`The page hit an error (${err.message}); retrying every ${POLL_MS / 1000} s.`);
+  } else {
+    if (!state.serverDown) announce("The server is not reachable; retrying.");
+    setConnection(`The server is not reachable (${err.message}); retrying every ${POLL_MS / 1000} s.`);
+  }
+  state.serverDown = true;
+  state.lastStatusText = state.lastRunsText = ""; // redraw everything once it answers again
+}
+
+async function poll() {
+  chain.inFlight = true;
+  try {
+    await fetchStatus();
+    await fetchRuns();
+    await chain.handlers.afterPoll(); // after the status: the curves are never older than the numbers beside them
+    connectionBack();
+  } catch (err) {
+    pollFailed(err);
+  } finally {
+    chain.inFlight = false;
+  }
+  const delay = chain.soon ? 0 : POLL_MS; // next poll only after this reply
+  chain.soon = false;
+  chain.timer = setTimeout(poll, delay);
+}
+
+export function pollNow() {
+  // A poll at once (or right after the one in flight): something the user did changed the page.
+  state.lastRunsText = "";
+  if (!chain.handlers) return; // not polling yet: the first poll comes when it starts
+  if (chain.inFlight) { chain.soon = true; return; }
+  clearTimeout(chain.timer);
+  poll();
+}
+
+export function startPolling(handlers) {
+  // handlers: showStatus(status) for a changed status, showRuns(body) for a changed GET /runs
+  // answer, and afterPoll() (async) after both, at every poll.
+  chain.handlers = handlers;
+  poll();
+}
+
+export async function loadSettings() {
+  // GET /config, retried until the server answers: the form cannot be built without its limits.
+  for (;;) {
+    try {
+      return await getJSON("/config");
+    } catch (err) {
+      setConnection(`The server is not reachable (${err.message}); retrying every ${POLL_MS / 1000} s.`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}

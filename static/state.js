@@ -1,0 +1,43 @@
+// The page's one mutable state, shared by the panels: every module that reads or changes what the
+// page shows imports this object; no other module keeps variables that another one reads.
+
+export const state = {
+  settings: null, // GET /config: limits, defaults, choices, run states, picture sizes
+
+  // What the status panel shows.
+  viewedRunId: null, // a past run opened from the history; null: follow the live run
+  currentStatus: null, // the last status shown (of the live run or of the viewed one)
+  lastStatusText: "", // its text as received: an equal answer is not drawn again
+  lastRunsText: "", // the same for GET /runs
+  lastAnnounced: "", // "run id:state" last said to screen readers
+  resumeError: null, // {runId, message}: why the last "Resume this run" was refused, said beside it
+
+  // The connection to the server.
+  serverDown: false,
+  formErrorIsConnection: false, // the form's message says the server was down: it goes when it is back
+
+  // The run history and the comparison.
+  runs: [], // the last GET /runs answer
+  sortKey: "started",
+  sortDir: -1, // -1: descending
+  selected: new Set(), // the ticked runs
+  compareIds: [], // runs compared, from the URL
+
+  // Pictures.
+  misclassified: {}, // model index -> the test digits its "misclassified" picture shows, in order
+
+  // The curves (drawn with uPlot from the runs' metrics rows).
+  curves: {
+    runs: [], // [{runId, label, names, rows, next, gone}]
+    charts: {}, // chart id -> uPlot
+    shapes: {}, // chart id -> key of its series layout (a change rebuilds the chart)
+    zoomed: {}, // chart id -> the user zoomed in (new data then keeps the zoom)
+    dirty: false, // the list of runs changed: draw again even without new rows
+    sharingZoom: false, // one chart's zoom is being applied to the others
+    xAxis: "epoch",
+    smoothing: 0.6,
+    logLoss: false,
+    fullRange: false,
+    layerModel: 0, // the model whose layers are charted
+  },
+};

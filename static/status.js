@@ -1,0 +1,238 @@
+// The status panel: the run line, the model cards, the downloads, "Resume this run", and the
+// Start, Queue and Stop buttons (which follow the run that trains, also while another is shown).
+
+import { $, el, fmt, fmtSeconds, MODEL_COLORS, send } from "./common.js";
+import { formAsTyped, readForms, rememberForm, showFormError, showServerError, validateForm } from "./form.js";
+import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
+import { announce, notifyRunEnd } from "./notify.js";
+import { pollNow } from "./poll.js";
+import { resumeRun } from "./runactions.js";
+import { state } from "./state.js";
+
+const TITLE = "MNIST Training Monitor";
+
+// ------------------------------------------------------------------ start and stop
+
+async function submitRuns(queueAll) {
+  // Start (or with queueAll: queue) the form's run, or each run of a sweep: the first starts now
+  // if nothing trains, the others wait in the queue.
+  showFormError("");
+  if (!validateForm()) return;
+  const configs = readForms();
+  $("start").disabled = true;
+  $("queue").disabled = true;
+  const done = [];
+  for (const [i, config] of configs.entries()) {
+    const body = queueAll || i > 0 ? { ...config, queue: true } : config;
+    const result = await send("/start_training", body);
+    if (!result.ok) {
+      const error = result.data.error || `could not start (HTTP ${result.status})`;
+      if (configs.length > 1) showFormError(`run ${i + 1} of ${configs.length} of the sweep: ${error}${done.length ? ` (the ${done.length} before it are in)` : ""}`);
+      else showServerError(error, result.data.field);
+      state.formErrorIsConnection = Boolean(result.offline);
+      break;
+    }
+    done.push(result.data);
+  }
+  $("queue").disabled = false;
+  if (state.currentStatus) renderButtons(state.currentStatus); else $("start").disabled = false;
+  if (!done.length) return;
+  rememberForm(formAsTyped());
+  const queued = done.filter((r) => r.state === state.settings.states.queued).length;
+  if (queued) announce(`${queued} run${queued === 1 ? "" : "s"} queued${done.length > queued ? ", 1 started" : ""}.`);
+  state.viewedRunId = null;
+  pollNow();
+}
+
+async function startTraining(event) {
+  event.preventDefault();
+  await submitRuns(false);
+}
+
+async function stopTraining() {
+  $("stop").disabled = true;
+  const result = await send("/stop_training", {});
+  if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
+  pollNow();
+}
+
+function backToLive() {
+  state.viewedRunId = null;
+  state.lastStatusText = "";
+  showFormError("");
+  pollNow();
+}
+
+function resumeShownRun() {
+  const runId = state.currentStatus && state.currentStatus.run_id;
+  if (!runId) return;
+  resumeRun(runId, (message) => {
+    state.resumeError = message ? { runId, message } : null;
+    if (state.currentStatus) renderResume(state.currentStatus);
+  });
+}
+
+// ------------------------------------------------------------------ status
+
+function runLine(status, active) {
+  if (!status.run_id) return "no run yet: set up the models above and press Start Training";
+  const meta = [];
+  if (status.run_id) meta.push(`run ${status.run_id}`);
+  if (status.train_images) meta.push(`${status.train_images.toLocaleString("en-US")} training images`);
+  if (status.device) meta.push(`device ${status.device}`);
+  if (status.precision) meta.push(`precision ${status.precision}`);
+  if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
+  if (status.state === state.settings.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
+  if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
+  if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
+  return meta.join(" · ");
+}
+
+function runProgress(status) {
+  const models = status.models || [];
+  return models.length ? models.reduce((sum, m) => sum + (m.progress || 0), 0) / models.length : 0;
+}
+
+function pageTitle(status, live, active) {
+  if (live && active) return `${Math.floor(runProgress(status))} % · ${TITLE}`;
+  return live && status.run_id ? `${status.state} · ${TITLE}` : TITLE;
+}
+
+export function renderStatus(status) {
+  const previous = state.currentStatus;
+  state.currentStatus = status;
+  const active = state.settings.states.active.includes(status.state);
+  const live = state.viewedRunId === null;
+  $("state").textContent = status.state;
+  $("state").className = `state ${status.state}`;
+  $("run-meta").textContent = runLine(status, active);
+  $("run-error").textContent = status.error || "";
+  $("run-error").hidden = !status.error;
+  $("viewing").hidden = live;
+  renderButtons(status);
+  if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
+  document.title = pageTitle(status, live, active);
+  announceState(status, previous);
+  renderModels(status.models || []);
+  renderDownloads(status);
+  renderResume(status);
+}
+
+function liveRunState(status) {
+  // The state of the run that trains now, or null: the shown status says it when it is the live
+  // one; while a run from the history is shown, the run table does (it is fetched at every poll).
+  const { active } = state.settings.states;
+  if (state.viewedRunId === null) return active.includes(status.state) ? status.state : null;
+  const run = state.runs.find((r) => active.includes(r.state));
+  return run ? run.state : null;
+}
+
+function renderButtons(status) {
+  const training = liveRunState(status);
+  $("start").disabled = Boolean(training);
+  $("start").title = training ? "a run is training: Queue puts this one in line after it" : "";
+  $("stop").disabled = !training || training === "stopping";
+}
+
+function resumeNote(status, busy) {
+  if (!status.resumable) {
+    return "It ended before its first epoch was complete, so there is no checkpoint to go on from: start it again (\"re-run\" in the run history fills the form with its settings).";
+  }
+  return busy ? `A run is training (${busy.run_id}): resume this one when it has ended.`
+    : "It goes on in this same run from its last epoch-end checkpoint; the part of the epoch after that checkpoint is trained again.";
+}
+
+function renderResume(status) {
+  // A cut-off run shown here says whether it can go on, and how.
+  const cutOff = state.settings.states.resumable.includes(status.state);
+  const refused = state.resumeError && state.resumeError.runId === status.run_id;
+  $("resume-line").hidden = !cutOff;
+  if (!cutOff) {
+    if (refused) state.resumeError = null; // it went on
+    return;
+  }
+  if (refused) {
+    $("resume-note").textContent = state.resumeError.message;
+    return;
+  }
+  $("resume").hidden = !status.resumable;
+  const busy = state.runs.find((r) => state.settings.states.active.includes(r.state) && r.run_id !== status.run_id);
+  $("resume").disabled = Boolean(busy);
+  $("resume-note").textContent = resumeNote(status, busy);
+}
+
+export function refreshRunButtons() {
+  // What the buttons offer depends on the other runs too: drawn again when the run table changes.
+  if (!state.currentStatus) return;
+  renderButtons(state.currentStatus);
+  renderResume(state.currentStatus);
+}
+
+function announceState(status, previous) {
+  // A run's state changed, or a new run started: not a run opened from the history.
+  const key = `${status.run_id}:${status.state}`;
+  if (!status.run_id || key === state.lastAnnounced) return;
+  state.lastAnnounced = key;
+  const sameRun = previous && previous.run_id === status.run_id;
+  const started = previous && !sameRun && state.viewedRunId === null && state.settings.states.active.includes(status.state);
+  if (!sameRun && !started) return;
+  const best = (status.models || []).map((m) => `${m.name} ${fmt(m.test_accuracy, 2, " %")}`).join(", ");
+  const ended = state.settings.states.final.includes(status.state);
+  announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : `Run ${status.state}.`);
+  if (ended && previous && previous.run_id === status.run_id && state.viewedRunId === null) notifyRunEnd(status, best);
+}
+
+function modelCard(card, m, i) {
+  card.style.borderLeftColor = MODEL_COLORS[i];
+  const rows = [
+    ["Epoch", `${m.epoch} / ${m.epochs}`],
+    ["Batch", m.batches ? `${m.batch} / ${m.batches}` : "–"],
+    ["Loss", fmt(m.loss, 4)],
+    ["Train accuracy", fmt(m.accuracy, 2, " %")],
+    ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
+    ["Test accuracy", fmt(m.test_accuracy, 2, " %")],
+    ["Images / s", m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–"],
+    ["Time left", m.eta_seconds === null || m.eta_seconds === undefined ? "–" : fmtSeconds(m.eta_seconds)],
+    ["Progress", fmt(m.progress, 1, " %")],
+  ];
+  const dl = el("dl");
+  for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-field": k }));
+  const bar = el("div", { role: "progressbar", "aria-label": `${m.name} progress`, "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(m.progress || 0)) });
+  bar.style.width = `${m.progress || 0}%`;
+  bar.style.background = MODEL_COLORS[i];
+  const title = `${m.name} [${(m.kernels || []).join(", ")}]`;
+  const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate ?? ""} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
+  card.replaceChildren(el("h3", { text: title }), el("div", { className: "muted", text: sub }),
+    el("div", { className: "progress" }, bar), dl);
+}
+
+function renderModels(models) {
+  const cards = $("model-cards");
+  while (cards.children.length > models.length) cards.lastChild.remove();
+  models.forEach((m, i) => {
+    let card = cards.children[i];
+    if (!card) {
+      card = el("div", { className: "card" });
+      cards.append(card);
+    }
+    modelCard(card, m, i);
+  });
+}
+
+function renderDownloads(status) {
+  const box = $("downloads");
+  box.replaceChildren();
+  if (!status.run_id) return;
+  box.append("Downloads: ", el("a", { href: status.metrics_csv, download: "", text: "metrics (CSV)" }));
+  (status.models || []).forEach((m) => {
+    if (m.checkpoint) box.append(" · ", el("a", { href: m.checkpoint, download: "", text: `${m.name} best checkpoint (.pt)` }));
+  });
+}
+
+export function setupStatus() {
+  $("train-form").addEventListener("submit", startTraining);
+  $("queue").addEventListener("click", () => submitRuns(true));
+  $("resume").addEventListener("click", resumeShownRun);
+  $("stop").addEventListener("click", stopTraining);
+  $("back-live").addEventListener("click", backToLive);
+}

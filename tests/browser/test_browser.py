@@ -1,0 +1,327 @@
+"""The page in real Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server."""
+import re
+
+import pytest
+
+from conftest import POLL_WAIT_MS, expect, wait_for  # the browser and page fixtures live in conftest
+
+
+def set_row(page, row: int, kernels=None, batch=None, lr=None):
+    tr = page.locator("#model-rows tr").nth(row)
+    if kernels:
+        for i, k in enumerate(kernels):
+            tr.locator(".kernel").nth(i).fill(str(k))
+    if batch is not None:
+        tr.locator(".batch").fill(str(batch))
+    if lr is not None:
+        tr.locator(".lr").fill(str(lr))
+    return tr
+
+
+def test_parameter_count_follows_the_kernels(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    params = page.locator("#model-rows tr").nth(0).locator(".params")
+    expect(params).to_have_text("225,162")
+    set_row(page, 0, kernels=[16, 32, 32, 32])
+    expect(params).to_have_text("90,250")
+    set_row(page, 0, kernels=[16, 32, 32, 300])
+    expect(params).to_have_text("kernels: 1 to 256")
+    set_row(page, 0, kernels=[16, 32, 32, 32])
+    page.click("#add-model")
+    expect(page.locator("#model-rows tr")).to_have_count(3)
+    expect(page.locator("#model-rows tr").nth(2).locator(".params")).to_have_text("90,250")
+    expect(page.locator("#model-info h3").nth(0)).to_contain_text("Model 1: 90,250 parameters")
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("field, value, good, message", [
+    ("kernel", "0", "8", "Model 2: kernels must be whole numbers from 1 to 256"),
+    ("batch", "5000", "64", "Model 2: batch size must be a whole number from 1 to 4096"),
+    ("lr", "0", "0.01", "Model 2: learning rate must be greater than 0"),
+    ("lr", "", "0.01", "Model 2: learning rate must be greater than 0"),
+    ("name", "", "small", "Model 2: give it a name"),
+    ("epochs", "101", "2", "epochs must be a whole number from 1 to 100"),
+])
+def test_invalid_values_are_marked_next_to_their_field_until_fixed(page, server_factory, tiny_mnist, field, value,
+                                                                   good, message):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    target = page.locator("#epochs") if field == "epochs" else page.locator("#model-rows tr").nth(1).locator(f".{field}").first
+    target.fill(value)
+    page.click("#start")
+    expect(target).to_have_attribute("aria-invalid", "true")
+    described = page.locator("#" + target.get_attribute("aria-describedby"))
+    expect(described).to_contain_text(message)
+    expect(described).to_be_visible()
+    assert target.evaluate("e => e === document.activeElement")  # focus goes to the field to fix
+    code, runs = server.request("GET", "/runs")
+    assert runs["runs"] == []  # nothing was started
+    target.fill(good)  # fixed: the mark and the message go at once
+    expect(target).not_to_have_attribute("aria-invalid", "true")
+    expect(described).to_be_hidden()
+    assert page.console_errors == []
+
+
+def test_duplicate_names_and_server_errors_name_the_model(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    page.click("#add-model")
+    page.click("#add-model")  # four models
+    rows = page.locator("#model-rows tr")
+    expect(rows).to_have_count(4)
+    rows.nth(1).locator(".remove").click()
+    page.click("#add-model")  # a new row gets a name no other row has
+    names = [rows.nth(i).locator(".name").input_value() for i in range(4)]
+    assert len(set(names)) == 4, names
+    assert rows.nth(1).locator(".remove").get_attribute("aria-label") == "Remove Model 2"
+    assert rows.nth(3).locator(".lr").get_attribute("aria-label") == "Model 4 learning rate"
+    rows.nth(3).locator(".name").fill(names[2])
+    page.click("#start")
+    described = page.locator("#" + rows.nth(3).locator(".name").get_attribute("aria-describedby"))
+    expect(described).to_contain_text(f'Model 3 and Model 4 have the same name "{names[2]}"')
+    rows.nth(3).locator(".name").fill("unique")
+    # the server's own check (memory of a step) is shown next to the field, with the model counted from 1
+    rows.nth(2).locator(".kernel").nth(0).fill("256")
+    for k in range(1, 4):
+        rows.nth(2).locator(".kernel").nth(k).fill("256")
+    rows.nth(2).locator(".batch").fill("4096")
+    page.click("#start")
+    batch = rows.nth(2).locator(".batch")
+    expect(batch).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#" + batch.get_attribute("aria-describedby"))).to_contain_text("Model 3: batch size")
+    assert "models[" not in page.locator("body").text_content()
+    assert server.request("GET", "/runs")[1]["runs"] == []
+    assert [e for e in page.console_errors if "status of 400" not in e] == []  # the browser logs the refusal
+
+
+def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_dir):
+    server = server_factory(mnist_dir)
+    page.goto(server.url)
+    set_row(page, 0, batch=64)
+    set_row(page, 1, batch=64)
+    page.fill("#epochs", "30")
+    page.fill("#train_samples", "2048")
+    page.click("#start")
+    expect(page.locator("#state")).to_have_text(re.compile("starting|running"), timeout=POLL_WAIT_MS)
+    code, status = server.request("GET", "/training_status")
+    run_id = status["run_id"]
+    assert run_id in page.locator("#run-meta").text_content()
+    # live status, curves and the first epoch's sample predictions arrive through polling
+    wait_for(lambda: chart_points(page) > 0, timeout=POLL_WAIT_MS / 1000, message="curve points")
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS * 2)
+    page.wait_for_selector("#img-samples-1 img", timeout=POLL_WAIT_MS)
+    cards = page.locator("#model-cards .card")
+    assert cards.count() == 2
+    assert "/ 30" in cards.nth(0).locator("dd[data-field=Epoch]").text_content()
+    assert cards.nth(0).locator("dd[data-field='Test accuracy']").text_content().endswith("%")
+    assert "device cpu" in page.locator("#run-meta").text_content()
+    for img in page.locator("#per-model img").all():
+        assert img.evaluate("i => i.complete && i.naturalWidth > 0"), img.get_attribute("src")
+    # reload mid-run: the same run is shown, nothing lost
+    page.reload()
+    expect(page.locator("#run-meta")).to_contain_text(run_id, timeout=POLL_WAIT_MS)
+    assert page.locator("#state").text_content() in ("running", "starting")
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
+    # stop: the run ends and what was recorded stays visible
+    page.click("#stop")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    assert int(page.locator("#chart-loss").get_attribute("data-points")) > 0
+    assert page.locator("#start").is_enabled() and page.locator("#stop").is_disabled()
+    row = page.locator(f"#runs-rows tr[data-run-id='{run_id}']")
+    expect(row).to_contain_text("stopped", timeout=POLL_WAIT_MS)
+    # downloads: metrics as CSV and each model's best checkpoint
+    links = page.locator("#downloads a")
+    expect(links).to_have_count(3)
+    for link in links.all():
+        response = page.request.get(server.url + link.get_attribute("href"))
+        assert response.status == 200 and len(response.body()) > 100
+    # draw a digit: both models answer with 10 probability bars
+    draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.55, 0.5), (0.45, 0.85)])
+    expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
+    assert page.locator("#prediction-bars .bars").nth(0).locator(".bar").count() == 10
+    expect(page.locator("#prediction-bars h3").nth(0)).to_have_text(re.compile(r"Model 1: \d"))
+    page.click("#clear-canvas")
+    expect(page.locator("#prediction-bars .bars")).to_have_count(0)
+    assert page.console_errors == []
+
+
+def draw_stroke(page, points):
+    page.locator("#canvas").scroll_into_view_if_needed()
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=6)
+    page.mouse.up()
+
+
+def test_history_opens_past_runs_and_survives_a_restart(page, server_factory, tiny_mnist, tmp_path):
+    runs_dir = tmp_path / "history-runs"
+    server = server_factory(tiny_mnist, runs_dir)
+    quick = {"epochs": 1, "batch_size": 64, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
+    ids = []
+    for name in ("first", "second"):
+        code, body = server.request("POST", "/start_training", dict(quick, models=[{"kernels": [4, 8, 8, 8], "name": name}]))
+        assert code == 202
+        ids.append(body["run_id"])
+        wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
+    server.stop()
+    server = server_factory(tiny_mnist, runs_dir)  # a restarted server shows the same history
+    page.goto(server.url)
+    rows = page.locator("#runs-rows tr")
+    expect(rows).to_have_count(2, timeout=POLL_WAIT_MS)
+    assert rows.nth(0).get_attribute("data-run-id") == ids[1]  # newest first
+    expect(page.locator("#model-cards .card h3")).to_contain_text("second")
+    rows.nth(1).locator("button", has_text="open").click()
+    expect(page.locator("#viewing")).to_be_visible()
+    expect(page.locator("#run-meta")).to_contain_text(ids[0])
+    expect(page.locator("#model-cards .card h3")).to_contain_text("first")
+    page.wait_for_selector("#img-samples-0 img")
+    page.click("#back-live")
+    expect(page.locator("#run-meta")).to_contain_text(ids[1])
+    expect(page.locator("#viewing")).to_be_hidden()
+    assert page.console_errors == []
+
+
+def test_polling_never_overlaps_and_keeps_its_pace(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    in_flight, overlaps, started = [0], [], []
+    polled = re.compile(r"/(training_status|runs(/[^/?]+)?)$")  # status and history, not images
+
+    def on_request(request):
+        if polled.search(request.url):
+            in_flight[0] += 1
+            started.append(request.url)
+            if in_flight[0] > 1:
+                overlaps.append(request.url)
+
+    def on_done(request):
+        if polled.search(request.url):
+            in_flight[0] -= 1
+
+    page.on("request", on_request)
+    page.on("requestfinished", on_done)
+    page.on("requestfailed", on_done)
+    page.goto(server.url)
+    page.fill("#epochs", "1")
+    set_row(page, 0, kernels=[4, 8, 8, 8])
+    set_row(page, 1, kernels=[2, 4, 4, 4])
+    page.click("#start")  # each of these clicks asks for an immediate poll, also while one is in flight
+    for _ in range(2):
+        page.locator("#runs-rows tr[data-run-id] button", has_text="open").click(timeout=POLL_WAIT_MS)
+        if page.locator("#back-live").is_visible():  # the run has ended: it is shown as a past run
+            page.click("#back-live")
+    started.clear()
+    page.wait_for_timeout(6500)
+    assert overlaps == []
+    status_polls = [u for u in started if u.endswith("/training_status")]
+    assert 2 <= len(status_polls) <= 3  # every 3 s, one chain only
+    assert page.console_errors == []
+
+
+def chart_points(page, chart="loss") -> int:
+    return int(page.locator(f"#chart-{chart}").get_attribute("data-points"))
+
+
+def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, server_factory, mnist_dir):
+    server = server_factory(mnist_dir)
+    page.goto(server.url)
+    page.fill("#epochs", "1")
+    page.fill("#train_samples", "16384")
+    set_row(page, 0, batch=64)
+    set_row(page, 1, batch=64)
+    page.click("#start")
+    # sample the loss chart during the first epoch: it must gain points poll after poll
+    seen = []
+    wait_for(lambda: page.locator("#state").text_content() == "running", timeout=60, message="running")
+    while page.locator("#state").text_content() == "running" and len(set(seen)) < 4:
+        cards = page.locator("#model-cards dd[data-field=Epoch]")
+        if cards.count() and not cards.nth(0).text_content().startswith("1 /"):
+            break
+        seen.append(chart_points(page))
+        page.wait_for_timeout(500)
+    growth = sorted(set(seen))
+    assert len(growth) >= 3 and growth[0] < growth[-1], seen  # at least three polls, each with new points
+    expect(page.locator("#state")).to_have_text("finished", timeout=120_000)
+    # hover: the legend reads off every line's value at the cursor, on every chart (synced)
+    over = page.locator("#chart-loss .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+    values = page.locator("#chart-loss .u-legend .u-series .u-value")
+    expect(values.nth(1)).to_have_text(re.compile(r"^\d+\.\d+"))
+    expect(page.locator("#chart-accuracy .u-legend .u-series .u-value").nth(1)).to_have_text(re.compile(r"^\d+\.\d+"))
+    # smoothing: on, each model is drawn twice (faint raw + smoothed); at 0 only the raw line
+    smoothed = chart_points(page)
+    page.locator("#smoothing").fill("0")
+    wait_for(lambda: chart_points(page) < smoothed, timeout=10, message="the raw curve alone")
+    assert chart_points(page) * 2 == smoothed
+    assert page.locator("#chart-loss .u-legend .u-series").count() == 3  # x and the two models
+    page.check("#log-loss")  # the scale changes only when asked
+    expect(page.locator("#chart-loss .u-legend .u-series")).to_have_count(3)
+    assert page.console_errors == []
+
+
+def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    ids = []
+    for lr in (0.01, 0.003):
+        code, body = server.request("POST", "/start_training", {
+            "epochs": 1, "batch_size": 64, "learning_rate": lr, "precision": "fp32", "seed": 5,
+            "models": [{"kernels": [4, 8, 8, 8], "name": f"lr {lr}"}]})
+        assert code == 202
+        ids.append(body["run_id"])
+        wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
+    # select both in the run table and compare: the view goes into the URL
+    page.goto(server.url)
+    for run_id in ids:
+        page.locator(f"#runs-rows tr[data-run-id='{run_id}'] input[type=checkbox]").check()
+    page.click("#compare-selected")
+    expect(page).to_have_url(re.compile(r"\?runs="))
+    url = page.url
+    page.goto(url)  # reload or bookmark: the same comparison comes back
+    table = page.locator("#compare-table")
+    expect(table).to_be_visible(timeout=POLL_WAIT_MS)
+    for run_id in ids:
+        expect(table.locator("thead")).to_contain_text(run_id)
+    differs = table.locator("tr.differs th")
+    expect(differs.first).to_be_visible()
+    differing = [t.split(" (")[0] for t in differs.all_text_contents()]
+    assert "Learning rate" in differing and "Epochs" not in differing and "Seed" not in differing
+    legend = page.locator("#chart-loss .u-legend")
+    expect(legend).to_contain_text("R1", timeout=POLL_WAIT_MS)
+    expect(legend).to_contain_text("R2")
+    expect(legend).to_contain_text("lr 0.01")
+    wait_for(lambda: chart_points(page, "eval") >= 4, timeout=POLL_WAIT_MS / 1000,
+             message="both runs' evaluations")  # 2 runs x validation and test, one epoch
+    # re-run with the settings of the first run
+    page.locator(f"#runs-rows tr[data-run-id='{ids[0]}'] button", has_text="re-run").click()
+    row = page.locator("#model-rows tr")
+    expect(row).to_have_count(1)
+    expect(row.nth(0).locator(".name")).to_have_value("lr 0.01")
+    expect(row.nth(0).locator(".lr")).to_have_value("0.01")
+    expect(page.locator("#epochs")).to_have_value("1")
+    expect(page.locator("#seed")).to_have_value("5")
+    page.click("#stop-compare")
+    expect(page.locator("#compare-panel")).to_be_hidden()
+    assert "runs=" not in page.url
+    assert page.console_errors == []
+
+
+def test_the_run_table_sorts_by_any_column(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    for lr in (0.003, 0.02, 0.01):
+        code, _ = server.request("POST", "/start_training", {"epochs": 1, "learning_rate": lr, "precision": "fp32",
+                                                             "models": [{"kernels": [2, 2, 2, 2]}]})
+        assert code == 202
+        wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
+    page.goto(server.url)
+    expect(page.locator("#runs-rows tr")).to_have_count(3, timeout=POLL_WAIT_MS)
+    header = page.locator("#runs-head th", has_text="Learning rate")
+    header.locator("button").click()
+    lr_cells = lambda: [float(t) for t in page.locator("#runs-rows tr td:nth-child(6)").all_text_contents()]  # noqa: E731
+    assert lr_cells() == [0.02, 0.01, 0.003] and header.get_attribute("aria-sort") == "descending"
+    header.locator("button").click()
+    assert lr_cells() == [0.003, 0.01, 0.02] and header.get_attribute("aria-sort") == "ascending"
+    assert page.console_errors == []

@@ -1,0 +1,424 @@
+"""The page keeps up: recovery, a stable layout, errors, memory, phones, screen readers (Chromium)."""
+import re
+import shutil
+
+
+from conftest import POLL_WAIT_MS, expect, need, wait_for
+
+TINY_RUN = {"epochs": 2, "batch_size": 32, "precision": "fp32", "learning_rate": 0.01,
+            "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4]}]}
+BLUE, GREEN = "rgb(31, 119, 180)", "rgb(44, 160, 44)"  # Model 1 and Model 3 colours
+
+
+def finish(server, body=TINY_RUN) -> str:
+    """Start a run and wait for it to finish; a run that fails or stops fails the test, with why."""
+    code, answer = server.request("POST", "/start_training", body)
+    assert code == 202, answer
+    status = wait_for(lambda: (s := server.request("GET", "/training_status")[1])["state"] in ("finished", "failed",
+                                                                                              "stopped") and s,
+                      timeout=120, interval=0.2, message="the run to end")
+    assert status["state"] == "finished", status["error"]
+    return answer["run_id"]
+
+
+def own_errors(page) -> list[str]:
+    """Console errors of the page's own code (the browser also logs refused or failed requests)."""
+    return [e for e in page.console_errors if not e.startswith("Failed to load resource")]
+
+
+# ---------------------------------------------------------------- 1. recovers by itself
+
+def test_the_page_recovers_by_itself_after_a_server_restart(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    server.kill()
+    expect(page.locator("#connection")).to_be_visible(timeout=POLL_WAIT_MS)
+    expect(page.locator("#connection")).to_contain_text("not reachable")
+    page.click("#start")  # pressing Start while the server is down says so, and throws nothing
+    expect(page.locator("#form-error")).to_contain_text("not reachable")
+    expect(page.locator("#start")).to_be_enabled()
+    server.start()  # the same port
+    expect(page.locator("#connection")).to_be_hidden(timeout=4_500)  # within one poll (3 s) and its answer
+    expect(page.locator("#state")).to_have_text("finished")
+    expect(page.locator("#start")).to_be_enabled()
+    assert own_errors(page) == [], page.console_errors  # no uncaught error
+
+
+# ---------------------------------------------------------------- 2. stable layout
+
+CLS_OBSERVER = """
+window.__cls = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__cls += entry.value;
+}).observe({ type: "layout-shift", buffered: true });
+"""
+
+
+def test_layout_does_not_jump_during_a_run_and_the_canvas_stays_put(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)  # an earlier run whose pictures the new one replaces
+    page.add_init_script(CLS_OBSERVER)
+    page.goto(server.url)
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.__cls") < 0.1  # the page filling in at load moves nothing much either
+    canvas_y = page.locator("#canvas").bounding_box()["y"]
+    page.evaluate("() => { window.__cls = 0; }")
+    code, _ = server.request("POST", "/start_training", dict(TINY_RUN, epochs=3))  # started elsewhere: no input here
+    assert code == 202
+    ys = []
+
+    def ended() -> bool:  # samples where the canvas is at every poll until the run ends
+        ys.append(page.locator("#canvas").bounding_box()["y"])
+        return server.request("GET", "/training_status")[1]["state"] in ("finished", "failed")
+
+    wait_for(ended, timeout=120, interval=0.3, message="the run to end")
+    page.wait_for_timeout(3500)  # the last poll
+    ys.append(page.locator("#canvas").bounding_box()["y"])
+    cls = page.evaluate("() => window.__cls")
+    assert cls < 0.1, cls
+    assert max(abs(y - canvas_y) for y in ys) < 1, (canvas_y, ys)
+
+
+# ---------------------------------------------------------------- 3. colours follow the model
+
+def test_prediction_bars_take_their_models_colour(page, server_factory, tiny_mnist, tmp_path):
+    runs_dir = tmp_path / "colour-runs"
+    server = server_factory(tiny_mnist, runs_dir)
+    run_id = finish(server, dict(TINY_RUN, models=[{"kernels": [2, 2, 2, 2]}] * 1 + [
+        {"kernels": [2, 2, 2, 2], "name": "B"}, {"kernels": [2, 2, 2, 2], "name": "C"}]))
+    for i in (0, 1):  # as mid-run, when only Model 3 has reached an epoch end
+        (runs_dir / run_id / f"model{i}_latest.pt").unlink()
+    page.goto(server.url)
+    page.fill("#test-index", "3")
+    page.click("#predict-test-digit")
+    bars = page.locator("#prediction-bars .bars")
+    expect(bars).to_have_count(1, timeout=POLL_WAIT_MS)
+    assert bars.nth(0).get_attribute("data-model") == "C"
+    color = bars.nth(0).locator(".bar").first.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert color == GREEN, color
+
+
+# ---------------------------------------------------------------- 4. and 5. history and the live run
+
+def test_a_shown_run_that_is_deleted_returns_the_page_to_live(page, server_factory, tiny_mnist, tmp_path):
+    runs_dir = tmp_path / "deleted-runs"
+    server = server_factory(tiny_mnist, runs_dir)
+    first = finish(server)
+    second = finish(server)
+    page.goto(server.url)
+    page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="open").click(timeout=POLL_WAIT_MS)
+    expect(page.locator("#viewing")).to_be_visible()
+    shutil.rmtree(runs_dir / first)
+    expect(page.locator("#viewing")).to_be_hidden(timeout=POLL_WAIT_MS)
+    expect(page.locator("#form-error")).to_contain_text(f"run {first} no longer exists")
+    expect(page.locator("#run-meta")).to_contain_text(second)
+    expect(page.locator(f"#runs-rows tr[data-run-id='{first}']")).to_have_count(0, timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []
+
+
+def test_opening_the_running_run_follows_it_live_and_the_buttons_follow_the_training_run(page, server_factory,
+                                                                                       tiny_mnist):
+    server = server_factory(tiny_mnist)
+    past = finish(server)
+    code, body = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100, batch_size=1))
+    running = body["run_id"]
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    page.locator(f"#runs-rows tr[data-run-id='{running}'] button", has_text="open").click()
+    expect(page.locator("#viewing")).to_be_hidden()
+    expect(page.locator("#start")).to_be_disabled()
+    page.locator(f"#runs-rows tr[data-run-id='{past}'] button", has_text="open").click()
+    expect(page.locator("#viewing")).to_be_visible()
+    expect(page.locator("#start")).to_be_disabled()  # a past run is shown, but a run trains: Start waits
+    page.click("#stop")  # and Stop stops the run that trains
+    page.click("#back-live")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    assert server.request("GET", f"/runs/{running}")[1]["state"] == "stopped"
+    expect(page.locator("#start")).to_be_enabled()
+    assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- 10. and 12. remembers, and says what it is
+
+def test_settings_survive_a_reload_and_the_page_says_what_it_runs(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    row = page.locator("#model-rows tr").nth(0)
+    row.locator(".name").fill("mine")
+    for i, k in enumerate([4, 8, 8, 8]):
+        row.locator(".kernel").nth(i).fill(str(k))
+    page.locator("#model-rows tr").nth(1).locator(".remove").click()
+    page.fill("#epochs", "1")
+    page.fill("#train_samples", "300")
+    page.fill("#seed", "9")
+    page.click("#start")
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 2)
+    expect(page.locator("#run-meta")).to_contain_text("300 training images")
+    expect(page.locator("#run-meta")).to_contain_text("LR schedule one-cycle")
+    expect(page).to_have_title("finished · MNIST Training Monitor")
+    page.reload()
+    expect(page.locator("#model-rows tr")).to_have_count(1)
+    expect(page.locator("#model-rows .name")).to_have_value("mine")
+    expect(page.locator("#epochs")).to_have_value("1")
+    expect(page.locator("#train_samples")).to_have_value("300")
+    expect(page.locator("#seed")).to_have_value("9")
+    # model information follows the form, also once a run exists
+    page.locator("#model-rows .kernel").nth(0).fill("16")
+    expect(page.locator("#model-info h3").first).to_contain_text("mine")
+    expect(page.locator("#model-info table").first).to_contain_text("16×1×3×3")
+    # the best checkpoint downloads with the model counted from 1, as the page counts
+    link = page.locator("#downloads a", has_text="mine best checkpoint")
+    response = page.request.get(server.url + link.get_attribute("href"))
+    assert re.search(r"-model1-best\.pt", response.headers["content-disposition"])
+
+
+def test_the_tab_title_shows_progress_and_a_run_end_notifies(page, server_factory, tiny_mnist):
+    page.context.grant_permissions(["notifications"])
+    page.add_init_script("""
+      window.__notes = [];
+      window.Notification = class { constructor(title, options) { window.__notes.push(title + ': ' + options.body); }
+        static get permission() { return 'granted'; } static requestPermission() { return Promise.resolve('granted'); } };
+    """)
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    page.fill("#epochs", "40")
+    page.click("#start")
+    expect(page).to_have_title(re.compile(r"^\d+ % · MNIST Training Monitor$"), timeout=POLL_WAIT_MS)
+    server.request("POST", "/stop_training", {})
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    notes = page.evaluate("() => window.__notes")
+    assert len(notes) == 1 and notes[0].startswith("Training stopped"), notes
+
+
+# ---------------------------------------------------------------- 13. phones
+
+def test_a_phone_sized_page_needs_no_sideways_scrolling_and_controls_are_big_enough(browser, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        small = page.evaluate("""() => [...document.querySelectorAll('button, input, select, summary')]
+            .filter((e) => e.offsetParent !== null && !e.closest('.table-scroll'))
+            .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
+            .filter(([, r]) => r.width < 24 || r.height < 24).map(([n, r]) => `${n} ${r.width}x${r.height}`)""")
+        assert small == []
+        for selector in ["#model-rows .lr", "#model-rows .batch", "#model-rows .remove", "#start", "#canvas"]:
+            box = page.locator(selector).first.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        # drawing by touch: a tap-and-drag on the canvas asks the models
+        page.locator("#canvas").scroll_into_view_if_needed()
+        box = page.locator("#canvas").bounding_box()
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------- 14. screen readers and axe-core
+
+def axe_violations(page) -> list:
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        need(False, "axe-playwright-python is not installed (pip install -r requirements-dev.txt)")
+    results = Axe().run(page)
+    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]]
+
+
+def test_axe_finds_no_violations_idle_during_and_after_a_run_with_four_models(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    page.goto(server.url)
+    expect(page.locator("#model-rows tr")).to_have_count(2)
+    assert axe_violations(page) == []  # idle
+    page.click("#add-model")
+    page.click("#add-model")
+    for i in range(4):
+        row = page.locator("#model-rows tr").nth(i)
+        for k, value in enumerate([2, 4, 4, 4]):
+            row.locator(".kernel").nth(k).fill(str(value))
+        row.locator(".batch").fill("32")
+    page.fill("#epochs", "30")
+    page.click("#start")
+    page.wait_for_selector("#img-samples-3 img", timeout=POLL_WAIT_MS * 2)
+    assert axe_violations(page) == []  # during the run
+    page.click("#stop")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    page.locator("#confusion-table-0 summary").click()
+    assert axe_violations(page) == []  # after it
+
+
+def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    finish(server)
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    assert page.locator("#canvas").get_attribute("aria-label")
+    page.locator("#test-index").focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("7")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # "Predict this test digit"
+    expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
+    expect(page.locator("#prediction-bars")).to_contain_text("Test digit 7: its true label is")
+    expect(page.locator("#test-digit-image")).to_be_visible()
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
+    expect(page.locator("#announcer")).to_contain_text("reads")
+    # a run: the region speaks at state changes, not at every poll
+    said = []
+    page.expose_function("__said", lambda text: said.append(text))
+    page.evaluate("""() => new MutationObserver(() => window.__said(document.getElementById('announcer').textContent))
+        .observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true })""")
+    code, _ = server.request("POST", "/start_training", dict(TINY_RUN, epochs=6, batch_size=8))
+    expect(page.locator("#state")).to_have_text(re.compile("starting|running"), timeout=POLL_WAIT_MS)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
+    page.wait_for_timeout(3500)
+    assert 1 <= len(said) <= 4, said  # starting/running, finished (with the accuracies)
+    assert "finished" in said[-1] and "Test accuracy" in said[-1], said
+    confusion = page.locator("#confusion-table-0")
+    confusion.locator("summary").click()
+    expect(confusion.locator("tbody tr")).to_have_count(10)
+    assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- 11. and 12. readable pictures, plain words
+
+def test_picture_labels_are_large_enough_to_read(monkeypatch):
+    import numpy as np
+
+    import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    plots.render_digits("t", np.zeros((3, 28, 28), np.uint8), [1, 2, 3], [1, 2, 4], 16)
+    plots.render_confusion("t", np.full((10, 10), 5))
+    digits, confusion = figures
+    labels = [t for t in digits.axes[0].texts]
+    assert labels and min(t.get_fontsize() for t in labels) >= 9  # 9 pt: about 12 px in the full-size picture
+    assert labels[2].get_text() == "3, true 4"  # a wrong answer names the true digit
+    assert min(t.get_fontsize() for t in confusion.axes[0].texts) >= 7.5
+
+
+def test_a_run_stopped_before_its_first_epoch_says_why_it_has_no_checkpoint(client):
+    from conftest import SLOW, start_run
+
+    start_run(client, SLOW)
+    assert client.post("/stop_training", json={}).status_code == 200
+    wait_for(lambda: client.get("/training_status").get_json()["state"] == "stopped", message="the stop")
+    response = client.post("/predict", json={"test_index": 0})
+    assert response.status_code == 409 and "ended before its first epoch did" in response.get_json()["error"]
+
+
+def test_runs_are_starred_and_deleted_from_the_page_with_a_confirmation(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    first, second = finish(server), finish(server)
+    page.goto(server.url)
+    row = page.locator(f"#runs-rows tr[data-run-id='{first}']")
+    row.locator("button.star").click(timeout=POLL_WAIT_MS)
+    expect(row.locator("button.star")).to_have_attribute("aria-pressed", "true", timeout=POLL_WAIT_MS)
+    expect(page.locator("#runs-size")).to_contain_text("Every run is kept until you delete it")
+    answers = []
+
+    def answer(dialog):
+        answers.append(dialog.message)
+        dialog.dismiss() if len(answers) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.locator(f"#runs-rows tr[data-run-id='{second}'] button.delete").click()  # dismissed: nothing happens
+    page.wait_for_timeout(500)
+    assert len(server.request("GET", "/runs")[1]["runs"]) == 2
+    page.locator(f"#runs-rows tr[data-run-id='{second}'] button.delete").click()  # confirmed
+    expect(page.locator(f"#runs-rows tr[data-run-id='{second}']")).to_have_count(0, timeout=POLL_WAIT_MS)
+    assert "cannot be undone" in answers[0]
+    assert [r["run_id"] for r in server.request("GET", "/runs")[1]["runs"]] == [first]
+    assert own_errors(page) == []
+
+
+def test_the_page_works_with_an_access_token_after_the_first_visit(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist, extra_args=["--token", "t0k3n"])
+    assert server.request("GET", "/training_status")[0] == 401
+    page.goto(server.url + "/?token=t0k3n")
+    expect(page.locator("#run-meta")).to_contain_text("no run yet", timeout=POLL_WAIT_MS)
+    page.fill("#epochs", "1")
+    page.click("#start")  # the page's own requests carry the token in its cookie
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 2)
+    page.goto(server.url)  # later visits need no token in the address
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- 9. nothing lost: queue, sweep, resume
+
+def run_states(server) -> dict:
+    return {r["run_id"]: r for r in server.request("GET", "/runs")[1]["runs"]}
+
+
+def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stopped_one_resumed(page, server_factory,
+                                                                                             tiny_mnist):
+    server = server_factory(tiny_mnist)
+    code, busy = server.request("POST", "/start_training", dict(TINY_RUN, epochs=4, batch_size=4))
+    assert code == 202
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    expect(page.locator("#start")).to_be_disabled()
+    page.fill("#epochs", "1")
+    page.locator("#model-rows tr").nth(1).locator(".remove").click()
+    page.locator("#model-rows tr").first.locator(".kernel").nth(0).fill("4")
+    lr = page.locator("#model-rows tr").first.locator(".lr")
+    for typed, said in [("0.01,,abc", "a value is missing"), ("0.01, abc", '"abc" is not a number'),
+                        ("0.001 0.003, 0.01", "separate several values with commas"),
+                        ("0.001 0.003", "separate several values with commas"), ("0.001,0.001", "0.001 is there twice"),
+                        (", ".join(str(0.001 * (i + 1)) for i in range(20)), "20 runs: a sweep can queue at most 12")]:
+        lr.fill(typed)  # what is wrong shows before anything is pressed, and the buttons promise no count
+        expect(page.locator("#sweep-hint")).to_contain_text(said)
+        expect(page.locator("#queue")).to_have_text("Queue")
+    lr.fill("0.001, 0.003,0.01")
+    expect(page.locator("#queue")).to_have_text("Queue 3 runs")
+    expect(page.locator("#sweep-hint")).to_contain_text("Sweep of 3 runs (Model 1 learning rate 0.001 / 0.003 / 0.01)")
+    page.click("#queue")
+    expect(page.locator("#queue-count")).to_contain_text("3 runs queued (see the run history)", timeout=POLL_WAIT_MS)
+    queued = sorted(r for r, run in run_states(server).items() if run["state"] == "queued")
+    assert [run_states(server)[r]["models"][0]["learning_rate"] for r in queued] == [0.001, 0.003, 0.01]
+    for place, run_id in enumerate(queued):  # the history says which starts next
+        expect(page.locator(f"#runs-rows tr[data-run-id='{run_id}'] .state")).to_have_text(f"queued #{place + 1}")
+    page.locator(f"#runs-rows tr[data-run-id='{queued[1]}'] button", has_text="cancel").click()
+    expect(page.locator("#queue-count")).to_contain_text("2 runs queued (see the run history)", timeout=POLL_WAIT_MS)
+    assert queued[1] not in run_states(server)
+    page.locator(f"#runs-rows tr[data-run-id='{queued[0]}']").get_by_role("button", name="open").click()
+    expect(page.locator("#stop")).to_be_enabled()  # viewing another run: Stop still stops the one that trains
+    expect(page.locator("#start")).to_be_disabled()
+    page.click("#back-live")
+    code, last = server.request("POST", "/start_training", dict(TINY_RUN, epochs=50, batch_size=4, queue=True))
+    assert code == 202 and last["state"] == "queued"  # a long run after the sweep, to be stopped later
+    # The busy run, stopped inside epoch 2 (after its first checkpoint), can go on from the page.
+    wait_for(lambda: server.request("GET", "/training_status")[1]["models"][0]["epoch"] >= 2, timeout=120,
+             interval=0.1, message="epoch 2 of the busy run")
+    page.click("#stop")
+    wait_for(lambda: all(run_states(server)[r]["state"] == "finished" for r in (queued[0], queued[2])), timeout=120,
+             interval=0.2, message="the queue to run")
+    ends = [server.request("GET", f"/runs/{r}")[1] for r in (queued[0], queued[2])]
+    assert ends[0]["finished_at"] <= ends[1]["started_at"]
+    row = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}']")
+    row.get_by_role("button", name="open").click(timeout=POLL_WAIT_MS)  # the stopped run says it can go on...
+    expect(page.locator("#resume-note")).to_contain_text(f"A run is training ({last['run_id']})", timeout=POLL_WAIT_MS)
+    expect(page.locator("#resume")).to_be_disabled()  # ...once the long run has ended
+    expect(row.locator("button.resume")).to_be_disabled()
+    server.request("POST", "/stop_training", {})
+    expect(page.locator("#resume")).to_be_enabled(timeout=POLL_WAIT_MS)  # without a reload
+    expect(page.locator("#resume-note")).to_contain_text("goes on in this same run from its last epoch-end checkpoint")
+    page.click("#resume")
+    expect(page.locator("#run-meta")).to_contain_text("resumed once", timeout=POLL_WAIT_MS)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 6)
+    expect(page.locator("#resume-line")).to_be_hidden()
+    page.reload()  # the finished resumed run is still the one shown (not the newer queued runs)
+    expect(page.locator("#run-meta")).to_contain_text(busy["run_id"], timeout=POLL_WAIT_MS)
+    expect(lr).to_have_value("0.001, 0.003, 0.01")  # the sweep as typed comes back
+    assert run_states(server)[busy["run_id"]]["resumes"] == 1
+    expect(page.locator("#queue-count")).to_have_text("")
+    assert own_errors(page) == []

@@ -1,0 +1,212 @@
+"""The worker: runs started, queued (one after another, in order, also after a restart of the
+server), cancelled, resumed, stopped and deleted, through the API; a full disk is a clear error."""
+import errno
+import os
+import tempfile
+import threading
+import time
+
+
+import runstore.files
+from runstore import RunStore
+from conftest import QUICK, SLOW, start_run, wait_for, wait_run_end
+
+
+def queue_run(client, body) -> str:
+    response = client.post("/start_training", json=dict(body, queue=True))
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["state"] == "queued"
+    return response.get_json()["run_id"]
+
+
+def runs_by_id(client) -> dict:
+    return {r["run_id"]: r for r in client.get("/runs").get_json()["runs"]}
+
+
+def test_queued_runs_wait_then_start_in_order_and_one_can_be_cancelled(client, app):
+    first = start_run(client, SLOW)
+    assert client.post("/start_training", json=QUICK).status_code == 409  # without "queue": as before
+    lrs = [0.001, 0.003, 0.01]
+    queued = [queue_run(client, dict(QUICK, learning_rate=lr)) for lr in lrs]
+    listed = runs_by_id(client)
+    assert [listed[q]["state"] for q in queued] == ["queued"] * 3
+    assert [listed[q]["models"][0]["learning_rate"] for q in queued] == lrs  # with their settings
+    assert listed[queued[0]]["models"][1]["parameters"] > 0 and listed[queued[0]]["settings"]["epochs"] == 1
+    assert client.post(f"/runs/{queued[1]}/cancel", json={}).get_json() == {"run_id": queued[1], "state": "cancelled"}
+    assert queued[1] not in runs_by_id(client)
+    answer = client.post(f"/runs/{first}/cancel", json={})
+    assert answer.status_code == 409 and "stop it instead" in answer.get_json()["error"]
+    assert client.post("/runs/20990101-000000-000abc/cancel", json={}).status_code == 404
+    assert client.post("/start_training", json=dict(QUICK, queue="yes")).status_code == 400
+    client.post("/stop_training", json={})
+    manager = app.extensions["training"]
+    wait_for(lambda: all(runs_by_id(client)[q]["state"] == "finished" for q in (queued[0], queued[2])),
+             timeout=120, message="the queued runs to finish")
+    assert runs_by_id(client)[first]["state"] == "stopped"
+    ends = [client.get(f"/runs/{q}").get_json() for q in (queued[0], queued[2])]
+    assert ends[0]["finished_at"] <= ends[1]["started_at"]  # one after another, in the order queued
+    assert manager.active_run_id is None and RunStore(app.config["RUNS_DIR"]).queued() == []
+
+
+def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
+    from server import create_app
+
+    options = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TRAINER_OPTIONS": {"status_interval": 0.05}}
+    app = create_app(options)
+    client = app.test_client()
+    first = start_run(client, SLOW)
+    queued = [queue_run(client, QUICK) for _ in range(2)]
+    assert app.extensions["training"].shutdown(30)  # as on SIGTERM: the active run stops, the queue waits
+    refused = client.post("/start_training", json=QUICK)
+    assert refused.status_code == 409 and "shutting down" in refused.get_json()["error"]
+    assert runs_by_id(client)[first]["state"] == "stopped"
+    assert [runs_by_id(client)[q]["state"] for q in queued] == ["queued", "queued"]
+    restarted = create_app(options).test_client()
+    wait_for(lambda: all(runs_by_id(restarted)[q]["state"] == "finished" for q in queued), timeout=120,
+             message="the queue to run after the restart")
+
+
+def test_resume_through_the_api(client, app):
+    run_id = start_run(client, dict(QUICK, epochs=3))
+    assert wait_run_end(client)["state"] == "finished"
+    answer = client.post(f"/runs/{run_id}/resume", json={})
+    assert answer.status_code == 400 and "finished: there is nothing to resume" in answer.get_json()["error"]
+    slow = start_run(client, dict(QUICK, epochs=50, batch_size=8))
+    wait_for(lambda: [(m["epoch"], m["batch"] >= 2) for m in client.get("/training_status").get_json()["models"]]
+             == [(3, True)] * 2, timeout=60, message="both models inside epoch 3")
+    assert client.post(f"/runs/{run_id}/resume", json={}).status_code == 409  # another run is active
+    client.post("/stop_training", json={})
+    assert wait_run_end(client)["state"] == "stopped"
+    before = [r for r in client.get(f"/runs/{slow}/metrics").get_json()["rows"]]
+    version = client.get(f"/runs/{slow}/metrics").get_json()["version"]
+    assert runs_by_id(client)[slow]["resumable"] is True
+    answer = client.post(f"/runs/{slow}/resume", json={})
+    assert answer.status_code == 202 and answer.get_json() == {"run_id": slow, "state": "starting"}
+    status = client.get("/training_status").get_json()
+    assert status["run_id"] == slow and status["resumes"] == 1 and status["state"] in ("starting", "running")
+    after = client.get(f"/runs/{slow}/metrics").get_json()
+    assert after["version"] != version  # the replayed rows are gone: a reader starts again from row 0
+    again = client.get(f"/runs/{slow}/metrics?since={len(before)}&version={version}")  # a reader that was there
+    assert again.status_code == 200 and again.get_json()["rows"][0] == after["rows"][0]
+    kept = [r for r in before if r in after["rows"]]
+    assert len(kept) < len(before) and len(kept) == len(after["rows"][:len(kept)])
+    client.post("/stop_training", json={})
+    wait_run_end(client)
+    early = start_run(client, SLOW)
+    wait_for(lambda: client.get("/training_status").get_json()["state"] == "running", message="running")
+    client.post("/stop_training", json={})
+    wait_run_end(client)
+    assert runs_by_id(client)[early]["resumable"] is False
+    answer = client.post(f"/runs/{early}/resume", json={})
+    assert answer.status_code == 400 and "no epoch-end checkpoint" in answer.get_json()["error"]
+    assert client.post("/runs/20990101-000000-000abc/resume", json={}).status_code == 404
+
+
+def test_a_full_disk_fails_the_run_with_the_path_and_the_server_goes_on(client, app, monkeypatch):
+    real_mkstemp = tempfile.mkstemp
+
+    def full_disk_for_checkpoints(dir=None, prefix="", suffix=""):
+        fd, path = real_mkstemp(dir=dir, prefix=prefix, suffix=suffix)
+        if ".pt." in prefix:  # writes of this file go to /dev/full: the kernel answers ENOSPC
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return fd, path
+
+    monkeypatch.setattr(runstore.files.tempfile, "mkstemp", full_disk_for_checkpoints)
+    run_id = start_run(client, QUICK)
+    status = wait_run_end(client)
+    run_dir = app.extensions["runs"].run(run_id).path
+    assert status["state"] == "failed"
+    assert status["error"] == (f"could not write {run_dir / 'model0_latest.pt'}: No space left on device; "
+                               "free some space, then resume the run")
+    assert not list(run_dir.glob(".*.tmp")) and not list(run_dir.glob("*.pt"))  # nothing half-written
+    rows = app.extensions["runs"].run(run_id).metrics()
+    assert rows and (run_dir / "metrics.jsonl").read_bytes().endswith(b"\n")
+    assert client.get("/runs").status_code == 200
+    monkeypatch.undo()  # space again: the next run works
+    start_run(client, QUICK)
+    assert wait_run_end(client)["state"] == "finished"
+
+
+def test_no_space_for_a_new_run_folder_is_a_clear_507(client, app, monkeypatch):
+    store = app.extensions["runs"]
+    real_mkdir = os.mkdir
+
+    def full(path, *args, **kwargs):
+        if str(path).startswith(str(store.root)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", full)
+    answer = client.post("/start_training", json=QUICK)
+    assert answer.status_code == 507
+    assert answer.get_json()["error"].startswith(f"could not write {store.root}")
+    assert "No space left on device; free some space" in answer.get_json()["error"]
+    assert app.extensions["training"].active_run_id is None and store.run_ids() == []
+
+
+def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves_out_the_pause(client, app):
+    options = app.extensions["training"].trainer_options
+
+    def stop_in_epoch_2(trainer, m):
+        if m.index == 0 and m.step == m.batches + 2:
+            trainer.stop_event.set()
+
+    options["on_step"] = stop_in_epoch_2
+    older = start_run(client, dict(QUICK, epochs=3))
+    assert wait_run_end(client)["state"] == "stopped"
+    del options["on_step"]
+    start_run(client, QUICK)
+    assert wait_run_end(client)["state"] == "finished"
+    time.sleep(1.0)  # a pause before the resume, which its duration must not count
+    assert client.post(f"/runs/{older}/resume", json={}).status_code == 202
+    wait_for(lambda: client.get(f"/runs/{older}").get_json()["state"] == "finished", message="the resumed run")
+    status = client.get("/training_status").get_json()
+    assert status["run_id"] == older and status["state"] == "finished"  # not the newer run
+    summary = runs_by_id(client)[older]
+    assert summary["duration_seconds"] < status["finished_at"] - status["started_at"] - 0.8
+
+
+def test_a_queue_left_waiting_goes_on_at_the_next_start(client, app):
+    from config import parse_train_config
+    from worker import enqueue
+
+    store = app.extensions["runs"]
+    run = store.create()  # queued behind the server's back: nothing would start it
+    run_id = run.run_id
+    enqueue(run, parse_train_config(QUICK))
+    answer = client.post("/start_training", json=QUICK)
+    assert answer.status_code == 409 and run_id in answer.get_json()["error"]  # the queued run went first
+    assert wait_run_end(client)["run_id"] == run_id
+
+
+def test_a_run_id_in_the_future_does_not_make_start_wait(client, app):
+    store = app.extensions["runs"]
+    future = time.gmtime(time.time() + 20 * 60)
+    future_id = time.strftime("%Y%m%d-%H%M%S", future) + "-500abc"
+    (store.root / future_id).mkdir()
+    answer = {}
+    thread = threading.Thread(target=lambda: answer.update(r=client.post("/start_training", json=QUICK)))
+    thread.start()
+    thread.join(10)  # before the fix this hung until the clock passed the future id
+    assert not thread.is_alive(), "POST /start_training waited for the clock"
+    run_id = answer["r"].get_json()["run_id"]
+    assert run_id > future_id and store.run_ids()[0] == run_id
+    wait_run_end(client)
+
+
+def test_a_new_run_is_never_shown_idle_or_interrupted_while_it_starts(client, monkeypatch):
+    import worker
+
+    seen = []
+    real_prepare = worker.Trainer.prepare
+
+    def watched_prepare(self):
+        seen.append(client.get("/training_status").get_json()["state"])  # folder made, no status.json yet
+        real_prepare(self)
+        seen.append(client.get("/training_status").get_json()["state"])  # status.json written, no thread yet
+
+    monkeypatch.setattr(worker.Trainer, "prepare", watched_prepare)
+    start_run(client)
+    assert seen[:2] == ["starting", "starting"]
+    wait_run_end(client)
