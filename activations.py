@@ -1,4 +1,4 @@
-"""What each layer of a model computes for one digit: feature maps as tiled greyscale pictures."""
+"""What each layer of a model computes for one digit: feature maps as tiled gray-scale pictures."""
 from __future__ import annotations
 
 import base64
@@ -11,18 +11,19 @@ from PIL import Image
 from torch import nn
 
 MAX_TILES = 64  # feature maps shown per layer; the rest are counted, not drawn
-TILE_SCALE = {26: 2, 24: 2, 12: 3, 10: 4, 8: 4, 4: 8}  # display pixels per map pixel, by map side
+TILE_PIXELS = 40  # display pixels a map side is drawn at, about (at least 2 per map pixel)
 DENSE_SCALE = (4, 24)  # a dense activation as a 4 px wide, 24 px tall bar
-DATA_URL = "data:image/png;base64,"
+DATA_URL_PREFIX = "data:image/png;base64,"
 
 
 def png_data_url(pixels: np.ndarray) -> str:
+    """A uint8 gray-scale picture as a PNG data URL."""
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", optimize=False, compress_level=1)  # speed over bytes
-    return DATA_URL + base64.b64encode(buffer.getvalue()).decode()
+    return DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode()
 
 
-def to_grey(values: np.ndarray) -> np.ndarray:
+def activation_pixels(values: np.ndarray) -> np.ndarray:
     """0 black, the layer's largest activation white (one scale per layer, so maps compare)."""
     top = float(values.max())
     return np.zeros(values.shape, np.uint8) if top <= 0 else np.clip(values / top * 255, 0, 255).astype(np.uint8)
@@ -32,22 +33,22 @@ def tile_maps(maps: np.ndarray) -> tuple[np.ndarray, int]:
     """[C, H, W] -> one picture of at most MAX_TILES maps in a near-square grid; and how many are shown."""
     shown = min(len(maps), MAX_TILES)
     side = maps.shape[1]
-    scale = TILE_SCALE.get(side, max(1, 32 // side))
+    scale = max(2, round(TILE_PIXELS / side))
     columns = math.ceil(math.sqrt(shown))
     rows = math.ceil(shown / columns)
     cell = side * scale + 2  # 2 px gap
-    picture = np.full((rows * cell, columns * cell), 60, np.uint8)  # dark grey gaps
-    grey = to_grey(maps[:shown])
+    picture = np.full((rows * cell, columns * cell), 60, np.uint8)  # dark gray gaps
+    gray = activation_pixels(maps[:shown])
     for i in range(shown):
         r, c = divmod(i, columns)
-        tile = np.kron(grey[i], np.ones((scale, scale), np.uint8))
+        tile = np.kron(gray[i], np.ones((scale, scale), np.uint8))
         picture[r * cell:r * cell + side * scale, c * cell:c * cell + side * scale] = tile
     return picture, shown
 
 
 def dense_strip(values: np.ndarray) -> np.ndarray:
-    grey = to_grey(values[None, :])
-    return np.kron(grey, np.ones((DENSE_SCALE[1], DENSE_SCALE[0]), np.uint8))
+    gray = activation_pixels(values[None, :])
+    return np.kron(gray, np.ones((DENSE_SCALE[1], DENSE_SCALE[0]), np.uint8))
 
 
 @torch.no_grad()

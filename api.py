@@ -1,157 +1,75 @@
-"""The JSON API: thin routes over the run folders and the one training worker."""
+"""The JSON API: thin routes over the run folders (read through the run store) and the training
+worker (whose domain errors the error handlers turn into HTTP answers)."""
 from __future__ import annotations
 
 import csv
 import io
-import os
-import threading
-import time
-from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from config import parse_kernels_text, public_config
-from errors import BadRequest, Conflict, NotFound
+from config import form_settings, parse_kernels_text, parse_train_config, reject_unknown
+from errors import BadRequest, NotFound
 from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
-from train import ERROR_COUNT, SAMPLE_COUNT
-from runstore import (ACTIVE_STATES, CURVES_IMAGE, EPOCH_IMAGES, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
-                      MODEL_STATUS_FIELDS, NOTE_MAX, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, SERVED_FILES,
-                      STATUS_FILE, TABLE_KINDS, MetricsCache, RunStore, checkpoint_name, checkpoint_parts,
-                      confusion_name, image_name, pid_alive)
+from recorder import ERROR_COUNT, SAMPLE_COUNT
+from runstore import (ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
+                      MODEL_STATUS_FIELDS, NOTE_MAX, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, TABLE_KINDS,
+                      Run, RunSnapshot, RunStore)
+from worker import TrainingManager
 
 bp = Blueprint("api", __name__)
-VIEW_CACHE_RUNS = 512  # run views kept in memory (~1-3 KB each), least recently used dropped first
-SIZE_TTL = 10.0  # seconds a count of the runs folder's bytes is reused
 METRICS_PAGE_ROWS = 5000  # metrics rows in one answer (~0.7 MB); the page asks again from "next"
 RUN_SETTINGS = ("epochs", "lr_schedule", "warmup", "label_smoothing", "precision", "train_samples", "seed",
                 "device")  # of config.json
 CSV_COLUMNS = tuple(c for c in METRIC_COLUMNS[:2] + ("name",) + METRIC_COLUMNS[2:]  # the model's name by its index
                     if c == "name" or any(c in METRIC_KINDS[kind] or c == "kind" for kind in TABLE_KINDS))
+VIEW_FIELDS = tuple(key for key in RUN_STATUS_FIELDS if key != "pid")  # the status as answered
 
 
-class RunViews:
-    """A run as the page sees it: its status.json, the URLs of its images and checkpoints.
+def file_url(run_id: str, name: str | None, versions: dict[str, int] | None = None) -> str | None:
+    """The URL of a run's file; with ``versions`` (name -> mtime), one that changes with the file."""
+    if name is None:
+        return None
+    return f"/runs/{run_id}/files/{name}" + (f"?v={versions[name]}" if versions else "")
 
-    Cached until the run folder changes: status.json and every PNG are replaced by a rename,
-    which changes the folder's modification time, so a poll of an unchanged run costs two stat
-    calls instead of reading and listing the folder (less GIL traffic beside the trainer)."""
 
-    def __init__(self, store: RunStore):
-        self.store = store
-        self.metrics = MetricsCache()
-        self._cache: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
-        self._configs: OrderedDict[str, dict] = OrderedDict()  # config.json is written once
-        self._size = (-SIZE_TTL, 0)  # (when counted, bytes)
-        self._lock = threading.Lock()
-
-    def runs_bytes(self) -> int:
-        """The runs folder's size, recounted at most every SIZE_TTL seconds (it walks every file)."""
-        now = time.monotonic()
-        if now - self._size[0] > SIZE_TTL:
-            self._size = (now, self.store.size_bytes())
-        return self._size[1]
-
-    def config(self, run_id: str) -> dict:
-        with self._lock:
-            config = self._configs.get(run_id)
-        if config is None:
-            config = self.store.config(run_id) or {}
-            with self._lock:
-                if config:
-                    self._configs[run_id] = config
-                    while len(self._configs) > VIEW_CACHE_RUNS:
-                        self._configs.popitem(last=False)
-        return config
-
-    @staticmethod
-    def _image_urls(run_id: str, images: dict[str, str], files: dict[str, int]) -> dict[str, str]:
-        """{key: versioned URL} of the images that exist (``images``: key -> file name)."""
-        return {key: f"/runs/{run_id}/files/{name}?v={files[name]}" for key, name in images.items() if name in files}
-
-    def _read(self, run_id: str) -> dict | None:
-        run_dir = self.store.run_dir(run_id)
-        if run_dir is None:
-            return None
-        try:  # a run deleted meanwhile (clean-up, or the user) is no run: None, never an error
-            key = (os.stat(run_dir).st_mtime_ns, os.stat(run_dir / STATUS_FILE).st_mtime_ns)
-            with self._lock:
-                cached = self._cache.get(run_id)
-                if cached and cached[0] == key:
-                    self._cache.move_to_end(run_id)
-                    return cached[1]
-            status = self.store.status(run_id)
-            files = self._files(run_dir)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if status is None:
-            return None
-        view = {key: status.get(key) for key in RUN_STATUS_FIELDS}
-        view["models"] = [{k: m.get(k) for k in MODEL_STATUS_FIELDS} for m in status.get("models", [])]
-        for i, m in enumerate(view["models"]):
-            m["images"] = self._image_urls(run_id, {kind: image_name(kind, i) for kind in EPOCH_IMAGES}, files)
-            best = checkpoint_name(i, "best")
-            m["checkpoint"] = f"/runs/{run_id}/files/{best}" if best in files else None
-            m["confusion"] = self._image_urls(run_id, {"c": confusion_name(i)}, files).get("c")
-        view["images"] = self._image_urls(run_id, {CURVES_IMAGE: image_name(CURVES_IMAGE)}, files)
-        view["has_checkpoint"] = any(checkpoint_name(i, "latest") in files for i in range(len(view["models"])))
-        view["metrics_csv"] = f"/runs/{run_id}/metrics.csv"
-        with self._lock:
-            self._cache[run_id] = (key, view)
-            self._cache.move_to_end(run_id)
-            while len(self._cache) > VIEW_CACHE_RUNS:
-                self._cache.popitem(last=False)
-        return view
-
-    def _files(self, run_dir) -> dict[str, int]:
-        """{name: mtime in ns} of the files the server serves that exist in ``run_dir``."""
-        files = {}
-        for entry in os.scandir(run_dir):
-            if entry.name in SERVED_FILES and entry.is_file(follow_symlinks=False):
-                try:
-                    files[entry.name] = entry.stat().st_mtime_ns
-                except FileNotFoundError:  # replaced or removed between listing and stat
-                    pass
-        return files
-
-    def view(self, run_id: str, active_run_id: str | None) -> dict | None:
-        """The view, with a run left active by a process that is gone shown as 'interrupted'."""
-        cached = self._read(run_id)
-        if cached is None:
-            return None
-        view = dict(cached)
-        pid = view.pop("pid")
-        if view["state"] in ACTIVE_STATES and run_id != active_run_id:
-            if pid == os.getpid() or not pid_alive(pid):
-                view["state"] = "interrupted"
-        has_checkpoint = view.pop("has_checkpoint")
-        view["resumable"] = view["state"] in RESUMABLE_STATES and has_checkpoint  # "resume" can go on with it
-        if view["state"] not in ACTIVE_STATES:  # no time left is shown for a run that is over
-            view["eta_seconds"] = None
-            view["models"] = [dict(m, eta_seconds=None) for m in view["models"]]
-        return view
+def status_view(s: RunSnapshot) -> dict:
+    """A run as the page sees it: its status, the URLs of its pictures and checkpoints, whether it
+    can be resumed. A broken run says why in ``error``."""
+    status = s.status
+    view = {key: getattr(status, key) if status else None for key in VIEW_FIELDS}
+    view.update(state=s.state, run_id=s.run_id, resumes=status.resumes if status else 0)
+    if s.state == BROKEN_STATE:
+        view["error"] = s.problem
+    view["models"] = []
+    for i, model in enumerate(status.models if status else []):
+        m = {key: getattr(model, key) for key in MODEL_STATUS_FIELDS}
+        m["images"] = {kind: file_url(s.run_id, name, s.files) for kind, name in s.images(i).items()}
+        m["checkpoint"] = file_url(s.run_id, s.checkpoint(i, "best"))
+        m["confusion"] = file_url(s.run_id, s.confusion(i), s.files)
+        view["models"].append(m)
+    view["images"] = {"curves": file_url(s.run_id, s.curves(), s.files)} if s.curves() else {}
+    view["resumable"] = s.resumable
+    view["metrics_csv"] = f"/runs/{s.run_id}/metrics.csv"
+    return view
 
 
 def empty_view(state: str = IDLE_STATE, run_id: str | None = None) -> dict:
     """The status shape with nothing in it: no run yet, or a run whose status.json is not written yet."""
-    view = {key: None for key in RUN_STATUS_FIELDS if key != "pid"}
+    view = {key: None for key in VIEW_FIELDS}
     view.update(state=state, run_id=run_id, models=[], images={}, resumable=False)
     return view
 
 
 # ---------------------------------------------------------------- helpers
 
-def manager():
+def manager() -> TrainingManager:
     return current_app.extensions["training"]
 
 
 def store() -> RunStore:
     return current_app.extensions["runs"]
-
-
-def views() -> RunViews:
-    return current_app.extensions["run_views"]
 
 
 def json_body() -> dict:
@@ -176,9 +94,18 @@ def conditional_json(payload) -> Response:
     return response.make_conditional(request)
 
 
-def require_run(run_id: str) -> None:
-    if store().run_dir(run_id) is None:
+def require_run(run_id: str) -> Run:
+    run = store().run(run_id)
+    if run is None:
         raise NotFound(f"no run {run_id!r}")
+    return run
+
+
+def snapshot_of(run_id: str) -> RunSnapshot:
+    snapshot = store().snapshot(run_id)
+    if snapshot is None:
+        raise NotFound(f"no run {run_id!r}")
+    return snapshot
 
 
 # ---------------------------------------------------------------- routes
@@ -189,37 +116,44 @@ def index():
 
 
 @bp.get("/config")
-def settings():
-    """Defaults, limits and choices of the form, and the run states, so the page copies none."""
-    return jsonify({**public_config(), "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES),
-                                                  "queued": QUEUED_STATE, "resumable": list(RESUMABLE_STATES)},
+def form_settings_route():
+    """The form's defaults, limits and choices, the run states and picture sizes, so the page copies none."""
+    return jsonify({**form_settings(),
+                    "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
+                               "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
                     "image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),
                                     "confusion": confusion_size(), "filters": filters_size()},
                     "digit_grid": {**digit_grid_layout(), "samples": SAMPLE_COUNT}})
 
 
-def shown_when_idle() -> str | None:
+def shown_when_idle() -> RunSnapshot | None:
     """With nothing training here: of the run this server trained last (a resumed run is not the
     newest) and the newest run (perhaps one that python train.py trains), the one updated last."""
     newest = next(iter(store().run_ids()), None)
-    views_ = [(view["updated_at"] or 0, run_id) for run_id in {manager().last_run_id, newest} - {None}
-              if (view := views().view(run_id, None)) is not None and view["state"] != QUEUED_STATE]
-    return max(views_)[1] if views_ else newest
+    candidates = [s for run_id in {manager().last_run_id, newest} - {None}
+                  if (s := store().snapshot(run_id)) is not None and s.state != QUEUED_STATE]
+    if candidates:
+        return max(candidates, key=lambda s: ((s.status.updated_at if s.status else None) or 0, s.run_id))
+    return store().snapshot(newest) if newest else None
 
 
 @bp.get("/training_status")
 def training_status():
     active = manager().active_run_id
-    run_id = active or shown_when_idle()
-    view = views().view(run_id, active) if run_id else None
-    if view is None and run_id is not None and run_id == active:
-        view = empty_view("starting", run_id)  # the worker has created the folder, not yet status.json
-    return conditional_json(view or empty_view())
+    snapshot = store().snapshot(active) if active else shown_when_idle()
+    if snapshot is None or snapshot.status is None and snapshot.state != BROKEN_STATE:
+        # the worker has created the folder, not yet status.json
+        return conditional_json(empty_view("starting", active) if active else empty_view())
+    return conditional_json(status_view(snapshot))
 
 
 @bp.post("/start_training")
 def start_training():
-    run_id, state = manager().start(json_body())
+    body = dict(json_body())
+    queue = body.pop("queue", False)
+    if not isinstance(queue, bool):
+        raise BadRequest("queue: must be true or false", field="queue")
+    run_id, state = manager().start(parse_train_config(body), queue=queue)
     return jsonify({"run_id": run_id, "state": state}), 202
 
 
@@ -246,86 +180,79 @@ def stop_training():
     return jsonify({"run_id": manager().stop(), "state": "stopping"}), 200
 
 
+def reject_unknown_args(allowed) -> None:
+    reject_unknown(request.args, allowed, what="parameter")
+
+
 @bp.get("/model_info")
 def model_info():
-    unknown = sorted(set(request.args) - {"kernels"})
-    if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: kernels)", field=unknown[0])
+    reject_unknown_args({"kernels"})
     kernels = request.args.get("kernels")
     if kernels is None:
         raise BadRequest("kernels: is required, e.g. ?kernels=32,64,64,64", field="kernels")
     return jsonify(describe(parse_kernels_text(kernels)))
 
 
-def run_summary(run_id: str, view: dict, config: dict) -> dict:
+def run_summary(s: RunSnapshot) -> dict:
     """A row of the run table: the run's settings and its results."""
-    best = [m["best_test_accuracy"] for m in view["models"] if m.get("best_test_accuracy") is not None]
-    end = view["finished_at"] or view["updated_at"]
-    duration = view.get("elapsed_seconds")  # runs written before it was recorded: start to end
-    if duration is None and end and view["started_at"]:
-        duration = round(end - view["started_at"], 1)
+    status, config = s.status, s.config or {}
+    models = status.models if status else []
+    best = [m.best_test_accuracy for m in models if m.best_test_accuracy is not None]
+    duration = status.elapsed_seconds if status else None
+    end = status and (status.finished_at or status.updated_at)
+    if duration is None and end and status.started_at:  # runs written before it was recorded: start to end
+        duration = round(end - status.started_at, 1)
     return {
-        "run_id": run_id, "state": view["state"], "started_at": view["started_at"], "duration_seconds": duration,
-        "device": view["device"], "precision": view["precision"],
+        "run_id": s.run_id, "state": s.state, "started_at": status.started_at if status else None,
+        "duration_seconds": duration, "device": status.device if status else None,
+        "precision": status.precision if status else None,
         "settings": {key: config.get(key) for key in RUN_SETTINGS},
-        "models": [{"name": m["name"], "kernels": m["kernels"], "optimizer": m["optimizer"],
-                    "learning_rate": m["learning_rate"], "batch_size": m["batch_size"], "parameters": m["parameters"],
-                    "best_test_accuracy": m["best_test_accuracy"], "final_test_accuracy": m["test_accuracy"]}
-                   for m in view["models"]],
+        "models": [{"name": m.name, "kernels": m.kernels, "optimizer": m.optimizer,
+                    "learning_rate": m.learning_rate, "batch_size": m.batch_size, "parameters": m.parameters,
+                    "best_test_accuracy": m.best_test_accuracy, "final_test_accuracy": m.test_accuracy}
+                   for m in models],
         "best_test_accuracy": max(best) if best else None,
-        "resumes": view.get("resumes") or 0,
+        "resumes": status.resumes if status else 0,
+        "resumable": s.resumable,
+        "error": s.problem if s.state == BROKEN_STATE else status.error if status else None,
+        **s.meta,
     }
 
 
 @bp.get("/runs")
 def runs():
-    active = manager().active_run_id
-    listing = []
-    for run_id in store().run_ids():
-        view = views().view(run_id, active)
-        if view is not None:
-            listing.append({**run_summary(run_id, view, views().config(run_id)), "resumable": view["resumable"],
-                            **store().meta(run_id)})
-    return conditional_json({"runs": listing, "keep_runs": store().keep, "runs_bytes": views().runs_bytes()})
+    listing = [run_summary(s) for s in store().snapshots()]
+    return conditional_json({"runs": listing, "keep_runs": store().keep, "runs_bytes": store().size_bytes()})
 
 
 @bp.post("/runs/<run_id>/meta")
 def run_meta(run_id):
     """Star a run (starred runs survive --keep-runs) or give it a short note."""
-    require_run(run_id)
+    run = require_run(run_id)
     body = json_body()
-    unknown = sorted(set(body) - {"starred", "note"})
-    if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown key (allowed: starred, note)", field=unknown[0])
+    reject_unknown(body, {"starred", "note"})
     if "starred" in body and not isinstance(body["starred"], bool):
         raise BadRequest("starred: must be true or false", field="starred")
     if "note" in body and (not isinstance(body["note"], str) or len(body["note"]) > NOTE_MAX):
         raise BadRequest(f"note: must be text of at most {NOTE_MAX} characters", field="note")
-    return jsonify({"run_id": run_id, **store().set_meta(run_id, **body)})
+    return jsonify({"run_id": run_id, **run.set_meta(**body)})
 
 
 @bp.delete("/runs/<run_id>")
 def delete_run(run_id):
-    """Delete a run and all its files; never the active one."""
+    """Delete a run and all its files; never one that trains."""
     require_run(run_id)
-    manager().settle()
-    if run_id == manager().active_run_id or store().trained_elsewhere(run_id):
-        raise Conflict(f"run {run_id} is training: stop it before deleting it")
-    if (store().status(run_id) or {}).get("state") == QUEUED_STATE:
-        manager().cancel(run_id)  # under the queue's lock: never a run that is starting
-    else:
-        store().delete(run_id)
+    manager().delete(run_id)
     return jsonify({"run_id": run_id, "deleted": True})
 
 
 @bp.get("/runs/<run_id>/config")
 def run_config(run_id):
     """The run's config.json: a request body that repeats the run."""
-    require_run(run_id)
-    config = store().config(run_id)
-    if config is None:
-        raise NotFound(f"run {run_id!r} has no config")
-    return jsonify(config)
+    snapshot = snapshot_of(run_id)
+    if snapshot.config is None:
+        raise NotFound(f"run {run_id!r} has no readable config" + (f" ({snapshot.problem})" if snapshot.problem else ""))
+    return jsonify(snapshot.config)
 
 
 def compact(value):
@@ -345,17 +272,14 @@ def run_metrics(run_id):
     ``kind``s asked for (comma-separated; default all), and the row to ask from next. ``version``
     changes when the file is replaced (a resume drops the rows of the epoch it trains again): a
     reader that sends the version its ``since`` counts in gets the rows from row 0 if it changed."""
-    unknown = sorted(set(request.args) - {"since", "limit", "kind", "version"})
-    if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown parameter (allowed: since, limit, kind, version)", field=unknown[0])
+    reject_unknown_args({"since", "limit", "kind", "version"})
     since = int_arg("since", 0)
     known_version = request.args.get("version")  # as the last answer gave it
     limit = int_arg("limit", METRICS_PAGE_ROWS, low=1, high=METRICS_PAGE_ROWS)
     kinds = set(request.args.get("kind", ",".join(METRIC_KINDS)).split(","))
     if not kinds <= set(METRIC_KINDS):
         raise BadRequest(f"kind: must be one or more of {', '.join(METRIC_KINDS)}, comma-separated", field="kind")
-    require_run(run_id)
-    rows, inode = views().metrics.read(store().run_dir(run_id))
+    rows, inode = store().metrics.read(require_run(run_id))
     version = str(inode)  # text: an inode can be beyond the integers a browser's numbers hold exactly
     if known_version is not None and known_version != version:
         since = 0  # the rows the reader counted are gone: it gets the file from the start
@@ -379,23 +303,22 @@ def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> i
 
 @bp.get("/runs/<run_id>")
 def run_status(run_id):
-    require_run(run_id)
-    view = views().view(run_id, manager().active_run_id)
-    if view is None:
+    snapshot = snapshot_of(run_id)
+    if snapshot.status is None and snapshot.state != BROKEN_STATE:
         raise NotFound(f"run {run_id!r} has no status yet")
-    return conditional_json(view)
+    return conditional_json(status_view(snapshot))
 
 
 @bp.get("/runs/<run_id>/files/<name>")
 def run_file(run_id, name):
-    path = store().file(run_id, name)
+    run = store().run(run_id)
+    path = run.served_file(name) if run else None
     if path is None:
         raise NotFound(f"no file {name!r} in run {run_id!r}")
     try:  # send_file opens the file here: once open, a deletion cannot cut the answer short
         if name.endswith(".pt"):  # saved as e.g. <run>-model1-best.pt: models count from 1, as on the page
-            index, kind = checkpoint_parts(name)
             return send_file(path, mimetype="application/octet-stream", as_attachment=True,
-                             download_name=f"{run_id}-model{index + 1}-{kind}.pt", max_age=0)
+                             download_name=Run.checkpoint_download_name(run_id, name), max_age=0)
         if name.endswith(".json"):
             return send_file(path, mimetype="application/json", max_age=0, etag=True, conditional=True)
         response = send_file(path, mimetype="image/png", max_age=0, etag=True, conditional=True)
@@ -408,12 +331,13 @@ def run_file(run_id, name):
 
 @bp.get("/runs/<run_id>/metrics.csv")
 def metrics_csv(run_id):
-    require_run(run_id)
-    names = [m.get("name") for m in (store().config(run_id) or {}).get("models", [])]
+    run = require_run(run_id)
+    snapshot = snapshot_of(run_id)
+    names = [m.get("name") if isinstance(m, dict) else None for m in (snapshot.config or {}).get("models", [])]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in store().metrics(run_id):
+    for row in run.metrics():
         if row.get("kind") not in TABLE_KINDS:
             continue
         model = row.get("model")

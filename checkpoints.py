@@ -3,31 +3,27 @@ exactly (optimizer, schedule, RNG states, step); checking, loading and applying 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from runstore import (ACTIVE_STATES, CONFIG_FILE, METRICS_FILE, QUEUED_STATE, RESUMABLE_STATES, STATUS_FILE,
-                      atomic_write_bytes, checkpoint_name, pid_alive, read_json, read_jsonl, rewrite_jsonl)
+from runstore import ACTIVE_STATES, BROKEN_STATE, QUEUED_STATE, RESUMABLE_STATES, Attempt, Run
 
 
 class ResumeError(ValueError):
     """A run cannot be resumed (no checkpoint to go on from); the message is for the user."""
 
 
-def save_checkpoints(run_dir: Path, m, epoch: int, val_accuracy: float, test_accuracy: float, best: bool,
+def save_checkpoints(attempt: Attempt, m, epoch: int, val_accuracy: float, test_accuracy: float, best: bool,
                      run_steps: int) -> None:
     """Model run ``m`` after ``epoch`` as its latest checkpoint (with what a resume needs), and as
     its best one if ``best`` (weights only: the file to download and use)."""
     checkpoint = {"kernels": list(m.config.kernels), "name": m.name, "epoch": epoch,
                   "val_accuracy": val_accuracy, "test_accuracy": test_accuracy,
                   "state_dict": {k: v.detach().cpu().contiguous() for k, v in m.model.state_dict().items()}}
-    atomic_write_bytes(run_dir / checkpoint_name(m.index, "latest"),
-                       torch_bytes(dict(checkpoint, resume=m.resume_state(run_steps))))
+    attempt.write_checkpoint(m.index, "latest", torch_bytes(dict(checkpoint, resume=m.resume_state(run_steps))))
     if best:
-        atomic_write_bytes(run_dir / checkpoint_name(m.index, "best"), torch_bytes(checkpoint))
+        attempt.write_checkpoint(m.index, "best", torch_bytes(checkpoint))
 
 
 def torch_bytes(obj) -> bytes:
@@ -47,31 +43,35 @@ def to_cpu(obj):
     return obj
 
 
-def check_can_resume(run_dir: Path) -> None:
-    """Raise ResumeError unless the run in ``run_dir`` was cut off: stopped, failed or interrupted
-    (a run left 'running' by a process that is gone was interrupted)."""
-    status = read_json(Path(run_dir) / STATUS_FILE)
-    if status is None or not (Path(run_dir) / CONFIG_FILE).is_file():
-        raise ResumeError(f"{run_dir} is not a run folder (it has no status.json and config.json)")
-    state, pid = status.get("state"), status.get("pid")
-    if state in ACTIVE_STATES and pid != os.getpid() and pid_alive(pid):
-        raise ResumeError(f"run {status.get('run_id')} is being trained (process {pid})")
+def check_can_resume(run: Run) -> None:
+    """Raise ResumeError unless ``run`` was cut off: stopped, failed or interrupted (a run whose
+    trainer stopped beating was interrupted)."""
+    try:
+        snapshot = run.snapshot()
+    except OSError:
+        snapshot = None
+    if snapshot is None or snapshot.status is None and snapshot.state != BROKEN_STATE:
+        raise ResumeError(f"{run.path} is not a run folder (it has no status.json and config.json)")
+    state, run_id = snapshot.state, run.run_id
+    if state == BROKEN_STATE:
+        raise ResumeError(f"run {run_id} is broken ({snapshot.problem}): it can be deleted, not resumed")
+    if state in ACTIVE_STATES:
+        raise ResumeError(f"run {run_id} is being trained (its trainer is alive)")
     if state == "finished":
-        raise ResumeError(f"run {status.get('run_id')} finished: there is nothing to resume")
+        raise ResumeError(f"run {run_id} finished: there is nothing to resume")
     if state == QUEUED_STATE:
-        raise ResumeError(f"run {status.get('run_id')} is queued: it starts by itself after the runs before it")
-    if state not in RESUMABLE_STATES + ACTIVE_STATES:
-        raise ResumeError(f"run {status.get('run_id')} is {state!r}: only a stopped, failed or interrupted run "
-                          "can be resumed")
+        raise ResumeError(f"run {run_id} is queued: it starts by itself after the runs before it")
+    if state not in RESUMABLE_STATES:
+        raise ResumeError(f"run {run_id} is {state!r}: only a stopped, failed or interrupted run can be resumed")
 
 
-def resume_points(run_dir: Path, n_models: int) -> dict[int, dict]:
+def resume_points(run: Run, n_models: int) -> dict[int, dict]:
     """{model index: its latest epoch-end checkpoint} of a run that is to go on; a model without
     one starts from the beginning. Raises ResumeError if there is nothing to go on from."""
     points = {}
     for index in range(n_models):
-        path = Path(run_dir) / checkpoint_name(index, "latest")
-        if not path.is_file():
+        path = run.checkpoint(index, "latest")
+        if path is None:
             continue
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -87,16 +87,6 @@ def resume_points(run_dir: Path, n_models: int) -> dict[int, dict]:
     return points
 
 
-def replayed_rows_dropped(run_dir: Path, steps: dict[int, int]) -> list[dict]:
-    """Cut metrics.jsonl back to the rows of each model up to ``steps[model]`` (its checkpoint):
-    the steps after it are trained again, so the file never holds a step twice. Always rewritten,
-    so a line torn by a crash is not glued to the first new one. The kept rows."""
-    rows = read_jsonl(run_dir / METRICS_FILE)
-    kept = [r for r in rows if isinstance(r.get("step"), int) and r.get("step") <= steps.get(r.get("model"), 0)]
-    rewrite_jsonl(run_dir / METRICS_FILE, kept)
-    return kept
-
-
 @dataclass
 class Resumption:
     """A run going on: the checkpoints it starts from, the metrics rows it keeps, its clock."""
@@ -105,18 +95,25 @@ class Resumption:
     started_at: float | None  # when the run first started
     resumes: int  # this resume included
     elapsed: float  # seconds of the run's metrics clock so far (its "time" goes on from here)
-    models: list[dict]  # the models as the status last showed them (shown while they are rebuilt)
+    models: list  # the models (ModelStatus) as the status last showed them (shown while they are rebuilt)
 
     @classmethod
-    def prepare(cls, run_dir: Path, n_models: int) -> "Resumption":
-        """Check that the run can go on, load its checkpoints, and cut metrics.jsonl back to them
-        (nothing is written if it cannot go on)."""
-        check_can_resume(run_dir)
-        previous = read_json(Path(run_dir) / STATUS_FILE) or {}
-        points = resume_points(run_dir, n_models)
-        kept = replayed_rows_dropped(Path(run_dir), {i: c["resume"]["step"] for i, c in points.items()})
-        return cls(points, kept, previous.get("started_at"), (previous.get("resumes") or 0) + 1,
-                   max((r.get("time") or 0.0 for r in kept), default=0.0), previous.get("models") or [])
+    def prepare(cls, run: Run, n_models: int) -> "Resumption":
+        """Check that the run can go on and load its checkpoints; nothing is written."""
+        check_can_resume(run)
+        previous = run.status()
+        points = resume_points(run, n_models)
+        steps = {i: c["resume"]["step"] for i, c in points.items()}
+        kept = [r for r in run.metrics()
+                if isinstance(r.get("step"), int) and r.get("step") <= steps.get(r.get("model"), 0)]
+        return cls(points, kept, previous.started_at, previous.resumes + 1,
+                   max((r.get("time") or 0.0 for r in kept), default=0.0), previous.models)
+
+    def cut_metrics(self, attempt: Attempt) -> None:
+        """metrics.jsonl without the rows after each model's checkpoint: those steps are trained
+        again, so the file never holds a step twice. Always rewritten, so a line torn by a crash is
+        not glued to the first new one."""
+        attempt.rewrite_metrics(self.kept_rows)
 
     def apply(self, models: list, device: torch.device) -> None:
         """The model runs as their checkpoints left them, their status figures from the kept rows.

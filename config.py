@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from model import map_sides
+
 # Limits (documented in the README). They keep every accepted config inside memory and time
 # a laptop can give: see ``estimate_training_bytes``.
 MAX_MODELS = 4
@@ -33,6 +35,8 @@ LR_SCHEDULES = ("none", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 DEFAULT_KERNELS = ((32, 64, 64, 64), (16, 32, 32, 32))
+SEED_SCHEMES = (1, 2)  # how model seeds derive from the run seed; 1 only to repeat runs written before 2
+SEED_SCHEME = SEED_SCHEMES[-1]
 
 # Folders. Relative paths given on the command line (server or trainer) are taken relative to the
 # working directory; the defaults are inside the project folder, so `python train.py` writes runs
@@ -82,6 +86,7 @@ class TrainConfig:
     train_samples: int | None = None
     seed: int = 0
     device: str = "auto"
+    seed_scheme: int = SEED_SCHEME
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -91,6 +96,14 @@ class TrainConfig:
 
 TOP_LEVEL_KEYS = {f for f in TrainConfig.__dataclass_fields__}
 MODEL_KEYS = {"name", "kernels", "optimizer", "learning_rate", "batch_size"}
+
+
+def reject_unknown(keys, allowed, what: str = "key", prefix: str = "") -> None:
+    """ConfigError naming the first of ``keys`` that is not in ``allowed`` (sorted, so the same
+    request always names the same field)."""
+    unknown = sorted(set(keys) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown {what} (allowed: {', '.join(sorted(allowed))})")
 
 
 def _int(value, name: str, low: int, high: int) -> int:
@@ -148,8 +161,9 @@ def estimate_training_bytes(kernels, batch_size: int) -> int:
     The two full-resolution conv outputs (26x26 and 24x24) dominate; each is kept for backward,
     with its ReLU mask and gradient, so about 4 copies of them are alive at the peak.
     """
+    conv1, conv2, pool1, conv3, conv4, _ = map_sides()
     k1, k2, k3, k4 = kernels
-    per_image = k1 * 26 * 26 + k2 * 24 * 24 + k2 * 12 * 12 + k3 * 10 * 10 + k4 * 8 * 8
+    per_image = k1 * conv1 ** 2 + k2 * conv2 ** 2 + k2 * pool1 ** 2 + k3 * conv3 ** 2 + k4 * conv4 ** 2
     return 4 * 4 * per_image * batch_size
 
 
@@ -157,9 +171,7 @@ def _model(entry, index: int, defaults: dict) -> ModelConfig:
     prefix = f"models[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(prefix, f"must be an object such as {{\"kernels\": [32, 64, 64, 64]}}, got {entry!r}")
-    unknown = sorted(set(entry) - MODEL_KEYS)
-    if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(MODEL_KEYS))})")
+    reject_unknown(entry, MODEL_KEYS, prefix=prefix + ".")
     if "kernels" not in entry:
         raise ConfigError(f"{prefix}.kernels", "is required")
     kernels = parse_kernels(entry["kernels"], f"{prefix}.kernels")
@@ -183,9 +195,7 @@ def parse_train_config(data) -> TrainConfig:
     """Build a ``TrainConfig`` from JSON-like data; missing keys take the defaults."""
     if not isinstance(data, dict):
         raise ConfigError("body", "must be a JSON object")
-    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
-    if unknown:
-        raise ConfigError(unknown[0], f"unknown key (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})")
+    reject_unknown(data, TOP_LEVEL_KEYS)
     defaults = TrainConfig.__dataclass_fields__
     get = lambda key: data.get(key, defaults[key].default)  # noqa: E731
     shared = {
@@ -199,6 +209,7 @@ def parse_train_config(data) -> TrainConfig:
         "precision": _choice(get("precision"), "precision", PRECISIONS),
         "device": _choice(get("device"), "device", DEVICES),
         "seed": _int(get("seed"), "seed", *SEED_RANGE),
+        "seed_scheme": _int(get("seed_scheme"), "seed_scheme", SEED_SCHEMES[0], SEED_SCHEMES[-1]),
     }
     train_samples = data.get("train_samples")
     if train_samples is not None:
@@ -221,8 +232,9 @@ SHARED_KEYS = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedul
 CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
 
 
-def public_config() -> dict:
-    """Defaults, limits and choices, for the page (``GET /config``) and the CLI's flags."""
+def form_settings() -> dict:
+    """Defaults, limits and choices of the settings, for the page's form (``GET /config``) and the
+    command line's flags."""
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in SHARED_KEYS}
     defaults["models"] = [{"name": f"Model {i + 1}", "kernels": list(k)} for i, k in enumerate(DEFAULT_KERNELS)]
     return {

@@ -106,9 +106,16 @@ class MNISTTensors:
                                                 self.test_x, self.test_y)), test_raw=self.test_raw)
 
 
-def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28], scaled to [0, 1] then standardized."""
-    return ((images_uint8.float() / 255.0 - MEAN) / STD).unsqueeze(1)
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 255] (uint8 or float), [N, 28, 28] or one [28, 28] -> float32 [N, 1, 28, 28],
+    scaled to [0, 1] then standardized, as the models are trained on."""
+    images = images.float().reshape(-1, *images.shape[-2:])
+    return ((images / 255.0 - MEAN) / STD).unsqueeze(1)
+
+
+def pixels(normalized: torch.Tensor) -> np.ndarray:
+    """The first image of a normalized batch back as uint8 pixels [28, 28] (what the models saw)."""
+    return (np.clip(normalized[0, 0].numpy() * STD + MEAN, 0, 1) * 255).astype(np.uint8)
 
 
 def load_mnist(data_dir: str | os.PathLike, train_samples: int | None = None,

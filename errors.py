@@ -7,7 +7,10 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from checkpoints import ResumeError
 from config import ConfigError
+from runstore import WriteError
+from worker import Refused, UnknownRun
 
 log = logging.getLogger("server")
 
@@ -36,14 +39,24 @@ def error_body(message: str, field: str | None = None) -> dict:
     return {"error": message, "field": field} if field else {"error": message}
 
 
+# The domain's errors and the answer each gets: the code that raises them knows nothing of HTTP.
+DOMAIN_CODES = {
+    ConfigError: 400,  # a setting the config refuses (names its field)
+    ResumeError: 400,  # a run that cannot go on
+    UnknownRun: 404,
+    Refused: 409,  # not now: a run is active, the run is not queued, shutting down
+    WriteError: 507,  # a full disk, an unwritable runs folder (names the file)
+}
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return jsonify(error_body(exc.message, exc.field)), exc.code
 
-    @app.errorhandler(ConfigError)
-    def config_error(exc: ConfigError):
-        return jsonify(error_body(str(exc), exc.field)), 400
+    for kind, code in DOMAIN_CODES.items():
+        app.register_error_handler(kind, lambda exc, code=code: (
+            jsonify(error_body(str(exc), getattr(exc, "field", None))), code))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

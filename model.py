@@ -35,7 +35,7 @@ class MNISTNet(nn.Module):
             nn.Conv2d(k3, k4, 3), nn.ReLU(),
             nn.MaxPool2d(2), nn.Dropout(0.5),
         )
-        side = feature_side(IMAGE_SIZE)
+        side = map_sides()[-1]
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(k4 * side * side, HIDDEN_UNITS), nn.ReLU(),
@@ -46,12 +46,15 @@ class MNISTNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def feature_side(size: int) -> int:
-    """Side of the feature map after the conv/pool stack: 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4."""
-    size = size - 2 - 2  # two unpadded 3x3 convs
-    size //= 2
-    size = size - 2 - 2
-    return size // 2
+def map_sides(size: int = IMAGE_SIZE) -> tuple[int, int, int, int, int, int]:
+    """The side of each feature map, in the order data flows: conv 1, conv 2, pooling 1, conv 3,
+    conv 4, pooling 2 (28 -> 26, 24, 12, 10, 8, 4): each unpadded 3x3 conv takes 2, each pooling halves."""
+    conv1 = size - 2
+    conv2 = conv1 - 2
+    pool1 = conv2 // 2
+    conv3 = pool1 - 2
+    conv4 = conv3 - 2
+    return conv1, conv2, pool1, conv3, conv4, conv4 // 2
 
 
 def describe(kernels) -> dict:

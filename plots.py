@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-# One colour per model, the same in every chart and on the page (static/app.js MODEL_COLORS).
+# One colour per model, the same in every chart and on the page (static/common.js MODEL_COLORS).
 MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 RIGHT, WRONG = "#1a7f37", "#cf222e"
 
@@ -204,8 +204,9 @@ class CurvePoints:
 
 @dataclass
 class EpochImage:
-    """An epoch-end image: ``drawer`` names a function of DRAWERS, called with ``args``."""
-    file_name: str
+    """An epoch-end picture of one model: ``drawer`` names a function of DRAWERS, called with ``args``."""
+    kind: str  # samples, errors, confusion or filters
+    model_index: int
     drawer: str
     args: tuple
 
@@ -250,9 +251,10 @@ class RenderClient:
 
 
 def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
-    from runstore import CURVES_IMAGE, atomic_write_bytes, image_name
+    from runstore import Run
+    from runstore.run import CURVES_IMAGE
 
-    run_dir = Path(run_dir)
+    run = Run(run_dir)
     train_rows, eval_rows, pending = [], [], False
     while True:
         try:
@@ -261,7 +263,7 @@ def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
             message = None
         if message is None:  # end of input
             if pending:
-                atomic_write_bytes(run_dir / image_name(CURVES_IMAGE), render_curves(names, train_rows, eval_rows, epochs))
+                run.write_picture(CURVES_IMAGE, None, render_curves(names, train_rows, eval_rows, epochs))
             return
         if isinstance(message, CurvePoints):
             train_rows.extend(r for r in message.rows if r["kind"] == "train")
@@ -269,10 +271,10 @@ def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
             eval_rows.extend(new_evals)
             pending = True
             if new_evals:
-                atomic_write_bytes(run_dir / image_name(CURVES_IMAGE), render_curves(names, train_rows, eval_rows, epochs))
+                run.write_picture(CURVES_IMAGE, None, render_curves(names, train_rows, eval_rows, epochs))
                 pending = False
-        elif isinstance(message, EpochImage) and os.path.basename(message.file_name) == message.file_name:
-            atomic_write_bytes(run_dir / message.file_name, DRAWERS[message.drawer](*message.args))
+        elif isinstance(message, EpochImage):
+            run.write_picture(message.kind, message.model_index, DRAWERS[message.drawer](*message.args))
 
 
 if __name__ == "__main__":

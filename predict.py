@@ -6,21 +6,20 @@ import base64
 import binascii
 import functools
 import io
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from activations import layer_views
-from data import MEAN, STD, DataError, ensure_mnist, read_idx
+from activations import DATA_URL_PREFIX, layer_views, png_data_url
+from cache import LRU
+from config import reject_unknown
+from data import DataError, ensure_mnist, normalize, pixels, read_idx
 from errors import BadRequest, Conflict, NotFound
 from model import MNISTNet
-from runstore import FINAL_STATES, RunStore, checkpoint_name
+from runstore import FINAL_STATES, RunStore
 
-DATA_URL_PREFIX = "data:image/png;base64,"
 MAX_SIDE = 4096  # pixels; larger drawings are refused before decoding
 
 
@@ -51,7 +50,7 @@ def decode_png_data_url(data_url) -> Image.Image:
     return image
 
 
-def to_gray(image: Image.Image) -> np.ndarray:
+def grayscale(image: Image.Image) -> np.ndarray:
     """Grayscale float array in [0, 255]: a white digit on black; transparent pixels count as black."""
     rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
     gray = rgba[..., :3].mean(axis=2) * (rgba[..., 3] / 255.0)
@@ -87,8 +86,7 @@ def mnist_preprocess(gray: np.ndarray) -> np.ndarray:
 
 def image_to_tensor(data_url) -> torch.Tensor:
     """PNG data URL -> normalized tensor [1, 1, 28, 28], as the models were trained on."""
-    field = mnist_preprocess(to_gray(decode_png_data_url(data_url)))
-    return torch.from_numpy((field / 255.0 - MEAN) / STD).float().reshape(1, 1, 28, 28)
+    return normalize(torch.from_numpy(mnist_preprocess(grayscale(decode_png_data_url(data_url)))))
 
 
 def load_checkpoint(path: Path) -> tuple[MNISTNet, str]:
@@ -107,12 +105,10 @@ def load_checkpoint(path: Path) -> tuple[MNISTNet, str]:
 
 class CheckpointCache:
     """The most recently used loaded models, keyed by checkpoint path and modification time
-    (reloaded when the file is replaced; forgotten when it is gone)."""
+    (reloaded when the file is replaced)."""
 
     def __init__(self, capacity: int = 8):  # 8 = the 4 models of a run shown and of one more
-        self.capacity = capacity
-        self._models: OrderedDict[Path, tuple[int, MNISTNet, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._models = LRU(capacity)  # path -> (mtime, model, name)
 
     def __len__(self) -> int:
         return len(self._models)
@@ -122,19 +118,13 @@ class CheckpointCache:
 
     def load(self, path: Path) -> tuple[MNISTNet, str]:
         mtime = path.stat().st_mtime_ns
-        with self._lock:
-            cached = self._models.get(path)
-            if cached and cached[0] == mtime:
-                self._models.move_to_end(path)
-                return cached[1], cached[2]
+        cached = self._models.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1], cached[2]
         model, name = load_checkpoint(path)
-        with self._lock:
-            self._models[path] = (mtime, model, name)
-            self._models.move_to_end(path)
-            for gone in [p for p in self._models if not p.exists()]:  # runs deleted meanwhile
-                del self._models[gone]
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
+        self._models.put(path, (mtime, model, name))
+        for gone in [p for p in self._models.keys() if not p.exists()]:  # runs deleted meanwhile
+            self._models.pop(gone)
         return model, name
 
 
@@ -162,9 +152,7 @@ def test_digits(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def digit_png_data_url(image: np.ndarray, scale: int = 4) -> str:
     """A 28x28 uint8 digit as a small PNG data URL, white on black, ``scale`` times larger."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).resize((28 * scale, 28 * scale), Image.NEAREST).save(buffer, format="PNG")
-    return DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode()
+    return png_data_url(np.kron(image, np.ones((scale, scale), np.uint8)))
 
 
 def test_digit_input(index, data_dir: str) -> tuple[torch.Tensor, dict]:
@@ -176,7 +164,7 @@ def test_digit_input(index, data_dir: str) -> tuple[torch.Tensor, dict]:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(labels):
         raise BadRequest(f"test_index: must be a whole number from 0 to {len(labels) - 1}, got {index!r}",
                          field="test_index")
-    tensor = torch.from_numpy((images[index] / 255.0 - MEAN) / STD).float().reshape(1, 1, 28, 28)
+    tensor = normalize(torch.from_numpy(images[index].copy()))
     return tensor, {"test_index": index, "label": int(labels[index]), "digit_image": digit_png_data_url(images[index])}
 
 
@@ -188,9 +176,7 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
     """``POST /predict``: a drawn digit (``image``) or an MNIST test digit (``test_index``) read by
     each model of the run (default: the active or newest run), from each model's checkpoint of
     the latest epoch end."""
-    unknown = sorted(set(body) - set(PREDICT_KEYS))
-    if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown key (allowed: {', '.join(PREDICT_KEYS)})", field=unknown[0])
+    reject_unknown(body, PREDICT_KEYS)
     if ("image" in body) == ("test_index" in body):
         raise BadRequest("image: is required (a PNG data URL), or test_index instead (not both)", field="image")
     layers = body.get("layers", False)
@@ -203,7 +189,8 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
             raise Conflict("no run yet: train a model first")
     elif not isinstance(run_id, str):
         raise BadRequest("run_id: must be a string", field="run_id")
-    if store.run_dir(run_id) is None:
+    run = store.run(run_id)
+    if run is None:
         raise NotFound(f"no run {run_id!r}")
     extra = {}
     if "test_index" in body:
@@ -213,9 +200,12 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
             image = image_to_tensor(body["image"])
         except ImageError as exc:
             raise BadRequest(f"image: {exc}", field="image") from None
+    snapshot = store.snapshot(run_id)
+    if snapshot is None:  # deleted while it was read
+        raise NotFound(f"no run {run_id!r}")
     models = []
-    for i in range(len((store.config(run_id) or {}).get("models", []))):
-        path = store.file(run_id, checkpoint_name(i, "latest"))
+    for i in range(len(snapshot.status.models) if snapshot.status else 0):
+        path = run.checkpoint(i, "latest")
         if path is not None:
             try:
                 model, name = checkpoints.load(path)
@@ -223,10 +213,9 @@ def predict_request(body: dict, store: RunStore, checkpoints: CheckpointCache, a
                 raise NotFound(f"no run {run_id!r}") from None
             models.append((i, name, model))
     if not models:
-        state = (store.status(run_id) or {}).get("state")
-        when = "it ended before its first epoch did" if state in FINAL_STATES else "one is saved at the end of each epoch"
+        when = ("it ended before its first epoch did" if snapshot.state in FINAL_STATES
+                else "one is saved at the end of each epoch")
         raise Conflict(f"run {run_id} has no checkpoint: {when}")
     if layers:  # the 28x28 input as the models see it (after the MNIST-style preparation)
-        pixels = np.clip(image[0, 0].numpy() * STD + MEAN, 0, 1) * 255
-        extra["input_image"] = digit_png_data_url(pixels.astype(np.uint8))
+        extra["input_image"] = digit_png_data_url(pixels(image))
     return {"run_id": run_id, **extra, "predictions": predict(models, image, layers)}

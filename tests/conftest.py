@@ -21,6 +21,20 @@ QUICK = {"epochs": 1, "batch_size": 64, "learning_rate": 0.01, "precision": "fp3
 SLOW = dict(QUICK, epochs=100, batch_size=1)  # long enough to be stopped
 
 
+# Tests that need more than this process and tiny data it makes: the real MNIST, a server or
+# trainer process, Chromium. They are marked slow by their folder or by the fixtures they use, so
+# `python -m pytest -m "not slow"` (the fast tier) needs nothing to be remembered.
+SLOW_FOLDERS = ("browser", "integration")
+SLOW_FIXTURES = {"mnist_dir", "server_factory", "browser", "page", "cli_processes"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip when a resource is missing, but fail where CI says every test must run."""
     if not condition:
@@ -77,11 +91,14 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture
-def app(tmp_path, tiny_mnist):
+def app(request, tmp_path, tiny_mnist):
+    """The app on a runs folder of its own and tiny MNIST. Its runs draw no pictures (the renderer
+    process takes most of a tiny run's time) unless the test is marked ``pictures``."""
     from server import create_app
 
+    pictures = request.node.get_closest_marker("pictures") is not None
     app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
-                      "TRAINER_OPTIONS": {"status_interval": 0.05}})
+                      "TRAINER_OPTIONS": {"status_interval": 0.05, "pictures": pictures}})
     yield app
     assert app.extensions["training"].shutdown(60)  # the active run stops (a run just ending: no race)
 
@@ -89,6 +106,63 @@ def app(tmp_path, tiny_mnist):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(client, run id) of one finished QUICK run, shared by the tests of a module that only read it."""
+    from server import create_app
+
+    root = tmp_path_factory.mktemp("trained")
+    app = create_app({"RUNS_DIR": str(root / "runs"), "DATA_DIR": str(make_mnist_dir(root / "mnist")),
+                      "TESTING": True, "TRAINER_OPTIONS": {"pictures": False}})
+    client = app.test_client()
+    run_id = start_run(client)
+    assert wait_run_end(client)["state"] == "finished"
+    yield client, run_id
+    app.extensions["training"].shutdown(60)
+
+
+PNG_BYTES = PNG_SIGNATURE + b"\0" * 64  # enough of a PNG for the file routes
+
+
+def fake_run(store, state="finished", models=1, images=True, beat: str | None = None, **status) -> str:
+    """A run folder as the worker leaves it, without training: status, config and pictures.
+    ``beat``: for an active state, a heartbeat of "this" process now, or of a "dead" one."""
+    from runstore import ModelStatus, RunStatus
+    from runstore.files import atomic_write_json
+    from runstore.liveness import Claim, this_process_beat
+
+    run = store.create()
+    status = {"started_at": time.time(), "updated_at": time.time(), **status}
+    record = RunStatus(state=state, run_id=run.run_id,
+                       models=[ModelStatus(name=f"Model {i + 1}", kernels=[1, 1, 1, 1], optimizer="adam",
+                                           learning_rate=0.01, batch_size=8, parameters=10, epoch=1, epochs=2,
+                                           batch=1, batches=2, eta_seconds=12.0) for i in range(models)], **status)
+    atomic_write_json(run.path / "config.json", {"models": [{"kernels": [1, 1, 1, 1]}] * models})
+    atomic_write_json(run.path / "status.json", record.to_dict())
+    if beat is not None:
+        claim = Claim(1, "fake-owner", time.time())
+        atomic_write_json(run.path / "claim.json", claim.__dict__)
+        heartbeat = this_process_beat(claim).to_dict()
+        if beat == "dead":
+            heartbeat["pid"] = dead_pid()
+        atomic_write_json(run.path / "heartbeat.json", heartbeat)
+    if images:
+        (run.path / "curves.png").write_bytes(PNG_BYTES)
+        for i in range(models):
+            for kind in ("samples", "errors", "confusion"):
+                (run.path / f"{kind}_m{i}.png").write_bytes(PNG_BYTES)
+    return run.run_id
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended."""
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: str = "condition"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import PNG_SIGNATURE as PNG, QUICK, SLOW
+from conftest import PNG_BYTES, PNG_SIGNATURE as PNG, QUICK, SLOW, fake_run, start_run, wait_run_end
 from conftest import start_run as start, wait_run_end as finished
 
 
@@ -22,6 +22,7 @@ def test_index_page_is_served(client):
     assert client.get("/static/app.js").status_code == 200
 
 
+@pytest.mark.pictures
 def test_a_run_over_the_api(client):
     run_id = start(client)
     status = finished(client)
@@ -168,7 +169,7 @@ def test_unknown_runs_are_404(client, path):
 def test_file_routes_cannot_escape_the_run_folder(client, app, tmp_path):
     run_id = start(client)
     finished(client)
-    run_dir = app.extensions["runs"].run_dir(run_id)
+    run_dir = app.extensions["runs"].run(run_id).path
     (tmp_path / "secret.png").write_bytes(PNG + b"secret")
     (run_dir / "evil.png").symlink_to(tmp_path / "secret.png")
     for name in ["..%2F..%2Fsecret.png", "../../secret.png", "%2e%2e%2fsecret.png", "evil.png", "status.json",
@@ -209,9 +210,8 @@ def test_predict_returns_probabilities_per_model(client):
     ({"image": digit_png(), "run_id": "20260101-000000-123abc"}, 404),
     ({"image": digit_png(), "run_id": 5}, 400),
 ])
-def test_predict_refuses_bad_requests(client, body, code):
-    start(client)
-    finished(client)
+def test_predict_refuses_bad_requests(trained, body, code):
+    client, _ = trained
     response = client.post("/predict", json=body)
     assert response.status_code == code and response.get_json()["error"]
 
@@ -223,9 +223,10 @@ def test_predict_before_any_checkpoint_is_409(client):
     assert response.status_code == 409 and "checkpoint" in response.get_json()["error"]
 
 
+@pytest.mark.pictures
 def test_status_stays_small_with_four_models_and_images_are_cacheable(client):
     models = [{"kernels": [2, 4, 4, 4], "name": f"model number {i} with a long name, 40 ch"[:40]} for i in range(4)]
-    start(client, dict(QUICK, models=models, epochs=2))
+    start(client, dict(QUICK, models=models, epochs=1))
     status = finished(client)
     assert len(status["models"]) == 4 and len(status["images"]) + sum(len(m["images"]) for m in status["models"]) == 17
     assert len(client.get("/training_status").data) < 4096
@@ -261,7 +262,7 @@ def test_answers_keep_the_contracts_field_order(client):
 def test_metrics_are_served_incrementally_from_since(client, app):
     run_id = start(client)
     finished(client)
-    all_rows = app.extensions["runs"].metrics(run_id)
+    all_rows = app.extensions["runs"].run(run_id).metrics()
     body = client.get(f"/runs/{run_id}/metrics").get_json()
     assert body["run_id"] == run_id and body["next"] == len(all_rows) and body["more"] is False
     assert [(r["kind"], r["model"], r["step"]) for r in body["rows"]] == [(r["kind"], r["model"], r["step"]) for r in all_rows]
@@ -275,11 +276,9 @@ def test_metrics_are_served_incrementally_from_since(client, app):
 
 
 def test_metrics_never_return_a_torn_line_and_pick_it_up_once_complete(client, app):
-    from runstore import METRICS_FILE
-
     run_id = start(client)
     finished(client)
-    path = app.extensions["runs"].run_dir(run_id) / METRICS_FILE
+    path = app.extensions["runs"].run(run_id).path / "metrics.jsonl"
     n = client.get(f"/runs/{run_id}/metrics").get_json()["next"]
     with open(path, "ab") as f:
         f.write(b'{"kind":"train","model":0,"step":999,"epo')  # an append cut off mid-line
@@ -292,9 +291,8 @@ def test_metrics_never_return_a_torn_line_and_pick_it_up_once_complete(client, a
 
 
 @pytest.mark.parametrize("query", ["since=-1", "since=x", "since=1.5", "since=99999", "limit=0", "other=1"])
-def test_bad_metrics_queries_are_400(client, query):
-    run_id = start(client)
-    finished(client)
+def test_bad_metrics_queries_are_400(trained, query):
+    client, run_id = trained
     response = client.get(f"/runs/{run_id}/metrics?{query}")
     assert response.status_code == 400 and response.get_json()["field"] in query
 
@@ -381,3 +379,107 @@ def test_seven_runs_in_a_row_are_all_kept_by_default(client, app):
         start(client, tiny)
         finished(client)
     assert len(client.get("/runs").get_json()["runs"]) == 7 and len(app.extensions["runs"].run_ids()) == 7
+
+
+def test_runs_deleted_while_they_are_read_are_never_a_500(client, app):
+    store = app.extensions["runs"]
+    codes, stop = [], threading.Event()
+    ids = [fake_run(store, models=4) for _ in range(8)]
+
+    def poll():
+        c = app.test_client()
+        while not stop.is_set():
+            for run_id in list(ids):
+                view = c.get(f"/runs/{run_id}")
+                codes.append(view.status_code)
+                if view.status_code == 200:
+                    for url in view.get_json()["images"].values():
+                        codes.append(c.get(url).status_code)
+            codes.append(c.get("/runs").status_code)
+            codes.append(c.post("/predict", json={"image": "data:image/png;base64,", "run_id": ids[0]}).status_code)
+
+    pollers = [threading.Thread(target=poll) for _ in range(3)]
+    for t in pollers:
+        t.start()
+    for _ in range(4):  # delete and re-create runs under the pollers' feet
+        store.keep = 2
+        store.cleanup()
+        store.keep = 0
+        ids[:] = [fake_run(store, models=4) for _ in range(8)]
+    stop.set()
+    for t in pollers:
+        t.join()
+    assert 500 not in codes and len(codes) > 50
+    assert set(codes) <= {200, 400, 404}
+
+
+def test_an_interrupted_run_shows_no_time_left_for_any_model(client, app):
+    run_id = fake_run(app.extensions["runs"], state="running", beat="dead", models=2)
+    view = client.get(f"/runs/{run_id}").get_json()
+    assert view["state"] == "interrupted" and view["eta_seconds"] is None
+    assert [m["eta_seconds"] for m in view["models"]] == [None, None]
+
+
+@pytest.mark.parametrize("method, path, kwargs, code", [
+    ("post", "/start_training", {"json": {"epochs": 0}}, 400),
+    ("post", "/start_training", {"data": "{", "content_type": "application/json"}, 400),
+    ("get", "/training_status", {"headers": {"Host": "evil.example"}}, 403),
+    ("get", "/runs/20260101-000000-000abc", {}, 404),
+    ("get", "/nope", {}, 404),
+    ("get", "/start_training", {}, 405),
+    ("post", "/stop_training", {"json": {}}, 409),
+    ("post", "/start_training", {"data": "x" * (3 * 1024 * 1024), "content_type": "application/json"}, 413),
+    ("post", "/start_training", {"data": "{}", "content_type": "text/plain"}, 415),
+])
+def test_every_error_has_one_shape(client, method, path, kwargs, code):
+    response = getattr(client, method)(path, **kwargs)
+    body = response.get_json()
+    assert response.status_code == code and set(body) <= {"error", "field"} and isinstance(body["error"], str)
+    if "field" in body:
+        assert body["error"].startswith(body["field"] + ": ")
+
+
+def test_posting_a_runs_config_json_back_repeats_the_run(client, app):
+    run_id = start_run(client, dict(QUICK, seed=7, models=[{"kernels": [2, 2, 2, 2], "name": "one"}]))
+    wait_run_end(client)
+    store = app.extensions["runs"]
+    config = store.run(run_id).config()
+    again = start_run(client, config)
+    wait_run_end(client)
+    assert store.run(again).config() == config
+    rows = [[{k: v for k, v in r.items() if k not in ("time", "samples_per_sec")} for r in store.run(i).metrics()]
+            for i in (run_id, again)]
+    assert rows[0] == rows[1]  # the same seed and settings: the same run
+
+
+def test_only_the_names_the_worker_writes_are_served(client, app):
+    run_id = fake_run(app.extensions["runs"])
+    run_dir = app.extensions["runs"].run(run_id).path
+    (run_dir / "notes.png").write_bytes(PNG_BYTES)
+    (run_dir / "model9_best.pt").write_bytes(b"x")
+    assert client.get(f"/runs/{run_id}/files/curves.png").status_code == 200
+    assert client.get(f"/runs/{run_id}/files/notes.png").status_code == 404
+    assert client.get(f"/runs/{run_id}/files/model9_best.pt").status_code == 404
+
+
+@pytest.mark.parametrize("content", [b"[1]", b'{"state": "finished", "models": [1]}', b'{"state": "fin', b""])
+def test_a_malformed_status_is_listed_broken_and_every_route_still_answers(tmp_path, tiny_mnist, content):
+    from runstore import RunStore
+    from server import create_app
+
+    store = RunStore(tmp_path / "runs")
+    good, bad = fake_run(store), fake_run(store)
+    (store.root / bad / "status.json").write_bytes(content)
+    client = create_app({"RUNS_DIR": str(store.root), "DATA_DIR": str(tiny_mnist)}).test_client()  # it starts
+    listing = {r["run_id"]: r for r in client.get("/runs").get_json()["runs"]}
+    assert listing[good]["state"] == "finished"
+    assert listing[bad]["state"] == "broken" and "status" in listing[bad]["error"] and listing[bad]["models"] == []
+    status = client.get("/training_status")  # the broken run is the newest: shown, with why
+    assert status.status_code == 200 and status.get_json()["state"] == "broken" and status.get_json()["error"]
+    assert client.get(f"/runs/{bad}").get_json()["state"] == "broken"
+    resume = client.post(f"/runs/{bad}/resume", json={})
+    assert resume.status_code == 400 and "broken" in resume.get_json()["error"]
+    assert client.post("/predict", json={"test_index": 0, "run_id": bad}).status_code == 409
+    assert client.get(f"/runs/{bad}/metrics.csv").status_code == 200
+    assert client.get("/config").get_json()["states"]["broken"] == "broken"
+    assert client.delete(f"/runs/{bad}").status_code == 200 and store.run_ids() == [good]

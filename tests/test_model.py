@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from model import MNISTNet, describe, feature_side
+from model import MNISTNet, describe, map_sides
 
 
 @pytest.mark.parametrize("kernels, params", [((32, 64, 64, 64), 225_162), ((16, 32, 32, 32), 90_250)])
@@ -32,7 +32,7 @@ def test_layer_order_and_output_shapes():
 
 
 def test_flatten_size_is_computed_from_the_last_kernel_count():
-    assert feature_side(28) == 4
+    assert map_sides(28) == (26, 24, 12, 10, 8, 4)
     assert MNISTNet((4, 4, 4, 7)).classifier[1].in_features == 7 * 16
 
 

@@ -1,19 +1,22 @@
 """Resume: a run cut off (stopped, failed, killed) goes on from its last epoch-end checkpoints,
 with its metrics continuous and its result the one an uninterrupted run gets."""
 import json
-import signal
-import time
+import shutil
 
 import pytest
 
 import train
 from checkpoints import ResumeError
-from runstore import METRICS_FILE, read_json, read_jsonl
-from conftest import tiny_config, wait_for
+from runstore.files import read_json, read_jsonl
+
+METRICS_FILE = "metrics.jsonl"
+from config import parse_train_config
+from conftest import ROOT, tiny_config
+from runstore import Run, RunStore
 
 
 def train_run(run_dir, data_dir, config, **options):
-    trainer = train.Trainer(config, data_dir, run_dir, status_interval=0.05, **options)
+    trainer = train.Trainer(config, data_dir, run_dir, status_interval=0.05, pictures=False, **options)
     return trainer, trainer.run()
 
 
@@ -82,102 +85,35 @@ def test_a_failed_run_resumes_and_a_run_without_checkpoint_cannot(tmp_path, tiny
     assert read_json(tmp_path / "b" / "status.json")["state"] == "stopped"  # a refused resume changes nothing
 
 
-# ---------------------------------------------------------------- cut off for real, on MNIST
+# ---------------------------------------------------------------- a run folder written by the version before
 
-# Two small models: an epoch takes about 3 s here (2 s of training, long enough to be caught in it).
-REAL_RUN = {"epochs": 3, "train_samples": 8000, "seed": 0,
-            "models": [{"kernels": [8, 16, 16, 16]}, {"kernels": [4, 8, 8, 8]}]}
-
-
-def run_state(server, run_id, states=("finished", "stopped", "failed", "interrupted")):
-    code, status = server.request("GET", f"/runs/{run_id}")
-    return code == 200 and status["state"] in states and status
+FIXTURE = ROOT / "tests" / "fixtures" / "runs_v1"
+FIXTURE_ID = "20261201-120000-000abc"  # one tiny model, 2 epochs, seed 1, stopped in epoch 2 by that version
 
 
-def inside_epoch_2(server, run_id) -> bool:
-    code, status = server.request("GET", f"/runs/{run_id}")
-    return code == 200 and [(m["epoch"], m["batch"] >= 3) for m in status["models"]] == [(2, True)] * 2
+def losses(rows) -> list[tuple]:
+    return [(r["kind"], r["model"], r["step"], r.get("loss", r.get("val_loss"))) for r in rows
+            if r["kind"] in ("train", "eval")]
 
 
-def start_and_reach_epoch_2(server) -> str:
-    code, answer = server.request("POST", "/start_training", REAL_RUN)
-    assert code == 202, answer
-    wait_for(lambda: inside_epoch_2(server, answer["run_id"]), timeout=180, interval=0.1, message="epoch 2")
-    return answer["run_id"]
+def test_a_run_stopped_by_the_version_before_resumes_to_its_uninterrupted_result(tmp_path, tiny_mnist):
+    shutil.copytree(FIXTURE / FIXTURE_ID, tmp_path / FIXTURE_ID)
+    run = Run(tmp_path / FIXTURE_ID)
+    status = train.Trainer(parse_train_config(run.config()), tiny_mnist, run.path, resume=True, pictures=False).run()
+    assert status["state"] == "finished" and status["resumes"] == 1
+    ours, theirs = losses(run.metrics()), losses(read_jsonl(FIXTURE / "uninterrupted-metrics.jsonl"))
+    assert [r[:3] for r in ours] == [r[:3] for r in theirs]
+    assert [r[3] for r in ours] == pytest.approx([r[3] for r in theirs], rel=1e-4)
 
 
-def resume_to_the_end(server, run_id) -> dict:
-    code, answer = server.request("POST", f"/runs/{run_id}/resume", {})
-    assert code == 202 and answer["run_id"] == run_id, answer
-    status = wait_for(lambda: run_state(server, run_id), timeout=300, interval=0.2, message="the resumed run")
-    assert status["state"] == "finished" and status["resumes"] == 1, status
-    return status
-
-
-def test_runs_cut_off_in_epoch_2_resume_to_the_uninterrupted_accuracy(server_factory, mnist_dir, tmp_path):
-    """Stopped from the page, killed with SIGKILL, and a server stopped with SIGTERM: each run goes on
-    after a restart with continuous metrics and ends within 0.3 points of the same run uninterrupted."""
-    server = server_factory(mnist_dir)
-    code, answer = server.request("POST", "/start_training", REAL_RUN)
-    whole = wait_for(lambda: run_state(server, answer["run_id"]), timeout=300, interval=0.2, message="the whole run")
-    assert whole["state"] == "finished"
-    results = {}
-
-    stopped = start_and_reach_epoch_2(server)
-    assert server.request("POST", "/stop_training", {})[0] == 200
-    assert wait_for(lambda: run_state(server, stopped), timeout=60)["state"] == "stopped"
-    results["stopped"] = (stopped, resume_to_the_end(server, stopped))
-
-    killed = start_and_reach_epoch_2(server)
-    server.kill()  # SIGKILL: nothing is flushed, nothing is marked
-    server = server_factory(mnist_dir)
-    assert run_state(server, killed)["state"] == "interrupted"
-    results["killed"] = (killed, resume_to_the_end(server, killed))
-
-    terminated = start_and_reach_epoch_2(server)
-    sent = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(10) == 0 and time.monotonic() - sent < 10
-    assert read_json(tmp_path / "runs" / terminated / "status.json")["state"] == "stopped"
-    server = server_factory(mnist_dir)
-    results["terminated"] = (terminated, resume_to_the_end(server, terminated))
-
-    for how, (run_id, status) in results.items():
-        rows = read_jsonl(tmp_path / "runs" / run_id / METRICS_FILE)
-        for model, (ours, theirs) in enumerate(zip(status["models"], whole["models"])):
-            steps, evals = steps_and_epochs(rows, model)
-            assert steps == sorted(set(steps)) and evals == [1, 2, 3], how
-            assert abs(ours["test_accuracy"] - theirs["test_accuracy"]) <= 0.3, (how, ours, theirs)
-
-
-def test_the_cli_stops_on_ctrl_c_and_resumes_from_the_command_line(tmp_path, tiny_mnist):
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    runs = tmp_path / "runs"
-    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", str(tiny_mnist), "--runs-dir", str(runs)]
-    process = subprocess.Popen(command + ["--kernels", "4,8,8,8", "--epochs", "40", "--batch-size", "8",
-                                          "--precision", "fp32"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    run_dir = wait_for(lambda: next(iter(runs.glob("*")), None), timeout=60, message="the run folder")
-    wait_for(lambda: [m["epoch"] for m in (read_json(run_dir / "status.json") or {}).get("models", [])] == [2],
-             timeout=60, message="epoch 2")
-    process.send_signal(signal.SIGINT)  # Ctrl-C
-    output = process.communicate(timeout=30)[0].decode()
-    assert process.returncode == 0, output
-    assert read_json(run_dir / "status.json")["state"] == "stopped"
-    assert f"python train.py --resume {run_dir}" in output  # it says how to go on
-    refused = subprocess.run(command + ["--resume", str(run_dir), "--epochs", "3"], capture_output=True, text=True)
-    assert refused.returncode == 2 and "drop the other settings flags" in refused.stderr
-    # The resumed run trains to the end in the same folder (fewer epochs would not be the same run:
-    # so only a short look that it goes on, then it is stopped again through its stop file).
-    resumed = subprocess.Popen(command + ["--resume", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wait_for(lambda: (read_json(run_dir / "status.json") or {}).get("resumes") == 1
-             and read_json(run_dir / "status.json")["state"] == "running", timeout=60, message="the resumed run")
-    (run_dir / "stop.request").write_text("stop\n")
-    resumed.communicate(timeout=60)
-    status = read_json(run_dir / "status.json")
-    assert resumed.returncode == 0 and status["state"] == "stopped" and status["resumes"] == 1
-    steps, evals = steps_and_epochs(read_jsonl(run_dir / METRICS_FILE), 0)
-    assert steps == sorted(set(steps)) and evals == list(range(1, len(evals) + 1))
+def test_its_config_posted_back_repeats_it_with_the_seed_scheme_it_was_written_with(tmp_path, tiny_mnist):
+    shutil.copytree(FIXTURE / FIXTURE_ID, tmp_path / "runs" / FIXTURE_ID)
+    store = RunStore(tmp_path / "runs")
+    body = store.run(FIXTURE_ID).config()
+    assert body["seed_scheme"] == 1
+    for scheme, same in ((1, True), (2, False)):
+        again = store.create()
+        train.Trainer(parse_train_config(dict(body, seed_scheme=scheme)), tiny_mnist, again.path, pictures=False).run()
+        reference = losses(read_jsonl(FIXTURE / "uninterrupted-metrics.jsonl"))
+        assert (losses(again.metrics()) == pytest.approx(reference, rel=1e-4)) is same, scheme
+        assert again.facts()["seed_scheme"] == scheme

@@ -1,11 +1,24 @@
+"""The run folder: atomic files, validated records, one folder's files and the state readers see,
+the runs folder (ids, queue, clean-up, cache), and folders written by earlier versions."""
+import errno
 import json
 import os
+import shutil
+import time
 
 import pytest
 
-from runstore import (RunStore, append_jsonl, atomic_write_bytes, atomic_write_json, read_json, read_jsonl,
-                      to_json)
+import runstore.files
+from conftest import PNG_BYTES, ROOT, fake_run
+from runstore import BROKEN_STATE, RecordError, Run, RunStatus, RunStore, WriteError, metrics_row, new_run_id
+from runstore.files import (Unreadable, append_jsonl, atomic_write_bytes, atomic_write_json, read_json,
+                            read_jsonl, to_json)
 
+FIXTURE_RUNS = ROOT / "tests" / "fixtures" / "runs_v1"  # written by the version before heartbeats and seed schemes
+FIXTURE_ID = "20261201-120000-000abc"
+
+
+# ---------------------------------------------------------------- files
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     path = tmp_path / "status.json"
@@ -32,6 +45,13 @@ def test_to_json_is_strict_json():
     assert json.loads(to_json({"x": [float("inf"), 1.5]})) == {"x": [None, 1.5]}
 
 
+def test_read_json_tells_a_missing_file_from_an_unreadable_one(tmp_path):
+    assert read_json(tmp_path / "missing.json") is None
+    (tmp_path / "bad.json").write_bytes(b'{"state": "runn')
+    with pytest.raises(Unreadable, match="bad.json is not JSON"):
+        read_json(tmp_path / "bad.json")
+
+
 def test_read_jsonl_skips_a_torn_last_line_and_corrupt_lines(tmp_path):
     path = tmp_path / "metrics.jsonl"
     append_jsonl(path, [{"step": 1}, {"step": 2}])
@@ -42,57 +62,26 @@ def test_read_jsonl_skips_a_torn_last_line_and_corrupt_lines(tmp_path):
     assert read_jsonl(tmp_path / "missing.jsonl") == []
 
 
-def make_run(store, state="finished", pid=None):
-    run_id, run_dir = store.create()
-    atomic_write_json(run_dir / "status.json", {"state": state, "pid": pid, "updated_at": 1.0})
-    return run_id, run_dir
+def test_a_failed_append_leaves_metrics_as_they_were(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, [{"step": 1}, {"step": 2}])
+    before = path.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        real_write(fd, bytes(data[:len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runstore.files.os, "write", half_then_full)
+    with pytest.raises(WriteError, match=f"could not write {path}: No space left on device"):
+        append_jsonl(path, [{"step": 3, "loss": 0.5}] * 50)
+    assert path.read_bytes() == before
 
 
-def test_file_lookup_stays_inside_the_run_folder(tmp_path):
-    store = RunStore(tmp_path / "runs")
-    run_id, run_dir = make_run(store)
-    (run_dir / "curves.png").write_bytes(b"png")
-    (tmp_path / "secret.png").write_bytes(b"secret")
-    os.symlink(tmp_path / "secret.png", run_dir / "link.png")
-    assert store.file(run_id, "curves.png") == run_dir / "curves.png"
-    for name in ["../secret.png", "..", "/etc/passwd", "link.png", "status.json", "a/b.png", "..%2fsecret.png",
-                 "curves.png/", ".png", "metrics.jsonl"]:
-        assert store.file(run_id, name) is None, name
-    for bad_id in ["..", "../runs", run_id + "/..", "", "20260101-000000-zzzzzz"]:
-        assert store.file(bad_id, "curves.png") is None
-
-
-def test_cleanup_keeps_the_newest_and_the_protected(tmp_path):
-    store = RunStore(tmp_path / "runs", keep=2)
-    ids = []
-    for i in range(5):
-        run_id = f"2026010{i}-000000-00000{i}"
-        (store.root / run_id).mkdir()
-        atomic_write_json(store.root / run_id / "status.json", {"state": "finished"})
-        ids.append(run_id)
-    removed = store.cleanup(protect={ids[0]})
-    assert sorted(removed) == ids[1:3]
-    assert store.run_ids() == [ids[4], ids[3], ids[0]]
-
-
-def test_runs_left_running_by_a_dead_process_become_interrupted(tmp_path):
-    store = RunStore(tmp_path / "runs")
-    dead, _ = make_run(store, "running", pid=2**22 + 12345)
-    live, _ = make_run(store, "running", pid=os.getppid())  # another live process trains it
-    done, _ = make_run(store, "finished")
-    assert store.mark_interrupted() == [dead]
-    assert store.status(dead)["state"] == "interrupted" and store.status(dead)["error"]
-    assert store.status(live)["state"] == "running" and store.status(done)["state"] == "finished"
-
-
-def test_runs_created_in_the_same_second_still_sort_newest_first(tmp_path):
-    store = RunStore(tmp_path / "runs")
-    created = [store.create()[0] for _ in range(20)]
-    assert store.run_ids() == created[::-1]
-
+# ---------------------------------------------------------------- records
 
 def test_metrics_rows_have_exactly_their_kinds_fields_in_contract_order():
-    from runstore import METRIC_COLUMNS, metrics_row
+    from runstore import METRIC_COLUMNS
 
     row = metrics_row("eval", time=1.0, test_accuracy=99.0, test_loss=0.1, val_accuracy=98.0, val_loss=0.2,
                       step=10, epoch=1, model=0)
@@ -103,11 +92,179 @@ def test_metrics_rows_have_exactly_their_kinds_fields_in_contract_order():
         metrics_row("layer", model=0)
 
 
+@pytest.mark.parametrize("data, problem", [
+    ([1], "must be a JSON object, got list"),
+    ({"models": []}, "status.state: is missing"),
+    ({"state": "finished", "models": [1]}, "status.models[0]: must be a JSON object"),
+    ({"state": "finished", "models": [{"name": "m"}]}, "status.models[0].kernels: is missing"),
+    ({"state": "finished", "eta_seconds": "soon"}, "status.eta_seconds: 'soon' is not a float | None"),
+    ({"state": "finished", "resumes": True}, "status.resumes: True is not a int"),
+    ({"state": "dancing"}, "status: state 'dancing' is not one of"),
+])
+def test_a_status_that_breaks_the_contract_is_refused_naming_the_field(data, problem):
+    with pytest.raises(RecordError, match=problem.replace("[", r"\[").replace("]", r"\]").replace("|", r"\|")):
+        RunStatus.from_dict(data)
+
+
+def test_a_status_read_back_is_the_typed_record_written():
+    status = RunStatus.from_dict(json.loads((FIXTURE_RUNS / FIXTURE_ID / "status.json").read_text()))
+    assert status.state == "stopped" and status.models[0].name == "tiny" and status.models[0].batches == 9
+    assert RunStatus.from_dict(json.loads(to_json(status.to_dict()))) == status
+
+
+def test_run_ids_are_utc_and_ordered_after_any_existing_one():
+    before = new_run_id()
+    assert before[:8] in (time.strftime("%Y%m%d", time.gmtime()), time.strftime("%Y%m%d", time.gmtime(time.time() - 5)))
+    later = new_run_id(after="29991231-235959-999fff")
+    assert later > "29991231-235959-999fff" and later.startswith("30000101-000000-000")
+
+
+# ---------------------------------------------------------------- one folder
+
+def test_file_lookup_stays_inside_the_run_folder(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.run(fake_run(store, images=False))
+    (run.path / "curves.png").write_bytes(b"png")
+    (tmp_path / "secret.png").write_bytes(b"secret")
+    os.symlink(tmp_path / "secret.png", run.path / "link.png")
+    assert run.served_file("curves.png") == run.path / "curves.png"
+    for name in ["../secret.png", "..", "/etc/passwd", "link.png", "status.json", "a/b.png", "..%2fsecret.png",
+                 "curves.png/", ".png", "metrics.jsonl", "model9_best.pt", "heartbeat.json"]:
+        assert run.served_file(name) is None, name
+    for bad_id in ["..", "../runs", run.run_id + "/..", "", "20260101-000000-zzzzzz", None, 7]:
+        assert store.run(bad_id) is None
+
+
 def test_served_files_are_exactly_the_names_the_worker_writes():
     from config import MAX_MODELS
-    from runstore import SERVED_FILES, checkpoint_name, image_name
+    from runstore.run import MAX_MODELS_SERVED, SERVED_FILES, checkpoint_name, image_name
 
+    assert MAX_MODELS_SERVED == MAX_MODELS
     assert image_name("curves") in SERVED_FILES and checkpoint_name(MAX_MODELS - 1, "best") in SERVED_FILES
     assert image_name("samples", 0) == "samples_m0.png" and checkpoint_name(1, "latest") == "model1_latest.pt"
     assert checkpoint_name(MAX_MODELS, "best") not in SERVED_FILES and "other.png" not in SERVED_FILES
     assert len(SERVED_FILES) == 1 + MAX_MODELS * (4 + 2 + 1)  # curves; 4 pictures, 2 checkpoints, 1 confusion table
+
+
+def test_a_picture_name_outside_the_contract_is_refused(tmp_path):
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    run.write_picture("samples", 0, PNG_BYTES)
+    with pytest.raises(ValueError):
+        run.write_picture("../escape", 0, PNG_BYTES)
+    assert os.listdir(run.path) == ["samples_m0.png"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"[1]", "must be a JSON object, got list"),
+    (b'{"state": "finished", "models": [1]}', "status.models[0]: must be a JSON object"),
+    (b'{"state": "finished", "mod', "status.json is not JSON"),
+    (b"", "status.json is not JSON (empty)"),
+])
+def test_a_malformed_status_makes_the_run_broken_with_the_reason(tmp_path, content, problem):
+    store = RunStore(tmp_path / "runs")
+    run_id = fake_run(store)
+    (store.root / run_id / "status.json").write_bytes(content)
+    snapshot = store.snapshot(run_id)
+    assert snapshot.state == BROKEN_STATE and problem in snapshot.problem and snapshot.status is None
+    assert not snapshot.resumable
+
+
+def test_a_missing_config_or_status_is_broken_but_a_folder_being_made_is_not(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    no_config = fake_run(store)
+    (store.root / no_config / "config.json").unlink()
+    assert store.snapshot(no_config).problem == "config.json is missing"
+    being_made = store.create().run_id
+    assert store.snapshot(being_made).state == "starting"
+    old = store.create()
+    os.utime(old.path, (time.time() - 120, time.time() - 120))
+    assert (store.snapshot(old.run_id).state, store.snapshot(old.run_id).problem) == (BROKEN_STATE, "status.json is missing")
+
+
+def test_readers_see_interrupted_when_the_heartbeat_stops_and_stopping_when_asked(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    live = fake_run(store, state="running", beat="this", eta_seconds=30.0)
+    dead = fake_run(store, state="running", beat="dead", eta_seconds=30.0)
+    assert store.snapshot(live).state == "running" and store.snapshot(live).status.eta_seconds == 30.0
+    interrupted = store.snapshot(dead)
+    assert interrupted.state == "interrupted" and interrupted.status.error and interrupted.status.eta_seconds is None
+    assert [m.eta_seconds for m in interrupted.status.models] == [None]
+    assert json.loads((store.root / dead / "status.json").read_text())["state"] == "running"  # readers never write
+    store.run(live).request_stop()
+    assert store.snapshot(live).state == "stopping"
+
+
+def test_a_folder_from_before_heartbeats_is_alive_only_while_its_status_is_fresh_and_its_process_lives(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    fresh = fake_run(store, state="running", pid=os.getpid())
+    stale = fake_run(store, state="running", pid=os.getpid(), updated_at=time.time() - 60)
+    gone = fake_run(store, state="running", pid=2**22 + 12345)
+    assert [store.snapshot(r).state for r in (fresh, stale, gone)] == ["running", "interrupted", "interrupted"]
+
+
+# ---------------------------------------------------------------- the runs folder
+
+def test_runs_created_in_the_same_second_still_sort_newest_first(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    created = [store.create().run_id for _ in range(20)]
+    assert store.run_ids() == created[::-1]
+
+
+def test_cleanup_keeps_the_newest_the_protected_the_starred_the_queued_and_the_training(tmp_path):
+    store = RunStore(tmp_path / "runs", keep=2)
+    starred, queued, training = fake_run(store), fake_run(store, state="queued"), fake_run(store, "running", beat="this")
+    protected, old = fake_run(store), fake_run(store)
+    store.run(starred).set_meta(starred=True)
+    newest = [fake_run(store) for _ in range(2)]
+    removed = store.cleanup(protect={protected})
+    assert removed == [old]
+    assert set(store.run_ids()) == {starred, queued, training, protected, *newest}
+
+
+def test_the_parsed_folder_is_reused_until_it_changes(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    ids = [fake_run(store, images=False) for _ in range(70)]
+    assert all(store.snapshot(run_id).state == "finished" for run_id in ids)
+    reads = []
+    real = Run.read_parts
+    monkeypatch.setattr(Run, "read_parts", lambda self: reads.append(self.run_id) or real(self))
+    assert all(store.snapshot(run_id) for run_id in ids) and reads == []  # every one from the cache
+    store.run(ids[0]).set_meta(note="changed")
+    assert store.snapshot(ids[0]).meta["note"] == "changed" and reads == [ids[0]]
+
+
+def test_temp_files_of_cut_off_writes_are_removed_at_start(tmp_path):
+    from server import create_app
+
+    store = RunStore(tmp_path / "runs")
+    run_id = fake_run(store, images=False)
+    stale = store.root / run_id / ".status.json.abc123.tmp"
+    fresh = store.root / run_id / ".status.json.def456.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    create_app({"RUNS_DIR": str(tmp_path / "runs")})
+    assert not stale.exists() and fresh.exists()
+
+
+def test_keep_runs_applies_at_start_up(tmp_path):
+    from server import create_app
+
+    store = RunStore(tmp_path / "runs")
+    ids = [fake_run(store, images=False) for _ in range(4)]
+    create_app({"RUNS_DIR": str(tmp_path / "runs"), "KEEP_RUNS": 2})
+    assert store.run_ids() == sorted(ids, reverse=True)[:2]
+
+
+# ---------------------------------------------------------------- folders written by the version before
+
+def test_a_folder_written_before_heartbeats_lists_and_opens_as_it_was(tmp_path):
+    shutil.copytree(FIXTURE_RUNS / FIXTURE_ID, tmp_path / "runs" / FIXTURE_ID)
+    store = RunStore(tmp_path / "runs")
+    snapshot = store.snapshot(FIXTURE_ID)
+    assert snapshot.state == "stopped" and snapshot.resumable and snapshot.problem is None
+    assert snapshot.status.models[0].test_accuracy == 40.5 and snapshot.status.resumes == 0
+    assert set(snapshot.images(0)) == {"samples", "errors", "confusion", "filters"} and snapshot.curves()
+    assert snapshot.config["seed_scheme"] == 1  # written before the scheme was recorded: the old one
+    assert len(store.run(FIXTURE_ID).metrics()) == len((FIXTURE_RUNS / FIXTURE_ID / "metrics.jsonl").read_text().splitlines())

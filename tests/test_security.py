@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import wait_for
-from conftest import QUICK
+from conftest import QUICK, SLOW
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:5000", "127.0.0.1.evil.example", "10.0.0.5:5000"])
@@ -119,3 +119,9 @@ def test_loopback_needs_no_token_and_other_hosts_get_one_printed(monkeypatch, tm
     assert token and len(token) >= 24 and f"?token={token}" in capsys.readouterr().out
     server.main(["--host", "0.0.0.0", "--token", "chosen", "--runs-dir", str(tmp_path / "c")])
     assert served["app"].config["TOKEN"] == "chosen"
+
+
+def test_origin_must_match_scheme_host_and_port(client, app):
+    headers = {"Origin": "https://localhost:5000", "Host": "localhost:5000"}
+    assert client.post("/start_training", json=SLOW, headers=headers).status_code == 403
+    assert app.extensions["runs"].run_ids() == []

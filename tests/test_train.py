@@ -1,4 +1,6 @@
+import errno
 import threading
+import time
 
 import pytest
 import torch
@@ -6,8 +8,8 @@ import torch
 import train
 from conftest import PNG_SIGNATURE as PNG, tiny_config
 from model import MNISTNet
-from runstore import read_json, read_jsonl
-from train import Trainer, resolve_precision
+from runstore.files import read_json, read_jsonl
+from train import Trainer
 
 
 def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
@@ -36,7 +38,7 @@ def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
 
 def test_checkpoints_load_into_mnistnet_and_reproduce_the_accuracy(tmp_path, tiny_mnist):
     run_dir = tmp_path / "run"
-    status = Trainer(tiny_config(models=[{"kernels": [4, 8, 8, 8]}]), tiny_mnist, run_dir).run()
+    status = Trainer(tiny_config(models=[{"kernels": [4, 8, 8, 8]}]), tiny_mnist, run_dir, pictures=False).run()
     checkpoint = torch.load(run_dir / "model0_best.pt", weights_only=True)
     model = MNISTNet(checkpoint["kernels"])
     model.load_state_dict(checkpoint["state_dict"])
@@ -69,7 +71,7 @@ def test_stop_ends_the_run_within_one_batch(tmp_path, tiny_mnist):
         if len(steps) == 5:
             stop.set()
 
-    trainer = Trainer(tiny_config(epochs=50), tiny_mnist, tmp_path / "run", stop_event=stop, on_step=step)
+    trainer = Trainer(tiny_config(epochs=50), tiny_mnist, tmp_path / "run", stop_event=stop, on_step=step, pictures=False)
     status = trainer.run()
     assert status["state"] == "stopped" and len(steps) == 5
     assert read_json(tmp_path / "run" / "status.json")["state"] == "stopped"
@@ -77,8 +79,8 @@ def test_stop_ends_the_run_within_one_batch(tmp_path, tiny_mnist):
 
 def test_a_loss_that_becomes_nan_fails_the_run_with_a_message(tmp_path, tiny_mnist, monkeypatch):
     real = torch.nn.functional.cross_entropy
-    monkeypatch.setattr(train.nn.functional, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
-    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run").run()
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run", pictures=False).run()
     assert status["state"] == "failed"
     assert "Model 1" in status["error"] and "nan" in status["error"] and "learning rate" in status["error"]
     assert read_json(tmp_path / "run" / "status.json")["error"] == status["error"]
@@ -92,17 +94,8 @@ def test_missing_data_fails_the_run_with_the_reason(tmp_path, monkeypatch):
     assert status["state"] == "failed" and "MNIST is missing from" in status["error"]
 
 
-def test_precision_auto_follows_the_hardware(monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
-    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
-
-
 def test_bf16_run_records_its_precision(tmp_path, tiny_mnist):
-    status = Trainer(tiny_config(precision="bf16", epochs=1), tiny_mnist, tmp_path / "run").run()
+    status = Trainer(tiny_config(precision="bf16", epochs=1), tiny_mnist, tmp_path / "run", pictures=False).run()
     assert status["state"] == "finished" and status["precision"] == "bf16"
     assert read_json(tmp_path / "run" / "run.json")["precision"] == "bf16"
 
@@ -130,7 +123,7 @@ def test_a_failing_run_keeps_the_metrics_it_computed(tmp_path, tiny_mnist, monke
         if len(calls) == 20:
             raise RuntimeError("simulated fault")
 
-    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run", on_step=failing).run()
+    status = Trainer(tiny_config(), tiny_mnist, tmp_path / "run", on_step=failing, pictures=False).run()
     assert status["state"] == "failed"
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["kind"] for r in rows].count("train") >= 4  # 19 steps done, a curve point every 2-5 steps
@@ -138,13 +131,14 @@ def test_a_failing_run_keeps_the_metrics_it_computed(tmp_path, tiny_mnist, monke
 
 def test_training_goes_on_when_the_renderer_process_dies(tmp_path, tiny_mnist):
     def kill_renderer(trainer, m):
-        if trainer.renderer and trainer.renderer.process.poll() is None:
-            trainer.renderer.process.kill()
-            trainer.renderer.process.wait()
+        renderer = trainer.recorder.renderer
+        if renderer and renderer.process.poll() is None:
+            renderer.process.kill()
+            renderer.process.wait()
 
     trainer = Trainer(tiny_config(epochs=3), tiny_mnist, tmp_path / "run", on_step=kill_renderer)
     status = trainer.run()
-    assert status["state"] == "finished" and trainer.renderer.broken
+    assert status["state"] == "finished" and trainer.recorder.renderer.broken
     assert all(m["test_accuracy"] is not None for m in status["models"])
 
 
@@ -160,18 +154,132 @@ def test_cli_flags_come_from_the_config_and_folders_resolve_like_the_server(monk
     assert f"default {TrainConfig.epochs}" in help_text and "{adam,sgd}" in help_text
 
 
-@pytest.mark.parametrize("batches, images", [(33, 2064), (215, 55000), (9, 540), (64, 8192)])
-def test_curve_windows_split_each_epoch_evenly_so_the_last_point_is_no_leftover(batches, images):
-    from train import ModelRun
+def test_model_info_and_predictions_during_training_do_not_change_a_seeded_run(tmp_path, tiny_mnist, client):
+    def run(name, hook=None):
+        Trainer(tiny_config(epochs=1), tiny_mnist, tmp_path / name, monitor=False, on_step=hook).run()
+        return [{k: v for k, v in r.items() if k not in ("time", "samples_per_sec")}
+                for r in read_jsonl(tmp_path / name / "metrics.jsonl")]
 
-    run = ModelRun.__new__(ModelRun)
-    run.batches = batches
-    ends = []
-    for step in range(1, 2 * batches + 1):
-        run.step = step
-        if run.window_ends(images):
-            ends.append(step)
-    sizes = [b - a for a, b in zip([0] + ends, ends)]
-    assert batches in ends and 2 * batches in ends  # a window closes every epoch
-    assert max(sizes) - min(sizes) <= 1, sizes  # equal windows, the last one too
-    assert min(sizes) * images / batches >= 0.75 * 128 or min(sizes) == batches  # no window of a few images
+    quiet = run("quiet")
+    from predict import load_checkpoint
+
+    def busy_page(trainer, m):
+        if m.step == 3:  # what the page's requests do, in the process that trains
+            assert client.get("/model_info?kernels=32,64,64,64").status_code == 200
+            load_checkpoint(tmp_path / "quiet" / "model0_latest.pt")
+
+    assert run("busy", busy_page) == quiet
+
+
+def test_time_left_counts_the_evaluations_still_to_come(tmp_path, tiny_mnist, monkeypatch):
+    real = train.evaluate
+    eval_seconds = 0.2
+
+    def slow_evaluate(*args, **kwargs):
+        deadline = time.perf_counter() + eval_seconds  # evaluation made costly, as on the full test set
+        result = real(*args, **kwargs)
+        while time.perf_counter() < deadline:
+            pass
+        return result
+
+    monkeypatch.setattr(train, "evaluate", slow_evaluate)
+    seen = []
+
+    def record(trainer, m):
+        if m.step == m.batches + 1 and m.index == 0:  # just after model 1's first epoch end
+            seen.append((trainer.recorder.eta_seconds(), sum(e.evals for e in trainer.models)))
+
+    Trainer(tiny_config(epochs=2), tiny_mnist, tmp_path / "run", monitor=False, on_step=record).run()
+    eta, evals_done = seen[0]
+    evaluations_left = 2 * (2 * 2 - evals_done)  # validation + test, per model and epoch end
+    assert eta >= 0.8 * evaluations_left * eval_seconds, (eta, evals_done)
+
+
+def test_a_failed_checkpoint_write_keeps_the_epochs_metrics_and_status_agrees(tmp_path, tiny_mnist, monkeypatch):
+    import runstore.run
+
+    real = runstore.run.atomic_write_bytes
+
+    def full_disk(path, data, durable=True):
+        if str(path).endswith(".pt"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data, durable)
+
+    monkeypatch.setattr(runstore.run, "atomic_write_bytes", full_disk)
+    run_dir = tmp_path / "run"
+    status = Trainer(tiny_config(), tiny_mnist, run_dir, monitor=False).run()
+    assert status["state"] == "failed" and "No space left" in status["error"]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert [(r["model"], r["epoch"]) for r in evals] == [(0, 1)]  # written before the checkpoint failed
+    on_disk = read_json(run_dir / "status.json")
+    for i, m in enumerate(on_disk["models"]):
+        train_rows = [r for r in rows if r["kind"] == "train" and r["model"] == i]
+        assert m["loss"] == (train_rows[-1]["loss"] if train_rows else None)
+        model_evals = [r for r in evals if r["model"] == i]
+        assert m["test_accuracy"] == (model_evals[-1]["test_accuracy"] if model_evals else None)
+
+
+def test_nothing_replaces_the_final_status(tmp_path, tiny_mnist):
+    trainer = Trainer(tiny_config(epochs=1), tiny_mnist, tmp_path / "run", pictures=False)
+    assert trainer.run()["state"] == "finished"
+    trainer.stop_event.set()  # a stop request that arrives after the end
+    trainer.recorder.write_status(force=True)
+    assert read_json(tmp_path / "run" / "status.json")["state"] == "finished"
+
+
+def test_a_stopped_run_keeps_the_steps_after_its_last_curve_point(tmp_path, tiny_mnist):
+    stop = threading.Event()
+
+    def stop_at_5(trainer, m):
+        if sum(r.step for r in trainer.models) == 5:
+            stop.set()
+
+    config = tiny_config(epochs=5, batch_size=1, models=[{"kernels": [2, 2, 2, 2]}])  # a point every 21 steps
+    trainer = Trainer(config, tiny_mnist, tmp_path / "run", stop_event=stop, monitor=False, on_step=stop_at_5)
+    assert trainer.run()["state"] == "stopped"
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [(r["kind"], r["step"]) for r in rows] == [("train", 5)]
+
+
+def test_best_test_accuracy_is_that_of_the_best_checkpoint(tmp_path, tiny_mnist):
+    run_dir = tmp_path / "run"
+    status = Trainer(tiny_config(epochs=3), tiny_mnist, run_dir, monitor=False).run()
+    for i, m in enumerate(status["models"]):
+        best = torch.load(run_dir / f"model{i}_best.pt", weights_only=True)
+        assert m["best_test_accuracy"] == best["test_accuracy"]
+
+
+def test_warmup_and_label_smoothing_reach_the_schedule_and_the_loss(tmp_path, tiny_mnist, monkeypatch):
+    from config import parse_train_config
+
+    seen = {"smoothing": set()}
+    real_loss = torch.nn.functional.cross_entropy
+
+    def spy(*args, **kwargs):  # what the training step asks of the loss
+        seen["smoothing"].add(kwargs.get("label_smoothing", 0.0))
+        return real_loss(*args, **kwargs)
+
+    def look(trainer, m):
+        seen.setdefault("pct", (m.scheduler._schedule_phases[0]["end_step"] + 1) / m.total_steps)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", spy)
+    config = parse_train_config({"epochs": 1, "warmup": 0.1, "label_smoothing": 0.2, "precision": "fp32", "batch_size": 8,
+                                 "models": [{"kernels": [2, 2, 2, 2]}]})
+    Trainer(config, tiny_mnist, tmp_path / "run", monitor=False, on_step=look).run()
+    assert abs(seen["pct"] - 0.1) < 0.01
+    assert 0.2 in seen["smoothing"]  # training steps; evaluation measures the plain loss (smoothing 0)
+    assert seen["smoothing"] <= {0.2, 0.0}
+
+
+def test_resuming_from_the_command_line_makes_no_other_folder(tmp_path, tiny_mnist, monkeypatch):
+    import shutil
+
+    from test_resume import FIXTURE, FIXTURE_ID
+
+    shutil.copytree(FIXTURE / FIXTURE_ID, tmp_path / "elsewhere" / FIXTURE_ID)
+    monkeypatch.setattr(train, "DEFAULT_RUNS_DIR", tmp_path / "default-runs")  # the project's runs/ in a test
+    assert train.main(["--resume", str(tmp_path / "elsewhere" / FIXTURE_ID), "--data-dir", str(tiny_mnist)]) == 0
+    assert read_json(tmp_path / "elsewhere" / FIXTURE_ID / "status.json")["state"] == "finished"
+    assert not (tmp_path / "default-runs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "tiny-mnist"]

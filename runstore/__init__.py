@@ -1,0 +1,23 @@
+"""The run folder: the contract between whoever trains a run and whoever reads it, owned here.
+
+- ``records``: states, the status record (validated when read), metrics rows, run ids;
+- ``files``: atomic writes and tolerant reads of small files;
+- ``liveness``: claims and heartbeats, and the one decision whether a run is being trained;
+- ``run``: one folder, the only code that knows its file names (``Run``, the trainer's ``Attempt``);
+- ``store``: the runs folder (list, create, queue, clean-up, cached reads);
+- ``writers``: the trainer's buffered metrics and status writers.
+"""
+from runstore.files import WriteError, to_json
+from runstore.liveness import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIMIT_S
+from runstore.records import (ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
+                              MODEL_STATUS_FIELDS, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, TABLE_KINDS,
+                              ModelStatus, RecordError, RunStatus, metrics_row, new_run_id)
+from runstore.run import NOTE_MAX, Attempt, Run, RunSnapshot, Superseded
+from runstore.store import RunStore
+from runstore.writers import MetricsWriter, StatusWriter
+
+__all__ = ["ACTIVE_STATES", "BROKEN_STATE", "FINAL_STATES", "IDLE_STATE", "METRIC_COLUMNS", "METRIC_KINDS",
+           "MODEL_STATUS_FIELDS", "QUEUED_STATE", "RESUMABLE_STATES", "RUN_STATUS_FIELDS", "TABLE_KINDS",
+           "HEARTBEAT_INTERVAL_S", "HEARTBEAT_LIMIT_S", "NOTE_MAX", "Attempt", "MetricsWriter", "ModelStatus",
+           "RecordError", "Run", "RunSnapshot", "RunStatus", "RunStore", "StatusWriter", "Superseded",
+           "WriteError", "metrics_row", "new_run_id", "to_json"]
