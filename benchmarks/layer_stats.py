@@ -8,25 +8,20 @@ excluded. Prints images/s for each and the cost 1 - on/off.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import ROOT, parser  # noqa: E402  (puts the project on the import path)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
     from throughput import MODELS, measure_trainer
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--window", type=float, default=6.0, help="seconds measured per trainer")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=2, help="rounds of on-off-off-on")
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     figures = {True: [], False: []}

@@ -12,20 +12,16 @@ quiet windows.
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import ROOT, parser  # noqa: E402  (puts the project on the import path)
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -85,13 +81,12 @@ def poller(port: int, run_id: str, interval: float, stop: threading.Event, laten
 def main() -> None:
     from conftest import free_port
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--pollers", type=int, default=50)
     p.add_argument("--interval", type=float, default=1.0, help="seconds each poller waits between requests "
                                                               "(the page waits 3 s)")
     p.add_argument("--window", type=float, default=10.0, help="seconds per measurement window")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     args = p.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

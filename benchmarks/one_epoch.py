@@ -11,16 +11,12 @@ chosen recipe, to check that it does not end worse.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import parser  # noqa: E402  (puts the project on the import path)
 
 RECIPES = {  # name -> settings of the request body (the rest at their defaults); warm-up share 0.3 unless named
     "batch 256, peak 0.005 (the previous default)": {"batch_size": 256, "learning_rate": 0.005, "label_smoothing": 0.0},
@@ -51,11 +47,10 @@ def run(settings: dict, seed: int, epochs: int, data_dir: str) -> tuple[float, f
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--recipes", default="all", help="'all' or names from the table, separated by ';'")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = list(RECIPES) if args.recipes == "all" else args.recipes.split(";")

@@ -8,21 +8,15 @@ Also times the parts of the start: reading MNIST into tensors, and building the 
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import parser  # noqa: E402  (puts the project on the import path)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--runs", type=int, default=2)
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     args = p.parse_args()
     import data
     from server import create_app

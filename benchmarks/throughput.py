@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import ROOT, parser  # noqa: E402  (puts the project on the import path)
 
 MODELS = {"Model 1": [32, 64, 64, 64], "Model 2": [16, 32, 32, 32]}
 BATCH = 512
@@ -132,11 +130,10 @@ def run_model(kernels, args) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--window", type=float, default=6.0, help="seconds measured per process")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before measuring")
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--models", default="Model 1,Model 2", help="which of: " + ", ".join(MODELS))
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -8,33 +8,28 @@ accuracy first reaches 99.0%, and the final test accuracy.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import parser  # noqa: E402  (puts the project on the import path)
 
 TARGET = 99.0
 
 
 def main() -> None:
     from config import TrainConfig, parse_train_config
-    from runstore import read_jsonl
+    from runstore import Run
     from train import Trainer
 
     defaults = TrainConfig.__dataclass_fields__
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--json", action="store_true")
     p.add_argument("--epochs", type=int, default=defaults["epochs"].default, help="default: the page's")
     p.add_argument("--precision", default=defaults["precision"].default)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
     args = p.parse_args()
     config = parse_train_config({"models": [{"kernels": [32, 64, 64, 64]}], "epochs": args.epochs,
                                  "precision": args.precision, "seed": args.seed, "device": args.device})
@@ -45,7 +40,7 @@ def main() -> None:
         total = time.perf_counter() - started
         if status["state"] != "finished":
             raise SystemExit(f"run {status['state']}: {status['error']}")
-        evals = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["kind"] == "eval"]
+        evals = [r for r in Run(run_dir).metrics() if r["kind"] == "eval"]
     reached = next((r for r in evals if r["test_accuracy"] >= TARGET), None)
     m = config.models[0]
     result = {
