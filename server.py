@@ -4,12 +4,15 @@ Run: ``python server.py`` and open http://127.0.0.1:5000.
 """
 from __future__ import annotations
 
+import _thread
 import argparse
+import ipaddress
 import logging
 import secrets
 import signal
 import socket
 import sys
+import threading
 
 from flask import Flask
 
@@ -69,40 +72,77 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stop_gracefully(manager: TrainingManager) -> None:
-    """On SIGTERM or Ctrl-C: stop the active run at its next batch (it ends 'stopped', resumable
-    from its last epoch-end checkpoint; queued runs stay queued), then leave the server loop."""
+    """On SIGTERM or Ctrl-C: the active run stops at its next batch (it ends 'stopped', resumable
+    from its last epoch-end checkpoint; queued runs stay queued) while the server goes on answering
+    (409 to a start or resume, reads as usual); once the run has stopped, or after SHUTDOWN_WAIT
+    seconds, the server loop ends. A second Ctrl-C ends it at once."""
+    run_stopped = threading.Event()
+
+    def finish() -> None:  # in a thread of its own: the signal handler must not hold up the server's loop
+        if not manager.wait(SHUTDOWN_WAIT):
+            log.warning("the run did not stop within %.0f s; exiting anyway (it will show as interrupted)",
+                        SHUTDOWN_WAIT)
+        run_stopped.set()
+        _thread.interrupt_main()  # runs the handler below in the main thread, which leaves the loop
+
     def handler(signum, frame):
+        if run_stopped.is_set():
+            raise SystemExit(0)  # waitress closes its sockets and request threads on SystemExit
         if manager.closing:  # a second Ctrl-C: no more waiting
             raise SystemExit(1)
         log.info("%s: stopping the active run, then exiting", signal.Signals(signum).name)
-        if not manager.shutdown(SHUTDOWN_WAIT):
-            log.warning("the run did not stop within %.0f s; exiting anyway (it will show as interrupted)",
-                        SHUTDOWN_WAIT)
-        raise SystemExit(0)  # waitress closes its sockets and request threads on SystemExit
+        manager.begin_shutdown()
+        threading.Thread(target=finish, name="shutdown", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::")  # every address of the machine
+
+
+def page_hosts(host: str) -> list[str]:
+    """The host names the page can be opened at: ``host`` itself, or for a wildcard address the
+    machine's name and each of its addresses that is not loopback or link-local (as Jupyter
+    prints its URLs); every one of them passes the Host check."""
+    if host not in WILDCARD_HOSTS:
+        return [host]
+    names = [socket.gethostname()]
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
+    except OSError:  # a name that does not resolve: the name alone
+        infos = []
+    for family, _, _, _, sockaddr in infos:
+        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        wanted = socket.AF_INET6 if host == "::" else socket.AF_INET
+        if family == wanted and not (ip.is_loopback or ip.is_link_local) and str(ip) not in names:
+            names.append(str(ip))
+    return names
+
+
+def page_address(host: str, port: int, token: str | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     allowed = set(security.LOCAL_HOSTS) | {h.lower() for h in args.allowed_host}
+    hosts = page_hosts(args.host)
     if args.host not in security.LOCAL_HOSTS:
         log.warning("listening on %s: anyone who can reach this address can start and stop training", args.host)
-        if args.host not in ("0.0.0.0", "::"):
-            allowed.add(args.host.lower())
-        allowed.add(socket.gethostname().lower())
+        allowed |= {h.lower() for h in hosts} | {socket.gethostname().lower()}
     token = args.token or (None if args.host in security.LOCAL_HOSTS else secrets.token_urlsafe(24))
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "KEEP_RUNS": args.keep_runs,
                       "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": True}, "TOKEN": token})
     tune_malloc()
     import waitress
     stop_gracefully(app.extensions["training"])
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
-    log.info("MNIST Training Monitor on %s (data %s, runs %s)", address, args.data_dir, args.runs_dir)
-    print(f"Open {address}", flush=True)
+    addresses = [page_address(h, args.port, token) for h in hosts]
+    log.info("MNIST Training Monitor on %s (data %s, runs %s)", ", ".join(addresses), args.data_dir, args.runs_dir)
+    for address in addresses:
+        print(f"Open {address}", flush=True)
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor")
     return 0
 

@@ -206,13 +206,17 @@ class TrainingManager:
         if trainer is not None and thread is not None and trainer.ended:
             thread.join(timeout)
 
-    def shutdown(self, timeout: float) -> bool:
-        """Stop the active run at its next batch and wait for it to end 'stopped' (resumable);
-        queued runs stay queued. True if the thread ended within ``timeout`` seconds."""
+    def begin_shutdown(self) -> None:
+        """Nothing new starts from now on (409); the active run stops at its next batch and ends
+        'stopped' (resumable); queued runs stay queued."""
         with self._lock:
             self._closing = True
             if self._active_run_id:
                 self._trainer.stop_event.set()
+
+    def shutdown(self, timeout: float) -> bool:
+        """``begin_shutdown``, then wait; True if the training thread ended within ``timeout`` seconds."""
+        self.begin_shutdown()
         return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -125,3 +125,27 @@ def test_origin_must_match_scheme_host_and_port(client, app):
     headers = {"Origin": "https://localhost:5000", "Host": "localhost:5000"}
     assert client.post("/start_training", json=SLOW, headers=headers).status_code == 403
     assert app.extensions["runs"].run_ids() == []
+
+
+def test_every_address_printed_for_a_wildcard_host_opens_the_page(monkeypatch, tmp_path, capsys):
+    import socket
+
+    import server
+
+    def resolve(name, port, *args, **kwargs):  # this machine's addresses, as a resolver gives them
+        assert name == socket.gethostname()
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, 0))
+                for ip in ("127.0.1.1", "192.0.2.17", "169.254.3.4", "192.0.2.17")] + [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::5", 0, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    served = {}
+    monkeypatch.setattr("waitress.serve", lambda app, **kw: served.update(kw, app=app))
+    server.main(["--host", "0.0.0.0", "--port", "5084", "--token", "sekrit", "--runs-dir", str(tmp_path / "runs")])
+    printed = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("Open ")]
+    assert printed == [f"http://{socket.gethostname()}:5084/?token=sekrit", "http://192.0.2.17:5084/?token=sekrit"]
+    client = served["app"].test_client()
+    for url in printed:  # the request goes nowhere but this process; its Host header is the printed one
+        host = url.split("/")[2]
+        assert client.get("/?token=sekrit", headers={"Host": host}).status_code == 200, url
+    assert client.get("/?token=sekrit", headers={"Host": "0.0.0.0:5084"}).status_code == 403  # no longer printed

@@ -1,0 +1,33 @@
+"""python server.py as a user runs it: a graceful stop that keeps answering until the run has stopped."""
+import signal
+import time
+
+from conftest import QUICK, wait_for
+
+# Steps of a second or more on two cores (540 images through [64, 128, 128, 128]): a stop waits for one.
+SLOW_STEPS = dict(QUICK, epochs=20, batch_size=1024, models=[{"kernels": [64, 128, 128, 128]}])
+
+
+def test_the_server_answers_while_it_shuts_down_then_exits(server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    code, finished = server.request("POST", "/start_training", dict(QUICK, epochs=1))
+    wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", timeout=60,
+             message="a first run to finish")
+    code, answer = server.request("POST", "/start_training", SLOW_STEPS)
+    assert code == 202, answer
+    wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "running", timeout=60,
+             message="the slow run to be running")
+    sent = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    code, status = server.request("GET", "/training_status")
+    assert code == 200 and status["run_id"] == answer["run_id"]
+    code, refused = server.request("POST", "/start_training", QUICK)
+    assert code == 409 and "shutting down" in refused["error"]
+    code, refused = server.request("POST", f"/runs/{finished['run_id']}/resume", {})
+    assert code == 409 and "shutting down" in refused["error"]
+    assert server.process.wait(10) == 0 and time.monotonic() - sent < 10
+    assert (server.runs_dir / answer["run_id"] / "status.json").exists()
+    from runstore import RunStore
+
+    assert RunStore(server.runs_dir).snapshot(answer["run_id"]).state == "stopped"  # resumable, not interrupted
