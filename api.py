@@ -141,9 +141,10 @@ def shown_when_idle() -> RunSnapshot | None:
 def training_status():
     active = manager().active_run_id
     snapshot = store().snapshot(active) if active else shown_when_idle()
-    if snapshot is None or snapshot.status is None and snapshot.state != BROKEN_STATE:
-        # the worker has created the folder, not yet status.json
+    if snapshot is None:
         return conditional_json(empty_view("starting", active) if active else empty_view())
+    if snapshot.status is None and snapshot.state != BROKEN_STATE:  # its folder is made, its status not yet
+        return conditional_json(empty_view("starting", snapshot.run_id))
     return conditional_json(status_view(snapshot))
 
 
