@@ -19,7 +19,7 @@ from flask import Flask
 import api
 import errors
 import security
-from config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir
+from config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
 from hardware import tune_malloc
 from predict import CheckpointCache
 from runstore import RunStore
@@ -39,7 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
     app.config.update(test_config or {})
     app.json.sort_keys = False  # answers keep the contract's field order
-    store = RunStore(app.config["RUNS_DIR"], keep=app.config["KEEP_RUNS"])
+    store = RunStore(app.config["RUNS_DIR"], keep=app.config["KEEP_RUNS"], check_config=parse_train_config)
     store.cleanup()  # --keep-runs applies from the start, not only after the next run
     store.remove_stale_temp_files()
     app.extensions.update(training=TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"]),

@@ -272,8 +272,9 @@ class Run:
         shown = shown_state(status, alive, status.state in ACTIVE_STATES and self.stop_requested())
         return RunSnapshot(self.run_id, shown.state, shown, config, meta, files)
 
-    def read_parts(self) -> tuple:
-        """What a snapshot is made of, read from disk (see ``snapshot``)."""
+    def read_parts(self, check_config=None) -> tuple:
+        """What a snapshot is made of, read from disk (see ``snapshot``). ``check_config(body)``
+        raises ValueError for settings the trainer would refuse (the run is then broken)."""
         if not self.path.is_dir():
             raise FileNotFoundError(self.path)
         parts = []
@@ -282,6 +283,11 @@ class Run:
                 parts.append(read())
             except RecordError as exc:
                 parts.append(exc)
+        if check_config is not None and isinstance(parts[1], dict):
+            try:
+                check_config(parts[1])
+            except ValueError as exc:
+                parts[1] = RecordError(f"config.json: {exc}")
         return (*parts, self.meta(), self.files())
 
     # ---------------------------------------------------------------- writing (not by a trainer)

@@ -22,8 +22,10 @@ SIZE_TTL = 10.0  # seconds a count of the runs folder's bytes is reused (it walk
 class RunStore:
     """The runs folder ``runs_dir``; ``keep``: how many runs clean-up keeps (0: all)."""
 
-    def __init__(self, runs_dir: str | os.PathLike, keep: int = 0, create: bool = True):
+    def __init__(self, runs_dir: str | os.PathLike, keep: int = 0, create: bool = True, check_config=None):
+        """``check_config(body)``: raises ValueError for a config.json the trainer would refuse."""
         self.root = Path(runs_dir).resolve()
+        self.check_config = check_config
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep
@@ -73,7 +75,7 @@ class RunStore:
             cached = self._parsed.get(run_id)
             parts = cached[1] if cached and cached[0] == key else None
             if parts is None:
-                parts = run.read_parts()
+                parts = run.read_parts(self.check_config)
                 self._parsed.put(run_id, (key, parts))
             return run.snapshot(parts)
         except (FileNotFoundError, NotADirectoryError):  # deleted while read: no run, never an error

@@ -170,6 +170,17 @@ def test_a_malformed_status_makes_the_run_broken_with_the_reason(tmp_path, conte
     assert not snapshot.resumable
 
 
+def test_a_config_the_trainer_would_refuse_makes_the_run_broken(tmp_path):
+    from config import parse_train_config
+
+    store = RunStore(tmp_path / "runs", check_config=parse_train_config)
+    run_id = fake_run(store)
+    (store.root / run_id / "config.json").write_text('{"epochs": "three"}')
+    snapshot = store.snapshot(run_id)
+    assert snapshot.state == BROKEN_STATE and snapshot.problem.startswith("config.json: epochs: must be an integer")
+    assert RunStore(store.root).snapshot(run_id).state == "finished"  # a reader that does not check
+
+
 def test_a_missing_config_or_status_is_broken_but_a_folder_being_made_is_not(tmp_path):
     store = RunStore(tmp_path / "runs")
     no_config = fake_run(store)
@@ -228,7 +239,7 @@ def test_the_parsed_folder_is_reused_until_it_changes(tmp_path, monkeypatch):
     assert all(store.snapshot(run_id).state == "finished" for run_id in ids)
     reads = []
     real = Run.read_parts
-    monkeypatch.setattr(Run, "read_parts", lambda self: reads.append(self.run_id) or real(self))
+    monkeypatch.setattr(Run, "read_parts", lambda self, check=None: reads.append(self.run_id) or real(self, check))
     assert all(store.snapshot(run_id) for run_id in ids) and reads == []  # every one from the cache
     store.run(ids[0]).set_meta(note="changed")
     assert store.snapshot(ids[0]).meta["note"] == "changed" and reads == [ids[0]]
@@ -260,8 +271,10 @@ def test_keep_runs_applies_at_start_up(tmp_path):
 # ---------------------------------------------------------------- folders written by the version before
 
 def test_a_folder_written_before_heartbeats_lists_and_opens_as_it_was(tmp_path):
+    from config import parse_train_config
+
     shutil.copytree(FIXTURE_RUNS / FIXTURE_ID, tmp_path / "runs" / FIXTURE_ID)
-    store = RunStore(tmp_path / "runs")
+    store = RunStore(tmp_path / "runs", check_config=parse_train_config)  # as the server reads it
     snapshot = store.snapshot(FIXTURE_ID)
     assert snapshot.state == "stopped" and snapshot.resumable and snapshot.problem is None
     assert snapshot.status.models[0].test_accuracy == 40.5 and snapshot.status.resumes == 0
