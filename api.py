@@ -7,7 +7,7 @@ import io
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from config import form_settings, parse_kernels_text, parse_train_config, reject_unknown
+from config import form_settings, int_text, parse_kernels_text, parse_train_config, reject_unknown
 from errors import BadRequest, NotFound
 from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
@@ -296,10 +296,11 @@ def int_arg(name: str, default: int, low: int = 0, high: int | None = None) -> i
     text = request.args.get(name)
     if text is None:
         return default
-    if not text.isdigit() or (high is not None and int(text) > high) or int(text) < low:
+    value = int_text(text)
+    if value is None or (high is not None and value > high) or value < low:
         bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise BadRequest(f"{name}: must be a whole number {bounds}, got {text!r}", field=name)
-    return int(text)
+        raise BadRequest(f"{name}: must be a whole number {bounds}, got {text[:20]!r}", field=name)
+    return value
 
 
 @bp.get("/runs/<run_id>")

@@ -27,7 +27,8 @@ LABEL_SMOOTHING_RANGE = (0.0, 0.5)
 MAX_TRAINING_BYTES = 4 * 1024**3  # per model, estimated activations of one training step
 NAME_MAX = 40  # characters of a model name
 NAME_CHARACTERS = "letters, digits, spaces or .,:()+-[]_"
-NAME_PATTERN = re.compile(r"^[\w .,:()+\-\[\]]{1,%d}$" % NAME_MAX)
+NAME_PATTERN = re.compile(r"[\w .,:()+\-\[\]]{1,%d}" % NAME_MAX)  # the whole name (fullmatch): no newline
+INT_TEXT = re.compile(r"[0-9]{1,9}")  # a whole number written in text: ASCII digits only, at most 9 of them
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -144,13 +145,16 @@ def parse_kernels(value, name: str = "kernels") -> tuple[int, int, int, int]:
     return tuple(_int(k, f"{name}[{i}]", *KERNEL_RANGE) for i, k in enumerate(value))
 
 
+def int_text(text: str) -> int | None:
+    """The whole number ``text`` spells in ASCII digits (at most 9), else None: '²', '٣', '+5' and
+    a 5,000-digit number are not numbers here, whatever ``int()`` makes of them."""
+    return int(text) if isinstance(text, str) and INT_TEXT.fullmatch(text) else None
+
+
 def parse_kernels_text(text: str, name: str = "kernels") -> tuple[int, int, int, int]:
     """Kernels written as ``"32,64,64,64"`` (a query string, a command-line flag)."""
-    try:
-        values = [int(part.strip()) for part in text.split(",")]
-    except ValueError:
-        values = None
-    if values is None or len(values) != 4:
+    values = [int_text(part.strip()) for part in text.split(",")]
+    if None in values or len(values) != 4:
         raise ConfigError(name, f"must be 4 comma-separated integers, got {text!r}"[:200])
     return parse_kernels(values, name)
 
@@ -176,7 +180,7 @@ def _model(entry, index: int, defaults: dict) -> ModelConfig:
         raise ConfigError(f"{prefix}.kernels", "is required")
     kernels = parse_kernels(entry["kernels"], f"{prefix}.kernels")
     name = entry.get("name", f"Model {index + 1}")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ConfigError(f"{prefix}.name", f"must be 1 to {NAME_MAX} {NAME_CHARACTERS}")
     optimizer = _choice(entry.get("optimizer", defaults["optimizer"]), f"{prefix}.optimizer", OPTIMIZERS)
     lr = _learning_rate(entry.get("learning_rate", defaults["learning_rate"]), f"{prefix}.learning_rate")

@@ -131,7 +131,8 @@ def main(argv=None) -> int:
     allowed = set(security.LOCAL_HOSTS) | {h.lower() for h in args.allowed_host}
     hosts = page_hosts(args.host)
     if args.host not in security.LOCAL_HOSTS:
-        log.warning("listening on %s: anyone who can reach this address can start and stop training", args.host)
+        log.warning("listening on %s: anyone who can reach this address and has the access token can start and "
+                    "stop training", args.host)
         allowed |= {h.lower() for h in hosts} | {socket.gethostname().lower()}
     token = args.token or (None if args.host in security.LOCAL_HOSTS else secrets.token_urlsafe(24))
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "KEEP_RUNS": args.keep_runs,

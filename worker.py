@@ -17,6 +17,7 @@ from config import ConfigError, TrainConfig, parse_train_config
 from hardware import select_device
 from recorder import planned_status
 from runstore import ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStatus, RunStore
+from runstore.files import write_error
 from train import Trainer
 
 log = logging.getLogger("worker")
@@ -75,7 +76,11 @@ class TrainingManager:
                 enqueue(run, config)
                 log.info("queued run %s", run.run_id)
                 return run.run_id, QUEUED_STATE
-            self._launch(Trainer(config, self.data_dir, run.path, device=device, **self.trainer_options))
+            try:
+                self._launch(Trainer(config, self.data_dir, run.path, device=device, **self.trainer_options))
+            except BaseException:
+                run.delete()  # it never started: no folder is left that nothing lists or cleans
+                raise
         log.info("started run %s", run.run_id)
         return run.run_id, "starting"
 
@@ -130,9 +135,11 @@ class TrainingManager:
             thread = threading.Thread(target=self._work, args=(trainer,), name="training-worker", daemon=True)
             self._trainer, self._thread = trainer, thread
             thread.start()
-        except BaseException:
+        except BaseException as exc:
             self._active_run_id = None
             trainer.close()
+            if isinstance(exc, OSError):  # a write that failed: a WriteError that names the folder
+                raise write_error(exc, getattr(exc, "filename", None) or trainer.folder.path) from None
             raise
 
     def _work(self, trainer: Trainer) -> None:

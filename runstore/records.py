@@ -131,7 +131,7 @@ def metrics_row(kind: str, **values) -> dict:
     return {column: values[column] for column in METRIC_COLUMNS if column in values}
 
 
-RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-\d{3}[0-9a-f]{3}$")
+RUN_ID_PATTERN = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{3}")  # matched whole (fullmatch), ASCII only
 RUN_ID_TIME = "%Y%m%d-%H%M%S"  # UTC, so ids sort the same whatever the time zone of the writer
 
 
@@ -141,7 +141,7 @@ def new_run_id(after: str = "") -> str:
     The id sorts after ``after`` without waiting for the clock: if the clock is behind (set back,
     or a folder written by another machine), the time part is ``after``'s plus one millisecond."""
     millis = int(time.time() * 1000)
-    if after and RUN_ID_PATTERN.match(after):
+    if after and RUN_ID_PATTERN.fullmatch(after):
         stamp = datetime.strptime(after[:15], RUN_ID_TIME).replace(tzinfo=timezone.utc)
         millis = max(millis, int(stamp.timestamp()) * 1000 + int(after[16:19]) + 1)
     stamp = datetime.fromtimestamp(millis // 1000, timezone.utc).strftime(RUN_ID_TIME)

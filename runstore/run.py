@@ -143,12 +143,20 @@ class Run:
     def _file(self, name: str) -> Path:
         return self.path / name
 
+    def _plain(self, name: str) -> Path:
+        """A file to read, refused (Unreadable) if it is a symbolic link: it could point at any
+        file the server can read."""
+        path = self._file(name)
+        if path.is_symlink():
+            raise Unreadable(f"{name} is a symbolic link, not a file the trainer wrote")
+        return path
+
     # ---------------------------------------------------------------- reading
     def config(self) -> dict:
         """config.json (with the seed scheme it was written under, so that posting it back repeats
         the run); RecordError if it is missing or not a JSON object."""
         try:
-            config = read_json_object(self._file(CONFIG_FILE))
+            config = read_json_object(self._plain(CONFIG_FILE))
         except Unreadable as exc:
             raise RecordError(str(exc)) from None
         if config is None:
@@ -161,14 +169,14 @@ class Run:
     def facts(self) -> dict:
         """run.json ({} if it is missing or unreadable: the facts are for the record, not for training)."""
         try:
-            return read_json_object(self._file(FACTS_FILE)) or {}
+            return read_json_object(self._plain(FACTS_FILE)) or {}
         except Unreadable:
             return {}
 
     def status(self) -> RunStatus | None:
         """status.json as written (None if there is none yet); RecordError if it breaks the contract."""
         try:
-            data = read_json(self._file(STATUS_FILE))
+            data = read_json(self._plain(STATUS_FILE))
         except Unreadable as exc:
             raise RecordError(str(exc)) from None
         return None if data is None else RunStatus.from_dict(data)
@@ -176,7 +184,7 @@ class Run:
     def meta(self) -> dict:
         """{"starred", "note"} (defaults if the user said nothing yet or the file is unreadable)."""
         try:
-            meta = read_json_object(self._file(META_FILE)) or {}
+            meta = read_json_object(self._plain(META_FILE)) or {}
         except Unreadable:
             meta = {}
         return {"starred": meta.get("starred") is True, "note": str(meta.get("note") or "")}
@@ -223,14 +231,14 @@ class Run:
 
     def claim(self) -> Claim | None:
         try:
-            data = read_json_object(self._file(CLAIM_FILE))
+            data = read_json_object(self._plain(CLAIM_FILE))
             return Claim(**data) if data is not None else None
         except (Unreadable, TypeError):
             return None
 
     def beat(self) -> Beat | None:
         try:
-            return beat_from(read_json(self._file(HEARTBEAT_FILE)))
+            return beat_from(read_json(self._plain(HEARTBEAT_FILE)))
         except Unreadable:
             return None
 

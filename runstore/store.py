@@ -47,7 +47,7 @@ class RunStore:
 
     def run(self, run_id) -> Run | None:
         """The run ``run_id``, or None if the id is malformed or no such folder exists."""
-        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
             return None
         path = self.root / run_id
         if path.is_symlink() or not path.is_dir():

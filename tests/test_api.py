@@ -290,7 +290,8 @@ def test_metrics_never_return_a_torn_line_and_pick_it_up_once_complete(client, a
     assert [r["step"] for r in whole["rows"]] == [999] and whole["next"] == n + 1
 
 
-@pytest.mark.parametrize("query", ["since=-1", "since=x", "since=1.5", "since=99999", "limit=0", "other=1"])
+@pytest.mark.parametrize("query", ["since=-1", "since=x", "since=1.5", "since=99999", "limit=0", "other=1",
+                                   "since=²", "since=٣", "since=" + "9" * 5000, "limit=+5"])
 def test_bad_metrics_queries_are_400(trained, query):
     client, run_id = trained
     response = client.get(f"/runs/{run_id}/metrics?{query}")

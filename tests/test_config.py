@@ -146,3 +146,18 @@ def test_warmup_and_label_smoothing_are_checked(key, bad):
     with pytest.raises(ConfigError) as err:
         parse_train_config({key: bad})
     assert err.value.field == key
+
+
+@pytest.mark.parametrize("name", ["x" * 40 + "\n", "Model 1\n", "a\nb"])
+def test_a_name_with_a_newline_is_refused(name):
+    with pytest.raises(ConfigError) as err:
+        parse_train_config({"models": [{"kernels": [2, 2, 2, 2], "name": name}]})
+    assert err.value.field == "models[0].name"
+
+
+@pytest.mark.parametrize("text", ["٣,4,4,4", "²,4,4,4", "+4,4,4,4", "4,4,4," + "9" * 5000])
+def test_kernels_as_text_take_ascii_digits_only(text):
+    from config import parse_kernels_text
+
+    with pytest.raises(ConfigError, match="4 comma-separated integers"):
+        parse_kernels_text(text)

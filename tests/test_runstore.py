@@ -281,3 +281,24 @@ def test_a_folder_written_before_heartbeats_lists_and_opens_as_it_was(tmp_path):
     assert set(snapshot.images(0)) == {"samples", "errors", "confusion", "filters"} and snapshot.curves()
     assert snapshot.config["seed_scheme"] == 1  # written before the scheme was recorded: the old one
     assert len(store.run(FIXTURE_ID).metrics()) == len((FIXTURE_RUNS / FIXTURE_ID / "metrics.jsonl").read_text().splitlines())
+
+
+def test_json_files_that_are_symbolic_links_are_not_followed(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"starred": true, "note": "the server can read this", "models": []}')
+    linked_config, linked_meta = fake_run(store), fake_run(store)
+    (store.root / linked_config / "config.json").unlink()
+    os.symlink(secret, store.root / linked_config / "config.json")
+    os.symlink(secret, store.root / linked_meta / "meta.json")
+    snapshot = store.snapshot(linked_config)
+    assert snapshot.state == BROKEN_STATE and "symbolic link" in snapshot.problem and snapshot.config is None
+    assert store.snapshot(linked_meta).meta == {"starred": False, "note": ""}
+
+
+def test_ids_and_names_are_matched_whole_in_ascii():
+    store_ids = ["20261201-120000-000abc\n", "２0261201-120000-000abc", "20261201-120000-000abcd"]
+    from runstore.records import RUN_ID_PATTERN
+
+    assert RUN_ID_PATTERN.fullmatch("20261201-120000-000abc")
+    assert not any(RUN_ID_PATTERN.fullmatch(run_id) for run_id in store_ids)

@@ -283,3 +283,29 @@ def test_resuming_from_the_command_line_makes_no_other_folder(tmp_path, tiny_mni
     assert read_json(tmp_path / "elsewhere" / FIXTURE_ID / "status.json")["state"] == "finished"
     assert not (tmp_path / "default-runs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "tiny-mnist"]
+
+
+def test_an_epochs_rows_are_synced_before_its_checkpoint_and_every_rename_is_synced(tmp_path, tiny_mnist,
+                                                                                    monkeypatch):
+    import os
+
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    here = threading.get_ident()  # the trainer's writes; the status and heartbeat threads write too
+
+    def fsync(fd):
+        if threading.get_ident() == here:
+            events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        if threading.get_ident() == here:
+            events.append(("replace", os.path.basename(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    Trainer(tiny_config(epochs=1), tiny_mnist, tmp_path / "run", monitor=False).run()
+    checkpoint = events.index(("replace", "model0_latest.pt"))
+    assert ("fsync", "metrics.jsonl") in events[:checkpoint]  # the epoch's rows survive whatever its checkpoint does
+    replaced = [i for i, e in enumerate(events) if e[0] == "replace" and e[1] != "heartbeat.json"]
+    assert replaced and all(events[i + 1] == ("fsync", "run") for i in replaced)  # the rename itself is durable

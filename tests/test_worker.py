@@ -210,3 +210,15 @@ def test_a_new_run_is_never_shown_idle_or_interrupted_while_it_starts(client, mo
     start_run(client)
     assert seen[:2] == ["starting", "starting"]
     wait_run_end(client)
+
+
+def test_a_start_that_fails_after_making_its_folder_leaves_no_folder(client, app, monkeypatch):
+    from runstore import Attempt
+
+    def full_disk(self, facts):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Attempt, "write_facts", full_disk)
+    answer = client.post("/start_training", json=QUICK)
+    assert answer.status_code == 507 and "No space left on device" in answer.get_json()["error"]
+    assert app.extensions["runs"].run_ids() == [] and app.extensions["training"].active_run_id is None
