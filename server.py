@@ -144,7 +144,8 @@ def main(argv=None) -> int:
     log.info("MNIST Training Monitor on %s (data %s, runs %s)", ", ".join(addresses), args.data_dir, args.runs_dir)
     for address in addresses:
         print(f"Open {address}", flush=True)
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor")
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor",
+                   max_request_body_size=MAX_REQUEST_BYTES)  # refused as soon as the length is known
     return 0
 
 

@@ -31,3 +31,28 @@ def test_the_server_answers_while_it_shuts_down_then_exits(server_factory, tiny_
     from runstore import RunStore
 
     assert RunStore(server.runs_dir).snapshot(answer["run_id"]).state == "stopped"  # resumable, not interrupted
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server_factory, tiny_mnist):
+    import socket
+
+    from server import MAX_REQUEST_BYTES
+
+    server = server_factory(tiny_mnist)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /start_training HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {1024 ** 3}\r\n\r\n".encode())  # 1 GiB announced, none of it sent
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:  # chunked: cut at the limit
+        sock.sendall(b"POST /start_training HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 65536
+        try:
+            for _ in range(MAX_REQUEST_BYTES // len(chunk) + 8):
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except OSError:  # the server may close the connection once the limit is passed
+            pass
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert server.request("GET", "/training_status")[0] == 200  # and it goes on serving
