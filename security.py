@@ -38,24 +38,34 @@ def host_name(value: str) -> str:
         return ""
 
 
-def presented_token() -> tuple[str, str] | None:
-    """(token, how it came) from the request, if any."""
+def token_cookie() -> str:
+    """The cookie's name carries the port: browsers share cookies across the ports of a host, so two
+    servers on one machine would overwrite each other's token (and any service there would get it)."""
+    port = urlsplit("//" + request.host).port if host_name(request.host) else None
+    return f"{TOKEN_COOKIE}_{port or (443 if request.scheme == 'https' else 80)}"
+
+
+def presented_tokens() -> list[tuple[str, str]]:
+    """(token, how it came) for each way the request carries one: the header, the address (a newly
+    printed address beats a cookie left by an earlier start), the cookie."""
+    found = []
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        return header[len("Bearer "):].strip(), "header"
-    if request.cookies.get(TOKEN_COOKIE):
-        return request.cookies[TOKEN_COOKIE], "cookie"
+        found.append((header[len("Bearer "):].strip(), "header"))
     if request.args.get("token"):
-        return request.args["token"], "query"
-    return None
+        found.append((request.args["token"], "query"))
+    if request.cookies.get(token_cookie()):
+        found.append((request.cookies[token_cookie()], "cookie"))
+    return found
 
 
 def check_token(token: str) -> None:
-    presented = presented_token()
-    if presented is None or not hmac.compare_digest(presented[0].encode(), token.encode()):
+    """Unauthorized unless one of the tokens the request carries is ``token`` (compared in constant time)."""
+    valid = [how for presented, how in presented_tokens() if hmac.compare_digest(presented.encode(), token.encode())]
+    if not valid:
         raise Unauthorized("this server needs its access token: open the address it printed when it started "
                            "(http://<host>:<port>/?token=...), or send 'Authorization: Bearer <token>'")
-    g.token_from_query = presented[1] == "query"
+    g.token_from_query = "query" in valid
 
 
 def init_app(app: Flask) -> None:
@@ -80,7 +90,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def headers(response: Response):
         if token and g.get("token_from_query"):  # the first visit: the page keeps the token in a cookie
-            response.set_cookie(TOKEN_COOKIE, token, max_age=TOKEN_COOKIE_SECONDS, httponly=True, samesite="Strict")
+            response.set_cookie(token_cookie(), token, max_age=TOKEN_COOKIE_SECONDS, httponly=True, samesite="Strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -29,8 +29,17 @@ async function afterPoll() {
   await updateCurves();
 }
 
+function forgetTokenInAddress() {
+  // The first visit's ?token= is now in a cookie: take it out of the address bar and the history.
+  const url = new URL(window.location.href);
+  if (!url.searchParams.has("token")) return;
+  url.searchParams.delete("token");
+  window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+}
+
 async function init() {
   // What needs no settings is built at once, before the first paint, so nothing jumps in later.
+  forgetTokenInAddress();
   setupCanvas();
   setupCharts();
   setupHistory();

@@ -102,7 +102,7 @@ def test_with_the_token_requests_work_and_the_first_visit_sets_a_cookie(locked_c
         response = client.open(path, method=method, headers=bearer, json={} if method in ("POST", "DELETE") else None)
         assert response.status_code != 401, (method, path)
     first = client.get("/?token=s3cret-token")
-    assert first.status_code == 200 and "mnist_monitor_token=s3cret-token" in first.headers["Set-Cookie"]
+    assert first.status_code == 200 and "mnist_monitor_token_80=s3cret-token" in first.headers["Set-Cookie"]
     assert "HttpOnly" in first.headers["Set-Cookie"] and "SameSite=Strict" in first.headers["Set-Cookie"]
     assert client.get("/training_status").status_code == 200  # the cookie now carries it
 
@@ -149,3 +149,21 @@ def test_every_address_printed_for_a_wildcard_host_opens_the_page(monkeypatch, t
         host = url.split("/")[2]
         assert client.get("/?token=sekrit", headers={"Host": host}).status_code == 200, url
     assert client.get("/?token=sekrit", headers={"Host": "0.0.0.0:5084"}).status_code == 403  # no longer printed
+
+
+def test_a_new_token_in_the_address_beats_a_stale_cookie_and_each_port_has_its_own_cookie(tmp_path, tiny_mnist):
+    from server import create_app
+
+    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TOKEN": "new-token",
+                      "ALLOWED_HOSTS": ["*"]})
+    client = app.test_client()
+    client.set_cookie("mnist_monitor_token_5084", "old-token", domain="localhost")  # left by the last start
+    headers = {"Host": "localhost:5084"}
+    assert client.get("/training_status", headers=headers).status_code == 401
+    first = client.get("/?token=new-token", headers=headers)  # the newly printed address
+    assert first.status_code == 200 and "mnist_monitor_token_5084=new-token" in first.headers["Set-Cookie"]
+    assert client.get("/training_status", headers=headers).status_code == 200  # the cookie was set anew
+    other_port = client.get("/training_status", headers={"Host": "localhost:5085"})
+    assert other_port.status_code == 401  # another server on this host does not get this one's token
+    assert client.get("/?token=wrong", headers=headers).status_code == 200  # a wrong one beside a good cookie
+    assert client.get("/training_status?token=wrong").status_code == 401

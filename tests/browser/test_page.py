@@ -345,6 +345,7 @@ def test_the_page_works_with_an_access_token_after_the_first_visit(page, server_
     assert server.request("GET", "/training_status")[0] == 401
     page.goto(server.url + "/?token=t0k3n")
     expect(page.locator("#run-meta")).to_contain_text("no run yet", timeout=POLL_WAIT_MS)
+    assert "token" not in page.url  # kept in the cookie, out of the address bar and the history
     page.fill("#epochs", "1")
     page.click("#start")  # the page's own requests carry the token in its cookie
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 2)
