@@ -236,7 +236,10 @@ def run_meta(run_id):
         raise BadRequest("starred: must be true or false", field="starred")
     if "note" in body and (not isinstance(body["note"], str) or len(body["note"]) > NOTE_MAX):
         raise BadRequest(f"note: must be text of at most {NOTE_MAX} characters", field="note")
-    return jsonify({"run_id": run_id, **run.set_meta(**body)})
+    try:
+        return jsonify({"run_id": run_id, **run.set_meta(**body)})
+    except FileNotFoundError:  # deleted meanwhile
+        raise NotFound(f"no run {run_id!r}") from None
 
 
 @bp.delete("/runs/<run_id>")

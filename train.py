@@ -77,12 +77,21 @@ class Trainer:
         nothing), then cuts metrics.jsonl back to the checkpoints it goes on from."""
         if self._prepared:
             return
-        if self.resume:
-            self._resumption = r = Resumption.prepare(self.folder, len(self.config.models))
-            self.started_at, self.resumes = r.started_at or self.started_at, r.resumes
-            self.time_zero = time.time() - r.elapsed
         self._prepared = True
-        attempt = self.folder.start_attempt(self.resumes + 1, secrets.token_hex(8), on_superseded=self.stop_event.set)
+        if not self.resume:
+            self._begin(self.folder.start_attempt(1, secrets.token_hex(8), on_superseded=self.stop_event.set))
+            return
+        try:  # no delete and no other resume between the check and the 'starting' status
+            with self.folder.locked():
+                self._resumption = r = Resumption.prepare(self.folder, len(self.config.models))
+                self.started_at, self.resumes = r.started_at or self.started_at, r.resumes
+                self.time_zero = time.time() - r.elapsed
+                self._begin(self.folder.start_attempt(self.resumes + 1, secrets.token_hex(8),
+                                                      on_superseded=self.stop_event.set))
+        except FileNotFoundError:
+            raise ResumeError(f"{self.folder.path} is not a run folder (it was deleted)") from None
+
+    def _begin(self, attempt) -> None:
         try:
             self.recorder.begin(attempt, self._resumption)
         except BaseException:

@@ -189,10 +189,8 @@ class TrainingManager:
         self.settle()
         run = self._run(run_id)
         with self._lock:
-            state = run.snapshot().state
-            if run_id == self._active_run_id or state in ACTIVE_STATES:
+            if run_id == self._active_run_id or not run.delete_unless_training():
                 raise Refused(f"run {run_id} is training: stop it before deleting it")
-            run.delete()
         log.info("deleted run %s", run_id)
 
     def _run(self, run_id: str) -> Run:

@@ -19,7 +19,10 @@ wakes up after another has resumed the run writes nothing); the server reads thr
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import dataclasses
+import fcntl
 import os
 import shutil
 import time
@@ -261,6 +264,24 @@ class Run:
             status = None
         return os.stat(self.path).st_mtime_ns, status
 
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the folder's lock (an flock on the folder itself), so that a delete, a resume's
+        claim and a meta update happen one at a time, whichever process does them (the server,
+        python train.py). FileNotFoundError if the folder is gone, also if it went while waiting."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                gone = os.stat(self.path).st_ino != os.fstat(fd).st_ino
+            except FileNotFoundError:
+                gone = True
+            if gone:  # deleted (and perhaps made again) by the one who held the lock before
+                raise FileNotFoundError(errno.ENOENT, "the run folder was deleted", str(self.path))
+            yield self
+        finally:
+            os.close(fd)  # releases the lock
+
     def age_seconds(self) -> float:
         return time.time() - os.stat(self.path).st_mtime
 
@@ -306,8 +327,11 @@ class Run:
         atomic_write_json(self._file(STATUS_FILE), status.to_dict() if isinstance(status, RunStatus) else status)
 
     def set_meta(self, **changes) -> dict:
-        meta = {**self.meta(), **changes}
-        atomic_write_json(self._file(META_FILE), meta)
+        """Change what the user says of the run (read, change, write under the folder's lock: two
+        updates at once both count). FileNotFoundError if the run was deleted."""
+        with self.locked():
+            meta = {**self.meta(), **changes}
+            atomic_write_json(self._file(META_FILE), meta)
         return meta
 
     def request_stop(self) -> None:
@@ -329,6 +353,18 @@ class Run:
 
     def delete(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def delete_unless_training(self) -> bool:
+        """Delete the run unless a trainer holds it (checked under the folder's lock, which a
+        resume holds until its claim is written); whether it was deleted."""
+        try:
+            with self.locked():
+                if self.snapshot().state in ACTIVE_STATES:
+                    return False
+                self.delete()
+        except FileNotFoundError:  # gone already
+            pass
+        return True
 
     def temp_files(self) -> list[Path]:
         """Temp files of atomic writes (a crash can leave them behind)."""

@@ -6,6 +6,7 @@ import tempfile
 import threading
 import time
 
+import pytest
 
 import runstore.files
 from runstore import RunStore
@@ -222,3 +223,67 @@ def test_a_start_that_fails_after_making_its_folder_leaves_no_folder(client, app
     answer = client.post("/start_training", json=QUICK)
     assert answer.status_code == 507 and "No space left on device" in answer.get_json()["error"]
     assert app.extensions["runs"].run_ids() == [] and app.extensions["training"].active_run_id is None
+
+
+def test_two_meta_updates_at_once_both_count_and_one_after_a_delete_is_404(client, app, monkeypatch):
+    from conftest import fake_run
+    from runstore import Run
+
+    run_id = fake_run(app.extensions["runs"])
+    real_meta = Run.meta
+
+    def slow_meta(self):  # a reader that takes its time between reading and writing
+        meta = real_meta(self)
+        time.sleep(0.3)
+        return meta
+
+    monkeypatch.setattr(Run, "meta", slow_meta)
+    other = threading.Thread(target=lambda: app.test_client().post(f"/runs/{run_id}/meta", json={"starred": True}))
+    other.start()
+    assert client.post(f"/runs/{run_id}/meta", json={"note": "both count"}).status_code == 200
+    other.join()
+    monkeypatch.undo()
+    assert app.extensions["runs"].run(run_id).meta() == {"starred": True, "note": "both count"}
+    store = app.extensions["runs"]
+    run = store.run(run_id)
+    assert client.delete(f"/runs/{run_id}").status_code == 200
+    with pytest.raises(FileNotFoundError):
+        run.set_meta(note="too late")  # the route answers 404 for this (it checks the id first)
+    assert not run.path.exists()
+
+
+def test_a_delete_waits_for_a_resume_in_another_process_and_then_refuses(client, app, tiny_mnist, monkeypatch):
+    import checkpoints
+    import train
+
+    options = app.extensions["training"].trainer_options
+
+    def stop_in_epoch_2(trainer, m):
+        if m.index == 0 and m.step == m.batches + 2:
+            trainer.stop_event.set()
+
+    options["on_step"] = stop_in_epoch_2
+    run_id = start_run(client, dict(QUICK, epochs=2))
+    assert wait_run_end(client)["state"] == "stopped"
+    del options["on_step"]
+    real_prepare = checkpoints.Resumption.prepare
+    checking = threading.Event()
+
+    def slow_prepare(run, n_models):  # python train.py --resume, caught between its check and its claim
+        checking.set()
+        time.sleep(0.5)
+        return real_prepare(run, n_models)
+
+    monkeypatch.setattr(checkpoints.Resumption, "prepare", staticmethod(slow_prepare))
+    config = app.extensions["runs"].run(run_id).config()
+    from config import parse_train_config
+
+    trainer = train.Trainer(parse_train_config(config), tiny_mnist, app.extensions["runs"].run(run_id).path,
+                            resume=True, pictures=False)
+    resumed = threading.Thread(target=trainer.run)
+    resumed.start()
+    assert checking.wait(10)
+    answer = client.delete(f"/runs/{run_id}")
+    resumed.join(60)
+    assert answer.status_code == 409 and "training" in answer.get_json()["error"]
+    assert trainer.status()["state"] == "finished" and app.extensions["runs"].run(run_id) is not None
