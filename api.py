@@ -7,15 +7,16 @@ import io
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from config import form_settings, int_text, parse_kernels_text, parse_train_config, reject_unknown
+from config import ConfigError, form_settings, int_text, parse_kernels_text, parse_train_config, reject_unknown
 from errors import BadRequest, NotFound
 from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
-from recorder import ERROR_COUNT, SAMPLE_COUNT
+from recorder import ERROR_COUNT, SAMPLE_COUNT, planned_models
 from runstore import (ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
                       MODEL_STATUS_FIELDS, NOTE_MAX, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, TABLE_KINDS,
                       Run, RunSnapshot, RunStore)
+from runstore.records import run_id_time
 from worker import TrainingManager
 
 bp = Blueprint("api", __name__)
@@ -34,6 +35,17 @@ def file_url(run_id: str, name: str | None, versions: dict[str, int] | None = No
     return f"/runs/{run_id}/files/{name}" + (f"?v={versions[name]}" if versions else "")
 
 
+def shown_models(s: RunSnapshot) -> list:
+    """The models' status; for a run whose status cannot be read, its models as configured (so
+    its curves, files and settings can still be looked at)."""
+    if s.status is not None:
+        return s.status.models
+    try:
+        return planned_models(parse_train_config(s.config)) if s.config else []
+    except ConfigError:
+        return []
+
+
 def status_view(s: RunSnapshot) -> dict:
     """A run as the page sees it: its status, the URLs of its pictures and checkpoints, whether it
     can be resumed. A broken run says why in ``error``."""
@@ -41,9 +53,9 @@ def status_view(s: RunSnapshot) -> dict:
     view = {key: getattr(status, key) if status else None for key in VIEW_FIELDS}
     view.update(state=s.state, run_id=s.run_id, resumes=status.resumes if status else 0)
     if s.state == BROKEN_STATE:
-        view["error"] = s.problem
+        view.update(error=s.problem, started_at=run_id_time(s.run_id))
     view["models"] = []
-    for i, model in enumerate(status.models if status else []):
+    for i, model in enumerate(shown_models(s)):
         m = {key: getattr(model, key) for key in MODEL_STATUS_FIELDS}
         m["images"] = {kind: file_url(s.run_id, name, s.files) for kind, name in s.images(i).items()}
         m["checkpoint"] = file_url(s.run_id, s.checkpoint(i, "best"))
@@ -197,14 +209,14 @@ def model_info():
 def run_summary(s: RunSnapshot) -> dict:
     """A row of the run table: the run's settings and its results."""
     status, config = s.status, s.config or {}
-    models = status.models if status else []
+    models = shown_models(s)
     best = [m.best_test_accuracy for m in models if m.best_test_accuracy is not None]
     duration = status.elapsed_seconds if status else None
     end = status and (status.finished_at or status.updated_at)
     if duration is None and end and status.started_at:  # runs written before it was recorded: start to end
         duration = round(end - status.started_at, 1)
     return {
-        "run_id": s.run_id, "state": s.state, "started_at": status.started_at if status else None,
+        "run_id": s.run_id, "state": s.state, "started_at": status.started_at if status else run_id_time(s.run_id),
         "duration_seconds": duration, "device": status.device if status else None,
         "precision": status.precision if status else None,
         "settings": {key: config.get(key) for key in RUN_SETTINGS},

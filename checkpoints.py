@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from runstore import ACTIVE_STATES, BROKEN_STATE, QUEUED_STATE, RESUMABLE_STATES, Attempt, Run
+from runstore import snapshot as snapshot_of
 
 
 class ResumeError(ValueError):
@@ -47,7 +48,7 @@ def check_can_resume(run: Run) -> None:
     """Raise ResumeError unless ``run`` was cut off: stopped, failed or interrupted (a run whose
     trainer stopped beating was interrupted)."""
     try:
-        snapshot = run.snapshot()
+        snapshot = snapshot_of(run)
     except OSError:
         snapshot = None
     if snapshot is None or snapshot.status is None and snapshot.state != BROKEN_STATE:

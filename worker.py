@@ -16,7 +16,8 @@ from checkpoints import ResumeError, check_can_resume
 from config import ConfigError, TrainConfig, parse_train_config
 from hardware import select_device
 from recorder import planned_status
-from runstore import ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStatus, RunStore
+from runstore import (ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStatus, RunStore, delete_unless_training,
+                      snapshot)
 from runstore.files import write_error
 from train import Trainer
 
@@ -92,7 +93,7 @@ class TrainingManager:
             self._refuse_while_closing()
             if self._active_run_id:
                 raise Refused(f"a run is active ({self._active_run_id}); resume this one when it has ended")
-            if run.snapshot().state in ACTIVE_STATES:
+            if snapshot(run).state in ACTIVE_STATES:
                 raise Refused(f"run {run_id} is being trained by another process")
             try:
                 check_can_resume(run)
@@ -177,11 +178,12 @@ class TrainingManager:
         """Take a queued run out of the queue (its folder, which holds only its settings, goes)."""
         run = self._run(run_id)
         with self._lock:
-            state = run.snapshot().state
+            state = snapshot(run).state
             if state != QUEUED_STATE:
                 raise Refused(f"run {run_id} is {state}, not queued: only a queued run can be cancelled"
                               + (" (stop it instead)" if state in ACTIVE_STATES else ""))
             run.delete()
+        self.store.recount_size()
         log.info("cancelled queued run %s", run_id)
 
     def delete(self, run_id: str) -> None:
@@ -189,8 +191,9 @@ class TrainingManager:
         self.settle()
         run = self._run(run_id)
         with self._lock:
-            if run_id == self._active_run_id or not run.delete_unless_training():
+            if run_id == self._active_run_id or not delete_unless_training(run):
                 raise Refused(f"run {run_id} is training: stop it before deleting it")
+        self.store.recount_size()
         log.info("deleted run %s", run_id)
 
     def _run(self, run_id: str) -> Run:

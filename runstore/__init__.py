@@ -4,6 +4,7 @@
 - ``files``: atomic writes and tolerant reads of small files;
 - ``liveness``: claims and heartbeats, and the one decision whether a run is being trained;
 - ``run``: one folder, the only code that knows its file names (``Run``, the trainer's ``Attempt``);
+- ``snapshot``: the run as readers see it, its state decided once (``RunSnapshot``);
 - ``store``: the runs folder (list, create, queue, clean-up, cached reads);
 - ``writers``: the trainer's buffered metrics and status writers.
 """
@@ -12,7 +13,8 @@ from runstore.liveness import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIMIT_S
 from runstore.records import (ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
                               MODEL_STATUS_FIELDS, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, TABLE_KINDS,
                               ModelStatus, RecordError, RunStatus, metrics_row, new_run_id)
-from runstore.run import NOTE_MAX, Attempt, Run, RunSnapshot, Superseded
+from runstore.run import NOTE_MAX, Attempt, Run, Superseded
+from runstore.snapshot import RunSnapshot, delete_unless_training, snapshot, trained_now
 from runstore.store import RunStore
 from runstore.writers import MetricsWriter, StatusWriter
 
@@ -20,4 +22,4 @@ __all__ = ["ACTIVE_STATES", "BROKEN_STATE", "FINAL_STATES", "IDLE_STATE", "METRI
            "MODEL_STATUS_FIELDS", "QUEUED_STATE", "RESUMABLE_STATES", "RUN_STATUS_FIELDS", "TABLE_KINDS",
            "HEARTBEAT_INTERVAL_S", "HEARTBEAT_LIMIT_S", "NOTE_MAX", "Attempt", "MetricsWriter", "ModelStatus",
            "RecordError", "Run", "RunSnapshot", "RunStatus", "RunStore", "StatusWriter", "Superseded",
-           "WriteError", "metrics_row", "new_run_id", "to_json"]
+           "WriteError", "delete_unless_training", "metrics_row", "new_run_id", "snapshot", "to_json", "trained_now"]

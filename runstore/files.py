@@ -138,8 +138,11 @@ def read_json(path):
         return None
     try:
         return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Unreadable(f"{Path(path).name} is not JSON ({'empty' if not data else exc})") from None
+    except json.JSONDecodeError as exc:
+        why = "it is empty" if not data.strip() else f"{exc.msg.lower()} at character {exc.pos + 1} of {len(data)}"
+        raise Unreadable(f"{Path(path).name} is damaged, not valid JSON: {why}") from None
+    except UnicodeDecodeError:
+        raise Unreadable(f"{Path(path).name} is damaged, not text") from None
 
 
 def read_json_object(path) -> dict | None:

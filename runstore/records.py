@@ -135,6 +135,14 @@ RUN_ID_PATTERN = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{3}")  # matched
 RUN_ID_TIME = "%Y%m%d-%H%M%S"  # UTC, so ids sort the same whatever the time zone of the writer
 
 
+def run_id_time(run_id: str) -> float | None:
+    """The Unix time a run id was made at (its start, or when it was queued); None if it is no id."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        return None
+    stamp = datetime.strptime(run_id[:15], RUN_ID_TIME).replace(tzinfo=timezone.utc)
+    return stamp.timestamp() + int(run_id[16:19]) / 1000
+
+
 def new_run_id(after: str = "") -> str:
     """'20261126-183300-482a3f': start time (UTC) to the millisecond, then 3 random hex digits.
 

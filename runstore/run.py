@@ -15,7 +15,7 @@ runs/<run_id>/confusion_m<i>.json  model i's test confusion matrix at the last e
 
 The trainer writes through an ``Attempt`` (its claim checked before each write, so a trainer that
 wakes up after another has resumed the run writes nothing); the server reads through
-``Run.snapshot()``, which decides the state shown (interrupted, stopping, broken) in one place.
+``runstore.snapshot``, which decides the state shown (interrupted, stopping, broken) in one place.
 """
 from __future__ import annotations
 
@@ -26,13 +26,12 @@ import fcntl
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from runstore.files import (Unreadable, append_jsonl, atomic_write_bytes, atomic_write_json,
                             read_json, read_json_object, read_jsonl, rewrite_jsonl)
-from runstore.liveness import HEARTBEAT_LIMIT_S, Beat, Claim, Heartbeat, beat_from, is_alive, pid_alive
-from runstore.records import (ACTIVE_STATES, BROKEN_STATE, RESUMABLE_STATES, RecordError, RunStatus)
+from runstore.liveness import Beat, Claim, Heartbeat, beat_from
+from runstore.records import (RecordError, RunStatus)
 
 CONFIG_FILE, STATUS_FILE, METRICS_FILE = "config.json", "status.json", "metrics.jsonl"
 FACTS_FILE = "run.json"
@@ -77,60 +76,6 @@ SERVED_FILES = frozenset(
 
 class Superseded(RuntimeError):
     """Another attempt has claimed the run since this trainer started: it must not write."""
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """A run as readers see it: the state decided once (interrupted, stopping, broken), its
-    status record (None while the folder is being created or when broken), its config, what the
-    user said of it, and which served files exist (name -> modification time in ns)."""
-    run_id: str
-    state: str
-    status: RunStatus | None
-    config: dict | None
-    meta: dict
-    files: dict = field(default_factory=dict)
-    problem: str | None = None  # why the run is broken
-
-    def images(self, index: int) -> dict[str, str]:
-        """{kind: file name} of model ``index``'s epoch images that exist."""
-        return {kind: name for kind in EPOCH_IMAGES if (name := image_name(kind, index)) in self.files}
-
-    def curves(self) -> str | None:
-        name = image_name(CURVES_IMAGE)
-        return name if name in self.files else None
-
-    def checkpoint(self, index: int, kind: str = "best") -> str | None:
-        name = checkpoint_name(index, kind)
-        return name if name in self.files else None
-
-    def confusion(self, index: int) -> str | None:
-        name = confusion_name(index)
-        return name if name in self.files else None
-
-    @property
-    def resumable(self) -> bool:
-        """Cut off and with an epoch-end checkpoint to go on from."""
-        models = len(self.status.models) if self.status else 0
-        return self.state in RESUMABLE_STATES and any(self.checkpoint(i, "latest") for i in range(models))
-
-
-def shown_state(status: RunStatus, alive: bool, stop_requested: bool) -> RunStatus:
-    """The status as readers must see it: a run left active by a trainer that is gone is
-    'interrupted', one asked to stop 'stopping'; no time left is shown for a run that is not active."""
-    state = status.state
-    if state in ACTIVE_STATES:
-        if not alive:
-            state = "interrupted"
-            status = dataclasses.replace(status, error=status.error or "the run stopped getting heartbeats from its "
-                                         "trainer (its process or machine stopped while it was training)",
-                                         finished_at=status.finished_at or status.updated_at)
-        elif stop_requested:
-            state = "stopping"
-    if state not in ACTIVE_STATES:
-        status = dataclasses.replace(status, eta_seconds=None,
-                                     models=[dataclasses.replace(m, eta_seconds=None) for m in status.models])
-    return dataclasses.replace(status, state=state)
 
 
 class Run:
@@ -245,16 +190,6 @@ class Run:
         except Unreadable:
             return None
 
-    def alive(self, status: RunStatus | None = None) -> bool:
-        """Whether a trainer is training this run now (heartbeat; folders written before heartbeats
-        fall back on the status's time and PID)."""
-        claim = self.claim()
-        if claim is None:
-            status = status or self.status()
-            return (status is not None and status.updated_at is not None and pid_alive(status.pid)
-                    and time.time() - status.updated_at <= HEARTBEAT_LIMIT_S)
-        return is_alive(claim, self.beat())
-
     def change_key(self) -> tuple:
         """Changes whenever a file of the run is replaced (a rename changes the folder's
         modification time) or status.json is rewritten in place."""
@@ -284,40 +219,6 @@ class Run:
 
     def age_seconds(self) -> float:
         return time.time() - os.stat(self.path).st_mtime
-
-    def snapshot(self, parsed=None) -> RunSnapshot:
-        """The run as readers see it. ``parsed``: (status or RecordError, config or RecordError, meta,
-        files) already read (a cache); the liveness is always decided now. FileNotFoundError if the
-        folder is gone."""
-        status, config, meta, files = parsed or self.read_parts()
-        if status is None:  # no status.json yet: being created, unless that was long ago
-            if self.age_seconds() < CREATING_SECONDS:
-                return RunSnapshot(self.run_id, "starting", None, None, meta, files)
-            status = RecordError("status.json is missing")
-        problem = next((str(p) for p in (status, config) if isinstance(p, RecordError)), None)
-        if problem:
-            return RunSnapshot(self.run_id, BROKEN_STATE, None, None, meta, files, problem)
-        alive = status.state not in ACTIVE_STATES or self.alive(status)
-        shown = shown_state(status, alive, status.state in ACTIVE_STATES and self.stop_requested())
-        return RunSnapshot(self.run_id, shown.state, shown, config, meta, files)
-
-    def read_parts(self, check_config=None) -> tuple:
-        """What a snapshot is made of, read from disk (see ``snapshot``). ``check_config(body)``
-        raises ValueError for settings the trainer would refuse (the run is then broken)."""
-        if not self.path.is_dir():
-            raise FileNotFoundError(self.path)
-        parts = []
-        for read in (self.status, self.config):
-            try:
-                parts.append(read())
-            except RecordError as exc:
-                parts.append(exc)
-        if check_config is not None and isinstance(parts[1], dict):
-            try:
-                check_config(parts[1])
-            except ValueError as exc:
-                parts[1] = RecordError(f"config.json: {exc}")
-        return (*parts, self.meta(), self.files())
 
     # ---------------------------------------------------------------- writing (not by a trainer)
     def write_config(self, body: dict) -> None:
@@ -353,18 +254,6 @@ class Run:
 
     def delete(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-
-    def delete_unless_training(self) -> bool:
-        """Delete the run unless a trainer holds it (checked under the folder's lock, which a
-        resume holds until its claim is written); whether it was deleted."""
-        try:
-            with self.locked():
-                if self.snapshot().state in ACTIVE_STATES:
-                    return False
-                self.delete()
-        except FileNotFoundError:  # gone already
-            pass
-        return True
 
     def temp_files(self) -> list[Path]:
         """Temp files of atomic writes (a crash can leave them behind)."""

@@ -9,7 +9,8 @@ from pathlib import Path
 from cache import LRU
 from runstore.files import parse_jsonl, write_error
 from runstore.records import ACTIVE_STATES, QUEUED_STATE, RUN_ID_PATTERN, new_run_id
-from runstore.run import Run, RunSnapshot
+from runstore.run import Run
+from runstore.snapshot import RunSnapshot, read_parts, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,9 @@ class RunStore:
             cached = self._parsed.get(run_id)
             parts = cached[1] if cached and cached[0] == key else None
             if parts is None:
-                parts = run.read_parts(self.check_config)
+                parts = read_parts(run, self.check_config)
                 self._parsed.put(run_id, (key, parts))
-            return run.snapshot(parts)
+            return snapshot(run, parts)
         except (FileNotFoundError, NotADirectoryError):  # deleted while read: no run, never an error
             return None
 
@@ -97,6 +98,10 @@ class RunStore:
         if time.monotonic() - self._size[0] > SIZE_TTL:
             self._size = (time.monotonic(), self._count_bytes())
         return self._size[1]
+
+    def recount_size(self) -> None:
+        """Count the folder's bytes afresh at the next ``size_bytes`` (after a run was deleted)."""
+        self._size = (-SIZE_TTL, 0)
 
     def _count_bytes(self) -> int:
         total = 0

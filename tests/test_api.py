@@ -402,7 +402,7 @@ def test_runs_deleted_while_they_are_read_are_never_a_500(client, app):
     pollers = [threading.Thread(target=poll) for _ in range(3)]
     for t in pollers:
         t.start()
-    for _ in range(4):  # delete and re-create runs under the pollers' feet
+    for _ in range(3):  # delete and re-create runs under the pollers' feet
         store.keep = 2
         store.cleanup()
         store.keep = 0
@@ -474,7 +474,11 @@ def test_a_malformed_status_is_listed_broken_and_every_route_still_answers(tmp_p
     client = create_app({"RUNS_DIR": str(store.root), "DATA_DIR": str(tiny_mnist)}).test_client()  # it starts
     listing = {r["run_id"]: r for r in client.get("/runs").get_json()["runs"]}
     assert listing[good]["state"] == "finished"
-    assert listing[bad]["state"] == "broken" and "status" in listing[bad]["error"] and listing[bad]["models"] == []
+    broken = listing[bad]
+    assert broken["state"] == "broken" and broken["error"].startswith("status")
+    assert [m["name"] for m in broken["models"]] == ["Model 1"] and broken["settings"]["epochs"] is None
+    assert broken["started_at"] and abs(broken["started_at"] - listing[good]["started_at"]) < 5  # from its id
+    assert client.get(f"/runs/{bad}/config").get_json() == {"models": [{"kernels": [1, 1, 1, 1]}], "seed_scheme": 1}
     status = client.get("/training_status")  # the broken run is the newest: shown, with why
     assert status.status_code == 200 and status.get_json()["state"] == "broken" and status.get_json()["error"]
     assert client.get(f"/runs/{bad}").get_json()["state"] == "broken"
@@ -483,4 +487,6 @@ def test_a_malformed_status_is_listed_broken_and_every_route_still_answers(tmp_p
     assert client.post("/predict", json={"test_index": 0, "run_id": bad}).status_code == 409
     assert client.get(f"/runs/{bad}/metrics.csv").status_code == 200
     assert client.get("/config").get_json()["states"]["broken"] == "broken"
+    size = client.get("/runs").get_json()["runs_bytes"]
     assert client.delete(f"/runs/{bad}").status_code == 200 and store.run_ids() == [good]
+    assert client.get("/runs").get_json()["runs_bytes"] < size  # counted again after a delete

@@ -122,7 +122,7 @@ model_entries = st.fixed_dictionaries({"kernels": st.lists(st.integers(-2, 300),
 bodies = st.dictionaries(keys, json_values | st.lists(model_entries, max_size=5), max_size=6)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(bodies)
 def test_validator_accepts_only_configs_inside_every_limit(body):
     try:

@@ -13,7 +13,7 @@ def test_readers_never_see_a_torn_or_invalid_file(tmp_path, tiny_mnist):
     from config import parse_train_config
 
     run_dir = tmp_path / "run"
-    config = parse_train_config(dict(QUICK, epochs=1, batch_size=8))
+    config = parse_train_config(dict(QUICK, epochs=1, batch_size=16))
     trainer = train.Trainer(config, tiny_mnist, run_dir, status_interval=0.0)
     thread = threading.Thread(target=trainer.run)
     reads, problems = {"status": 0, "config": 0, "metrics": 0, "png": 0}, []

@@ -12,7 +12,7 @@ import pytest
 
 import runstore.liveness as liveness
 from conftest import dead_pid, tiny_config, wait_for
-from runstore import Run
+from runstore import Run, snapshot, trained_now
 from runstore.files import read_json
 from runstore.liveness import Beat, Claim, is_alive, process_start
 from train import Trainer
@@ -64,14 +64,14 @@ def test_a_long_step_does_not_stop_the_heartbeat(tmp_path, tiny_mnist, quick_bea
         if m.step == 3 and m.index == 0:  # a step twice as long as the limit
             until = time.monotonic() + 1.2
             while time.monotonic() < until:
-                samples.append(trainer.folder.alive())
+                samples.append(trained_now(trainer.folder))
                 time.sleep(0.05)
 
     status = Trainer(tiny_config(epochs=1), tiny_mnist, tmp_path / "run", monitor=False, on_step=long_step).run()
     assert status["state"] == "finished" and len(samples) > 15 and all(samples)
     run = Run(tmp_path / "run")
     time.sleep(0.7)
-    assert not run.alive() and run.snapshot().state == "finished"  # no beats after the end; finished is final
+    assert not trained_now(run) and snapshot(run).state == "finished"  # no beats after the end; finished is final
 
 
 def test_a_trainer_whose_run_was_resumed_elsewhere_stops_without_writing(tmp_path, tiny_mnist, quick_beats):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import runstore.files
+import runstore.store
 from conftest import PNG_BYTES, ROOT, fake_run
 from runstore import BROKEN_STATE, RecordError, Run, RunStatus, RunStore, WriteError, metrics_row, new_run_id
 from runstore.files import (Unreadable, append_jsonl, atomic_write_bytes, atomic_write_json, read_json,
@@ -48,7 +49,7 @@ def test_to_json_is_strict_json():
 def test_read_json_tells_a_missing_file_from_an_unreadable_one(tmp_path):
     assert read_json(tmp_path / "missing.json") is None
     (tmp_path / "bad.json").write_bytes(b'{"state": "runn')
-    with pytest.raises(Unreadable, match="bad.json is not JSON"):
+    with pytest.raises(Unreadable, match="bad.json is damaged, not valid JSON: unterminated string"):
         read_json(tmp_path / "bad.json")
 
 
@@ -158,8 +159,8 @@ def test_a_picture_name_outside_the_contract_is_refused(tmp_path):
 @pytest.mark.parametrize("content, problem", [
     (b"[1]", "must be a JSON object, got list"),
     (b'{"state": "finished", "models": [1]}', "status.models[0]: must be a JSON object"),
-    (b'{"state": "finished", "mod', "status.json is not JSON"),
-    (b"", "status.json is not JSON (empty)"),
+    (b'{"state": "finished", "mod', "status.json is damaged, not valid JSON: unterminated string"),
+    (b"", "status.json is damaged, not valid JSON: it is empty"),
 ])
 def test_a_malformed_status_makes_the_run_broken_with_the_reason(tmp_path, content, problem):
     store = RunStore(tmp_path / "runs")
@@ -167,7 +168,7 @@ def test_a_malformed_status_makes_the_run_broken_with_the_reason(tmp_path, conte
     (store.root / run_id / "status.json").write_bytes(content)
     snapshot = store.snapshot(run_id)
     assert snapshot.state == BROKEN_STATE and problem in snapshot.problem and snapshot.status is None
-    assert not snapshot.resumable
+    assert not snapshot.resumable and snapshot.config["models"]  # what can be read is kept
 
 
 def test_a_config_the_trainer_would_refuse_makes_the_run_broken(tmp_path):
@@ -238,8 +239,8 @@ def test_the_parsed_folder_is_reused_until_it_changes(tmp_path, monkeypatch):
     ids = [fake_run(store, images=False) for _ in range(70)]
     assert all(store.snapshot(run_id).state == "finished" for run_id in ids)
     reads = []
-    real = Run.read_parts
-    monkeypatch.setattr(Run, "read_parts", lambda self, check=None: reads.append(self.run_id) or real(self, check))
+    real = runstore.store.read_parts
+    monkeypatch.setattr(runstore.store, "read_parts", lambda run, check=None: reads.append(run.run_id) or real(run, check))
     assert all(store.snapshot(run_id) for run_id in ids) and reads == []  # every one from the cache
     store.run(ids[0]).set_meta(note="changed")
     assert store.snapshot(ids[0]).meta["note"] == "changed" and reads == [ids[0]]

@@ -52,7 +52,8 @@ def test_queued_runs_wait_then_start_in_order_and_one_can_be_cancelled(client, a
 def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
     from server import create_app
 
-    options = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TRAINER_OPTIONS": {"status_interval": 0.05}}
+    options = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist),
+               "TRAINER_OPTIONS": {"status_interval": 0.05, "pictures": False}}
     app = create_app(options)
     client = app.test_client()
     first = start_run(client, SLOW)
@@ -62,9 +63,11 @@ def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
     assert refused.status_code == 409 and "shutting down" in refused.get_json()["error"]
     assert runs_by_id(client)[first]["state"] == "stopped"
     assert [runs_by_id(client)[q]["state"] for q in queued] == ["queued", "queued"]
-    restarted = create_app(options).test_client()
+    again = create_app(options)
+    restarted = again.test_client()
     wait_for(lambda: all(runs_by_id(restarted)[q]["state"] == "finished" for q in queued), timeout=120,
              message="the queue to run after the restart")
+    assert again.extensions["training"].shutdown(30)
 
 
 def test_resume_through_the_api(client, app):
@@ -159,13 +162,13 @@ def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves
     del options["on_step"]
     start_run(client, QUICK)
     assert wait_run_end(client)["state"] == "finished"
-    time.sleep(1.0)  # a pause before the resume, which its duration must not count
+    time.sleep(0.6)  # a pause before the resume, which its duration must not count
     assert client.post(f"/runs/{older}/resume", json={}).status_code == 202
     wait_for(lambda: client.get(f"/runs/{older}").get_json()["state"] == "finished", message="the resumed run")
     status = client.get("/training_status").get_json()
     assert status["run_id"] == older and status["state"] == "finished"  # not the newer run
     summary = runs_by_id(client)[older]
-    assert summary["duration_seconds"] < status["finished_at"] - status["started_at"] - 0.8
+    assert summary["duration_seconds"] < status["finished_at"] - status["started_at"] - 0.5
 
 
 def test_a_queue_left_waiting_goes_on_at_the_next_start(client, app):
