@@ -22,8 +22,9 @@ SLOW = dict(QUICK, epochs=100, batch_size=1)  # long enough to be stopped
 
 
 # Tests that need more than this process and tiny data it makes: the real MNIST, a server or
-# trainer process, Chromium. They are marked slow by their folder or by the fixtures they use, so
-# `python -m pytest -m "not slow"` (the fast tier) needs nothing to be remembered.
+# trainer process, Chromium, or runs that draw their pictures (a renderer process each, about
+# 1.5 s of a tiny run). They are marked slow by their folder, the fixtures they use or their
+# ``pictures`` mark, so `python -m pytest -m "not slow"` (the fast tier) needs nothing remembered.
 SLOW_FOLDERS = ("browser", "integration")
 SLOW_FIXTURES = {"mnist_dir", "server_factory", "browser", "page", "cli_processes"}
 
@@ -31,7 +32,8 @@ SLOW_FIXTURES = {"mnist_dir", "server_factory", "browser", "page", "cli_processe
 def pytest_collection_modifyitems(config, items):
     for item in items:
         folder = Path(str(item.fspath)).parent.name
-        if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if (folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("pictures")):
             item.add_marker(pytest.mark.slow)
 
 

@@ -2,12 +2,15 @@
 import json
 import threading
 
+import pytest
+
 
 import train
 from conftest import wait_for
 from conftest import QUICK, start_run as start, wait_run_end as finished
 
 
+@pytest.mark.pictures
 def test_readers_never_see_a_torn_or_invalid_file(tmp_path, tiny_mnist):
     """Status and images are rewritten many times a second while readers parse them nonstop."""
     from config import parse_train_config

@@ -12,6 +12,7 @@ from runstore.files import read_json, read_jsonl
 from train import Trainer
 
 
+@pytest.mark.pictures
 def test_a_run_writes_the_whole_run_folder(tmp_path, tiny_mnist):
     run_dir = tmp_path / "run"
     status = Trainer(tiny_config(), tiny_mnist, run_dir, status_interval=0.0).run()
@@ -100,6 +101,7 @@ def test_bf16_run_records_its_precision(tmp_path, tiny_mnist):
     assert read_json(tmp_path / "run" / "run.json")["precision"] == "bf16"
 
 
+@pytest.mark.pictures
 def test_cli_trains_and_writes_a_run_folder(tmp_path, tiny_mnist, capsys):
     code = train.main(["--kernels", "4,8,8,8", "--epochs", "1", "--data-dir", str(tiny_mnist),
                        "--runs-dir", str(tmp_path / "runs"), "--precision", "fp32"])
@@ -129,6 +131,7 @@ def test_a_failing_run_keeps_the_metrics_it_computed(tmp_path, tiny_mnist, monke
     assert [r["kind"] for r in rows].count("train") >= 4  # 19 steps done, a curve point every 2-5 steps
 
 
+@pytest.mark.pictures
 def test_training_goes_on_when_the_renderer_process_dies(tmp_path, tiny_mnist):
     def kill_renderer(trainer, m):
         renderer = trainer.recorder.renderer
@@ -272,6 +275,7 @@ def test_warmup_and_label_smoothing_reach_the_schedule_and_the_loss(tmp_path, ti
     assert seen["smoothing"] <= {0.2, 0.0}
 
 
+@pytest.mark.pictures
 def test_resuming_from_the_command_line_makes_no_other_folder(tmp_path, tiny_mnist, monkeypatch):
     import shutil
 
