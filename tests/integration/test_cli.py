@@ -96,7 +96,8 @@ def test_a_killed_trainer_is_interrupted_at_once_even_if_its_pid_is_reused(tmp_p
     runs_dir = tmp_path / "runs"
     cli_processes.append(cli_run(runs_dir, tiny_mnist, "--kernels", "2,2,2,2", "--epochs", "50", "--batch-size", "4"))
     store = RunStore(runs_dir)
-    run_id = wait_for(lambda: next(iter(store.live()), None), timeout=60, message="the run to train")
+    run_id = wait_for(lambda: next((r for r in store.live() if store.snapshot(r).state == "running"), None),
+                      timeout=60, message="the run to train")
     cli_processes[0].kill()  # SIGKILL: no final status, no last beat
     cli_processes[0].wait()
     killed_at = time.monotonic()
