@@ -32,6 +32,10 @@ class LRU:
         with self._lock:
             self._entries.pop(key, None)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
     def keys(self) -> list:
         with self._lock:
             return list(self._entries)

@@ -24,6 +24,7 @@ from train import Trainer
 log = logging.getLogger("worker")
 
 SETTLE_SECONDS = 5.0  # at most this long for a run whose final status is written to finish its clean-up
+MAX_QUEUED = 256  # runs waiting at once: room for several full sweeps (64 runs each), and every poll stays cheap
 
 
 class Refused(Exception):
@@ -68,10 +69,9 @@ class TrainingManager:
         self.start_next()  # a queue left waiting by a failure goes on first
         with self._lock:
             self._refuse_while_closing()
-            busy = bool(self._active_run_id or self.store.queued())
-            if busy and not queue:
-                raise Refused(f"a run is already active ({self._active_run_id}); stop it first, or queue this one"
-                              if self._active_run_id else "runs are queued: queue this one after them")
+            waiting = len(self.store.queued())
+            busy = bool(self._active_run_id or waiting)
+            refuse_unless_room(self._active_run_id, waiting, queue)
             run = self.store.create()
             if busy:
                 enqueue(run, config)
@@ -234,6 +234,16 @@ class TrainingManager:
             thread.join(timeout)
             return not thread.is_alive()
         return True
+
+
+def refuse_unless_room(active_run_id: str | None, waiting: int, queue: bool) -> None:
+    """Refused unless a run can start now, or (``queue``) wait in a queue that is not full."""
+    if (active_run_id or waiting) and not queue:
+        raise Refused(f"a run is already active ({active_run_id}); stop it first, or queue this one"
+                      if active_run_id else "runs are queued: queue this one after them")
+    if waiting >= MAX_QUEUED:
+        raise Refused(f"the queue is full ({MAX_QUEUED} runs wait already): cancel some, or queue this one when "
+                      "they have started")
 
 
 def enqueue(run: Run, config: TrainConfig) -> None:

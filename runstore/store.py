@@ -15,7 +15,7 @@ from runstore.snapshot import RunSnapshot, read_parts, snapshot
 log = logging.getLogger(__name__)
 
 STALE_TEMP_SECONDS = 60  # a temp file this old belongs to a write that was cut off
-SNAPSHOT_CACHE_RUNS = 512  # parsed runs kept in memory (~1-3 KB each)
+SNAPSHOT_CACHE_RUNS = 4096  # parsed runs kept in memory (~1-3 KB each: about 8 MB at most)
 METRICS_CACHE_RUNS = 32  # runs whose metrics rows stay in memory (~150 bytes a row)
 SIZE_TTL = 10.0  # seconds a count of the runs folder's bytes is reused (it walks every file)
 

@@ -290,3 +290,17 @@ def test_a_delete_waits_for_a_resume_in_another_process_and_then_refuses(client,
     resumed.join(60)
     assert answer.status_code == 409 and "training" in answer.get_json()["error"]
     assert trainer.status()["state"] == "finished" and app.extensions["runs"].run(run_id) is not None
+
+
+def test_the_queue_has_a_limit(client, app, monkeypatch):
+    import worker
+
+    monkeypatch.setattr(worker, "MAX_QUEUED", 2)
+    start_run(client, SLOW)
+    queued = [queue_run(client, QUICK) for _ in range(2)]
+    full = client.post("/start_training", json=dict(QUICK, queue=True))
+    assert full.status_code == 409 and "queue is full (2 runs" in full.get_json()["error"]
+    assert len(app.extensions["runs"].run_ids()) == 3  # nothing made for the refused run
+    assert client.post(f"/runs/{queued[0]}/cancel", json={}).status_code == 200
+    assert client.post("/start_training", json=dict(QUICK, queue=True)).status_code == 202  # room again
+    client.post("/stop_training", json={})
