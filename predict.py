@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,10 @@ from errors import BadRequest, Conflict, NotFound
 from model import MNISTNet
 from runstore import FINAL_STATES, RunStore
 
-MAX_SIDE = 4096  # pixels; larger drawings are refused before decoding
+MAX_SIDE = 4096  # pixels; larger drawings are refused before decoding (the size is read from the header)
+MAX_DECODED_SIDE = 1024  # pixels; a larger drawing is shrunk to this as 8-bit RGBA before any float copy
+# (4,096 a side as float32 RGBA would be 256 MB a request; the page's canvas sends 280)
+LARGE_DECODES = threading.BoundedSemaphore(2)  # drawings over MAX_DECODED_SIDE decoded at once (~130 MB each)
 
 
 class ImageError(ValueError):
@@ -40,7 +45,12 @@ def decode_png_data_url(data_url) -> Image.Image:
             raise ImageError(f"image must be a PNG, got {image.format}")
         if max(image.size) > MAX_SIDE:
             raise ImageError(f"image is {image.size[0]}x{image.size[1]} pixels; at most {MAX_SIDE} a side")
-        image.load()
+        large = max(image.size) > MAX_DECODED_SIDE
+        with LARGE_DECODES if large else contextlib.nullcontext():
+            image.load()
+            if large:  # box-averaged: a digit keeps its shape at this size
+                image = (image if image.mode == "RGBA" else image.convert("RGBA")).reduce(
+                    -(-max(image.size) // MAX_DECODED_SIDE))
     except ImageError:
         raise
     # whatever PIL refuses is the image's fault: a broken chunk (SyntaxError, EOFError), a text or

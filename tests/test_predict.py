@@ -169,3 +169,23 @@ def test_a_png_whose_text_chunk_decompresses_too_large_is_a_400(client):
     response = client.post("/predict", json={"image": "data:image/png;base64,"
                                              + base64.b64encode(buffer.getvalue()).decode()})
     assert response.status_code == 400 and response.get_json()["field"] == "image"
+
+
+def test_a_huge_drawing_is_shrunk_before_it_is_turned_into_numbers_and_reads_the_same():
+    from PIL import ImageDraw
+
+    from predict import MAX_DECODED_SIDE, decode_png_data_url, image_to_tensor
+
+    def seven(side: int) -> str:
+        image = Image.new("RGBA", (side, side), (0, 0, 0, 255))
+        s = side / 280  # the same 7 as on the page's 280 px canvas, scaled
+        ImageDraw.Draw(image).line([(70 * s, 60 * s), (210 * s, 60 * s), (120 * s, 230 * s)],
+                                   fill=(255, 255, 255, 255), width=round(20 * s))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+    assert decode_png_data_url(seven(4096)).size == (MAX_DECODED_SIDE, MAX_DECODED_SIDE)  # 64 MB of floats at most
+    assert decode_png_data_url(seven(280)).size == (280, 280)  # a drawing from the page is untouched
+    small, huge = image_to_tensor(seven(280)), image_to_tensor(seven(4096))
+    assert torch.nn.functional.cosine_similarity(small.flatten(), huge.flatten(), dim=0) > 0.97
