@@ -18,12 +18,14 @@ from pathlib import Path
 from bench import ROOT, parser
 
 
-def drawing() -> str:
-    """A white 7 on black, 4,096 px a side, as a PNG data URL (a few KB: mostly black)."""
+def drawing(side: int) -> str:
+    """A white 7 on black, ``side`` px a side, as a PNG data URL (a few KB: mostly black)."""
     from PIL import Image, ImageDraw
 
-    image = Image.new("RGBA", (4096, 4096), (0, 0, 0, 255))
-    ImageDraw.Draw(image).line([(1000, 800), (3000, 800), (1800, 3300)], fill=(255, 255, 255, 255), width=300)
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 255))
+    scale = side / 280  # the page's canvas is 280 px
+    ImageDraw.Draw(image).line([(70 * scale, 60 * scale), (210 * scale, 60 * scale), (120 * scale, 230 * scale)],
+                               fill=(255, 255, 255, 255), width=round(20 * scale))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -49,8 +51,8 @@ def measure(requests: int, bounded: bool) -> float:
     torch.save({"kernels": [8, 16, 16, 16], "name": "m", "state_dict": MNISTNet((8, 16, 16, 16)).state_dict()},
                run.path / "model0_latest.pt")
     client = create_app({"RUNS_DIR": str(tmp / "runs"), "DATA_DIR": str(tmp)}).test_client()
-    body = {"image": drawing(), "run_id": run.run_id}
-    client.post("/predict", json={"image": body["image"][:0] + drawing_small(), "run_id": run.run_id})  # warm-up
+    body = {"image": drawing(4096), "run_id": run.run_id}
+    client.post("/predict", json={"image": drawing(280), "run_id": run.run_id})  # warm-up: a drawing from the page
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     codes = []
     threads = [threading.Thread(target=lambda: codes.append(client.post("/predict", json=body).status_code))
@@ -61,16 +63,6 @@ def measure(requests: int, bounded: bool) -> float:
         t.join()
     assert codes == [200] * requests, codes
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-
-
-def drawing_small() -> str:
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
-    ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill=(255, 255, 255, 255), width=20)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def main() -> None:
