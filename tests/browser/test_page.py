@@ -405,6 +405,8 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
              interval=0.2, message="the queue to run")
     ends = [server.request("GET", f"/runs/{r}")[1] for r in (queued[0], queued[2])]
     assert ends[0]["finished_at"] <= ends[1]["started_at"]
+    wait_for(lambda: run_states(server)[last["run_id"]]["state"] == "running", timeout=60, interval=0.2,
+             message="the long run to train")  # the page follows a run that starts: open the stopped one after
     row = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}']")
     row.get_by_role("button", name="open").click(timeout=POLL_WAIT_MS)  # the stopped run says it can go on...
     expect(page.locator("#resume-note")).to_contain_text(f"A run is training ({last['run_id']})", timeout=POLL_WAIT_MS)
