@@ -149,7 +149,8 @@ def test_no_space_for_a_new_run_folder_is_a_clear_507(client, app, monkeypatch):
     assert app.extensions["training"].active_run_id is None and store.run_ids() == []
 
 
-def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves_out_the_pause(client, app):
+def run_stopped_in_epoch_2(client, app, epochs: int) -> str:
+    """A run of the app's worker stopped two steps into epoch 2 (after its first checkpoint); its id."""
     options = app.extensions["training"].trainer_options
 
     def stop_in_epoch_2(trainer, m):
@@ -157,9 +158,16 @@ def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves
             trainer.stop_event.set()
 
     options["on_step"] = stop_in_epoch_2
-    older = start_run(client, dict(QUICK, epochs=3))
-    assert wait_run_end(client)["state"] == "stopped"
-    del options["on_step"]
+    try:
+        run_id = start_run(client, dict(QUICK, epochs=epochs))
+        assert wait_run_end(client)["state"] == "stopped"
+    finally:
+        del options["on_step"]
+    return run_id
+
+
+def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves_out_the_pause(client, app):
+    older = run_stopped_in_epoch_2(client, app, epochs=3)
     start_run(client, QUICK)
     assert wait_run_end(client)["state"] == "finished"
     time.sleep(0.6)  # a pause before the resume, which its duration must not count
@@ -259,16 +267,7 @@ def test_a_delete_waits_for_a_resume_in_another_process_and_then_refuses(client,
     import checkpoints
     import train
 
-    options = app.extensions["training"].trainer_options
-
-    def stop_in_epoch_2(trainer, m):
-        if m.index == 0 and m.step == m.batches + 2:
-            trainer.stop_event.set()
-
-    options["on_step"] = stop_in_epoch_2
-    run_id = start_run(client, dict(QUICK, epochs=2))
-    assert wait_run_end(client)["state"] == "stopped"
-    del options["on_step"]
+    run_id = run_stopped_in_epoch_2(client, app, epochs=2)
     real_prepare = checkpoints.Resumption.prepare
     checking = threading.Event()
 
