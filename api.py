@@ -7,6 +7,7 @@ import io
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
+from apidoc import openapi_document
 from config import ConfigError, form_settings, int_text, parse_kernels_text, parse_train_config, reject_unknown
 from errors import BadRequest, NotFound
 from model import describe
@@ -125,6 +126,12 @@ def snapshot_of(run_id: str) -> RunSnapshot:
 @bp.get("/")
 def index():
     return current_app.send_static_file("index.html")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This API described: every route, body, parameter, answer and error (OpenAPI 3.1)."""
+    return conditional_json(openapi_document())
 
 
 @bp.get("/config")

@@ -252,3 +252,48 @@ def form_settings() -> dict:
         "choices": {key: list(values) for key, values in CHOICES.items()},
         "name_characters": NAME_CHARACTERS,
     }
+
+
+def _schema_int(low: int, high: int, **extra) -> dict:
+    return {"type": "integer", "minimum": low, "maximum": high, **extra}
+
+
+def request_schema() -> dict:
+    """JSON Schema (2020-12) of a start body, written from the limits and choices above, so the
+    API's OpenAPI document cannot drift from what ``parse_train_config`` accepts. Two rules it
+    cannot say are checked only here (400 naming the field): model names must differ, and a
+    model's batch must fit the memory limit (see ``estimate_training_bytes``)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name != "models"}
+    number = {"type": "number", "exclusiveMinimum": 0, "maximum": LR_MAX}
+    model = {
+        "type": "object", "additionalProperties": False, "required": ["kernels"],
+        "properties": {
+            "name": {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$",
+                     "description": f"1 to {NAME_MAX} {NAME_CHARACTERS}; default 'Model <n>'"},
+            "kernels": {"type": "array", "minItems": 4, "maxItems": 4, "items": _schema_int(*KERNEL_RANGE),
+                        "description": "output channels of the 4 conv layers"},
+            "optimizer": {"enum": list(OPTIMIZERS)},
+            "learning_rate": number,
+            "batch_size": _schema_int(*BATCH_RANGE),
+        },
+    }
+    properties = {
+        "models": {"type": "array", "minItems": 1, "maxItems": MAX_MODELS, "items": model,
+                   "default": [{"kernels": list(k)} for k in DEFAULT_KERNELS]},
+        "epochs": _schema_int(*EPOCH_RANGE),
+        "optimizer": {"enum": list(OPTIMIZERS)},
+        "learning_rate": dict(number),
+        "batch_size": _schema_int(*BATCH_RANGE),
+        "lr_schedule": {"enum": list(LR_SCHEDULES)},
+        "warmup": {"type": "number", "minimum": WARMUP_RANGE[0], "maximum": WARMUP_RANGE[1]},
+        "label_smoothing": {"type": "number", "minimum": LABEL_SMOOTHING_RANGE[0],
+                            "maximum": LABEL_SMOOTHING_RANGE[1]},
+        "precision": {"enum": list(PRECISIONS)},
+        "train_samples": {"type": ["integer", "null"], "minimum": 1, "maximum": TRAIN_POOL},
+        "seed": _schema_int(*SEED_RANGE),
+        "device": {"enum": list(DEVICES)},
+        "seed_scheme": _schema_int(SEED_SCHEMES[0], SEED_SCHEMES[-1]),
+    }
+    for key, value in defaults.items():
+        properties[key] = {**properties[key], "default": value}
+    return {"type": "object", "additionalProperties": False, "required": [], "properties": properties}

@@ -1,10 +1,11 @@
 import math
 
+import jsonschema
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
-from config import (MAX_TRAINING_BYTES, ConfigError, TrainConfig, estimate_training_bytes, parse_kernels,
-                    parse_train_config)
+from config import (MAX_TRAINING_BYTES, SHARED_KEYS, TOP_LEVEL_KEYS, ConfigError, TrainConfig,
+                    estimate_training_bytes, form_settings, parse_kernels, parse_train_config, request_schema)
 
 
 def test_defaults_are_the_two_reference_models():
@@ -161,3 +162,32 @@ def test_kernels_as_text_take_ascii_digits_only(text):
 
     with pytest.raises(ConfigError, match="4 comma-separated integers"):
         parse_kernels_text(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies)
+@example({})
+@example({"models": [{"kernels": [4, 8, 8, 8], "name": "Modèle 1"}], "epochs": 2, "train_samples": None})
+@example({"models": [{"kernels": [4, 8, 8, 8], "name": "a"}, {"kernels": [4, 8, 8, 8], "name": "A "}]})
+@example({"epochs": 2.0})
+def test_the_published_schema_and_the_validator_agree(body):
+    """The start body's JSON Schema (in the OpenAPI document) refuses nothing the validator takes,
+    and takes nothing the validator refuses except for the rules a schema cannot say."""
+    valid_by_schema = jsonschema.Draft202012Validator(request_schema()).is_valid(body)
+    try:
+        parse_train_config(body)
+    except ConfigError as exc:
+        if valid_by_schema:
+            assert ("duplicate model name" in exc.problem or "GiB per step" in exc.problem
+                    or "must be an integer" in exc.problem), exc  # 2.0 is an integer to JSON Schema
+        return
+    assert valid_by_schema
+
+
+def test_the_schema_describes_every_config_field_with_its_default():
+    properties = request_schema()["properties"]
+    assert set(properties) == TOP_LEVEL_KEYS
+    defaults = form_settings()["defaults"]
+    assert {key: properties[key]["default"] for key in SHARED_KEYS} == {key: defaults[key] for key in SHARED_KEYS}
+    assert properties["models"]["default"] == [{"kernels": m["kernels"]} for m in defaults["models"]]
+    assert properties["models"]["items"]["required"] == ["kernels"]

@@ -1,0 +1,258 @@
+"""The API's OpenAPI 3.1 document (``GET /openapi.json``), built from the definitions the code
+uses: the start body from ``config.request_schema`` (the validator's limits and choices), run and
+model statuses from the status records' fields and types, run ids and file names from the run
+store. Objects list their ``required`` keys and allow no others, so a client or a fuzzer learns
+the real shapes; a test checks that the document and the URL map name the same routes."""
+from __future__ import annotations
+
+import functools
+from dataclasses import MISSING, fields
+
+from config import NAME_MAX, request_schema
+from predict import MAX_SIDE
+from runstore import (BROKEN_STATE, IDLE_STATE, METRIC_KINDS, NOTE_MAX, RUN_ID_PATTERN, SERVED_FILES,
+                      WRITTEN_STATES, ModelStatus, RunStatus)
+
+VERSION = "1.0.0"
+JSON = "application/json"
+ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong", 401: "the access token is missing "
+               "or wrong (servers started with one)", 403: "a foreign Host, Origin or cross-site request",
+               404: "no such run or file", 405: "method not allowed", 409: "not now: the message says why",
+               413: "request body over the limit", 415: "a body that is not application/json",
+               507: "the runs folder cannot be written"}
+READ_ERRORS = (401, 403)
+WRITE_ERRORS = (400, 401, 403, 413, 415)
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "list": "array", "None": "null"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict, required=None, **extra) -> dict:
+    """A closed object: exactly these keys (``required``: all of them unless given)."""
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            "required": list(properties) if required is None else list(required), **extra}
+
+
+def record_schema(cls, nullable: bool, overrides: dict | None = None) -> dict:
+    """The properties of status record ``cls`` from its fields' annotations ('float | None' ->
+    number or null); ``nullable``: every field may be null (a run whose status is not readable)."""
+    properties = {}
+    for f in fields(cls):
+        types = [_JSON_TYPES[part.strip().split("[")[0]] for part in f.type.split("|")]
+        if nullable and "null" not in types:
+            types.append("null")
+        properties[f.name] = {"type": types[0] if len(types) == 1 else types}
+        if f.default is not MISSING and f.default is not None:
+            properties[f.name]["default"] = f.default
+    properties.update(overrides or {})
+    return properties
+
+
+def _view_schemas() -> tuple[dict, dict]:
+    """A model's and a run's status as answered (GET /training_status, GET /runs/<id>)."""
+    url = {"type": ["string", "null"], "description": "a URL on this server, null when the file is not written yet"}
+    model_view = record_schema(ModelStatus, nullable=False, overrides={
+        "images": {"type": "object", "additionalProperties": url, "description": "picture kind -> URL"},
+        "checkpoint": url, "confusion": url})
+    run_view = record_schema(RunStatus, nullable=True, overrides={
+        "state": {"enum": list(WRITTEN_STATES) + [BROKEN_STATE, IDLE_STATE]},
+        "run_id": {"type": ["string", "null"]},
+        "models": {"type": "array", "items": _ref("ModelView")},
+        "images": {"type": "object", "additionalProperties": url},
+        "resumable": {"type": "boolean"},
+        "metrics_csv": {"type": "string", "description": "absent when there is no run"}})
+    run_view.pop("pid")  # known to the run folder, not answered
+    return model_view, run_view
+
+
+def _summary_schema(meta: dict) -> dict:
+    """A row of GET /runs."""
+    summary_model = {"name": {"type": "string"}, "kernels": {"type": "array", "items": {"type": "integer"}},
+                     "optimizer": {"type": "string"}, "learning_rate": {"type": "number"},
+                     "batch_size": {"type": "integer"}, "parameters": {"type": "integer"},
+                     "best_test_accuracy": {"type": ["number", "null"]},
+                     "final_test_accuracy": {"type": ["number", "null"]}}
+    settings = {key: {} for key in ("epochs", "lr_schedule", "warmup", "label_smoothing", "precision",
+                                    "train_samples", "seed", "device")}
+    return _object({
+        "run_id": {"type": "string"}, "state": {"enum": list(WRITTEN_STATES) + [BROKEN_STATE]},
+        "started_at": {"type": ["number", "null"]}, "duration_seconds": {"type": ["number", "null"]},
+        "device": {"type": ["string", "null"]}, "precision": {"type": ["string", "null"]},
+        "settings": _object(settings, description="from config.json; null where it does not say"),
+        "models": {"type": "array", "items": _object(summary_model)},
+        "best_test_accuracy": {"type": ["number", "null"]}, "resumes": {"type": "integer"},
+        "resumable": {"type": "boolean"}, "error": {"type": ["string", "null"]}, **meta})
+
+
+def _schemas() -> dict:
+    model_view, run_view = _view_schemas()
+    meta = {"starred": {"type": "boolean"}, "note": {"type": "string", "maxLength": NOTE_MAX}}
+    layer_view = _object({"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                          "shown": {"type": "integer"}, "image": {"type": "string"}})
+    prediction = _object({
+        "index": {"type": "integer"}, "model": {"type": "string"}, "epoch": {"type": ["integer", "null"]},
+        "digit": {"type": "integer", "minimum": 0, "maximum": 9},
+        "probabilities": {"type": "array", "minItems": 10, "maxItems": 10, "items": {"type": "number"}},
+        "layers": {"type": "array", "items": _ref("LayerView")}},
+        required=("index", "model", "epoch", "digit", "probabilities"))
+    return {
+        "Error": _object({"error": {"type": "string"}, "field": {"type": "string"}}, required=("error",)),
+        "TrainConfig": request_schema(),
+        "StartBody": {**request_schema(), "properties": {
+            **request_schema()["properties"],
+            "queue": {"type": "boolean", "default": False,
+                      "description": "true: wait in the queue while a run trains (else 409)"}}},
+        "RunAnswer": _object({"run_id": {"type": "string"}, "state": {"type": "string"}}),
+        "ModelView": _object(model_view),
+        "RunView": _object(run_view, required=[k for k in run_view if k != "metrics_csv"]),
+        "RunSummary": _summary_schema(meta),
+        "Meta": _object(meta, required=()),
+        "LayerView": layer_view,
+        "Prediction": prediction,
+    }
+
+
+def _answer(description: str, schema: dict | None = None, media: str = JSON) -> dict:
+    answer = {"description": description}
+    if schema is not None:
+        answer["content"] = {media: {"schema": schema}}
+    return answer
+
+
+def _operation(summary: str, ok: dict, errors=READ_ERRORS, ok_code: int = 200, parameters=(), body=None) -> dict:
+    responses = {str(ok_code): ok}
+    for code in sorted(set(errors)):
+        responses[str(code)] = (_answer(ERROR_CODES[code], {"type": "string"}, "text/plain") if code == 413 else
+                                _answer(ERROR_CODES[code], _ref("Error")))
+    operation = {"summary": summary, "responses": responses}
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if body is not None:
+        operation["requestBody"] = {"required": body[1], "content": {JSON: {"schema": body[0]}}}
+    return operation
+
+
+def _query(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+RUN_ID = {"name": "run_id", "in": "path", "required": True, "description": "a run's id (its folder's name)",
+          "schema": {"type": "string", "pattern": f"^{RUN_ID_PATTERN.pattern}$"}}
+
+
+def ok_json(description: str, schema: dict) -> dict:
+    return _answer(description, schema)
+
+
+RUN_ANSWER = ok_json("the run and its new state", _ref("RunAnswer"))
+NO_BODY = (_object({}, description="no fields; the body may be left out"), False)
+
+
+def _app_paths() -> dict:
+    """The page, the settings, the active run, starting and stopping, drawings."""
+    predict_body = _object({
+        "image": {"type": "string", "description": f"a PNG data URL, at most {MAX_SIDE} px a side"},
+        "test_index": {"type": "integer", "minimum": 0, "description": "an MNIST test digit instead of image"},
+        "run_id": {"type": "string"}, "layers": {"type": "boolean", "default": False}}, required=(),
+        oneOf=[{"required": ["image"]}, {"required": ["test_index"]}])
+    return {
+        "/": {"get": _operation("the page", _answer("the page's HTML", {"type": "string"}, "text/html"))},
+        "/openapi.json": {"get": _operation("this document", ok_json("OpenAPI 3.1", {"type": "object"}))},
+        "/static/{filename}": {"get": _operation(
+            "the page's scripts, styles and icons", {"description": "the file"}, errors=READ_ERRORS + (404,),
+            parameters=[{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/config": {"get": _operation("the form's defaults, limits and choices, the run states, picture sizes",
+                                      ok_json("settings", _object({key: {"type": "object"} for key in (
+                                          "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
+                                          | {"name_characters": {"type": "string"}})))},
+        "/training_status": {"get": _operation(
+            "the active run, else the run updated last; state 'idle' with null fields when there is none",
+            ok_json("a run's status", _ref("RunView")))},
+        "/start_training": {"post": _operation(
+            "start a run (or queue it)", ok_json("started or queued", _ref("RunAnswer")), ok_code=202,
+            errors=WRITE_ERRORS + (409, 507), body=(_ref("StartBody"), True))},
+        "/stop_training": {"post": _operation("stop the active run at its next batch", RUN_ANSWER,
+                                              errors=WRITE_ERRORS + (409,), body=NO_BODY)},
+        "/model_info": {"get": _operation(
+            "a model's layers, shapes, parameters and multiply-accumulates",
+            ok_json("the layers", _object({"kernels": {"type": "array"}, "layers": {"type": "array"},
+                                           "total_parameters": {"type": "integer"},
+                                           "macs_per_image": {"type": "integer"}})),
+            errors=READ_ERRORS + (400,),
+            parameters=[_query("kernels", {"type": "string", "pattern": r"^\d+,\d+,\d+,\d+$"},
+                               "4 comma-separated kernel counts, e.g. 32,64,64,64", required=True)])},
+        "/predict": {"post": _operation(
+            "each model's reading of a drawn or an MNIST test digit", ok_json("the predictions", _object({
+                "run_id": {"type": "string"}, "test_index": {"type": "integer"}, "label": {"type": "integer"},
+                "digit_image": {"type": "string"}, "input_image": {"type": "string"},
+                "predictions": {"type": "array", "items": _ref("Prediction")}}, required=("run_id", "predictions"))),
+            errors=WRITE_ERRORS + (404, 409), body=(predict_body, True))},
+    }
+
+
+def _run_paths() -> dict:
+    """The runs: list, status, settings, metrics, files, and what can be done to one."""
+    file_name = {"name": "name", "in": "path", "required": True, "schema": {"enum": sorted(SERVED_FILES)},
+                 "description": "one of the files the trainer writes"}
+    metrics = _object({"run_id": {"type": "string"}, "rows": {"type": "array", "items": {"type": "object"}},
+                       "next": {"type": "integer"}, "more": {"type": "boolean"}, "version": {"type": "string"}})
+    return {
+        "/runs": {"get": _operation("every run, newest first", ok_json("the runs", _object({
+            "runs": {"type": "array", "items": _ref("RunSummary")}, "keep_runs": {"type": "integer"},
+            "runs_bytes": {"type": "integer"}})))},
+        "/runs/{run_id}": {
+            "get": _operation("one run's status", ok_json("its status", _ref("RunView")),
+                              errors=READ_ERRORS + (404,), parameters=[RUN_ID]),
+            "delete": _operation("delete a run that does not train, and its files",
+                                 ok_json("deleted", _object({"run_id": {"type": "string"},
+                                                             "deleted": {"const": True}})),
+                                 errors=READ_ERRORS + (404, 409, 415), parameters=[RUN_ID])},
+        "/runs/{run_id}/resume": {"post": _operation(
+            "go on from the last epoch-end checkpoints", RUN_ANSWER, ok_code=202,
+            errors=WRITE_ERRORS + (404, 409, 507), parameters=[RUN_ID], body=NO_BODY)},
+        "/runs/{run_id}/cancel": {"post": _operation("take a queued run out of the queue", RUN_ANSWER,
+                                                     errors=WRITE_ERRORS + (404, 409), parameters=[RUN_ID],
+                                                     body=NO_BODY)},
+        "/runs/{run_id}/meta": {"post": _operation(
+            "star a run or note something on it", ok_json("the run's meta", _object(
+                {"run_id": {"type": "string"}, **_schemas()["Meta"]["properties"]})),
+            errors=WRITE_ERRORS + (404, 507), parameters=[RUN_ID], body=(_ref("Meta"), True))},
+        "/runs/{run_id}/config": {"get": _operation(
+            "the run's config.json: a start body that repeats the run", ok_json("the config", _ref("TrainConfig")),
+            errors=READ_ERRORS + (404,), parameters=[RUN_ID])},
+        "/runs/{run_id}/metrics": {"get": _operation(
+            "metrics rows from row 'since' on", ok_json("rows", metrics), errors=READ_ERRORS + (400, 404),
+            parameters=[RUN_ID, _query("since", {"type": "integer", "minimum": 0}, "the first row"),
+                        _query("limit", {"type": "integer", "minimum": 1}, "rows looked at"),
+                        _query("kind", {"type": "string"}, f"comma-separated, of {', '.join(METRIC_KINDS)}"),
+                        _query("version", {"type": "string"}, "the version the reader's 'since' counts in")])},
+        "/runs/{run_id}/metrics.csv": {"get": _operation(
+            "the train and eval rows as CSV", _answer("CSV", {"type": "string"}, "text/csv"),
+            errors=READ_ERRORS + (404,), parameters=[RUN_ID])},
+        "/runs/{run_id}/files/{name}": {"get": _operation(
+            "a picture, a confusion matrix or a checkpoint", {"description": "the file", "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                JSON: {"schema": {"type": "object"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            errors=READ_ERRORS + (404,),
+            parameters=[RUN_ID, file_name, _query("v", {"type": "string"}, "a version: the answer may be cached")])},
+    }
+
+
+@functools.cache
+def openapi_document() -> dict:
+    """The whole document; every path here is a route of the app and every route is here."""
+    paths = {**_app_paths(), **_run_paths()}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "MNIST Training Monitor", "version": VERSION,
+                 "description": f"Train small CNNs on MNIST and watch them. Model names: 1 to {NAME_MAX} "
+                                "characters. Errors are {\"error\", \"field\"?} JSON, except 413 (plain text)."},
+        "paths": paths,
+        "components": {"schemas": _schemas(), "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "queryToken": {"type": "apiKey", "in": "query", "name": "token"}}},
+        "security": [{}, {"bearer": []}, {"queryToken": []}],  # a token only where the server has one
+    }

@@ -1,0 +1,154 @@
+"""Schemathesis fuzzes every operation of GET /openapi.json against a live ``python server.py``
+that trains on a tiny MNIST written here, in a throw-away runs folder: no answer is a server
+error, and every answer (its code, content type and body) is one the document describes. The
+operations on one run get the ids of real runs (made first, and whatever the fuzzing started)
+most of the time, not only 404s. A server with a token, fuzzed without it: 401 to everything,
+and nothing on disk changes."""
+import collections
+import hashlib
+import itertools
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
+
+from conftest import QUICK, ServerProcess, make_mnist_dir, wait_for
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+EXAMPLES = 25  # each operation; the whole module stays well under two minutes on 2 cores
+TOKEN = "fuzz-token-0123456789"
+
+
+def start_server(root: Path, *extra) -> ServerProcess:
+    root.mkdir()
+    server = ServerProcess(make_mnist_dir(root / "mnist", train=300, test=100), root / "runs",
+                           root / "server.log", extra_args=list(extra))
+    return server.start()
+
+
+def finished_run(server: ServerProcess, headers=None) -> str:
+    """A QUICK run trained to the end: the operations on one run then have checkpoints and pictures to find."""
+    code, answer = server.request("POST", "/start_training", QUICK, headers)
+    assert code == 202, answer
+
+    def over():
+        code, status = server.request("GET", f"/runs/{answer['run_id']}", headers=headers)
+        return code == 200 and status["state"] in ("finished", "failed")
+    wait_for(over, timeout=120, interval=0.2, message="the first run to end")
+    return answer["run_id"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("fuzz") / "open")
+    finished_run(server)
+    code, answer = server.request("POST", "/start_training", dict(QUICK, epochs=100, batch_size=1))
+    assert code == 202  # a run that trains throughout: stop, resume, cancel and delete meet an active run
+    code, _ = server.request("POST", "/start_training", dict(QUICK, queue=True))
+    assert code == 202
+    yield server
+    server.stop()
+    log = server.log_path.read_text()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def api_schema(server):
+    return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+picks = itertools.count()
+answers = collections.Counter()  # (path, status code) of every fuzzed call
+
+
+def with_real_run(case, server) -> None:
+    """Three cases in four name a run that exists (made first, or started by the fuzzing)."""
+    if "run_id" not in (case.path_parameters or {}):
+        return
+    runs = [r["run_id"] for r in requests.get(f"{server.url}/runs", timeout=30).json()["runs"]]
+    pick = next(picks)
+    if runs and pick % 4:
+        case.path_parameters["run_id"] = runs[pick % len(runs)]
+
+
+def fuzz(case, server) -> None:
+    with_real_run(case, server)
+    response = case.call_and_validate(base_url=server.url, checks=CHECKS)
+    answers[case.operation.path, response.status_code] += 1
+
+
+@schema.exclude(method="DELETE").parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_every_operation_answers_as_documented(case, server):
+    fuzz(case, server)
+
+
+@schema.include(method="DELETE").parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_deletes_answer_as_documented(case, server):
+    """Last, so that the runs it deletes were there for the other operations."""
+    fuzz(case, server)
+
+
+def test_the_fuzzing_reached_real_runs():
+    """Not only 404s: the operations on one run answered for real runs too."""
+    for path in ("/runs/{run_id}", "/runs/{run_id}/metrics", "/runs/{run_id}/config", "/runs/{run_id}/metrics.csv"):
+        assert answers[path, 200] > 0, (path, sorted(answers.items()))
+    assert answers["/runs/{run_id}/files/{name}", 200] > 0, answers
+    assert any(answers["/runs/{run_id}/resume", code] for code in (202, 409)), answers
+    assert answers["/runs/{run_id}", 200] > 0 and answers["/predict", 200] > 0, answers
+
+
+def folder_state(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and a hash of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def settled_state(root: Path) -> dict[str, str]:
+    """The folder's files once two looks 1.5 s apart agree (a run that just ended writes its last beat)."""
+    last = {}
+
+    def same() -> bool:
+        nonlocal last
+        now, previous = folder_state(root), last
+        last = now
+        return now == previous
+    wait_for(same, timeout=30, interval=1.5, message="the runs folder to settle")
+    return last
+
+
+@pytest.fixture(scope="module")
+def locked_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("fuzz") / "locked", "--token", TOKEN)
+    server.run_id = finished_run(server, {"Authorization": f"Bearer {TOKEN}"})
+    server.before = settled_state(server.runs_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def locked_schema(locked_server):
+    document = requests.get(f"{locked_server.url}/openapi.json", timeout=30,
+                            headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    return schemathesis.openapi.from_dict(document)
+
+
+locked = schemathesis.pytest.from_fixture("locked_schema")
+
+
+@locked.parametrize()
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_without_the_token_every_operation_is_refused_and_nothing_changes(case, locked_server):
+    if "run_id" in (case.path_parameters or {}):
+        case.path_parameters["run_id"] = locked_server.run_id
+    response = case.call(base_url=locked_server.url)
+    assert response.status_code == 401, (case.method, case.formatted_path, response.text[:200])
+    assert response.json()["error"].startswith("this server needs its access token")
+    assert folder_state(locked_server.runs_dir) == locked_server.before
