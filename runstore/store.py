@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from runstore.snapshot import RunSnapshot, read_parts, snapshot
 log = logging.getLogger(__name__)
 
 STALE_TEMP_SECONDS = 60  # a temp file this old belongs to a write that was cut off
-SNAPSHOT_CACHE_RUNS = 4096  # parsed runs kept in memory (~1-3 KB each: about 8 MB at most)
 METRICS_CACHE_RUNS = 32  # runs whose metrics rows stay in memory (~150 bytes a row)
 SIZE_TTL = 10.0  # seconds a count of the runs folder's bytes is reused (it walks every file)
 
@@ -30,7 +30,11 @@ class RunStore:
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep
-        self._parsed = LRU(SNAPSHOT_CACHE_RUNS)  # run id -> (folder and status mtimes, parts)
+        # Every run's parsed folder, run id -> (folder and status mtimes, parts): an index kept
+        # current by those times (about 2 KB a run), so a listing re-reads only the folders that
+        # changed whatever the number of runs; entries of deleted runs go at the next listing.
+        self._parsed: dict[str, tuple] = {}
+        self._parsed_lock = threading.Lock()
         self.metrics = MetricsCache(METRICS_CACHE_RUNS)
         self._size = (-SIZE_TTL, 0)  # (when counted, on the monotonic clock; bytes)
 
@@ -77,13 +81,18 @@ class RunStore:
             parts = cached[1] if cached and cached[0] == key else None
             if parts is None:
                 parts = read_parts(run, self.check_config)
-                self._parsed.put(run_id, (key, parts))
+                self._parsed[run_id] = (key, parts)
             return snapshot(run, parts)
         except (FileNotFoundError, NotADirectoryError):  # deleted while read: no run, never an error
+            self._parsed.pop(run_id, None)
             return None
 
     def snapshots(self) -> list[RunSnapshot]:
-        return [s for run_id in self.run_ids() if (s := self.snapshot(run_id)) is not None]
+        run_ids = self.run_ids()
+        with self._parsed_lock:  # forget the runs deleted since the last listing
+            for gone in self._parsed.keys() - set(run_ids):
+                self._parsed.pop(gone, None)
+        return [s for run_id in run_ids if (s := self.snapshot(run_id)) is not None]
 
     def queued(self) -> list[Run]:
         """The queued runs, oldest first: the order they start in."""

@@ -246,6 +246,25 @@ def test_the_parsed_folder_is_reused_until_it_changes(tmp_path, monkeypatch):
     assert store.snapshot(ids[0]).meta["note"] == "changed" and reads == [ids[0]]
 
 
+def test_a_listing_of_thousands_of_runs_rereads_only_what_changed(tmp_path, monkeypatch):
+    """The parsed folders are an index with no capacity (an LRU of 4,096 re-read every folder of a
+    larger runs folder at every poll); a deleted run leaves it at the next listing."""
+    store = RunStore(tmp_path / "runs")
+    template = store.root / fake_run(store, images=False)
+    for i in range(4200):  # copies without fsync: fast enough for a unit test
+        folder = store.root / f"20250101-{i // 1000:06d}-{i % 1000:03d}abc"
+        folder.mkdir()
+        for name in ("config.json", "status.json"):
+            (folder / name).write_bytes((template / name).read_bytes())
+    assert len(store.snapshots()) == 4201
+    reads = []
+    real = runstore.store.read_parts
+    monkeypatch.setattr(runstore.store, "read_parts", lambda run, check=None: reads.append(run.run_id) or real(run, check))
+    assert len(store.snapshots()) == 4201 and reads == []
+    store.run("20250101-000000-000abc").delete()
+    assert len(store.snapshots()) == 4200 and "20250101-000000-000abc" not in store._parsed and reads == []
+
+
 def test_temp_files_of_cut_off_writes_are_removed_at_start(tmp_path):
     from server import create_app
 
