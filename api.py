@@ -158,13 +158,25 @@ def shown_when_idle() -> RunSnapshot | None:
 
 @bp.get("/training_status")
 def training_status():
-    active = manager().active_run_id
-    snapshot = store().snapshot(active) if active else shown_when_idle()
+    """The run the page follows (``?run=<id>``), else the run started last among those training
+    here, else the one shown when idle; with every active run's id and the number queued."""
+    reject_unknown_args({"run"})
+    followed = request.args.get("run")
+    if followed is not None:
+        require_run(followed)
+    active = manager().active_run_ids
+    run_id = followed or (active[-1] if active else None)
+    snapshot = store().snapshot(run_id) if run_id else shown_when_idle()
     if snapshot is None:
-        return conditional_json(empty_view("starting", active) if active else empty_view())
-    if snapshot.status is None and snapshot.state != BROKEN_STATE:  # its folder is made, its status not yet
-        return conditional_json(empty_view("starting", snapshot.run_id))
-    return conditional_json(status_view(snapshot))
+        view = empty_view("starting", run_id) if run_id else empty_view()
+    elif snapshot.status is None and snapshot.state != BROKEN_STATE:  # its folder is made, its status not yet
+        view = empty_view("starting", snapshot.run_id)
+    else:
+        view = status_view(snapshot)
+    live, queued = store().activity()
+    elsewhere = [s for s in live if s not in active]  # trained by another process into this folder
+    view.update(active_runs=active[::-1] + elsewhere, queued=queued)
+    return conditional_json(view)
 
 
 @bp.post("/start_training")
@@ -196,8 +208,18 @@ def cancel_run(run_id):
 
 @bp.post("/stop_training")
 def stop_training():
+    """Stop every active run (one, without --workers)."""
     no_fields_body()
-    return jsonify({"run_id": manager().stop(), "state": "stopping"}), 200
+    stopped = manager().stop_all()
+    return jsonify({"run_id": stopped[0], "run_ids": stopped, "state": "stopping"}), 200
+
+
+@bp.post("/runs/<run_id>/stop")
+def stop_run(run_id):
+    """Stop one run at its next batch (resumable from its last epoch end)."""
+    require_run(run_id)
+    no_fields_body()
+    return jsonify({"run_id": manager().stop(run_id), "state": "stopping"}), 200
 
 
 def reject_unknown_args(allowed) -> None:

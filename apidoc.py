@@ -21,6 +21,9 @@ ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong"
                413: "request body over the limit", 415: "a body that is not application/json",
                507: "the runs folder cannot be written"}
 READ_ERRORS = (401, 403)
+ACTIVITY = {"active_runs": {"type": "array", "items": {"type": "string"},
+                            "description": "the runs training now (here and into this runs folder), newest first"},
+            "queued": {"type": "integer", "minimum": 0, "description": "runs waiting in the queue"}}
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "list": "array", "None": "null"}
 
@@ -107,6 +110,8 @@ def _schemas() -> dict:
         "RunAnswer": _object({"run_id": {"type": "string"}, "state": {"type": "string"}}),
         "ModelView": _object(model_view),
         "RunView": _object(run_view, required=[k for k in run_view if k != "metrics_csv"]),
+        "TrainingStatus": _object({**run_view, **ACTIVITY}, required=[k for k in run_view if k != "metrics_csv"]
+                                  + list(ACTIVITY)),
         "RunSummary": _summary_schema(meta),
         "Meta": _object(meta, required=()),
         "LayerView": layer_view,
@@ -168,13 +173,18 @@ def _app_paths() -> dict:
                                           "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
                                           | {"name_characters": {"type": "string"}})))},
         "/training_status": {"get": _operation(
-            "the active run, else the run updated last; state 'idle' with null fields when there is none",
-            ok_json("a run's status", _ref("RunView")))},
+            "the run followed (?run=), else the run started last among the active ones, else the run updated "
+            "last; state 'idle' with null fields when there is none", ok_json("a run's status", _ref("TrainingStatus")),
+            errors=READ_ERRORS + (400, 404),
+            parameters=[_query("run", {"type": "string", "pattern": f"^{RUN_ID_PATTERN.pattern}$"},
+                               "the run to answer for (404 if there is no such run)")])},
         "/start_training": {"post": _operation(
             "start a run (or queue it)", ok_json("started or queued", _ref("RunAnswer")), ok_code=202,
             errors=WRITE_ERRORS + (409, 507), body=(_ref("StartBody"), True))},
-        "/stop_training": {"post": _operation("stop the active run at its next batch", RUN_ANSWER,
-                                              errors=WRITE_ERRORS + (409,), body=NO_BODY)},
+        "/stop_training": {"post": _operation(
+            "stop every active run at its next batch", ok_json("the runs asked to stop", _object({
+                "run_id": {"type": "string"}, "run_ids": {"type": "array", "items": {"type": "string"}},
+                "state": {"const": "stopping"}})), errors=WRITE_ERRORS + (409,), body=NO_BODY)},
         "/model_info": {"get": _operation(
             "a model's layers, shapes, parameters and multiply-accumulates",
             ok_json("the layers", _object({"kernels": {"type": "array"}, "layers": {"type": "array"},
@@ -212,6 +222,8 @@ def _run_paths() -> dict:
         "/runs/{run_id}/resume": {"post": _operation(
             "go on from the last epoch-end checkpoints", RUN_ANSWER, ok_code=202,
             errors=WRITE_ERRORS + (404, 409, 507), parameters=[RUN_ID], body=NO_BODY)},
+        "/runs/{run_id}/stop": {"post": _operation("stop one run at its next batch", RUN_ANSWER,
+                                                   errors=WRITE_ERRORS + (404, 409), parameters=[RUN_ID], body=NO_BODY)},
         "/runs/{run_id}/cancel": {"post": _operation("take a queued run out of the queue", RUN_ANSWER,
                                                      errors=WRITE_ERRORS + (404, 409), parameters=[RUN_ID],
                                                      body=NO_BODY)},

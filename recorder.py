@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import platform
+import socket
 import threading
 import time
 
@@ -24,6 +25,7 @@ log = logging.getLogger("train")
 
 SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
 ERROR_COUNT = 24  # misclassified test digits shown per model
+HOST_NAME = socket.gethostname()  # where a run trains, in its status
 FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at every epoch end)
 STATUS_INTERVAL = 1.0  # seconds between status.json writes: at most one fsync a second
 
@@ -163,7 +165,8 @@ class Recorder:
         eta = self.eta_seconds() if state == "running" else 0.0 if state == "finished" else None
         eta = None if eta is None else round(eta, 1)
         return RunStatus(
-            state=state, run_id=t.run_id, pid=os.getpid(), device=t.device.type, precision=t.precision,
+            state=state, run_id=t.run_id, pid=os.getpid(), device=t.device.type, host=HOST_NAME, node_id=t.node_id,
+            precision=t.precision,
             lr_schedule=t.config.lr_schedule, train_images=t.n_train or None, error=t.error,
             started_at=t.started_at, updated_at=time.time(), finished_at=t.finished_at, eta_seconds=eta,
             eval_seconds=round(t.eval_seconds + t.restored[1], 3), resumes=t.resumes,

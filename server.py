@@ -8,17 +8,20 @@ import _thread
 import argparse
 import ipaddress
 import logging
+import os
 import secrets
 import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 from flask import Flask
 
 import api
 import errors
 import security
+from cluster import ClusterError, RayPool
 from config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
 from hardware import tune_malloc
 from predict import CheckpointCache
@@ -42,7 +45,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     store = RunStore(app.config["RUNS_DIR"], keep=app.config["KEEP_RUNS"], check_config=parse_train_config)
     store.cleanup()  # --keep-runs applies from the start, not only after the next run
     store.remove_stale_temp_files()
-    app.extensions.update(training=TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"]),
+    app.extensions.update(training=TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"],
+                                                   pool=app.config.get("RAY_POOL")),
                           runs=store, checkpoints=CheckpointCache())
     errors.init_app(app)
     security.init_app(app)
@@ -66,9 +70,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-host", action="append", default=[],
                    help="extra Host name the server answers to (repeatable; '*' for any)")
     p.add_argument("--threads", type=int, default=8, help="request threads of the WSGI server")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="train up to N runs at once, each in a worker process of a local Ray instance that starts "
+                        "and stops with the server and listens on 127.0.0.1 only (needs Ray: pip install -r "
+                        "requirements-ray.txt); default: one run at a time in the server's own thread")
+    p.add_argument("--gpus-per-run", type=gpu_share, metavar="G",
+                   help="with --workers or --ray-address: the GPUs each run gets, or a share of one (0.25: four runs "
+                        "per GPU); default 1 where Ray sees a GPU")
+    p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), metavar="ADDRESS",
+                   help="train on an existing Ray cluster (env RAY_ADDRESS), wherever it has room; for a cluster on a "
+                        "trusted network only (Ray has no authentication of its own). The runs folder, the MNIST "
+                        "folder and this project with its Python environment must be at the same paths on every node")
     p.add_argument("--token", help="access token every request must carry (default: none on a loopback address, "
                                    "a random one printed at start-up on any other)")
     return p
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def gpu_share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 64:
+        raise argparse.ArgumentTypeError(f"must be greater than 0 and at most 64, got {text}")
+    return value
+
+
+def ray_pool(args):
+    """The Ray pool that --workers or --ray-address asks for, or None; ClusterError says what is wrong."""
+    if not (args.workers or args.ray_address):
+        if args.gpus_per_run:
+            raise ClusterError("--gpus-per-run needs --workers or --ray-address")
+        return None
+    pool = RayPool(workers=args.workers, address=args.ray_address, gpus_per_run=args.gpus_per_run)
+    if args.ray_address:
+        try:
+            pool.check_shared_storage(Path(args.runs_dir).resolve(), args.data_dir)
+        except BaseException:
+            pool.shutdown()
+            raise
+    return pool
 
 
 def stop_gracefully(manager: TrainingManager) -> None:
@@ -135,8 +180,15 @@ def main(argv=None) -> int:
                     "stop training", args.host)
         allowed |= {h.lower() for h in hosts} | {socket.gethostname().lower()}
     token = args.token or (None if args.host in security.LOCAL_HOSTS else secrets.token_urlsafe(24))
+    Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        pool = ray_pool(args)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "KEEP_RUNS": args.keep_runs,
-                      "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": True}, "TOKEN": token})
+                      "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": pool is None},
+                      "TOKEN": token, "RAY_POOL": pool})
     tune_malloc()
     import waitress
     stop_gracefully(app.extensions["training"])
@@ -144,8 +196,12 @@ def main(argv=None) -> int:
     log.info("MNIST Training Monitor on %s (data %s, runs %s)", ", ".join(addresses), args.data_dir, args.runs_dir)
     for address in addresses:
         print(f"Open {address}", flush=True)
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor",
-                   max_request_body_size=MAX_REQUEST_BYTES)  # refused as soon as the length is known
+    try:
+        waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor",
+                       max_request_body_size=MAX_REQUEST_BYTES)  # refused as soon as the length is known
+    finally:
+        if pool is not None:
+            pool.shutdown()  # a local instance goes with its worker processes
     return 0
 
 

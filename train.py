@@ -38,14 +38,15 @@ class Trainer:
     training step (tests and benchmarks hook in there); ``layer_stats=False`` skips the per-layer
     statistics; ``pictures=False`` draws no pictures (no renderer process); ``monitor=False``
     (benchmarks) draws none either and writes the status only at state changes and epoch ends.
-    ``resume``: go on from the folder's epoch-end checkpoints.
+    ``resume``: go on from the folder's epoch-end checkpoints. ``node_id``: the Ray node (status).
     """
 
     def __init__(self, config: TrainConfig, data_dir, run_dir, stop_event: threading.Event | None = None,
                  monitor: bool = True, status_interval: float = STATUS_INTERVAL, progress_bar: bool = False,
                  on_step=None, layer_stats: bool = True, resume: bool = False, device: torch.device | None = None,
-                 pictures: bool = True):
+                 pictures: bool = True, node_id: str | None = None):
         self.config = config
+        self.node_id = node_id  # the Ray node this trainer runs on, if Ray started it
         self.data_dir = data_dir
         self.folder = Run(run_dir)
         self.run_id = self.folder.run_id

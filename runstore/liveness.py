@@ -127,8 +127,9 @@ class Heartbeat:
     disk: if another trainer has claimed the run since (a resume after this one was taken for
     dead), it stops beating and calls ``on_superseded`` (the trainer stops without writing)."""
 
-    def __init__(self, claim: Claim, read_claim, write_beat, on_superseded):
-        self.claim = claim
+    def __init__(self, claim: Claim, read_claim, write_beat, on_superseded, handover: bool = False):
+        """``handover``: beats that hold a run for a trainer on its way, whose claim is expected."""
+        self.claim, self.handover = claim, handover
         self._read_claim, self._write_beat, self._on_superseded = read_claim, write_beat, on_superseded
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -143,7 +144,7 @@ class Heartbeat:
             try:
                 current = self._read_claim()
                 if current is not None and current.owner != self.claim.owner:
-                    log.warning("attempt %d of this run was superseded by attempt %d; stopping without writing",
+                    (log.debug if self.handover else log.warning)("attempt %d of this run was superseded by attempt %d; stopping without writing",
                                 self.claim.attempt, current.attempt)
                     self._on_superseded()
                     return

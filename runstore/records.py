@@ -52,6 +52,8 @@ class RunStatus:
     run_id: str | None = None
     pid: int | None = None  # the process that wrote it (liveness is the heartbeat's, not this)
     device: str | None = None
+    host: str | None = None  # the machine that trains it
+    node_id: str | None = None  # the Ray node that trains it (runs handed to Ray)
     precision: str | None = None
     lr_schedule: str | None = None
     train_images: int | None = None  # training images per epoch

@@ -24,6 +24,7 @@ import errno
 import dataclasses
 import fcntl
 import os
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -258,6 +259,15 @@ class Run:
     def temp_files(self) -> list[Path]:
         """Temp files of atomic writes (a crash can leave them behind)."""
         return list(self.path.glob(".*.tmp"))
+
+    def hold(self, on_taken) -> Heartbeat:
+        """Hold the run for a trainer on its way (a Ray task not begun yet) with a claim and beats of
+        this process, until a trainer claims it (``on_taken`` is called) or ``stop()``."""
+        claim = Claim(0, secrets.token_hex(8), time.time())
+        atomic_write_json(self._file(CLAIM_FILE), dataclasses.asdict(claim))
+        self.clear_stop()
+        return Heartbeat(claim, self.claim, lambda beat: atomic_write_json(
+            self._file(HEARTBEAT_FILE), beat.to_dict(), durable=False), on_taken, handover=True).start()
 
     def start_attempt(self, attempt: int, owner: str, on_superseded) -> "Attempt":
         """Claim the run for a trainer (attempt 1 at the start, +1 at each resume) and start its

@@ -98,6 +98,15 @@ class RunStore:
         """The queued runs, oldest first: the order they start in."""
         return [self.run(s.run_id) for s in reversed(self.snapshots()) if s.state == QUEUED_STATE]
 
+    def activity(self) -> tuple[list[str], int]:
+        """(ids of the runs a trainer trains now, newest first; how many runs are queued), in one listing."""
+        live, queued = [], 0
+        for s in self.snapshots():
+            if s.state in ACTIVE_STATES and s.status is not None:
+                live.append(s.run_id)
+            queued += s.state == QUEUED_STATE
+        return live, queued
+
     def live(self) -> list[str]:
         """Ids of the runs a trainer is training now (in any process), newest first."""
         return [s.run_id for s in self.snapshots() if s.state in ACTIVE_STATES and s.status is not None]

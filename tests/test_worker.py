@@ -208,17 +208,17 @@ def test_a_run_id_in_the_future_does_not_make_start_wait(client, app):
 
 
 def test_a_new_run_is_never_shown_idle_or_interrupted_while_it_starts(client, monkeypatch):
-    import worker
+    import slots
 
     seen = []
-    real_prepare = worker.Trainer.prepare
+    real_prepare = slots.Trainer.prepare
 
     def watched_prepare(self):
         seen.append(client.get("/training_status").get_json()["state"])  # folder made, no status.json yet
         real_prepare(self)
         seen.append(client.get("/training_status").get_json()["state"])  # status.json written, no thread yet
 
-    monkeypatch.setattr(worker.Trainer, "prepare", watched_prepare)
+    monkeypatch.setattr(slots.Trainer, "prepare", watched_prepare)
     start_run(client)
     assert seen[:2] == ["starting", "starting"]
     wait_run_end(client)
