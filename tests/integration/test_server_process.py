@@ -1,4 +1,5 @@
 """python server.py as a user runs it: a graceful stop that keeps answering until the run has stopped."""
+import json
 import signal
 import time
 
@@ -56,3 +57,36 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server_factory, tiny
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert server.request("GET", "/training_status")[0] == 200  # and it goes on serving
+
+
+def test_with_workers_two_runs_train_at_once_and_a_stop_ends_them_and_ray(server_factory, tiny_mnist):
+    """python server.py --workers 2: a local Ray instance trains two runs at once; SIGTERM stops
+    both resumably within 10 s, leaves the queued run queued, and takes Ray's processes with it."""
+    import psutil
+
+    server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
+    long_run = dict(QUICK, epochs=100, batch_size=32)
+    runs = [server.request("POST", "/start_training", long_run)[1]["run_id"] for _ in range(2)]
+    code, queued = server.request("POST", "/start_training", dict(long_run, queue=True))
+    assert code == 202 and queued["state"] == "queued"
+
+    def both_past_an_epoch():
+        states = [server.request("GET", f"/runs/{r}")[1] for r in runs]
+        return all(s["state"] == "running" and s["models"][0]["epoch"] >= 2 for s in states)
+    wait_for(both_past_an_epoch, timeout=120, interval=0.5, message="both runs to train past an epoch end")
+    code, status = server.request("GET", "/training_status")
+    assert sorted(status["active_runs"]) == sorted(runs) and status["queued"] == 1 and status["node_id"]
+    ray_processes = psutil.Process(server.process.pid).children(recursive=True)
+    assert any("raylet" in " ".join(p.cmdline()) for p in ray_processes)
+    sent = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(10) == 0 and time.monotonic() - sent < 10
+    gone, alive = psutil.wait_procs(ray_processes, timeout=15)
+    assert alive == [], [p.cmdline() for p in alive]
+    on_disk = json.loads((server.runs_dir / queued["run_id"] / "status.json").read_text())
+    assert on_disk["state"] == "queued"  # waits for the next start of the server
+    restarted = server_factory(tiny_mnist, runs_dir=server.runs_dir)  # the default: no Ray
+    for run_id in runs:
+        code, status = restarted.request("GET", f"/runs/{run_id}")
+        assert status["state"] == "stopped" and status["resumable"], status
+    restarted.process.send_signal(signal.SIGTERM)
