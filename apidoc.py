@@ -23,7 +23,8 @@ ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong"
 READ_ERRORS = (401, 403)
 ACTIVITY = {"active_runs": {"type": "array", "items": {"type": "string"},
                             "description": "the runs training now (here and into this runs folder), newest first"},
-            "queued": {"type": "integer", "minimum": 0, "description": "runs waiting in the queue"}}
+            "queued": {"type": "integer", "minimum": 0, "description": "runs waiting in the queue"},
+            "workers": {"type": "integer", "minimum": 1, "description": "runs this server trains at once"}}
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "list": "array", "None": "null"}
 

@@ -13,7 +13,7 @@ from checkpoints import ResumeError
 from config import TrainConfig, parse_train_config
 from hardware import select_device
 from recorder import planned_status
-from runstore import Run, RunStatus, RunStore, RecordError, snapshot
+from runstore import QUEUED_STATE, RecordError, Run, RunStatus, RunStore, snapshot
 from runstore.files import write_error
 from train import Trainer
 
@@ -32,7 +32,8 @@ class ThreadSlot:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, requeue: bool = False) -> None:
+        """Stop at the next batch (a thread's trainer has begun by the time it is in a slot)."""
         self.trainer.stop_event.set()
 
     @property
@@ -54,7 +55,7 @@ class RaySlot:
         self.taken = threading.Event()  # the task's trainer has claimed the run
         self.finished = threading.Event()
         self.error: str | None = None  # what Ray reported, for a task that failed
-        self._stop_wanted = False
+        self._stop_wanted = self.requeue = False
         self._claim_before = run.claim()
         # A resumed run is not held: its trainer checks that it was cut off (no live claim), and
         # its status says what it was until then (the resume waits for the takeover).
@@ -68,9 +69,18 @@ class RaySlot:
         if self._stop_wanted:  # asked to stop before the trainer began: its claim cleared the request
             self.run.request_stop()
 
+    @property
+    def stop_wanted(self) -> bool:
+        return self._stop_wanted
+
     def is_taken(self) -> bool:
-        if not self.taken.is_set() and self._hold is None and self.run.claim() != self._claim_before:
-            self.taken.set()
+        """Whether a trainer has claimed the run: its claim is neither the one before the
+        hand-over nor this server's hold (read from the folder, not only told by the hold's beats)."""
+        if not self.taken.is_set():
+            current = self.run.claim()
+            mine = {c.owner for c in (self._claim_before, self._hold and self._hold.claim) if c is not None}
+            if current is not None and current.owner not in mine:
+                self.taken.set()
         return self.taken.is_set()
 
     def _watch(self) -> None:
@@ -82,9 +92,13 @@ class RaySlot:
         self.finished.set()
         self.on_end(self)
 
-    def stop(self) -> None:
-        self._stop_wanted = True
+    def stop(self, requeue: bool = False) -> None:
+        """Stop the run; one whose trainer has not begun is not started at all (its task is
+        cancelled): with ``requeue`` (the server shuts down) it goes back to the queue."""
+        self._stop_wanted, self.requeue = True, requeue
         self.run.request_stop()
+        if self._hold is not None and not self.is_taken():
+            self.pool.cancel(self.ref)
 
     @property
     def ended(self) -> bool:
@@ -176,10 +190,23 @@ class Slots:
             with contextlib.suppress(FileNotFoundError), slot.run.locked():
                 current = slot.run.status()
                 if current is not None and current.state == "starting":
-                    end_unstarted(slot.run, f"no Ray worker could train it: {slot.error}")
+                    self._end_unbegun(slot, current)
         self._clean_up(slot.run_id)
         self._active.pop(slot.run_id, None)
         self.on_free()
+
+    @staticmethod
+    def _end_unbegun(slot: RaySlot, status: RunStatus) -> None:
+        """A run handed to Ray whose trainer never began: back in the queue when the server shuts
+        down, 'stopped' (with nothing trained) when stopped, else 'failed' with what Ray said."""
+        if slot.requeue:
+            slot.run.write_status(dataclasses.replace(status, state=QUEUED_STATE, updated_at=time.time()))
+        elif slot.stop_wanted:
+            now = time.time()
+            slot.run.write_status(dataclasses.replace(status, state="stopped", updated_at=now, finished_at=now,
+                                                      error="stopped before a worker began to train it"))
+        else:
+            end_unstarted(slot.run, f"no Ray worker could train it: {slot.error}")
 
     def _clean_up(self, run_id: str) -> None:
         try:  # while the run still counts as active, so nothing starts in a folder being removed
@@ -195,9 +222,9 @@ class Slots:
             if slot.ended:
                 slot.join(timeout)
 
-    def stop_all(self) -> None:
+    def stop_all(self, requeue: bool = False) -> None:
         for slot in list(self._active.values()):
-            slot.stop()
+            slot.stop(requeue)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the runs training here to end (tests, shutdown); True if they have."""

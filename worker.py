@@ -206,7 +206,7 @@ class TrainingManager:
         'stopped' (resumable); queued runs stay queued."""
         with self._lock:
             self._closing = True
-        self.slots.stop_all()
+        self.slots.stop_all(requeue=True)  # a run handed to Ray that has not begun goes back to the queue
 
     def shutdown(self, timeout: float) -> bool:
         """``begin_shutdown``, then wait; True if every run ended within ``timeout`` seconds."""

@@ -22,11 +22,12 @@ export function setConnection(message) {
 }
 
 async function fetchStatus() {
-  const url = state.viewedRunId ? `/runs/${encodeURIComponent(state.viewedRunId)}` : "/training_status";
+  const followed = state.followedRunId ? `?run=${encodeURIComponent(state.followedRunId)}` : "";
+  const url = state.viewedRunId ? `/runs/${encodeURIComponent(state.viewedRunId)}` : `/training_status${followed}`;
   const response = await fetch(url, { cache: "no-cache" });
-  if (response.status === 404 && state.viewedRunId) { // the run was deleted while it was shown
-    const gone = state.viewedRunId;
-    state.viewedRunId = null;
+  if (response.status === 404 && (state.viewedRunId || state.followedRunId)) { // deleted while it was shown
+    const gone = state.viewedRunId || state.followedRunId;
+    state.viewedRunId = state.followedRunId = null;
     state.lastStatusText = "";
     await fetchStatus();
     showFormError(`run ${gone} no longer exists (deleted); showing the live run`);

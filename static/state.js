@@ -6,6 +6,8 @@ export const state = {
 
   // What the status panel shows.
   viewedRunId: null, // a past run opened from the history; null: follow the live run
+  followedRunId: null, // of the runs training at once, the one the panel follows; null: the newest
+  workers: 1, // runs the server trains at once (GET /training_status)
   currentStatus: null, // the last status shown (of the live run or of the viewed one)
   lastStatusText: "", // its text as received: an equal answer is not drawn again
   lastRunsText: "", // the same for GET /runs

@@ -49,11 +49,52 @@ async function startTraining(event) {
   await submitRuns(false);
 }
 
-async function stopTraining() {
+async function stopTraining(all) {
+  // Stop the run the panel shows when it trains (with several at once, the others go on), else
+  // (or with all) every active run.
   $("stop").disabled = true;
-  const result = await send("/stop_training", {});
+  const shown = state.currentStatus;
+  const one = !all && shown && shown.run_id && state.settings.states.active.includes(shown.state);
+  const result = await send(one ? `/runs/${encodeURIComponent(shown.run_id)}/stop` : "/stop_training", {});
   if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
   pollNow();
+}
+
+function runLabel(runId) {
+  // "14:03:07 · Model 1, Model 2": when it started (local time, from its id) and its models.
+  const stamp = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(runId);
+  const when = stamp ? new Date(Date.UTC(+stamp[1], stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6]))
+    .toLocaleTimeString("en-GB") : runId;
+  const run = state.runs.find((r) => r.run_id === runId);
+  return run ? `${when} · ${run.models.map((m) => m.name).join(", ")}` : when;
+}
+
+function follow(runId) {
+  state.followedRunId = runId;
+  state.lastStatusText = "";
+  pollNow();
+}
+
+function renderActiveRuns(status, live) {
+  // With several runs training at once, or one while the panel follows another: a button each,
+  // the one the panel follows pressed.
+  const box = $("active-runs");
+  const ids = live ? status.active_runs || [] : [];
+  const shown = ids.length > 1 || (ids.length === 1 && ids[0] !== status.run_id);
+  box.hidden = !shown;
+  $("stop-all").hidden = !shown;
+  if (!shown) return;
+  const key = JSON.stringify([ids, status.run_id, state.runs.length]);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.replaceChildren(el("span", { className: "muted", text: `Training now (${ids.length} of ${status.workers} workers): ` }),
+    ...ids.map((id) => {
+      const button = el("button", { type: "button", className: "run-chip", text: runLabel(id) });
+      button.setAttribute("aria-pressed", String(id === status.run_id));
+      button.title = `show run ${id} in the status panel`;
+      button.addEventListener("click", () => follow(id));
+      return button;
+    }));
 }
 
 function backToLive() {
@@ -109,6 +150,8 @@ export function renderStatus(status) {
   $("run-error").textContent = status.error || "";
   $("run-error").hidden = !status.error;
   $("viewing").hidden = live;
+  if (live && status.workers) state.workers = status.workers;
+  renderActiveRuns(status, live);
   renderButtons(status);
   if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
   document.title = pageTitle(status, live, active);
@@ -127,11 +170,20 @@ function liveRunState(status) {
   return run ? run.state : null;
 }
 
+function busyWorkers(status) {
+  // How many runs train now: the live answer says it; while a past run is shown, the run table does.
+  const { active } = state.settings.states;
+  if (state.viewedRunId === null && status.active_runs) return status.active_runs.length;
+  return state.runs.filter((r) => active.includes(r.state)).length;
+}
+
 function renderButtons(status) {
   const training = liveRunState(status);
-  $("start").disabled = Boolean(training);
-  $("start").title = training ? "a run is training: Queue puts this one in line after it" : "";
+  const full = busyWorkers(status) >= state.workers;
+  $("start").disabled = full;
+  $("start").title = full ? (state.workers > 1 ? "every worker is busy: Queue puts this run in line" : "a run is training: Queue puts this one in line after it") : "";
   $("stop").disabled = !training || training === "stopping";
+  $("stop").textContent = busyWorkers(status) > 1 ? "Stop this run" : "Stop Training";
 }
 
 function resumeNote(status, busy) {
@@ -233,6 +285,7 @@ export function setupStatus() {
   $("train-form").addEventListener("submit", startTraining);
   $("queue").addEventListener("click", () => submitRuns(true));
   $("resume").addEventListener("click", resumeShownRun);
-  $("stop").addEventListener("click", stopTraining);
+  $("stop").addEventListener("click", () => stopTraining(false));
+  $("stop-all").addEventListener("click", () => stopTraining(true));
   $("back-live").addEventListener("click", backToLive);
 }

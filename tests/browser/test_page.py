@@ -425,3 +425,39 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     assert run_states(server)[busy["run_id"]]["resumes"] == 1
     expect(page.locator("#queue-count")).to_have_text("")
     assert own_errors(page) == []
+
+
+# ---------------------------------------------------------------- several runs at once (--workers)
+
+def test_with_two_workers_the_page_shows_both_runs_and_follows_the_one_picked(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
+    long_run = dict(TINY_RUN, epochs=100)
+    first = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    page.goto(server.url)
+    expect(page.locator("#start")).to_be_enabled(timeout=POLL_WAIT_MS)  # one worker is still free
+    second = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    chips = page.locator("#active-runs button")
+    expect(chips).to_have_count(2, timeout=POLL_WAIT_MS)
+    expect(page.locator("#active-runs")).to_contain_text("Training now (2 of 2 workers)")
+    expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)  # the newest, by default
+    expect(page.locator("#start")).to_be_disabled()
+    expect(page.locator("#start")).to_have_attribute("title", re.compile("every worker is busy"))
+    chips.nth(1).click()  # newest first: the second button is the first run
+    expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
+    expect(chips.nth(1)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#stop")).to_have_text("Stop this run")
+    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "running", timeout=120, interval=0.2,
+             message="the first run to train")
+    page.click("#stop")  # stops the followed run only
+    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
+             message="the followed run to stop")
+    assert server.request("GET", f"/runs/{second}")[1]["state"] in ("starting", "running")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)  # it goes on showing it
+    expect(chips).to_have_count(1)  # the one still training, to switch to
+    expect(page.locator("#active-runs")).to_contain_text("Training now (1 of 2 workers)")
+    assert axe_violations(page) == []
+    page.click("#stop-all")
+    wait_for(lambda: server.request("GET", f"/runs/{second}")[1]["state"] == "stopped", timeout=60, interval=0.2,
+             message="every run to stop")
+    expect(page.locator("#active-runs")).to_be_hidden(timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []

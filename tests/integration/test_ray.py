@@ -145,6 +145,30 @@ def test_four_runs_share_one_gpu_with_a_quarter_each(local_ray, tmp_path):
     assert app.extensions["training"].shutdown(20)
 
 
+def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unstarted(local_ray, tmp_path):
+    """One GPU declared, a GPU each: the second run waits in Ray. The server holds it ('starting',
+    well past the heartbeat limit); stopped, it ends without training; at shutdown, it is queued again."""
+    from cluster import RayPool
+    from runstore import HEARTBEAT_LIMIT_S
+
+    app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=1.0))
+    client = app.test_client()
+    first = start(client, LONG)
+    wait_state(client, first, ("running",))
+    waiting = start(client, LONG)
+    held_until = time.monotonic() + HEARTBEAT_LIMIT_S + 2
+    while time.monotonic() < held_until:  # what the page sees meanwhile: starting, never interrupted
+        assert status(client, waiting)["state"] == "starting"
+        time.sleep(0.5)
+    assert client.post(f"/runs/{waiting}/stop", json={}).status_code == 200
+    ended = wait_state(client, waiting, ("stopped",), timeout=20)
+    assert ended["error"] == "stopped before a worker began to train it" and not ended["resumable"]
+    again = start(client, LONG)
+    assert status(client, again)["state"] == "starting"
+    assert app.extensions["training"].shutdown(10)
+    assert status(client, first)["state"] == "stopped" and status(client, again)["state"] == "queued"
+
+
 def test_the_local_ray_listens_on_loopback_only(local_ray):
     import ipaddress
 
@@ -229,6 +253,16 @@ def test_a_two_node_cluster_trains_two_runs_on_two_nodes_at_once(tmp_path):
             assert ends[0]["started_at"] < ends[1]["finished_at"] and ends[1]["started_at"] < ends[0]["finished_at"]
             nodes = [n["NodeManagerAddress"] for n in ray.nodes()]
             assert set(nodes) == {"127.0.0.1"}, nodes
+            # A node that goes away: its run ends interrupted within 10 s, the other goes on.
+            runs = [start(client, LONG) for _ in range(2)]
+            trained = [wait_state(client, run_id, ("running",), timeout=120) for run_id in runs]
+            worker_node = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
+            lost = next(r for r, s in zip(runs, trained) if s["node_id"] == worker_node.node_id)
+            kept = next(r for r in runs if r != lost)
+            cluster.remove_node(worker_node)
+            gone = time.monotonic()
+            assert wait_state(client, lost, ("interrupted",), timeout=10) and time.monotonic() - gone < 10
+            assert status(client, kept)["state"] == "running"
             assert app.extensions["training"].shutdown(20)
         finally:
             pool.shutdown()
