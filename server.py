@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "per GPU); default 1 where Ray sees a GPU")
     p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), metavar="ADDRESS",
                    help="train on an existing Ray cluster (env RAY_ADDRESS), wherever it has room; for a cluster on a "
-                        "trusted network only (Ray has no authentication of its own). The runs folder, the MNIST "
+                        "trusted network only, as Ray's documentation advises. The runs folder, the MNIST "
                         "folder and this project with its Python environment must be at the same paths on every node")
     p.add_argument("--token", help="access token every request must carry (default: none on a loopback address, "
                                    "a random one printed at start-up on any other)")
