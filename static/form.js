@@ -19,7 +19,14 @@ const ROW_FIELDS = { name: "name", kernels: "kernels", optimizer: "optimizer", l
 const FIELD_WORDS = { name: "name", kernels: "kernels", optimizer: "optimizer", learning_rate: "learning rate", batch_size: "batch size",
   epochs: "epochs", train_samples: "training images", seed: "seed", lr_schedule: "LR schedule", precision: "precision",
   warmup: "warm-up share", label_smoothing: "label smoothing" };
-const SWEEP_HINT = "Several learning rates or batch sizes, separated by commas (0.001, 0.003, 0.01), give one run per value: a sweep, queued to run one after another.";
+function sweepOrder() {
+  // How queued runs go: one after another, or as many at once as the server has workers.
+  return state.workers > 1 ? `${state.workers} at a time, as workers come free` : "one after another";
+}
+
+function sweepHint() {
+  return `Several learning rates or batch sizes, separated by commas (0.001, 0.003, 0.01), give one run per value: a sweep, queued to run ${sweepOrder()}.`;
+}
 
 // ------------------------------------------------------------------ rows
 
@@ -103,7 +110,7 @@ function sweepProblem() {
   return bad || (sweepSize() > MAX_SWEEP_RUNS ? tooManyRuns() : "");
 }
 
-function renderSweep() {
+export function renderSweep() {
   // The buttons say how many runs they make; the hint says which (or what is wrong first).
   const fields = sweepFields();
   const n = sweepSize();
@@ -120,12 +127,12 @@ function renderSweep() {
     return;
   }
   if (!fields.length) {
-    hint.textContent = SWEEP_HINT;
+    hint.textContent = sweepHint();
     return;
   }
   const words = { learning_rate: "learning rate", batch_size: "batch size" };
   const parts = fields.map((f) => `Model ${f.row + 1} ${words[f.key]} ${f.values.join(" / ")}`);
-  hint.textContent = `Sweep of ${n} runs (${parts.join("; ")}): Queue puts them in line to run one after another (Start starts the first at once when nothing trains); compare them in the run history when they are done.`;
+  hint.textContent = `Sweep of ${n} runs (${parts.join("; ")}): Queue puts them in line to run ${sweepOrder()} (Start starts the first at once when a worker is free); compare them in the run history when they are done.`;
 }
 
 // ------------------------------------------------------------------ reading

@@ -78,7 +78,8 @@ function renderHistory(runs = state.runs) {
   if (!runs.length) body.append(el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" })));
   for (const run of sortedRuns()) body.append(historyRow(run));
   const queued = runs.filter((r) => r.state === state.settings.states.queued).length;
-  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history): the next starts when the active run ends or is stopped` : "";
+  const when = state.workers > 1 ? "the next starts when a worker is free" : "the next starts when the active run ends or is stopped";
+  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history): ${when}` : "";
   renderCompareButton();
   renderComparison();
 }
@@ -112,9 +113,9 @@ function actionsCell(run) {
       if (text !== null) changeRun(run.run_id, { note: text.slice(0, 200) });
     }));
   if (run.resumable) {
-    const busy = state.runs.some((r) => states.active.includes(r.state));
+    const busy = state.runs.filter((r) => states.active.includes(r.state)).length >= state.workers;
     const resume = actionButton("resume", `resume ${label}`, () => resumeRun(run.run_id), { className: "resume",
-      title: busy ? "a run is training: resume this one when it has ended" : "go on from the last epoch-end checkpoint, in this same run" });
+      title: busy ? (state.workers > 1 ? "every worker is busy: resume this one when a run has ended" : "a run is training: resume this one when it has ended") : "go on from the last epoch-end checkpoint, in this same run" });
     resume.disabled = busy;
     actions.append(resume);
   }

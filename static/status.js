@@ -2,7 +2,7 @@
 // Start, Queue and Stop buttons (which follow the run that trains, also while another is shown).
 
 import { $, el, fmt, fmtSeconds, MODEL_COLORS, send } from "./common.js";
-import { formAsTyped, readForms, rememberForm, showFormError, showServerError, validateForm } from "./form.js";
+import { formAsTyped, readForms, rememberForm, renderSweep, showFormError, showServerError, validateForm } from "./form.js";
 import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
 import { announce, notifyRunEnd } from "./notify.js";
 import { pollNow } from "./poll.js";
@@ -55,18 +55,30 @@ async function stopTraining(all) {
   $("stop").disabled = true;
   const shown = state.currentStatus;
   const one = !all && shown && shown.run_id && state.settings.states.active.includes(shown.state);
+  if (one && state.viewedRunId === null) state.followedRunId = shown.run_id; // keep showing it as it stops
   const result = await send(one ? `/runs/${encodeURIComponent(shown.run_id)}/stop` : "/stop_training", {});
   if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
   pollNow();
 }
 
-function runLabel(runId) {
-  // "14:03:07 · Model 1, Model 2": when it started (local time, from its id) and its models.
-  const stamp = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(runId);
-  const when = stamp ? new Date(Date.UTC(+stamp[1], stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6]))
-    .toLocaleTimeString("en-GB") : runId;
+function runLabel(runId, others) {
+  // "9:43:14 AM · lr 0.02 · batch 128": when it started, as the run history says it, and the
+  // settings of its first model that differ from another active run's (else its models' names).
   const run = state.runs.find((r) => r.run_id === runId);
-  return run ? `${when} · ${run.models.map((m) => m.name).join(", ")}` : when;
+  const stamp = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(runId);
+  const started = run && run.started_at ? new Date(run.started_at * 1000)
+    : stamp ? new Date(Date.UTC(+stamp[1], stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6])) : null;
+  const parts = [started ? started.toLocaleTimeString() : runId];
+  if (!run || !run.models.length) return parts[0];
+  const first = (r) => (r && r.models[0]) || {};
+  const peers = others.map((id) => first(state.runs.find((r) => r.run_id === id)));
+  const mine = first(run);
+  const differs = (key) => peers.some((m) => m[key] !== undefined && m[key] !== mine[key]);
+  if (differs("learning_rate")) parts.push(`lr ${mine.learning_rate}`);
+  if (differs("batch_size")) parts.push(`batch ${mine.batch_size}`);
+  if (differs("optimizer")) parts.push(OPTIMIZER_NAMES[mine.optimizer] || mine.optimizer);
+  if (parts.length === 1) parts.push(run.models.map((m) => m.name).join(", "));
+  return parts.join(" · ");
 }
 
 function follow(runId) {
@@ -89,7 +101,7 @@ function renderActiveRuns(status, live) {
   box.dataset.key = key;
   box.replaceChildren(el("span", { className: "muted", text: `Training now (${ids.length} of ${status.workers} workers): ` }),
     ...ids.map((id) => {
-      const button = el("button", { type: "button", className: "run-chip", text: runLabel(id) });
+      const button = el("button", { type: "button", className: "run-chip", text: runLabel(id, ids.filter((o) => o !== id)) });
       button.setAttribute("aria-pressed", String(id === status.run_id));
       button.title = `show run ${id} in the status panel`;
       button.addEventListener("click", () => follow(id));
@@ -150,7 +162,10 @@ export function renderStatus(status) {
   $("run-error").textContent = status.error || "";
   $("run-error").hidden = !status.error;
   $("viewing").hidden = live;
-  if (live && status.workers) state.workers = status.workers;
+  if (live && status.workers && status.workers !== state.workers) {
+    state.workers = status.workers;
+    renderSweep(); // its hint says how many runs train at once
+  }
   renderActiveRuns(status, live);
   renderButtons(status);
   if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
@@ -181,7 +196,9 @@ function renderButtons(status) {
   const training = liveRunState(status);
   const full = busyWorkers(status) >= state.workers;
   $("start").disabled = full;
-  $("start").title = full ? (state.workers > 1 ? "every worker is busy: Queue puts this run in line" : "a run is training: Queue puts this one in line after it") : "";
+  const why = full ? (state.workers > 1 ? `All ${state.workers} workers are busy: Queue puts this run in line.` : "A run is training: Queue puts this one in line after it.") : "";
+  $("start").title = why;
+  $("start-note").textContent = why; // a line kept empty when Start can start: nothing below it moves
   $("stop").disabled = !training || training === "stopping";
   $("stop").textContent = busyWorkers(status) > 1 ? "Stop this run" : "Stop Training";
 }
@@ -190,8 +207,17 @@ function resumeNote(status, busy) {
   if (!status.resumable) {
     return "It ended before its first epoch was complete, so there is no checkpoint to go on from: start it again (\"re-run\" in the run history fills the form with its settings).";
   }
-  return busy ? `A run is training (${busy.run_id}): resume this one when it has ended.`
-    : "It goes on in this same run from its last epoch-end checkpoint; the part of the epoch after that checkpoint is trained again.";
+  if (busy.length) {
+    return state.workers > 1 ? `Every worker is busy (${busy.map((r) => r.run_id).join(", ")}): resume this one when a run has ended.`
+      : `A run is training (${busy[0].run_id}): resume this one when it has ended.`;
+  }
+  return "It goes on in this same run from its last epoch-end checkpoint; the part of the epoch after that checkpoint is trained again.";
+}
+
+function workersBusy(exceptRunId = null) {
+  // The runs training now (from the run table), when they take every worker; else [].
+  const active = state.runs.filter((r) => state.settings.states.active.includes(r.state) && r.run_id !== exceptRunId);
+  return active.length >= state.workers ? active : [];
 }
 
 function renderResume(status) {
@@ -208,8 +234,8 @@ function renderResume(status) {
     return;
   }
   $("resume").hidden = !status.resumable;
-  const busy = state.runs.find((r) => state.settings.states.active.includes(r.state) && r.run_id !== status.run_id);
-  $("resume").disabled = Boolean(busy);
+  const busy = workersBusy(status.run_id);
+  $("resume").disabled = busy.length > 0;
   $("resume-note").textContent = resumeNote(status, busy);
 }
 

@@ -432,22 +432,25 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
 def test_with_two_workers_the_page_shows_both_runs_and_follows_the_one_picked(page, server_factory, tiny_mnist):
     server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
     long_run = dict(TINY_RUN, epochs=100)
-    first = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    first = server.request("POST", "/start_training", dict(long_run, learning_rate=0.02))[1]["run_id"]
     page.goto(server.url)
     expect(page.locator("#start")).to_be_enabled(timeout=POLL_WAIT_MS)  # one worker is still free
+    expect(page.locator("#sweep-hint")).to_contain_text("queued to run 2 at a time, as workers come free")
     second = server.request("POST", "/start_training", long_run)[1]["run_id"]
     chips = page.locator("#active-runs button")
     expect(chips).to_have_count(2, timeout=POLL_WAIT_MS)
     expect(page.locator("#active-runs")).to_contain_text("Training now (2 of 2 workers)")
+    expect(chips.nth(1)).to_contain_text("lr 0.02", timeout=POLL_WAIT_MS)  # newest first; what sets it apart
+    expect(chips.nth(0)).to_contain_text("lr 0.01")
     expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)  # the newest, by default
     expect(page.locator("#start")).to_be_disabled()
-    expect(page.locator("#start")).to_have_attribute("title", re.compile("every worker is busy"))
-    chips.nth(1).click()  # newest first: the second button is the first run
+    expect(page.locator("#start-note")).to_have_text("All 2 workers are busy: Queue puts this run in line.")
+    chips.nth(1).click()
     expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
     expect(chips.nth(1)).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#stop")).to_have_text("Stop this run")
-    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "running", timeout=120, interval=0.2,
-             message="the first run to train")
+    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["models"][0]["epoch"] >= 2, timeout=120,
+             interval=0.2, message="the first run past an epoch end")
     page.click("#stop")  # stops the followed run only
     wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
              message="the followed run to stop")
@@ -455,9 +458,33 @@ def test_with_two_workers_the_page_shows_both_runs_and_follows_the_one_picked(pa
     expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)  # it goes on showing it
     expect(chips).to_have_count(1)  # the one still training, to switch to
     expect(page.locator("#active-runs")).to_contain_text("Training now (1 of 2 workers)")
+    expect(page.locator("#resume")).to_be_enabled()  # a worker is free: it can go on now
+    expect(page.locator(f"#runs-rows tr[data-run-id='{first}'] button.resume")).to_be_enabled()
+    expect(page.locator("#start-note")).to_have_text("")
     assert axe_violations(page) == []
-    page.click("#stop-all")
+    chips.nth(0).click()  # pick the second run, then stop it with "Stop this run"
+    expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)
+    page.click("#stop")
     wait_for(lambda: server.request("GET", f"/runs/{second}")[1]["state"] == "stopped", timeout=60, interval=0.2,
-             message="every run to stop")
+             message="the second run to stop")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
+    expect(page.locator("#run-meta")).to_contain_text(second)  # still the run that was stopped
     expect(page.locator("#active-runs")).to_be_hidden(timeout=POLL_WAIT_MS)
+    assert own_errors(page) == []
+
+
+def test_with_two_workers_stopping_the_run_shown_by_default_keeps_it_shown(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
+    long_run = dict(TINY_RUN, epochs=100)
+    first = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    second = server.request("POST", "/start_training", dict(long_run, batch_size=16))[1]["run_id"]
+    page.goto(server.url)
+    expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)  # followed by default
+    expect(page.locator("#active-runs button").nth(0)).to_contain_text("batch 16", timeout=POLL_WAIT_MS)
+    page.click("#stop")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS * 3)
+    expect(page.locator("#run-meta")).to_contain_text(second)  # not switched to the run still training
+    page.click("#stop-all")
+    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
+             message="every run to stop")
     assert own_errors(page) == []
