@@ -131,7 +131,7 @@ def index():
 @bp.get("/openapi.json")
 def openapi():
     """This API described: every route, body, parameter, answer and error (OpenAPI 3.1)."""
-    return conditional_json(openapi_document())
+    return conditional_json(openapi_document(METRICS_PAGE_ROWS))
 
 
 @bp.get("/config")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import MISSING, fields
 
-from config import NAME_MAX, request_schema
+from config import KERNEL_RANGE, NAME_MAX, request_schema
 from predict import MAX_SIDE
 from runstore import (BROKEN_STATE, IDLE_STATE, METRIC_KINDS, NOTE_MAX, RUN_ID_PATTERN, SERVED_FILES,
                       WRITTEN_STATES, ModelStatus, RunStatus)
@@ -19,6 +19,7 @@ ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong"
                "or wrong (servers started with one)", 403: "a foreign Host, Origin or cross-site request",
                404: "no such run or file", 405: "method not allowed", 409: "not now: the message says why",
                413: "request body over the limit", 415: "a body that is not application/json",
+               503: "Ray did not take the run (a server started with --workers or --ray-address)",
                507: "the runs folder cannot be written"}
 READ_ERRORS = (401, 403)
 ACTIVITY = {"active_runs": {"type": "array", "items": {"type": "string"},
@@ -127,8 +128,12 @@ def _answer(description: str, schema: dict | None = None, media: str = JSON) -> 
     return answer
 
 
-def _operation(summary: str, ok: dict, errors=READ_ERRORS, ok_code: int = 200, parameters=(), body=None) -> dict:
+def _operation(summary: str, ok: dict, errors=READ_ERRORS, ok_code: int = 200, parameters=(), body=None,
+               cached: bool = False) -> dict:
+    """``cached``: a GET answered with an ETag, 304 to a request that sends it back unchanged."""
     responses = {str(ok_code): ok}
+    if cached:
+        responses["304"] = {"description": "not modified since the ETag the request sent (If-None-Match)"}
     for code in sorted(set(errors)):
         responses[str(code)] = (_answer(ERROR_CODES[code], {"type": "string"}, "text/plain") if code == 413 else
                                 _answer(ERROR_CODES[code], _ref("Error")))
@@ -165,7 +170,7 @@ def _app_paths() -> dict:
         oneOf=[{"required": ["image"]}, {"required": ["test_index"]}])
     return {
         "/": {"get": _operation("the page", _answer("the page's HTML", {"type": "string"}, "text/html"))},
-        "/openapi.json": {"get": _operation("this document", ok_json("OpenAPI 3.1", {"type": "object"}))},
+        "/openapi.json": {"get": _operation("this document", ok_json("OpenAPI 3.1", {"type": "object"}), cached=True)},
         "/static/{filename}": {"get": _operation(
             "the page's scripts, styles and icons", {"description": "the file"}, errors=READ_ERRORS + (404,),
             parameters=[{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}])},
@@ -176,12 +181,12 @@ def _app_paths() -> dict:
         "/training_status": {"get": _operation(
             "the run followed (?run=), else the run started last among the active ones, else the run updated "
             "last; state 'idle' with null fields when there is none", ok_json("a run's status", _ref("TrainingStatus")),
-            errors=READ_ERRORS + (400, 404),
+            errors=READ_ERRORS + (400, 404), cached=True,
             parameters=[_query("run", {"type": "string", "pattern": f"^{RUN_ID_PATTERN.pattern}$"},
                                "the run to answer for (404 if there is no such run)")])},
         "/start_training": {"post": _operation(
             "start a run (or queue it)", ok_json("started or queued", _ref("RunAnswer")), ok_code=202,
-            errors=WRITE_ERRORS + (409, 507), body=(_ref("StartBody"), True))},
+            errors=WRITE_ERRORS + (409, 503, 507), body=(_ref("StartBody"), True))},
         "/stop_training": {"post": _operation(
             "stop every active run at its next batch", ok_json("the runs asked to stop", _object({
                 "run_id": {"type": "string"}, "run_ids": {"type": "array", "items": {"type": "string"}},
@@ -192,8 +197,8 @@ def _app_paths() -> dict:
                                            "total_parameters": {"type": "integer"},
                                            "macs_per_image": {"type": "integer"}})),
             errors=READ_ERRORS + (400,),
-            parameters=[_query("kernels", {"type": "string", "pattern": r"^\d+,\d+,\d+,\d+$"},
-                               "4 comma-separated kernel counts, e.g. 32,64,64,64", required=True)])},
+            parameters=[_query("kernels", {"type": "string"}, "4 comma-separated kernel counts, e.g. 32,64,64,64 "
+                               f"(whole numbers from {KERNEL_RANGE[0]} to {KERNEL_RANGE[1]})", required=True)])},
         "/predict": {"post": _operation(
             "each model's reading of a drawn or an MNIST test digit", ok_json("the predictions", _object({
                 "run_id": {"type": "string"}, "test_index": {"type": "integer"}, "label": {"type": "integer"},
@@ -203,7 +208,7 @@ def _app_paths() -> dict:
     }
 
 
-def _run_paths() -> dict:
+def _run_paths(metrics_page_rows: int) -> dict:
     """The runs: list, status, settings, metrics, files, and what can be done to one."""
     file_name = {"name": "name", "in": "path", "required": True, "schema": {"enum": sorted(SERVED_FILES)},
                  "description": "one of the files the trainer writes"}
@@ -212,17 +217,17 @@ def _run_paths() -> dict:
     return {
         "/runs": {"get": _operation("every run, newest first", ok_json("the runs", _object({
             "runs": {"type": "array", "items": _ref("RunSummary")}, "keep_runs": {"type": "integer"},
-            "runs_bytes": {"type": "integer"}})))},
+            "runs_bytes": {"type": "integer"}})), cached=True)},
         "/runs/{run_id}": {
             "get": _operation("one run's status", ok_json("its status", _ref("RunView")),
-                              errors=READ_ERRORS + (404,), parameters=[RUN_ID]),
+                              errors=READ_ERRORS + (404,), parameters=[RUN_ID], cached=True),
             "delete": _operation("delete a run that does not train, and its files",
                                  ok_json("deleted", _object({"run_id": {"type": "string"},
                                                              "deleted": {"const": True}})),
                                  errors=READ_ERRORS + (404, 409, 415), parameters=[RUN_ID])},
         "/runs/{run_id}/resume": {"post": _operation(
             "go on from the last epoch-end checkpoints", RUN_ANSWER, ok_code=202,
-            errors=WRITE_ERRORS + (404, 409, 507), parameters=[RUN_ID], body=NO_BODY)},
+            errors=WRITE_ERRORS + (404, 409, 503, 507), parameters=[RUN_ID], body=NO_BODY)},
         "/runs/{run_id}/stop": {"post": _operation("stop one run at its next batch", RUN_ANSWER,
                                                    errors=WRITE_ERRORS + (404, 409), parameters=[RUN_ID], body=NO_BODY)},
         "/runs/{run_id}/cancel": {"post": _operation("take a queued run out of the queue", RUN_ANSWER,
@@ -236,9 +241,10 @@ def _run_paths() -> dict:
             "the run's config.json: a start body that repeats the run", ok_json("the config", _ref("TrainConfig")),
             errors=READ_ERRORS + (404,), parameters=[RUN_ID])},
         "/runs/{run_id}/metrics": {"get": _operation(
-            "metrics rows from row 'since' on", ok_json("rows", metrics), errors=READ_ERRORS + (400, 404),
+            "metrics rows from row 'since' on", ok_json("rows", metrics), errors=READ_ERRORS + (400, 404), cached=True,
             parameters=[RUN_ID, _query("since", {"type": "integer", "minimum": 0}, "the first row"),
-                        _query("limit", {"type": "integer", "minimum": 1}, "rows looked at"),
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": metrics_page_rows},
+                               "rows looked at"),
                         _query("kind", {"type": "string"}, f"comma-separated, of {', '.join(METRIC_KINDS)}"),
                         _query("version", {"type": "string"}, "the version the reader's 'since' counts in")])},
         "/runs/{run_id}/metrics.csv": {"get": _operation(
@@ -249,15 +255,16 @@ def _run_paths() -> dict:
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
                 JSON: {"schema": {"type": "object"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-            errors=READ_ERRORS + (404,),
+            errors=READ_ERRORS + (404,), cached=True,
             parameters=[RUN_ID, file_name, _query("v", {"type": "string"}, "a version: the answer may be cached")])},
     }
 
 
 @functools.cache
-def openapi_document() -> dict:
-    """The whole document; every path here is a route of the app and every route is here."""
-    paths = {**_app_paths(), **_run_paths()}
+def openapi_document(metrics_page_rows: int) -> dict:
+    """The whole document; every path here is a route of the app and every route is here.
+    ``metrics_page_rows``: the most metrics rows one answer holds (the API's paging)."""
+    paths = {**_app_paths(), **_run_paths(metrics_page_rows)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "MNIST Training Monitor", "version": VERSION,

@@ -84,8 +84,9 @@ class RayPool:
         try:
             if self.owned and address:
                 self.ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-            elif self.owned:
-                self.ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+            elif self.owned:  # room for every worker's threads, also with more workers than cores
+                cores = os.cpu_count() or 1
+                self.ray.init(address="local", num_cpus=max(cores, workers or 1), include_dashboard=False,
                               object_store_memory=OBJECT_STORE_BYTES, runtime_env={"env_vars": env},
                               log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -97,8 +98,13 @@ class RayPool:
         if gpus_per_run and not gpus:
             log.warning("--gpus-per-run %g: Ray reports no GPU, so runs train on CPUs", gpus_per_run)
             gpus_per_run = 0.0
+        fit = int(gpus // gpus_per_run) if gpus_per_run else cpus  # runs Ray can place at once
         if workers is None:  # a cluster: as many runs as it has GPUs (or shares of one) for, else one a CPU
-            workers = int(gpus // gpus_per_run) if gpus_per_run else cpus
+            workers = fit
+        elif workers > fit and self.owned and not address:  # our own instance: more would only wait in Ray's queue
+            log.warning("--workers %d: this machine has room for %d run(s) at once (%g GPU(s), %g each); "
+                        "using %d", workers, fit, gpus, gpus_per_run, max(1, fit))
+            workers = fit
         self.capacity = max(1, workers)
         threads = 1 if address else max(1, cpus // self.capacity)
         self.placement = Placement(threads=threads, gpus=gpus_per_run)

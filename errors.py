@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from checkpoints import ResumeError
 from config import ConfigError
 from runstore import WriteError
+from slots import WorkerUnavailable
 from worker import Refused, UnknownRun
 
 log = logging.getLogger("server")
@@ -46,6 +47,7 @@ DOMAIN_CODES = {
     UnknownRun: 404,
     Refused: 409,  # not now: a run is active, the run is not queued, shutting down
     WriteError: 507,  # a full disk, an unwritable runs folder (names the file)
+    WorkerUnavailable: 503,  # Ray did not take the run (--workers, --ray-address)
 }
 
 

@@ -13,13 +13,18 @@ from checkpoints import ResumeError
 from config import TrainConfig, parse_train_config
 from hardware import select_device
 from recorder import planned_status
-from runstore import QUEUED_STATE, RecordError, Run, RunStatus, RunStore, snapshot
+from runstore import ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStatus, RunStore, snapshot
 from runstore.files import write_error
 from train import Trainer
 
 log = logging.getLogger("worker")
 
 SETTLE_SECONDS = 5.0  # at most this long for a run whose final status is written to finish its clean-up
+TAKEOVER_SECONDS = 60.0  # a resume on Ray waits this long for a worker to begin it (a worker starts in ~5 s)
+
+
+class WorkerUnavailable(RuntimeError):
+    """Ray did not take a run (it cannot be reached, say); the message says why."""
 
 
 class ThreadSlot:
@@ -60,8 +65,16 @@ class RaySlot:
         # A resumed run is not held: its trainer checks that it was cut off (no live claim), and
         # its status says what it was until then (the resume waits for the takeover).
         self._hold = None if resume else run.hold(on_taken=self._taken)
-        self.ref = pool.submit(run.path, data_dir, resume, options)
+        try:
+            self.ref = pool.submit(run.path, data_dir, resume, options)
+        except Exception as exc:  # Ray refused the task (a lost connection, say)
+            if self._hold is not None:
+                self._hold.stop()
+            raise WorkerUnavailable(f"Ray did not take run {run.run_id}: {exc}") from None
         self.thread = threading.Thread(target=self._watch, name=f"ray-{run.run_id}", daemon=True)
+
+    def start(self) -> None:
+        """Watch the task (after the slot is in the table, so that its end always frees it)."""
         self.thread.start()
 
     def _taken(self) -> None:
@@ -93,16 +106,24 @@ class RaySlot:
         self.on_end(self)
 
     def stop(self, requeue: bool = False) -> None:
-        """Stop the run; one whose trainer has not begun is not started at all (its task is
-        cancelled): with ``requeue`` (the server shuts down) it goes back to the queue."""
+        """Stop the run; one whose trainer has not begun (a new run, or a resume) is not started
+        at all (its task is cancelled): with ``requeue`` (the server shuts down) a new one goes
+        back to the queue, a resumed one stays as it was."""
         self._stop_wanted, self.requeue = True, requeue
         self.run.request_stop()
-        if self._hold is not None and not self.is_taken():
+        if not self.is_taken():
             self.pool.cancel(self.ref)
 
     @property
     def ended(self) -> bool:
-        return self.finished.is_set()
+        """The task returned, or its trainer has written a final status (what is left: the return)."""
+        if self.finished.is_set():
+            return True
+        try:
+            status = self.run.status() if self.is_taken() else None
+        except (RecordError, OSError):
+            return False
+        return status is not None and status.state not in ACTIVE_STATES
 
     def join(self, timeout: float | None) -> bool:
         self.thread.join(timeout)
@@ -162,17 +183,31 @@ class Slots:
         if not resume:
             run.write_config(config.to_dict())
             run.write_status(dataclasses.replace(planned_status(config, run.run_id), state="starting"))
-        slot = RaySlot(self.pool, run, self.data_dir, self.trainer_options, resume, self._ray_ended)
+        try:
+            slot = RaySlot(self.pool, run, self.data_dir, self.trainer_options, resume, self._ray_ended)
+        except WorkerUnavailable:
+            if not resume:  # back in line (a new run's folder is removed by the caller)
+                run.write_status(dataclasses.replace(planned_status(config, run.run_id), state=QUEUED_STATE))
+            raise
         self._active[run.run_id] = slot
+        slot.start()
         return slot
 
     @staticmethod
-    def await_takeover(slot: RaySlot) -> None:
+    def await_takeover(slot: RaySlot, timeout: float = TAKEOVER_SECONDS) -> None:
         """Wait until the task's trainer has claimed the run (a resume is checked and its status
-        'starting' by then); ResumeError with what Ray or the trainer said if the task ended first."""
+        'starting' by then); ResumeError with what Ray or the trainer said if the task ended
+        first, or if no worker began it within ``timeout`` (the task is then cancelled)."""
+        deadline = time.monotonic() + timeout
         while not slot.is_taken():
             time.sleep(0.1)
+            if time.monotonic() > deadline and not slot.is_taken():
+                slot.stop()
+                raise ResumeError(f"run {slot.run_id} was not resumed: no Ray worker began it within "
+                                  f"{timeout:.0f} s (the cluster is busy); try again")
             if slot.finished.is_set() and not slot.is_taken():
+                if slot.stop_wanted:
+                    raise ResumeError(f"run {slot.run_id} was stopped before a worker began to resume it")
                 state = snapshot(slot.run).state
                 raise ResumeError(f"run {slot.run_id} cannot be resumed: "
                                   + (slot.error or f"its trainer ended at once ({state})"))

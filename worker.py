@@ -16,7 +16,7 @@ from config import ConfigError, TrainConfig
 from hardware import select_device
 from recorder import planned_status
 from runstore import ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStore, delete_unless_training, snapshot
-from slots import Slots, end_unstarted
+from slots import Slots, WorkerUnavailable, end_unstarted
 
 log = logging.getLogger("worker")
 
@@ -93,6 +93,8 @@ class TrainingManager:
         run = self._run(run_id)
         with self._lock:
             self._refuse_while_closing()
+            if self.slots.get(run_id):
+                raise Refused(f"run {run_id} is being resumed already")
             if self.slots.full:
                 raise Refused(f"{'every worker is' if self.pool else 'a run is'} busy ({', '.join(self.slots.ids)}); "
                               "resume this one when a run has ended")
@@ -124,6 +126,9 @@ class TrainingManager:
                     self.last_run_id = run.run_id
                     log.info("started queued run %s", run.run_id)
                     started.append(run.run_id)
+                except WorkerUnavailable as exc:  # Ray is away: the run stays queued for the next try
+                    log.error("queued run %s waits: %s", run.run_id, exc)
+                    break
                 except (ConfigError, RecordError, ResumeError, OSError) as exc:
                     log.error("queued run %s cannot start: %s", run.run_id, exc)
                     if not end_unstarted(run, f"could not start: {exc}"):

@@ -34,7 +34,7 @@ def main() -> None:
             times.append(1000 * (time.perf_counter() - started))
             assert answer.status_code == 200 and len(answer.get_json()["predictions"]) == 2
         state = client.get("/training_status").get_json()["state"]
-        app.extensions["training"].stop()
+        app.extensions["training"].stop_all()
         app.extensions["training"].wait(60)
     print(f"POST /predict with layers, 2 models, while training ({state} throughout): "
           f"median {statistics.median(times):.0f} ms, slowest {max(times):.0f} ms over {len(times)} requests")

@@ -59,10 +59,11 @@ def shown_state(status: RunStatus, alive: bool, stop_requested: bool) -> RunStat
                                          finished_at=status.finished_at or status.updated_at)
         elif stop_requested:
             state = "stopping"
-    if state not in ACTIVE_STATES:
+    if state not in ACTIVE_STATES and (status.eta_seconds is not None
+                                       or any(m.eta_seconds is not None for m in status.models)):
         status = dataclasses.replace(status, eta_seconds=None,
                                      models=[dataclasses.replace(m, eta_seconds=None) for m in status.models])
-    return dataclasses.replace(status, state=state)
+    return status if state == status.state else dataclasses.replace(status, state=state)
 
 
 def trained_now(run: Run, status: RunStatus | None = None) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cache import LRU
 from runstore.files import parse_jsonl, write_error
-from runstore.records import ACTIVE_STATES, QUEUED_STATE, RUN_ID_PATTERN, new_run_id
+from runstore.records import ACTIVE_STATES, FINAL_STATES, QUEUED_STATE, RUN_ID_PATTERN, RunStatus, new_run_id
 from runstore.run import Run
 from runstore.snapshot import RunSnapshot, read_parts, snapshot
 
@@ -99,9 +99,21 @@ class RunStore:
         return [self.run(s.run_id) for s in reversed(self.snapshots()) if s.state == QUEUED_STATE]
 
     def activity(self) -> tuple[list[str], int]:
-        """(ids of the runs a trainer trains now, newest first; how many runs are queued), in one listing."""
+        """(ids of the runs a trainer trains now, newest first; how many runs are queued), in one
+        listing that looks only at runs that may be active or queued: a run whose cached status
+        is final and whose folder has not changed is skipped (two stats, nothing parsed)."""
         live, queued = [], 0
-        for s in self.snapshots():
+        for run_id in self.run_ids():
+            cached = self._parsed.get(run_id)
+            try:
+                if cached and isinstance(cached[1][0], RunStatus) and cached[1][0].state in FINAL_STATES \
+                        and cached[0] == Run(self.root / run_id).change_key():
+                    continue
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            s = self.snapshot(run_id)
+            if s is None:
+                continue
             if s.state in ACTIVE_STATES and s.status is not None:
                 live.append(s.run_id)
             queued += s.state == QUEUED_STATE

@@ -15,7 +15,9 @@ export function showHistoryError(message) {
 export function openRun(runId) {
   // The run that is training is followed live; any other run is shown as it ended.
   const run = state.runs.find((r) => r.run_id === runId);
-  state.viewedRunId = run && state.settings.states.active.includes(run.state) ? null : runId;
+  const training = run && state.settings.states.active.includes(run.state);
+  state.viewedRunId = training ? null : runId;
+  state.followedRunId = training && state.workers > 1 ? runId : null; // with several at once: this one
   state.lastStatusText = "";
   showFormError("");
   pollNow();
@@ -41,6 +43,7 @@ export async function runAction(runId, action, said, showError = showHistoryErro
 export async function resumeRun(runId, showError = showHistoryError) {
   if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`, showError)) {
     state.viewedRunId = null; // follow it live
+    state.followedRunId = state.workers > 1 ? runId : null; // with several at once: this one
     $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
   }
 }

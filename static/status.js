@@ -41,6 +41,7 @@ async function submitRuns(queueAll) {
   const queued = done.filter((r) => r.state === state.settings.states.queued).length;
   if (queued) announce(`${queued} run${queued === 1 ? "" : "s"} queued${done.length > queued ? ", 1 started" : ""}.`);
   state.viewedRunId = null;
+  state.followedRunId = null; // the newest active run: the one just started
   pollNow();
 }
 
@@ -55,7 +56,7 @@ async function stopTraining(all) {
   $("stop").disabled = true;
   const shown = state.currentStatus;
   const one = !all && shown && shown.run_id && state.settings.states.active.includes(shown.state);
-  if (one && state.viewedRunId === null) state.followedRunId = shown.run_id; // keep showing it as it stops
+  if (one && state.viewedRunId === null && state.workers > 1) state.followedRunId = shown.run_id; // shown as it stops
   const result = await send(one ? `/runs/${encodeURIComponent(shown.run_id)}/stop` : "/stop_training", {});
   if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
   pollNow();
@@ -110,7 +111,7 @@ function renderActiveRuns(status, live) {
 }
 
 function backToLive() {
-  state.viewedRunId = null;
+  state.viewedRunId = state.followedRunId = null;
   state.lastStatusText = "";
   showFormError("");
   pollNow();
@@ -199,8 +200,14 @@ function renderButtons(status) {
   const why = full ? (state.workers > 1 ? `All ${state.workers} workers are busy: Queue puts this run in line.` : "A run is training: Queue puts this one in line after it.") : "";
   $("start").title = why;
   $("start-note").textContent = why; // a line kept empty when Start can start: nothing below it moves
-  $("stop").disabled = !training || training === "stopping";
-  $("stop").textContent = busyWorkers(status) > 1 ? "Stop this run" : "Stop Training";
+  const several = busyWorkers(status) > 1;
+  const viewingPast = state.viewedRunId !== null;
+  // While a past run is shown, Stop stops the one run that trains; with several, the page cannot
+  // say which: "Stop all", or back to live to pick one.
+  $("stop").disabled = !training || training === "stopping" || (viewingPast && several);
+  $("stop").title = viewingPast && several ? "several runs train: go back to live and pick one, or Stop all" : "";
+  $("stop").textContent = several ? "Stop this run" : "Stop Training";
+  if (viewingPast) $("stop-all").hidden = !several;
 }
 
 function resumeNote(status, busy) {

@@ -98,10 +98,20 @@ def test_an_idle_server_and_a_queued_or_broken_run_match_the_document(app, clien
 
 
 @pytest.mark.parametrize("path", ["/runs/{run_id}", "/training_status"])
-def test_a_field_the_status_record_gains_must_be_documented(client, path):
+def test_a_field_the_status_record_gains_must_be_documented(app, client, path):
     """The run view's keys come from the status record: an answer with a key the record does not
     have fails the document's schema (so a new field cannot be answered without being described)."""
     doc = document(client)
-    answer = client.get("/training_status").get_json() | {"surprise": 1}
+    run_id = fake_run(app.extensions["runs"])
+    answer = client.get(f"/runs/{run_id}" if "run_id" in path else "/training_status").get_json()
+    check(doc, path, answer)  # as answered: valid
     with pytest.raises(jsonschema.ValidationError):
-        check(doc, path, answer)
+        check(doc, path, answer | {"surprise": 1})
+
+
+def test_conditional_gets_document_their_304(client):
+    doc = document(client)
+    for path in ("/training_status", "/runs", "/runs/{run_id}", "/runs/{run_id}/metrics", "/runs/{run_id}/files/{name}"):
+        assert "304" in doc["paths"][path]["get"]["responses"], path
+    etag = client.get("/training_status").headers["ETag"]
+    assert client.get("/training_status", headers={"If-None-Match": etag}).status_code == 304

@@ -322,3 +322,20 @@ def test_ids_and_names_are_matched_whole_in_ascii():
 
     assert RUN_ID_PATTERN.fullmatch("20261201-120000-000abc")
     assert not any(RUN_ID_PATTERN.fullmatch(run_id) for run_id in store_ids)
+
+
+def test_activity_finds_live_and_queued_runs_and_skips_finished_ones_it_has_read(tmp_path, monkeypatch):
+    """GET /training_status asks at every poll: finished runs already read cost two stats, no snapshot."""
+    store = RunStore(tmp_path / "runs")
+    finished = [fake_run(store, images=False) for _ in range(5)]
+    queued = fake_run(store, "queued", images=False)
+    live = fake_run(store, "running", images=False, beat="this")
+    dead = fake_run(store, "running", images=False, beat="dead")
+    assert store.activity() == ([live], 1)
+    looked = []
+    real = runstore.store.snapshot
+    monkeypatch.setattr(runstore.store, "snapshot", lambda run, parts=None: looked.append(run.run_id) or real(run, parts))
+    assert store.activity() == ([live], 1)
+    assert set(looked) == {queued, live, dead} and not set(looked) & set(finished)
+    store.run(finished[0]).write_status({"state": "queued", "run_id": finished[0], "models": []})
+    assert store.activity() == ([live], 2)  # a changed folder is read again

@@ -3,6 +3,7 @@ started once for this module (on 127.0.0.1 only), and a two-node cluster on this
 app is driven in this process (the Ray driver), training on tiny synthetic MNIST."""
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -93,7 +94,14 @@ def test_a_killed_worker_leaves_its_run_interrupted_and_it_resumes_to_the_end(tw
     wait_for(lambda: run_id not in two_workers.extensions["training"].active_run_ids, timeout=10,
              message="Ray to report the failed task")
     assert status(client, other)["state"] == "running"
-    assert client.post(f"/runs/{run_id}/resume", json={}).status_code == 202
+    answers = []
+    both = [threading.Thread(target=lambda: answers.append(two_workers.test_client().post(
+        f"/runs/{run_id}/resume", json={}).status_code)) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(90)
+    assert sorted(answers) == [202, 409]  # two resumes at once: one goes on, the other is refused
     assert status(client, run_id)["state"] in ("starting", "running")  # taken over when the answer came
     done = wait_state(client, run_id, ("finished",), timeout=120)
     assert done["resumes"] == 1 and all(m["epoch"] == 4 for m in done["models"])
@@ -167,6 +175,31 @@ def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unsta
     assert status(client, again)["state"] == "starting"
     assert app.extensions["training"].shutdown(10)
     assert status(client, first)["state"] == "stopped" and status(client, again)["state"] == "queued"
+
+
+def test_a_resume_stopped_while_it_waits_for_a_worker_leaves_the_run_as_it_was(local_ray, tmp_path):
+    from cluster import RayPool
+
+    app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=1.0))  # one GPU declared: one run at a time
+    client, manager = app.test_client(), app.extensions["training"]
+    first = start(client, LONG)
+    wait_for(lambda: app.extensions["runs"].run(first).checkpoint(0, "latest") is not None, timeout=90,
+             message="an epoch end")
+    assert client.post(f"/runs/{first}/stop", json={}).status_code == 200
+    before = wait_state(client, first, ("stopped",))
+    second = start(client, LONG)
+    wait_state(client, second, ("running",))  # it holds the GPU: a resume must wait for it
+    answers = []
+    resume = threading.Thread(target=lambda: answers.append(app.test_client().post(f"/runs/{first}/resume", json={})))
+    resume.start()
+    wait_for(lambda: manager.slots.get(first) is not None, timeout=10, message="the resume to be handed to Ray")
+    assert client.post(f"/runs/{first}/stop", json={}).status_code == 200
+    resume.join(30)
+    assert answers[0].status_code == 400, answers[0].get_json()
+    assert "stopped before a worker began to resume it" in answers[0].get_json()["error"]
+    after = wait_state(client, first, ("stopped",))
+    assert after["resumes"] == before["resumes"] and after["models"][0]["epoch"] == before["models"][0]["epoch"]
+    assert manager.shutdown(20)
 
 
 def test_the_local_ray_listens_on_loopback_only(local_ray):
