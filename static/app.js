@@ -9,7 +9,7 @@ import { refreshCurveRuns, renderRuns, setupHistory } from "./history.js";
 import { renderImages } from "./images.js";
 import { setupNotifications } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
-import { refreshRunButtons, renderStatus, setupStatus } from "./status.js";
+import { refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
 
 function showStatus(status) {
   // A new status (of the live run or of the one opened from the history).
@@ -48,7 +48,7 @@ async function init() {
   setupStatus();
   applySettings(await loadSettings());
   setConnection("");
-  startPolling({ showStatus, showRuns, afterPoll });
+  startPolling({ showStatus, showRuns, afterPoll, showDown: renderUnreachable });
 }
 
 document.addEventListener("DOMContentLoaded", init);

@@ -35,6 +35,7 @@ async function fetchStatus() {
   }
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const text = await response.text();
+  state.statusAt = Date.now(); // when the shown status was last known to be current
   if (text !== state.lastStatusText) { // unchanged: nothing to redraw
     state.lastStatusText = text;
     chain.handlers.showStatus(JSON.parse(text));
@@ -68,6 +69,7 @@ function pollFailed(err) {
   }
   state.serverDown = true;
   state.lastStatusText = state.lastRunsText = ""; // redraw everything once it answers again
+  if (chain.handlers.showDown) chain.handlers.showDown(); // what is shown is only the last known
 }
 
 async function poll() {
@@ -98,7 +100,7 @@ export function pollNow() {
 
 export function startPolling(handlers) {
   // handlers: showStatus(status) for a changed status, showRuns(body) for a changed GET /runs
-  // answer, and afterPoll() (async) after both, at every poll.
+  // answer, afterPoll() (async) after both, at every poll, and showDown() at each failed poll.
   chain.handlers = handlers;
   poll();
 }

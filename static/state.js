@@ -10,6 +10,7 @@ export const state = {
   workers: 1, // runs the server trains at once (GET /training_status)
   currentStatus: null, // the last status shown (of the live run or of the viewed one)
   lastStatusText: "", // its text as received: an equal answer is not drawn again
+  statusAt: 0, // Date.now() of the last answer that said it (its age is shown while the server is down)
   lastRunsText: "", // the same for GET /runs
   lastAnnounced: "", // "run id:state" last said to screen readers
   resumeError: null, // {runId, message}: why the last "Resume this run" was refused, said beside it

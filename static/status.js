@@ -96,6 +96,8 @@ function renderActiveRuns(status, live) {
   const shown = ids.length > 1 || (ids.length === 1 && ids[0] !== status.run_id);
   box.hidden = !shown;
   $("stop-all").hidden = !shown;
+  $("stop-all").disabled = false;
+  $("stop-all").title = "";
   if (!shown) return;
   const key = JSON.stringify([ids, status.run_id, state.runs.length]);
   if (box.dataset.key === key) return;
@@ -177,6 +179,20 @@ export function renderStatus(status) {
   renderResume(status);
 }
 
+export function renderUnreachable() {
+  // The server does not answer: the status shown is only the last known one (said, with its age),
+  // and what acts on a run is disabled until it answers again (the next answer redraws it all).
+  const status = state.currentStatus;
+  if (!status) return;
+  const age = Math.max(0, Math.round((Date.now() - state.statusAt) / 1000));
+  $("run-meta").textContent = `last known ${fmtSeconds(age)} ago, the server is not reachable · ${runLine(status, false)}`;
+  for (const id of ["stop", "stop-all", "resume"]) {
+    $(id).disabled = true;
+    $(id).title = "the server is not reachable";
+  }
+  document.title = `server unreachable · ${TITLE}`;
+}
+
 function liveRunState(status) {
   // The state of the run that trains now, or null: the shown status says it when it is the live
   // one; while a run from the history is shown, the run table does (it is fetched at every poll).
@@ -243,6 +259,7 @@ function renderResume(status) {
   $("resume").hidden = !status.resumable;
   const busy = workersBusy(status.run_id);
   $("resume").disabled = busy.length > 0;
+  $("resume").title = "";
   $("resume-note").textContent = resumeNote(status, busy);
 }
 

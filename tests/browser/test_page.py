@@ -46,6 +46,29 @@ def test_the_page_recovers_by_itself_after_a_server_restart(page, server_factory
     assert own_errors(page) == [], page.console_errors  # no uncaught error
 
 
+def test_while_the_server_is_down_the_status_says_last_known_and_stop_is_disabled(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    code, answer = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100))
+    assert code == 202
+    page.goto(server.url)
+    expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    expect(page.locator("#stop")).to_be_enabled()
+    server.kill()
+    expect(page.locator("#run-meta")).to_contain_text("the server is not reachable", timeout=POLL_WAIT_MS)
+    expect(page.locator("#run-meta")).to_contain_text(re.compile(r"^last known \d+ s ago"))
+    expect(page.locator("#run-meta")).not_to_contain_text("time left")
+    expect(page.locator("#stop")).to_be_disabled()
+    expect(page).to_have_title(re.compile("^server unreachable"))
+    first = page.locator("#run-meta").text_content()
+    expect(page.locator("#run-meta")).not_to_have_text(first, timeout=POLL_WAIT_MS)  # the age goes on
+    server.start()  # the same port: the run this server trained is shown as cut off
+    expect(page.locator("#state")).to_have_text("interrupted", timeout=POLL_WAIT_MS)
+    expect(page.locator("#run-meta")).not_to_contain_text("last known")
+    expect(page).not_to_have_title(re.compile("unreachable"))
+    expect(page.locator("#resume")).to_be_enabled()
+    assert own_errors(page) == []
+
+
 # ---------------------------------------------------------------- 2. stable layout
 
 CLS_OBSERVER = """
