@@ -121,7 +121,7 @@ class RunStore:
 
     def live(self) -> list[str]:
         """Ids of the runs a trainer is training now (in any process), newest first."""
-        return [s.run_id for s in self.snapshots() if s.state in ACTIVE_STATES and s.status is not None]
+        return self.activity()[0]
 
     def size_bytes(self) -> int:
         """Bytes of all files in the runs folder, recounted at most every SIZE_TTL seconds."""
