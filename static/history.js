@@ -49,6 +49,10 @@ function sortedRuns() {
 }
 
 function renderHistoryHead() {
+  // Drawn again only when the sort changes: a button replaced under the pointer loses its click.
+  const key = `${state.sortKey}:${state.sortDir}`;
+  if ($("runs-head").dataset.key === key) return;
+  $("runs-head").dataset.key = key;
   const row = el("tr", {}, el("th", { text: "Compare" }), el("th", { text: "Actions" }));
   for (const column of RUN_COLUMNS) {
     const button = el("button", { type: "button", className: "sort", text: column.label });
@@ -73,10 +77,14 @@ function renderHistory(runs = state.runs) {
   const known = new Set(runs.map((r) => r.run_id));
   for (const id of state.selected) if (!known.has(id)) state.selected.delete(id);
   renderHistoryHead();
+  for (const id of rowCache.keys()) if (!known.has(id)) rowCache.delete(id);
+  const wanted = runs.length ? sortedRuns().map(historyRow)
+    : [el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" }))];
+  // Rows are updated in place and moved only when the order changed: the table changes at every
+  // poll while a run trains, and a button rebuilt between press and release loses the click.
   const body = $("runs-rows");
-  body.replaceChildren();
-  if (!runs.length) body.append(el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" })));
-  for (const run of sortedRuns()) body.append(historyRow(run));
+  wanted.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null); });
+  while (body.children.length > wanted.length) body.lastElementChild.remove();
   const queued = runs.filter((r) => r.state === state.settings.states.queued).length;
   const when = state.workers > 1 ? "the next starts when a worker is free" : "the next starts when the active run ends or is stopped";
   $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history): ${when}` : "";
@@ -130,25 +138,47 @@ function actionsCell(run) {
   return actions;
 }
 
+const rowCache = new Map(); // run id -> {tr, box, actionsKey, cells}: the table's rows, kept between polls
+
+function actionsKey(run) {
+  // What the actions cell depends on: drawn again only when one of these changes.
+  const busy = state.runs.filter((r) => state.settings.states.active.includes(r.state)).length >= state.workers;
+  return JSON.stringify([run.starred, run.resumable, run.state, run.note, busy, state.workers]);
+}
+
 function historyRow(run) {
-  const box = el("input", { type: "checkbox", "aria-label": `compare run ${run.run_id}` });
-  box.checked = state.selected.has(run.run_id);
-  box.addEventListener("change", () => {
-    if (box.checked) state.selected.add(run.run_id); else state.selected.delete(run.run_id);
-    renderCompareButton();
-  });
-  const tr = el("tr", { "data-run-id": run.run_id }, el("td", {}, box), actionsCell(run));
-  for (const column of RUN_COLUMNS) {
-    const cell = el("td", { text: column.text(run) });
+  let row = rowCache.get(run.run_id);
+  if (!row) {
+    const box = el("input", { type: "checkbox", "aria-label": `compare run ${run.run_id}` });
+    box.addEventListener("change", () => {
+      if (box.checked) state.selected.add(run.run_id); else state.selected.delete(run.run_id);
+      renderCompareButton();
+    });
+    const cells = RUN_COLUMNS.map(() => el("td"));
+    row = { tr: el("tr", { "data-run-id": run.run_id }, el("td", {}, box), el("td"), ...cells), box, actionsKey: null, cells, texts: [] };
+    rowCache.set(run.run_id, row);
+  }
+  row.box.checked = state.selected.has(run.run_id);
+  const key = actionsKey(run);
+  if (key !== row.actionsKey) {
+    row.actionsKey = key;
+    row.tr.children[1].replaceWith(actionsCell(run));
+  }
+  RUN_COLUMNS.forEach((column, i) => {
+    const text = column.key === "state" ? `${stateText(run)}\u0000${run.error || ""}` : column.text(run);
+    if (row.texts[i] === text) return;
+    row.texts[i] = text;
+    const cell = row.cells[i];
     if (column.key === "state") {
       // a broken run's folder cannot be read as it should: say why on hover and to screen readers
       const why = run.state === state.settings.states.broken && run.error ? { title: run.error, "aria-label": `broken: ${run.error}` } : {};
       cell.replaceChildren(el("span", { className: `state ${run.state}`, text: stateText(run), ...why }));
+    } else {
+      cell.textContent = text;
     }
-    tr.append(cell);
-  }
-  if (state.currentStatus && run.run_id === state.currentStatus.run_id) tr.className = "current";
-  return tr;
+  });
+  row.tr.className = state.currentStatus && run.run_id === state.currentStatus.run_id ? "current" : "";
+  return row.tr;
 }
 
 function stateText(run) {
