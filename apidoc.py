@@ -10,6 +10,8 @@ from dataclasses import MISSING, fields
 
 from config import KERNEL_RANGE, NAME_MAX, request_schema
 from predict import MAX_SIDE
+from sweeps import SWEEP_STATES
+from sweepspec import MAX_TRIALS, NAME_MAX as SWEEP_NAME_MAX, PRUNERS, VARIED
 from runstore import (BROKEN_STATE, IDLE_STATE, METRIC_KINDS, NOTE_MAX, RUN_ID_PATTERN, SERVED_FILES,
                       WRITTEN_STATES, ModelStatus, RunStatus)
 
@@ -17,7 +19,7 @@ VERSION = "1.0.0"
 JSON = "application/json"
 ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong", 401: "the access token is missing "
                "or wrong (servers started with one)", 403: "a foreign Host, Origin or cross-site request",
-               404: "no such run or file", 405: "method not allowed", 409: "not now: the message says why",
+               404: "no such run, sweep or file", 405: "method not allowed", 409: "not now: the message says why",
                413: "request body over the limit", 415: "a body that is not application/json",
                503: "Ray did not take the run (a server started with --workers or --ray-address)",
                507: "the runs folder cannot be written"}
@@ -260,18 +262,78 @@ def _run_paths(metrics_page_rows: int) -> dict:
     }
 
 
+def _sweep_schemas() -> dict:
+    """A sweep's body (POST /sweeps), summary (GET /sweeps/<id>) and listing row."""
+    config = request_schema()["properties"]
+    value = {k: (config[k] if k != "kernels" else {"type": "array", "minItems": 4, "maxItems": 4,
+                                                   "items": {"type": "integer"}}) for k in VARIED}
+    choices = {k: {"type": "array", "minItems": 1, "maxItems": MAX_TRIALS, "items": value[k]} for k in VARIED}
+    ranged = {k: _object({"low": {"type": "number"}, "high": {"type": "number"}, "log": {"type": "boolean"}},
+                         required=("low", "high")) for k, kind in VARIED.items() if kind in (int, float)}
+    search = {k: {"oneOf": [choices[k], ranged[k]]} if k in ranged else choices[k] for k in VARIED}
+    body = _object({
+        "base": {**_ref("TrainConfig"), "description": "a start body: the settings every trial shares"},
+        "grid": _object(choices, required=(), minProperties=1, description="every combination of these values"),
+        "search": _object(search, required=(), minProperties=1, description="ranges and choices to search"),
+        "trials": {"type": "integer", "minimum": 1, "maximum": MAX_TRIALS, "description": "a search's trials"},
+        "prune": {"enum": list(PRUNERS), "description": "median: stop runs below the median at an epoch end "
+                                                      "(default for a search; none for a grid)"},
+        "name": {"type": "string", "maxLength": SWEEP_NAME_MAX}}, required=(),
+        oneOf=[{"required": ["grid"]}, {"required": ["search"]}])
+    trial = _object({
+        "trial": {"type": "integer"}, "run_id": {"type": ["string", "null"]},
+        "values": {"type": "object", "description": "setting -> the value this trial took"},
+        "state": {"type": "string", "description": "the run's state; 'deleted' or 'cancelled' when it is gone"},
+        "objective": {"type": ["number", "null"], "description": "best validation accuracy so far (percent)"},
+        "epochs_reported": {"type": "integer"}, "error": {"type": ["string", "null"]}})
+    summary = {
+        "sweep_id": {"type": "string"}, "name": {"type": "string"}, "kind": {"enum": ["grid", "search"]},
+        "state": {"enum": list(SWEEP_STATES)}, "created_at": {"type": ["number", "null"]},
+        "ended_at": {"type": ["number", "null"]}, "error": {"type": ["string", "null"]},
+        "objective": {"type": "string"}, "varied": {"type": "array", "items": {"type": "string"}},
+        "spec": _ref("SweepBody"), "trials": {"type": "integer"}, "prune": {"enum": list(PRUNERS)},
+        "runs": {"type": "array", "items": _ref("SweepTrial")}, "best_run_id": {"type": ["string", "null"]},
+        "importance": {"type": "object", "additionalProperties": {"type": "number"},
+                       "description": "setting -> its share of the objective's variation"},
+        "importance_method": {"type": "string"}}
+    listed = {k: v for k, v in summary.items() if k != "runs"}
+    listed["run_states"] = {"type": "object", "additionalProperties": {"type": "integer"}}
+    return {"SweepBody": body, "SweepTrial": trial, "Sweep": _object(summary), "SweepListed": _object(listed)}
+
+
+SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "description": "a sweep's id",
+            "schema": {"type": "string", "pattern": f"^{RUN_ID_PATTERN.pattern}$"}}
+
+
+def _sweep_paths() -> dict:
+    sweep = ok_json("the sweep", _ref("Sweep"))
+    return {
+        "/sweeps": {
+            "post": _operation("make a sweep (a grid, or a search with Optuna) and queue its first trials",
+                               ok_json("the sweep made", _ref("Sweep")), ok_code=202,
+                               errors=WRITE_ERRORS + (409, 503, 507), body=(_ref("SweepBody"), True)),
+            "get": _operation("every sweep, newest first", ok_json("the sweeps", _object({
+                "sweeps": {"type": "array", "items": _ref("SweepListed")}})), cached=True)},
+        "/sweeps/{sweep_id}": {"get": _operation("one sweep: its trials, best run and importances", sweep,
+                                                 errors=READ_ERRORS + (404,), parameters=[SWEEP_ID], cached=True)},
+        "/sweeps/{sweep_id}/stop": {"post": _operation(
+            "stop a sweep: queued trials cancelled, training ones stopped", sweep,
+            errors=WRITE_ERRORS + (404, 409), parameters=[SWEEP_ID], body=NO_BODY)},
+    }
+
+
 @functools.cache
 def openapi_document(metrics_page_rows: int) -> dict:
     """The whole document; every path here is a route of the app and every route is here.
     ``metrics_page_rows``: the most metrics rows one answer holds (the API's paging)."""
-    paths = {**_app_paths(), **_run_paths(metrics_page_rows)}
+    paths = {**_app_paths(), **_run_paths(metrics_page_rows), **_sweep_paths()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "MNIST Training Monitor", "version": VERSION,
                  "description": f"Train small CNNs on MNIST and watch them. Model names: 1 to {NAME_MAX} "
                                 "characters. Errors are {\"error\", \"field\"?} JSON, except 413 (plain text)."},
         "paths": paths,
-        "components": {"schemas": _schemas(), "securitySchemes": {
+        "components": {"schemas": {**_schemas(), **_sweep_schemas()}, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "queryToken": {"type": "apiKey", "in": "query", "name": "token"}}},
         "security": [{}, {"bearer": []}, {"queryToken": []}],  # a token only where the server has one

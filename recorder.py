@@ -76,7 +76,7 @@ class Recorder:
             resumption.cut_metrics(attempt)
         if not resumption and not attempt.run.has_config():
             attempt.write_config(t.config.to_dict())
-        facts = attempt.run.facts() or {"run_id": t.run_id, "started_at": t.started_at}
+        facts = {"run_id": t.run_id, "started_at": t.started_at, **attempt.run.facts()}  # a sweep's trial has some
         if resumption:
             facts["resumed_at"] = facts.get("resumed_at", []) + [time.time()]
         facts.update(device=str(t.device), precision=t.precision, seed_scheme=t.config.seed_scheme,
@@ -167,7 +167,7 @@ class Recorder:
         return RunStatus(
             state=state, run_id=t.run_id, pid=os.getpid(), device=t.device.type, host=HOST_NAME, node_id=t.node_id,
             precision=t.precision,
-            lr_schedule=t.config.lr_schedule, train_images=t.n_train or None, error=t.error,
+            lr_schedule=t.config.lr_schedule, train_images=t.n_train or None, error=t.error, end_reason=t.end_reason,
             started_at=t.started_at, updated_at=time.time(), finished_at=t.finished_at, eta_seconds=eta,
             eval_seconds=round(t.eval_seconds + t.restored[1], 3), resumes=t.resumes,
             elapsed_seconds=round((t.finished_at or time.time()) - t.time_zero, 1),

@@ -19,6 +19,7 @@ from pathlib import Path
 from flask import Flask
 
 import api
+import sweepapi
 import errors
 import security
 from cluster import ClusterError, RayPool
@@ -26,6 +27,8 @@ from config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_dat
 from hardware import tune_malloc
 from predict import CheckpointCache
 from runstore import RunStore
+from sweepdriver import SweepDriver
+from sweeps import SweepStore
 from worker import TrainingManager
 
 log = logging.getLogger("server")
@@ -48,10 +51,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions.update(training=TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"],
                                                    pool=app.config.get("RAY_POOL")),
                           runs=store, checkpoints=CheckpointCache())
+    app.extensions["sweeps"] = SweepStore(app.config["RUNS_DIR"])
+    app.extensions["sweep_driver"] = SweepDriver(app.extensions["sweeps"], app.extensions["training"])
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sweepapi.bp)
     app.extensions["training"].start_next()  # runs queued before a restart go on
+    app.extensions["sweep_driver"].start()  # sweeps left running go on (a trial cut off is resumed)
     return app
 
 

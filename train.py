@@ -70,6 +70,9 @@ class Trainer:
         self.restored = (0.0, 0.0)  # compute and evaluation seconds of the attempts before a resume
         self._resumption: Resumption | None = None
         self._prepared = False
+        self.reporter = None  # a sweep's TrialReporter, when the run is a trial of a sweep that prunes
+        self.end_reason: str | None = None  # why the run ended early without an error (pruned)
+        self._epoch_values: dict[int, dict[int, float]] = {}  # epoch -> model index -> validation accuracy
 
     # ---------------------------------------------------------------- before training
     def prepare(self) -> None:
@@ -128,6 +131,7 @@ class Trainer:
             self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
                            for i, mc in enumerate(self.config.models)]
             self._restore()
+            self.reporter = sweep_reporter(self.folder)
             self.recorder.start_pictures([m.name for m in self.models],
                                          self._resumption.kept_rows if self._resumption else [])
             self.state = "running"
@@ -135,7 +139,7 @@ class Trainer:
             log.info("run %s: %d model(s) on %s, precision %s, %d training images, %d epochs", self.run_id,
                      len(self.models), self.device, self.precision, self.n_train, self.config.epochs)
             self._train(data)
-            self.state = "stopped" if self.stop_event.is_set() else "finished"
+            self.state = "pruned" if self.end_reason else "stopped" if self.stop_event.is_set() else "finished"
         except Superseded as exc:
             superseded = True
             log.warning("%s", exc)
@@ -164,7 +168,7 @@ class Trainer:
         bar = self._progress_bar()
         self.loop_started = next_stop_check = time.perf_counter()
         try:
-            while not self.stop_event.is_set() and (m := self._next_model()) is not None:
+            while not self.stop_event.is_set() and not self.end_reason and (m := self._next_model()) is not None:
                 probe = self.layer_stats and m.window_ends(self.n_train, m.step + 1)
                 m.train_step(data, self.device, self.precision, probe=probe)
                 if self.on_step is not None:
@@ -205,12 +209,41 @@ class Trainer:
         self.eval_seconds += seconds
         if val is not None and test is not None:
             self.recorder.epoch_end(m, val, test, seconds, data)
+            self._report(m.step // m.batches, m.index, val.accuracy)
+
+    def _report(self, epoch: int, model_index: int, val_accuracy: float) -> None:
+        """A sweep's trial: once every model has ended ``epoch``, its best validation accuracy goes
+        to the study and the pruner's verdict is taken before the next epoch starts."""
+        if self.reporter is None:
+            return
+        values = self._epoch_values.setdefault(epoch, {})
+        values[model_index] = val_accuracy
+        if len(values) < len(self.models):
+            return
+        try:
+            self.end_reason = self.reporter.report(epoch, max(values.values()), verdict=epoch < self.config.epochs)
+        except Exception as exc:  # the sweep's journal is unreadable or gone: the run itself goes on
+            log.warning("run %s: could not report epoch %d to its sweep (%s: %s); it trains to the end",
+                        self.run_id, epoch, type(exc).__name__, exc)
+            self.reporter = None
+        if self.end_reason:
+            log.info("run %s %s", self.run_id, self.end_reason)
 
     def _progress_bar(self):
         if not self.progress_bar:
             return None
         from tqdm import tqdm
         return tqdm(total=sum(m.total_steps - m.step for m in self.models), unit="batch", desc=self.run_id)
+
+
+def sweep_reporter(folder: Run):
+    """The run's TrialReporter if its facts say it is a trial of a sweep that prunes (Optuna is
+    imported only then)."""
+    facts = folder.facts()
+    if not isinstance(facts.get("sweep"), dict):
+        return None
+    from sweeps import reporter_for
+    return reporter_for(folder.path, facts)
 
 
 # ---------------------------------------------------------------- command line

@@ -62,9 +62,10 @@ class TrainingManager:
         return self._closing
 
     # ---------------------------------------------------------------- starting
-    def start(self, config: TrainConfig, queue: bool = False) -> tuple[str, str]:
+    def start(self, config: TrainConfig, queue: bool = False, facts: dict | None = None) -> tuple[str, str]:
         """Start a run now (a slot is free), or with ``queue`` put it in line; (run id, 'starting'
-        or 'queued'). An unavailable device is refused before anything is written."""
+        or 'queued'). An unavailable device is refused before anything is written. ``facts``: the
+        first facts of the run (run.json), e.g. the sweep it is a trial of."""
         device = None if self.pool else select_device(config.device)  # a Ray task finds its own
         self.settle()
         self.start_next()  # a queue left waiting by a failure goes on first
@@ -74,6 +75,12 @@ class TrainingManager:
             busy = self.slots.full or bool(waiting)
             refuse_unless_room(self.active_run_ids, waiting, queue, busy)
             run = self.store.create()
+            if facts:
+                try:
+                    run.write_facts({"run_id": run.run_id, **facts})
+                except OSError:
+                    run.delete()
+                    raise
             if busy:
                 enqueue(run, config)
                 log.info("queued run %s", run.run_id)

@@ -11,7 +11,7 @@
 from runstore.files import WriteError, to_json
 from runstore.liveness import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIMIT_S
 from runstore.records import (ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
-                              MODEL_STATUS_FIELDS, QUEUED_STATE, RESUMABLE_STATES, RUN_ID_PATTERN, RUN_STATUS_FIELDS,
+                              MODEL_STATUS_FIELDS, PRUNED_STATE, QUEUED_STATE, RESUMABLE_STATES, RUN_ID_PATTERN, RUN_STATUS_FIELDS,
                               TABLE_KINDS, WRITTEN_STATES, ModelStatus, RecordError, RunStatus, metrics_row, new_run_id)
 from runstore.run import NOTE_MAX, SERVED_FILES, Attempt, Run, Superseded
 from runstore.snapshot import RunSnapshot, delete_unless_training, snapshot, trained_now
@@ -19,7 +19,7 @@ from runstore.store import RunStore
 from runstore.writers import MetricsWriter, StatusWriter
 
 __all__ = ["ACTIVE_STATES", "BROKEN_STATE", "FINAL_STATES", "IDLE_STATE", "METRIC_COLUMNS", "METRIC_KINDS",
-           "MODEL_STATUS_FIELDS", "QUEUED_STATE", "RESUMABLE_STATES", "RUN_ID_PATTERN", "RUN_STATUS_FIELDS",
+           "MODEL_STATUS_FIELDS", "PRUNED_STATE", "QUEUED_STATE", "RESUMABLE_STATES", "RUN_ID_PATTERN", "RUN_STATUS_FIELDS",
            "SERVED_FILES", "TABLE_KINDS", "WRITTEN_STATES",
            "HEARTBEAT_INTERVAL_S", "HEARTBEAT_LIMIT_S", "NOTE_MAX", "Attempt", "MetricsWriter", "ModelStatus",
            "RecordError", "Run", "RunSnapshot", "RunStatus", "RunStore", "StatusWriter", "Superseded",

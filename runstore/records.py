@@ -9,7 +9,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 
 ACTIVE_STATES = ("starting", "running", "stopping")
-FINAL_STATES = ("finished", "stopped", "failed", "interrupted")
+FINAL_STATES = ("finished", "stopped", "failed", "interrupted", "pruned")
+PRUNED_STATE = "pruned"  # a sweep's trial stopped early by the sweep's pruner: a result, not to be resumed
 QUEUED_STATE = "queued"  # waiting for the runs before it: config.json and status.json, nothing trained yet
 RESUMABLE_STATES = ("stopped", "failed", "interrupted")  # cut off: can go on from the last epoch-end checkpoint
 BROKEN_STATE = "broken"  # its status or config cannot be read as the contract says: it can only be deleted
@@ -58,6 +59,7 @@ class RunStatus:
     lr_schedule: str | None = None
     train_images: int | None = None  # training images per epoch
     error: str | None = None
+    end_reason: str | None = None  # why a run ended early when no error did it (a sweep's pruner)
     started_at: float | None = None  # Unix seconds
     updated_at: float | None = None
     finished_at: float | None = None

@@ -225,6 +225,10 @@ class Run:
     def write_config(self, body: dict) -> None:
         atomic_write_json(self._file(CONFIG_FILE), body)
 
+    def write_facts(self, facts: dict) -> None:
+        """run.json of a run not started yet (a sweep's trial: its sweep and values); the trainer adds to it."""
+        atomic_write_json(self._file(FACTS_FILE), facts)
+
     def write_status(self, status: RunStatus | dict) -> None:
         atomic_write_json(self._file(STATUS_FILE), status.to_dict() if isinstance(status, RunStatus) else status)
 

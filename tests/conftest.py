@@ -102,6 +102,7 @@ def app(request, tmp_path, tiny_mnist):
     app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
                       "TRAINER_OPTIONS": {"status_interval": 0.05, "pictures": pictures}})
     yield app
+    app.extensions["sweep_driver"].close()  # first: runs a shutdown stops are not a sweep's results
     assert app.extensions["training"].shutdown(60)  # the active run stops (a run just ending: no race)
 
 

@@ -1,0 +1,181 @@
+"""Sweeps: the spec's validation, a grid and a search trained on tiny data through the API, the
+pruner's verdicts, stopping, the driver's lock, and a sweep that goes on after a restart."""
+import json
+import os
+
+import pytest
+
+from conftest import wait_for
+from config import ConfigError
+from sweepspec import MAX_TRIALS, apply_values, parse_sweep
+
+BASE = {"epochs": 1, "batch_size": 32, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
+
+
+# ---------------------------------------------------------------- the spec
+
+def test_a_grid_is_every_combination_in_order():
+    spec = parse_sweep({"base": BASE, "grid": {"learning_rate": [0.001, 0.01], "batch_size": [16, 32]}})
+    assert spec.kind == "grid" and spec.trials == 4 and spec.prune == "none"
+    assert spec.grid == [{"learning_rate": 0.001, "batch_size": 16}, {"learning_rate": 0.001, "batch_size": 32},
+                         {"learning_rate": 0.01, "batch_size": 16}, {"learning_rate": 0.01, "batch_size": 32}]
+    assert parse_sweep(spec.to_dict()) == spec  # sweep.json makes the same sweep again
+
+
+def test_a_varied_setting_applies_to_every_model_even_one_that_sets_its_own():
+    base = {"models": [{"kernels": [4, 8, 8, 8], "learning_rate": 0.5}, {"kernels": [2, 4, 4, 4]}]}
+    body = apply_values(base, {"learning_rate": 0.002, "batch_size": 16})
+    assert [m["learning_rate"] for m in body["models"]] == [0.002, 0.002]
+    assert [m["batch_size"] for m in body["models"]] == [16, 16]
+    assert base["models"][0]["learning_rate"] == 0.5  # the base is not changed
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"grid": {"learning_rate": [0.001]}, "search": {"seed": [1]}}, "grid"),
+    ({"base": BASE}, "grid"),
+    ({"grid": {"lr": [0.1]}}, "grid.lr"),
+    ({"grid": {"learning_rate": []}}, "grid.learning_rate"),
+    ({"grid": {"learning_rate": [0.01, 11]}}, "grid.learning_rate[1]"),
+    ({"grid": {"learning_rate": [0.01, 0.01]}}, "grid.learning_rate[1]"),
+    ({"grid": {"optimizer": ["adam", "rmsprop"]}}, "grid.optimizer[1]"),
+    ({"grid": {"kernels": [[4, 8, 8, 8]]}}, "grid.kernels"),  # the default base has two models
+    ({"grid": {"seed": list(range(9)), "learning_rate": [0.1 * (i + 1) for i in range(8)]}}, "grid"),  # 72 runs
+    ({"grid": {"learning_rate": [0.01]}, "trials": 3}, "trials"),
+    ({"search": {"learning_rate": {"low": 0.3, "high": 0.1}}, "trials": 4}, "search.learning_rate.low"),
+    ({"search": {"learning_rate": {"low": 0, "high": 0.1, "log": True}}, "trials": 4}, "search.learning_rate.low"),
+    ({"search": {"learning_rate": {"low": 0.1, "high": 20}}, "trials": 4}, "search.learning_rate.high"),
+    ({"search": {"batch_size": {"low": 8.5, "high": 64}}, "trials": 4}, "search.batch_size.low"),
+    ({"search": {"optimizer": {"low": 1, "high": 2}}, "trials": 4}, "search.optimizer"),
+    ({"search": {"seed": [0, 1]}, "trials": 0}, "trials"),
+    ({"search": {"seed": [0, 1]}, "trials": MAX_TRIALS + 1}, "trials"),
+    ({"search": {"seed": [0, 1]}}, "trials"),
+    ({"search": {"seed": [0, 1]}, "trials": 2, "prune": "hyperband"}, "prune"),
+    ({"base": {"epochs": 0}, "grid": {"seed": [1]}}, "base.epochs"),
+    ({"base": {**BASE, "queue": True}, "grid": {"seed": [1]}}, "base.queue"),
+    ({"base": {**BASE, "models": [{"kernels": [256, 256, 256, 256]}]}, "grid": {"batch_size": [32, 4096]}},
+     "grid.batch_size[1]"),  # the memory limit, as the start form says it
+])
+def test_a_bad_spec_names_its_field(body, field):
+    with pytest.raises(ConfigError) as caught:
+        parse_sweep(body)
+    assert caught.value.field == field, str(caught.value)
+
+
+# ---------------------------------------------------------------- through the API
+
+def sweep_when(client, sweep_id, condition, timeout=120, message="the sweep"):
+    return wait_for(lambda: condition(s := client.get(f"/sweeps/{sweep_id}").get_json()) and s, timeout=timeout,
+                    interval=0.1, message=message)
+
+
+def test_a_bad_sweep_is_400_with_its_field_and_makes_nothing(client, app):
+    answer = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.01, -1]}})
+    assert answer.status_code == 400
+    assert answer.get_json()["field"] == "grid.learning_rate[1]"
+    assert "-1" in answer.get_json()["error"]
+    assert client.get("/sweeps").get_json() == {"sweeps": []}
+    assert client.get("/runs").get_json()["runs"] == []
+    assert client.get("/sweeps/20261202-120000-000abc").status_code == 404
+    assert client.post("/sweeps/20261202-120000-000abc/stop", json={}).status_code == 404
+
+
+def test_a_grid_sweep_trains_each_combination_and_names_the_best(client, app):
+    answer = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.0001, 0.02]}, "name": "lr"})
+    assert answer.status_code == 202, answer.get_json()
+    sweep_id = answer.get_json()["sweep_id"]
+    assert answer.get_json()["state"] == "running" and answer.get_json()["objective"] == "best validation accuracy"
+    done = sweep_when(client, sweep_id, lambda s: s["state"] != "running")
+    assert done["state"] == "finished" and done["name"] == "lr" and done["varied"] == ["learning_rate"]
+    assert [r["values"] for r in done["runs"]] == [{"learning_rate": 0.0001}, {"learning_rate": 0.02}]
+    assert [r["state"] for r in done["runs"]] == ["finished", "finished"]
+    best = max(done["runs"], key=lambda r: r["objective"])
+    assert done["best_run_id"] == best["run_id"] and best["values"] == {"learning_rate": 0.02}
+    runs_dir = app.config["RUNS_DIR"]
+    for row in done["runs"]:  # the run's facts say which sweep and values; its config repeats the run alone
+        facts = json.load(open(os.path.join(runs_dir, row["run_id"], "run.json")))
+        assert facts["sweep"]["sweep_id"] == sweep_id and facts["sweep"]["values"] == row["values"]
+        assert facts["device"] == "cpu"  # the trainer added its facts to the sweep's
+        config = client.get(f"/runs/{row['run_id']}/config").get_json()
+        assert "sweep" not in config and config["models"][0]["learning_rate"] == row["values"]["learning_rate"]
+        metrics = client.get(f"/runs/{row['run_id']}/metrics?kind=eval").get_json()["rows"]
+        assert row["objective"] == pytest.approx(max(r["val_accuracy"] for r in metrics), abs=1e-3)
+    listed = client.get("/sweeps").get_json()["sweeps"]
+    assert [s["sweep_id"] for s in listed] == [sweep_id] and listed[0]["run_states"] == {"finished": 2}
+    assert client.post(f"/sweeps/{sweep_id}/stop", json={}).status_code == 409  # it has ended
+
+
+def test_stopping_a_sweep_cancels_its_queued_trials_and_stops_the_training_one(client, app):
+    body = {"base": {**BASE, "epochs": 30}, "search": {"seed": {"low": 0, "high": 1000}}, "trials": 6}
+    sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    sweep_when(client, sweep_id, lambda s: s["runs"] and s["runs"][0]["state"] == "running")
+    # With one worker, one trial is asked at a time: a second is queued only when a worker is free.
+    assert [r["state"] for r in client.get(f"/sweeps/{sweep_id}").get_json()["runs"]] == ["running"]
+    queued = client.post("/start_training", json={**BASE, "queue": True}).get_json()["run_id"]  # not the sweep's
+    stopped = client.post(f"/sweeps/{sweep_id}/stop", json={})
+    assert stopped.status_code == 200
+    done = sweep_when(client, sweep_id, lambda s: s["runs"][0]["state"] == "stopped")
+    assert done["state"] == "stopped" and len(done["runs"]) == 1
+    assert client.get(f"/runs/{queued}").status_code == 200  # a run of no sweep is left alone
+    assert client.post(f"/sweeps/{sweep_id}/stop", json={}).status_code == 409
+
+
+def test_a_sweep_driven_by_another_process_is_not_driven_here(client, app):
+    from sweeps import Sweep
+
+    sweep_id = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.01, 0.02]}}).get_json()[
+        "sweep_id"]
+    sweep = Sweep(os.path.join(app.config["RUNS_DIR"], "sweeps", sweep_id))
+    assert sweep.try_lock() is None  # the server holds the driver's lock while the sweep runs
+    done = sweep_when(client, sweep_id, lambda s: s["state"] != "running")
+    assert done["state"] == "finished"
+    fd = wait_for(sweep.try_lock, message="the lock released once the sweep ended")
+    os.close(fd)
+
+
+@pytest.mark.slow
+def test_a_search_prunes_hopeless_runs_and_ranks_the_learning_rate(client, app):
+    body = {"base": {**BASE, "epochs": 2}, "trials": 8, "prune": "median",
+            "search": {"learning_rate": {"low": 0.0001, "high": 3.0, "log": True}, "seed": [0, 1]}}
+    sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    done = sweep_when(client, sweep_id, lambda s: s["state"] != "running", timeout=300)
+    assert done["state"] == "finished" and len(done["runs"]) == 8
+    states = [r["state"] for r in done["runs"]]
+    assert "pruned" in states and set(states) <= {"finished", "pruned", "failed"}, states
+    pruned = next(r for r in done["runs"] if r["state"] == "pruned")
+    status = client.get(f"/runs/{pruned['run_id']}").get_json()
+    assert status["end_reason"].startswith("pruned after epoch 1: validation accuracy")
+    assert status["resumable"] is False and pruned["epochs_reported"] == 1
+    assert client.post(f"/runs/{pruned['run_id']}/resume", json={}).status_code in (400, 409)
+    best = max((r for r in done["runs"] if r["state"] == "finished"), key=lambda r: r["objective"])
+    assert done["best_run_id"] == best["run_id"]
+    assert set(done["importance"]) == {"learning_rate", "seed"}
+    assert done["importance"]["learning_rate"] > done["importance"]["seed"], done["importance"]
+
+
+@pytest.mark.slow
+def test_a_sweep_cut_off_by_a_restart_goes_on_and_resumes_its_trial(tmp_path, tiny_mnist):
+    from server import create_app
+
+    config = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+              "TRAINER_OPTIONS": {"pictures": False, "status_interval": 0.05}}
+    app = create_app(config)
+    client = app.test_client()
+    body = {"base": {**BASE, "epochs": 3, "batch_size": 8}, "grid": {"seed": [1, 2]}}
+    sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    first = sweep_when(client, sweep_id, lambda s: s["runs"] and s["runs"][0]["epochs_reported"] >= 1)
+    run_id = first["runs"][0]["run_id"]
+    app.extensions["sweep_driver"].close()  # what a server shutdown does, in this order
+    assert app.extensions["training"].shutdown(60)
+    assert client.get(f"/runs/{run_id}").get_json()["state"] == "stopped"
+
+    app = create_app(config)  # a restart: the sweep is taken over, its cut-off trial resumed
+    client = app.test_client()
+    try:
+        done = sweep_when(client, sweep_id, lambda s: s["state"] != "running", timeout=180)
+        assert done["state"] == "finished"
+        assert [r["state"] for r in done["runs"]] == ["finished", "finished"]
+        assert done["runs"][0]["run_id"] == run_id  # the same run went on, not a new trial
+        assert client.get(f"/runs/{run_id}").get_json()["resumes"] == 1
+    finally:
+        app.extensions["sweep_driver"].close()
+        app.extensions["training"].shutdown(60)
