@@ -61,6 +61,11 @@ class SweepDriver:
             self._wake.wait(self.interval)
             self._wake.clear()
 
+    def drives(self, sweep_id: str) -> bool:
+        """Whether this process drives the sweep now (it has runs pending or goes on)."""
+        with self._lock:
+            return sweep_id in self._held
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where run folders are written (default: the project's runs/, which the server lists)")
     p.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS,
                    help=f"keep the newest N runs (0: keep all; default {DEFAULT_KEEP_RUNS})")
+    p.add_argument("--sweep", metavar="SWEEP_JSON",
+                   help="run a sweep described in a JSON file (the body of POST /sweeps: base, grid or search, "
+                        "trials, prune) without the server; the server lists it when started on the same runs folder")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="go on with a stopped, failed or interrupted run from its last epoch-end checkpoints "
                         "(its settings come from its config.json)")
@@ -326,10 +329,62 @@ def make_trainer(args, request: dict) -> tuple[Trainer, RunStore]:
     return trainer, store
 
 
+def run_sweep(args) -> int:
+    """``--sweep``: drive a sweep here, one trial at a time, until it ends (Ctrl-C: the trial stops
+    resumably and the sweep waits, 'running', for a server or this command's next start to go on)."""
+    import json
+
+    from sweepdriver import SweepDriver
+    from sweeps import SweepStore
+    from sweepspec import parse_sweep
+    from worker import TrainingManager
+
+    try:
+        with open(args.sweep, encoding="utf-8") as f:
+            spec = parse_sweep(json.load(f))
+    except (OSError, ValueError) as exc:  # ConfigError is a ValueError, and so is bad JSON
+        print(f"error: {args.sweep}: {exc}", file=sys.stderr)
+        return 2
+    store = RunStore(args.runs_dir, keep=args.keep_runs)
+    sweeps = SweepStore(args.runs_dir)
+    manager = TrainingManager(store, args.data_dir, {"progress_bar": True})
+    driver = SweepDriver(sweeps, manager)
+    sweep = driver.create(spec)
+    interrupted = threading.Event()
+    before = {sig: signal.signal(sig, lambda *_: interrupted.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while driver.drives(sweep.sweep_id) and not interrupted.wait(1.0):
+            driver.pump_all()
+    finally:
+        driver.close()  # first: a trial stopped now is resumed later, not a result
+        manager.shutdown(30)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    summary = sweeps.summary(sweep, store)
+    print(f"sweep {sweep.sweep_id}: {summary['state']} ({sweep.path})")
+    for row in summary["runs"]:
+        objective = "–" if row["objective"] is None else f"{row['objective']:.2f} %"
+        print(f"  trial {row['trial']}: {row['values']} -> {row['state']}, {summary['objective']} {objective}"
+              + (" (best)" if row["run_id"] and row["run_id"] == summary["best_run_id"] else ""))
+    if summary["importance"]:
+        print("  importance: " + ", ".join(f"{k} {v:.0%}" for k, v in summary["importance"].items()))
+    if interrupted.is_set():
+        print("interrupted: the sweep is still 'running'; a server started on this runs folder goes on with it",
+              file=sys.stderr)
+        return 1
+    return 0 if summary["state"] == "finished" else 1
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     request = {key: getattr(args, key) for key in SHARED_KEYS if getattr(args, key) is not None}
+    if args.sweep:
+        if request or args.kernels or args.resume:
+            print("error: --sweep takes its settings from the sweep's file (its \"base\"): drop the other "
+                  "settings flags", file=sys.stderr)
+            return 2
+        return run_sweep(args)
     try:
         trainer, store = make_trainer(args, request)
     except (ConfigError, ResumeError, OSError) as exc:

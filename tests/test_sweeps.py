@@ -179,3 +179,26 @@ def test_a_sweep_cut_off_by_a_restart_goes_on_and_resumes_its_trial(tmp_path, ti
     finally:
         app.extensions["sweep_driver"].close()
         app.extensions["training"].shutdown(60)
+
+
+@pytest.mark.slow
+def test_train_py_runs_a_sweep_headless_and_the_server_lists_it(tmp_path, tiny_mnist, capsys):
+    import train
+    from server import create_app
+
+    spec = tmp_path / "sweep.json"
+    spec.write_text(json.dumps({"base": BASE, "grid": {"learning_rate": [0.0001, 0.02]}}))
+    runs = tmp_path / "runs"
+    assert train.main(["--sweep", str(spec), "--runs-dir", str(runs), "--data-dir", str(tiny_mnist)]) == 0
+    out = capsys.readouterr().out
+    assert "finished" in out and "(best)" in out and "{'learning_rate': 0.02}" in out
+    app = create_app({"RUNS_DIR": str(runs), "DATA_DIR": str(tiny_mnist), "TESTING": True})
+    try:
+        listed = app.test_client().get("/sweeps").get_json()["sweeps"]
+        assert len(listed) == 1 and listed[0]["state"] == "finished" and listed[0]["run_states"] == {"finished": 2}
+    finally:
+        app.extensions["sweep_driver"].close()
+        app.extensions["training"].shutdown(10)
+    spec.write_text(json.dumps({"grid": {"learning_rate": [0.01, 0]}}))
+    assert train.main(["--sweep", str(spec), "--runs-dir", str(runs), "--data-dir", str(tiny_mnist)]) == 2
+    assert "grid.learning_rate[1]" in capsys.readouterr().err
