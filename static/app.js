@@ -10,6 +10,7 @@ import { renderImages } from "./images.js";
 import { setupNotifications } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
+import { setupSweeps, updateSweeps } from "./sweeps.js";
 
 function showStatus(status) {
   // A new status (of the live run or of the one opened from the history).
@@ -27,6 +28,7 @@ async function afterPoll() {
   // After the status: the curves are never older than the numbers beside them.
   refreshCurveRuns();
   await updateCurves();
+  await updateSweeps();
 }
 
 function forgetTokenInAddress() {
@@ -43,6 +45,7 @@ async function init() {
   setupCanvas();
   setupCharts();
   setupHistory();
+  setupSweeps();
   setupNotifications();
   setupForm();
   setupStatus();

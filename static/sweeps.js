@@ -1,0 +1,340 @@
+// The sweeps panel: every sweep (GET /sweeps), and one sweep's view (/?sweep=<id>): its trials in a
+// table (results first, the best marked), parallel coordinates (an axis per varied setting and
+// one for the objective; min/max per axis, typed or dragged on the axis, filter the lines and the
+// table), each setting's importance with the method named, and "train the best settings again".
+
+import { $, el, fmt, send } from "./common.js";
+import { rerunSettings, openRun } from "./runactions.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
+  warmup: "warm-up share", label_smoothing: "label smoothing", kernels: "kernels", seed: "seed", objective: "best val. accuracy %" };
+const PLOT = { width: 720, height: 260, top: 24, bottom: 28, side: 56 };
+const view = { sweepId: null, sweep: null, listText: "", sweepText: "", filters: {} };
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+function valueText(key, value) {
+  if (value === null || value === undefined) return "–";
+  if (key === "kernels") return `[${value.join(",")}]`;
+  if (typeof value === "number" && !Number.isInteger(value)) return Number(value.toPrecision(3)).toString();
+  return String(value);
+}
+
+// ------------------------------------------------------------------ the list
+
+function renderList(sweeps) {
+  const box = $("sweep-list");
+  box.replaceChildren();
+  if (!sweeps.length) {
+    box.append(el("p", { className: "muted", text: "No sweeps yet: type several comma-separated values in the form, or POST /sweeps (see the README)." }));
+    return;
+  }
+  const list = el("ul", { className: "sweep-list" });
+  for (const s of sweeps) {
+    const counts = Object.entries(s.run_states).map(([k, n]) => `${n} ${k}`).join(", ") || "no runs yet";
+    const label = `${s.name || s.sweep_id} · ${s.kind} over ${s.varied.map((k) => NAMES[k] || k).join(", ")} · ${s.state} · ${counts}`;
+    const link = el("a", { href: `/?sweep=${encodeURIComponent(s.sweep_id)}`, text: label });
+    link.addEventListener("click", (event) => { event.preventDefault(); showSweep(s.sweep_id); });
+    list.append(el("li", s.sweep_id === view.sweepId ? { className: "current" } : {}, link));
+  }
+  box.append(list);
+}
+
+export function showSweep(sweepId, push = true) {
+  view.sweepId = sweepId;
+  view.sweepText = "";
+  view.filters = {};
+  if (push) window.history.pushState({}, "", sweepId ? `/?sweep=${encodeURIComponent(sweepId)}` : "/");
+  $("sweep-view").hidden = !sweepId;
+  view.listText = "";
+  updateSweeps();
+  if (sweepId) $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+export async function updateSweeps() {
+  // Called after each poll: the list, and the sweep shown (only redrawn when its answer changed).
+  const list = await fetch("/sweeps", { cache: "no-cache" });
+  if (!list.ok) throw new Error(`HTTP ${list.status}`);
+  const text = await list.text();
+  if (text !== view.listText) { view.listText = text; renderList(JSON.parse(text).sweeps); }
+  if (!view.sweepId) return;
+  const one = await fetch(`/sweeps/${encodeURIComponent(view.sweepId)}`, { cache: "no-cache" });
+  if (one.status === 404) { $("sweep-error").textContent = `sweep ${view.sweepId} not found`; $("sweep-body").hidden = true; return; }
+  if (!one.ok) throw new Error(`HTTP ${one.status}`);
+  const body = await one.text();
+  if (body === view.sweepText) return;
+  view.sweepText = body;
+  $("sweep-error").textContent = "";
+  $("sweep-body").hidden = false;
+  renderSweep(JSON.parse(body));
+}
+
+// ------------------------------------------------------------------ one sweep
+
+function axesOf(sweep) {
+  // An axis per varied setting (log where the search range is), then the objective.
+  const space = sweep.spec[sweep.kind];
+  const axes = sweep.varied.map((key) => {
+    const values = sweep.runs.map((r) => r.values[key]).filter((v) => v !== undefined);
+    const range = space[key] && !Array.isArray(space[key]) ? space[key] : null;
+    const numeric = key !== "kernels" && key !== "optimizer" && values.every((v) => typeof v === "number");
+    if (!numeric) {
+      const choices = [...new Set((Array.isArray(space[key]) ? space[key] : values).map((v) => valueText(key, v)))];
+      return { key, kind: "choice", choices };
+    }
+    const lo = range ? range.low : Math.min(...values);
+    const hi = range ? range.high : Math.max(...values);
+    return { key, kind: "number", log: Boolean(range && range.log) || (!range && lo > 0 && hi / lo >= 50), lo, hi };
+  });
+  const scores = sweep.runs.map((r) => r.objective).filter((v) => v !== null);
+  axes.push({ key: "objective", kind: "number", log: false, lo: Math.min(0, ...scores), hi: 100 });
+  return axes;
+}
+
+function position(axis, value) {
+  // 0 (bottom) to 1 (top) on the axis; null for no value.
+  if (value === null || value === undefined) return null;
+  if (axis.kind === "choice") {
+    const i = axis.choices.indexOf(valueText(axis.key, value));
+    return axis.choices.length === 1 ? 0.5 : i / (axis.choices.length - 1);
+  }
+  const f = (v) => (axis.log ? Math.log10(v) : v);
+  return axis.hi === axis.lo ? 0.5 : (f(value) - f(axis.lo)) / (f(axis.hi) - f(axis.lo));
+}
+
+function valueAt(axis, p) {
+  // The inverse of position for a number axis.
+  const f = (v) => (axis.log ? Math.log10(v) : v);
+  const x = f(axis.lo) + p * (f(axis.hi) - f(axis.lo));
+  return axis.log ? 10 ** x : x;
+}
+
+function runValue(run, key) {
+  return key === "objective" ? run.objective : run.values[key];
+}
+
+function passes(run, axes) {
+  return axes.every((axis) => {
+    const filter = view.filters[axis.key];
+    if (!filter) return true;
+    const value = runValue(run, axis.key);
+    if (axis.kind === "choice") return !filter.choice || valueText(axis.key, value) === filter.choice;
+    if (value === null || value === undefined) return filter.min === null && filter.max === null;
+    return (filter.min === null || value >= filter.min) && (filter.max === null || value <= filter.max);
+  });
+}
+
+function colour(objective) {
+  // Low objective: orange-red; high: blue (drawn last, on top).
+  if (objective === null) return "#8c959f";
+  const t = Math.max(0, Math.min(1, objective / 100));
+  const mix = (a, b) => Math.round(a + (b - a) * t);
+  return `rgb(${mix(213, 9)}, ${mix(94, 105)}, ${mix(0, 218)})`;
+}
+
+function renderSweep(sweep) {
+  view.sweep = sweep;
+  const best = sweep.runs.find((r) => r.run_id && r.run_id === sweep.best_run_id);
+  const ended = sweep.state === "running" ? "" : ` · ended ${sweep.ended_at ? new Date(sweep.ended_at * 1000).toLocaleString() : ""}`;
+  $("sweep-title").textContent = `Sweep ${sweep.name || sweep.sweep_id}: ${sweep.kind} of ${sweep.trials} trials over ${sweep.varied.map((k) => NAMES[k] || k).join(", ")}`
+    + (sweep.prune === "median" ? ", hopeless runs pruned (median)" : "");
+  $("sweep-state").textContent = `${sweep.state}${ended} · ${sweep.runs.length} of ${sweep.trials} trials made · objective: ${sweep.objective}`
+    + (best ? ` · best ${fmt(best.objective, 2, " %")} (trial ${best.trial + 1})` : "") + (sweep.error ? ` · ${sweep.error}` : "");
+  $("sweep-stop").hidden = sweep.state !== "running";
+  $("sweep-best").disabled = !best;
+  const axes = axesOf(sweep);
+  renderFilters(axes);
+  renderImportance(sweep);
+  renderParcoords(sweep, axes);
+  renderTable(sweep, axes);
+}
+
+function renderFilters(axes) {
+  // Min and max per number axis, a choice per choice axis: the same filters a drag on an axis sets.
+  const key = JSON.stringify(axes.map((a) => [a.key, a.kind, a.choices || null]));
+  const box = $("sweep-filters");
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.replaceChildren();
+  for (const axis of axes) {
+    const name = NAMES[axis.key] || axis.key;
+    const group = el("fieldset", { className: "axis-filter" }, el("legend", { text: name }));
+    if (axis.kind === "choice") {
+      const select = el("select", { "aria-label": `${name}: show only`, "data-axis": axis.key });
+      select.append(el("option", { value: "", text: "all" }), ...axis.choices.map((c) => el("option", { value: c, text: c })));
+      select.addEventListener("change", () => { view.filters[axis.key] = { choice: select.value || null }; redrawFiltered(); });
+      group.append(select);
+    } else {
+      for (const end of ["min", "max"]) {
+        const input = el("input", { type: "number", step: "any", "aria-label": `${name} ${end}`, "data-axis": axis.key, "data-end": end, size: "7" });
+        input.addEventListener("input", () => setFilter(axis.key, end, input.value === "" ? null : Number(input.value)));
+        group.append(el("label", { text: `${end} ` }, input));
+      }
+    }
+    box.append(group);
+  }
+}
+
+function setFilter(key, end, value) {
+  const filter = view.filters[key] || { min: null, max: null };
+  filter[end] = Number.isFinite(value) ? value : null;
+  view.filters[key] = filter;
+  redrawFiltered();
+}
+
+function redrawFiltered() {
+  if (!view.sweep) return;
+  const axes = axesOf(view.sweep);
+  for (const axis of axes) { // the inputs say what the filters are (also after a drag)
+    const filter = view.filters[axis.key];
+    for (const input of document.querySelectorAll(`#sweep-filters input[data-axis="${axis.key}"]`)) {
+      const value = filter ? filter[input.dataset.end] : null;
+      if (document.activeElement !== input) input.value = value === null || value === undefined ? "" : String(Number(value.toPrecision(4)));
+    }
+  }
+  let shown = 0;
+  for (const run of view.sweep.runs) {
+    const ok = passes(run, axes);
+    shown += ok;
+    const line = document.querySelector(`#sweep-parcoords path[data-trial="${run.trial}"]`);
+    if (line) line.classList.toggle("filtered", !ok);
+    const row = document.querySelector(`#sweep-rows tr[data-trial="${run.trial}"]`);
+    if (row) row.hidden = !ok;
+  }
+  $("sweep-shown").textContent = `${shown} of ${view.sweep.runs.length} trials shown`;
+}
+
+function renderImportance(sweep) {
+  const box = $("sweep-importance");
+  box.replaceChildren(el("h3", { text: "Which setting mattered" }));
+  const entries = Object.entries(sweep.importance).sort((a, b) => b[1] - a[1]);
+  if (!entries.length) {
+    box.append(el("p", { className: "muted", text: "Not known yet: it needs at least three trials with a result." }));
+    return;
+  }
+  const list = el("dl", { className: "importance" });
+  for (const [key, share] of entries) {
+    const bar = el("span", { className: "bar" });
+    bar.style.width = `${Math.round(share * 100)}%`;
+    list.append(el("dt", { text: NAMES[key] || key }), el("dd", {}, bar, el("span", { text: ` ${Math.round(share * 100)} %` })));
+  }
+  box.append(list, el("p", { className: "muted", text: `Share of the objective's variation each setting explains, by ${sweep.importance_method}, over every trial with a result (pruned ones at the epoch they reached).` }));
+}
+
+function renderParcoords(sweep, axes) {
+  const { width, height, top, bottom, side } = PLOT;
+  const plot = svg("svg", { class: "parcoords", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `Parallel coordinates: one line per trial across ${axes.map((a) => NAMES[a.key] || a.key).join(", ")}; colour by best validation accuracy` });
+  const x = (i) => side + (i * (width - 2 * side)) / Math.max(1, axes.length - 1);
+  const y = (p) => top + (1 - p) * (height - top - bottom);
+  const runs = [...sweep.runs].sort((a, b) => (a.objective ?? -1) - (b.objective ?? -1)); // best drawn last
+  for (const run of runs) {
+    const points = axes.map((axis, i) => { const p = position(axis, runValue(run, axis.key)); return p === null ? null : [x(i), y(p)]; });
+    const d = points.map((pt, i) => (pt ? `${i && points[i - 1] ? "L" : "M"}${pt[0].toFixed(1)},${pt[1].toFixed(1)}` : "")).join("");
+    const line = svg("path", { d, "data-run-id": run.run_id || "", "data-trial": String(run.trial), stroke: colour(run.objective),
+      "stroke-width": run.run_id === sweep.best_run_id ? "3.5" : "1.8", fill: "none" });
+    if (run.state === "pruned" || run.state === "failed") line.setAttribute("stroke-dasharray", "5 3");
+    const title = svg("title");
+    title.textContent = `trial ${run.trial + 1} (${run.state}): ${sweep.varied.map((k) => `${NAMES[k] || k} ${valueText(k, run.values[k])}`).join(", ")} → ${fmt(run.objective, 2, " %")}`;
+    line.append(title);
+    plot.append(line);
+  }
+  axes.forEach((axis, i) => {
+    const g = svg("g", { class: "axis" });
+    g.append(svg("line", { x1: x(i), x2: x(i), y1: y(0), y2: y(1), stroke: "#57606a" }));
+    const label = svg("text", { x: x(i), y: top - 8, "text-anchor": "middle", class: "axis-name" });
+    label.textContent = NAMES[axis.key] || axis.key;
+    g.append(label);
+    const ticks = axis.kind === "choice" ? axis.choices.map((c, j) => [c, axis.choices.length === 1 ? 0.5 : j / (axis.choices.length - 1)])
+      : [[valueText(axis.key, axis.lo), 0], [valueText(axis.key, axis.hi), 1]];
+    for (const [text, p] of ticks) {
+      const tick = svg("text", { x: x(i) + 4, y: y(p) + 4, class: "tick" });
+      tick.textContent = text;
+      g.append(tick);
+    }
+    if (axis.kind === "number") g.append(brush(axis, x(i), y));
+    plot.append(g);
+  });
+  $("sweep-parcoords").replaceChildren(plot);
+  redrawFiltered();
+}
+
+function brush(axis, x, y) {
+  // Drag up or down along a number axis: the lines outside the dragged span are filtered out.
+  const zone = svg("rect", { x: x - 10, y: y(1), width: 20, height: y(0) - y(1), class: "brush-zone" });
+  const span = svg("rect", { x: x - 6, width: 12, class: "brush", visibility: "hidden" });
+  const group = svg("g", {});
+  group.append(zone, span);
+  let start = null;
+  const at = (event) => {
+    const box = zone.ownerSVGElement.getBoundingClientRect();
+    const scale = PLOT.height / box.height;
+    const py = (event.clientY - box.top) * scale;
+    return Math.max(0, Math.min(1, (y(0) - py) / (y(0) - y(1))));
+  };
+  zone.addEventListener("pointerdown", (event) => { start = at(event); zone.setPointerCapture(event.pointerId); });
+  zone.addEventListener("pointermove", (event) => {
+    if (start === null) return;
+    const [a, b] = [start, at(event)].sort((p, q) => p - q);
+    span.setAttribute("y", y(b)); span.setAttribute("height", Math.max(1, y(a) - y(b))); span.setAttribute("visibility", "visible");
+  });
+  zone.addEventListener("pointerup", (event) => {
+    if (start === null) return;
+    const [a, b] = [start, at(event)].sort((p, q) => p - q);
+    start = null;
+    if (b - a < 0.01) { view.filters[axis.key] = { min: null, max: null }; span.setAttribute("visibility", "hidden"); } // a click clears
+    else view.filters[axis.key] = { min: valueAt(axis, a), max: valueAt(axis, b) };
+    redrawFiltered();
+  });
+  return group;
+}
+
+function renderTable(sweep, axes) {
+  const head = el("tr", {}, ...["Trial", "State", "Best val. accuracy", ...sweep.varied.map((k) => NAMES[k] || k), "Run"]
+    .map((text) => el("th", { scope: "col", text })));
+  $("sweep-head").replaceChildren(head);
+  const rows = [...sweep.runs].sort((a, b) => (b.objective ?? -1) - (a.objective ?? -1) || a.trial - b.trial);
+  $("sweep-rows").replaceChildren(...rows.map((run) => {
+    const isBest = run.run_id && run.run_id === sweep.best_run_id;
+    const open = run.run_id && !["deleted", "cancelled"].includes(run.state)
+      ? el("button", { type: "button", text: "open", "aria-label": `open run ${run.run_id} (trial ${run.trial + 1})` }) : el("span", { className: "muted", text: run.run_id || "–" });
+    if (open.tagName === "BUTTON") open.addEventListener("click", () => openRun(run.run_id));
+    const why = run.error ? { title: run.error } : {};
+    return el("tr", { "data-trial": String(run.trial), "data-run-id": run.run_id || "", ...(isBest ? { className: "best" } : {}) },
+      el("td", { text: `${run.trial + 1}${isBest ? " ★ best" : ""}` }),
+      el("td", {}, el("span", { className: `state ${run.state}`, text: run.state, ...why })),
+      el("td", { text: `${fmt(run.objective, 2, " %")}${run.state === "pruned" ? ` (epoch ${run.epochs_reported})` : ""}` }),
+      ...sweep.varied.map((k) => el("td", { text: valueText(k, run.values[k]) })),
+      el("td", {}, open));
+  }));
+  redrawFiltered();
+}
+
+// ------------------------------------------------------------------ set-up
+
+function sweepFromUrl() {
+  return new URLSearchParams(window.location.search).get("sweep");
+}
+
+export function setupSweeps() {
+  $("sweep-close").addEventListener("click", () => showSweep(null));
+  $("sweep-stop").addEventListener("click", async () => {
+    const result = await send(`/sweeps/${encodeURIComponent(view.sweepId)}/stop`, {});
+    $("sweep-error").textContent = result.ok ? "" : result.data.error || `HTTP ${result.status}`;
+    view.sweepText = "";
+    updateSweeps();
+  });
+  $("sweep-best").addEventListener("click", () => {
+    if (view.sweep && view.sweep.best_run_id) rerunSettings(view.sweep.best_run_id);
+  });
+  $("sweep-clear").addEventListener("click", () => { view.filters = {}; for (const s of document.querySelectorAll("#sweep-filters select")) s.value = ""; redrawFiltered(); });
+  window.addEventListener("popstate", () => showSweep(sweepFromUrl(), false));
+  view.sweepId = sweepFromUrl();
+  $("sweep-view").hidden = !view.sweepId;
+}
+

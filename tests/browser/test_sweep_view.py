@@ -1,0 +1,53 @@
+"""The sweep view in Chromium: a real search sweep on tiny data, its parallel-coordinates lines,
+the filters (typed and dragged) that hide runs in the table, the best run marked, axe-core."""
+from conftest import POLL_WAIT_MS, expect, wait_for
+from test_page import axe_violations
+
+BASE = {"epochs": 2, "batch_size": 32, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
+
+
+def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    code, made = server.request("POST", "/sweeps", {
+        "base": BASE, "trials": 6, "prune": "median", "name": "lr search",
+        "search": {"learning_rate": {"low": 0.0001, "high": 3.0, "log": True}, "seed": [0, 1]}})
+    assert code == 202, made
+    sweep_id = made["sweep_id"]
+    done = wait_for(lambda: (s := server.request("GET", f"/sweeps/{sweep_id}")[1])["state"] != "running" and s,
+                    timeout=300, interval=0.5, message="the sweep to end")
+    assert done["state"] == "finished" and len(done["runs"]) == 6
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{server.url}/?sweep={sweep_id}")
+    expect(page.locator("#sweep-title")).to_contain_text("Sweep lr search: search of 6 trials over learning rate, seed",
+                                                         timeout=POLL_WAIT_MS)
+    lines = page.locator(".parcoords path[data-run-id]")
+    expect(lines).to_have_count(6)
+    assert sorted(lines.evaluate_all("ps => ps.map(p => p.dataset.runId)")) == sorted(r["run_id"] for r in done["runs"])
+    best = page.locator("#sweep-rows tr.best")
+    expect(best).to_have_count(1)
+    assert best.get_attribute("data-run-id") == done["best_run_id"]
+    expect(best.locator("td").first).to_contain_text("★ best")
+    expect(page.locator("#sweep-importance")).to_contain_text("PED-ANOVA")
+    # Typed filter: only the runs at or above 50 % best validation accuracy stay, in the plot and the table.
+    page.get_by_label("best val. accuracy % min").fill("50")
+    good = [r for r in done["runs"] if r["objective"] is not None and r["objective"] >= 50]
+    expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(len(good))
+    expect(page.locator(".parcoords path:not(.filtered)")).to_have_count(len(good))
+    expect(page.locator("#sweep-shown")).to_have_text(f"{len(good)} of 6 trials shown")
+    page.click("#sweep-clear")
+    page.get_by_label("best val. accuracy % min").fill("")
+    expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(6)
+    # Dragged filter: on the learning-rate axis, from its bottom to its middle (1e-4 to ~0.017).
+    zone = page.locator(".parcoords .brush-zone").first.bounding_box()
+    page.mouse.move(zone["x"] + zone["width"] / 2, zone["y"] + zone["height"] - 1)
+    page.mouse.down()
+    page.mouse.move(zone["x"] + zone["width"] / 2, zone["y"] + zone["height"] / 2, steps=5)
+    page.mouse.up()
+    low = [r for r in done["runs"] if r["values"]["learning_rate"] <= 0.0173]
+    expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(len(low))
+    assert float(page.get_by_label("learning rate max").input_value()) < 0.02
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no sideways scroll
+    assert axe_violations(page) == []
+    page.click("#sweep-best")  # the best settings fill the form
+    best_lr = next(r for r in done["runs"] if r["run_id"] == done["best_run_id"])["values"]["learning_rate"]
+    expect(page.locator("#model-rows tr").first.locator(".lr")).to_have_value(str(best_lr))
