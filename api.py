@@ -13,6 +13,7 @@ from errors import BadRequest, NotFound
 from model import describe
 from plots import confusion_size, digit_grid_layout, digit_grid_size, filters_size
 from predict import predict_request
+from sweepspec import MAX_TRIALS
 from recorder import ERROR_COUNT, SAMPLE_COUNT, planned_models
 from runstore import (ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, IDLE_STATE, METRIC_COLUMNS, METRIC_KINDS,
                       MODEL_STATUS_FIELDS, NOTE_MAX, QUEUED_STATE, RESUMABLE_STATES, RUN_STATUS_FIELDS, TABLE_KINDS,
@@ -137,7 +138,9 @@ def openapi():
 @bp.get("/config")
 def form_settings_route():
     """The form's defaults, limits and choices, the run states and picture sizes, so the page copies none."""
-    return jsonify({**form_settings(),
+    settings = form_settings()
+    settings["limits"]["sweep_runs"] = [1, MAX_TRIALS]  # runs one sweep trains (several comma-separated values)
+    return jsonify({**settings,
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
                     "image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import MISSING, fields
 
-from config import KERNEL_RANGE, NAME_MAX, request_schema
+from config import KERNEL_RANGE, MAX_MODELS, NAME_MAX, request_schema
 from predict import MAX_SIDE
 from sweeps import SWEEP_STATES
 from sweepspec import MAX_TRIALS, NAME_MAX as SWEEP_NAME_MAX, PRUNERS, VARIED
@@ -271,10 +271,15 @@ def _sweep_schemas() -> dict:
     ranged = {k: _object({"low": {"type": "number"}, "high": {"type": "number"}, "log": {"type": "boolean"}},
                          required=("low", "high")) for k, kind in VARIED.items() if kind in (int, float)}
     search = {k: {"oneOf": [choices[k], ranged[k]]} if k in ranged else choices[k] for k in VARIED}
+    one_model = {  # one model's own setting: "models[1].learning_rate"
+        f"^models\\[[0-{MAX_MODELS - 1}]\\]\\.{k}$": search[k] for k in ("optimizer", "learning_rate", "batch_size")}
+    grid_one = {p: choices[p.split(".")[-1].rstrip("$")] for p in one_model}
     body = _object({
         "base": {**_ref("TrainConfig"), "description": "a start body: the settings every trial shares"},
-        "grid": _object(choices, required=(), minProperties=1, description="every combination of these values"),
-        "search": _object(search, required=(), minProperties=1, description="ranges and choices to search"),
+        "grid": _object(choices, required=(), minProperties=1, patternProperties=grid_one,
+                        description="every combination of these values"),
+        "search": _object(search, required=(), minProperties=1, patternProperties=one_model,
+                          description="ranges and choices to search"),
         "trials": {"type": "integer", "minimum": 1, "maximum": MAX_TRIALS, "description": "a search's trials"},
         "prune": {"enum": list(PRUNERS), "description": "median: stop runs below the median at an epoch end "
                                                       "(default for a search; none for a grid)"},
@@ -283,7 +288,8 @@ def _sweep_schemas() -> dict:
     trial = _object({
         "trial": {"type": "integer"}, "run_id": {"type": ["string", "null"]},
         "values": {"type": "object", "description": "setting -> the value this trial took"},
-        "state": {"type": "string", "description": "the run's state; 'deleted' or 'cancelled' when it is gone"},
+        "state": {"type": "string", "description": "the run's state; 'waiting' (a grid's combination not queued yet), "
+                                                  "'deleted' when its run is gone"},
         "objective": {"type": ["number", "null"], "description": "best validation accuracy so far (percent)"},
         "epochs_reported": {"type": "integer"}, "error": {"type": ["string", "null"]}})
     summary = {

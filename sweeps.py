@@ -23,7 +23,7 @@ from pathlib import Path
 from config import ConfigError
 from runstore import RUN_ID_PATTERN, new_run_id
 from runstore.files import Unreadable, atomic_write_bytes, atomic_write_json, read_json_object
-from sweepspec import Range, SweepSpec, parse_sweep
+from sweepspec import Range, SweepSpec, parse_sweep, setting_kind
 
 log = logging.getLogger("sweeps")
 
@@ -132,8 +132,7 @@ class Sweep:
         values = {}
         for key, space in self.spec().space.items():
             if isinstance(space, Range):
-                pick = trial.suggest_int if isinstance(space.low, int) and isinstance(space.high, int) \
-                    and key in ("batch_size", "epochs", "seed") else trial.suggest_float
+                pick = trial.suggest_int if setting_kind(key) is int else trial.suggest_float
                 values[key] = pick(key, space.low, space.high, log=space.log)
             else:
                 values[key] = decode(key, trial.suggest_categorical(key, [encode(key, v) for v in space]))
@@ -270,7 +269,11 @@ def trial_row(trial, runs) -> dict:
     run_id = trial.user_attrs.get("run_id")
     snapshot = runs.snapshot(run_id) if run_id else None
     told = trial.state.name  # RUNNING (asked, not told), COMPLETE, PRUNED, FAIL, WAITING
-    if run_id is None:
+    values = trial.user_attrs.get("values", {})
+    if told == "WAITING":  # a grid's combination not asked yet: no run, its values known
+        state = "waiting"
+        values = {k: decode(k, v) for k, v in trial.system_attrs.get("fixed_params", {}).items()}
+    elif run_id is None:
         state = "failed" if told == "FAIL" else "queued"
     elif snapshot is None:
         state = trial.user_attrs.get("ended", "deleted")  # cancelled by a stop of the sweep, or deleted
@@ -281,7 +284,7 @@ def trial_row(trial, runs) -> dict:
     else:  # the best epoch reported so far (pruned, cut off, or still training)
         objective = max(trial.intermediate_values.values(), default=None)
     return {
-        "trial": trial.number, "run_id": run_id, "values": trial.user_attrs.get("values", {}), "state": state,
+        "trial": trial.number, "run_id": run_id, "values": values, "state": state,
         "objective": objective, "epochs_reported": len(trial.intermediate_values),
         "error": trial.user_attrs.get("error"), "counted": told in ("COMPLETE", "RUNNING", "PRUNED"),
     }

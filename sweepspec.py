@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 
 from config import ConfigError, TrainConfig, parse_train_config, reject_unknown
@@ -21,6 +22,7 @@ VARIED = {
     "learning_rate": float, "batch_size": int, "optimizer": str, "epochs": int, "warmup": float,
     "label_smoothing": float, "kernels": list, "seed": int,
 }
+PER_MODEL = re.compile(r"models\[([0-9])\]\.(optimizer|learning_rate|batch_size)")  # one model's own setting
 PRUNERS = ("median", "none")
 SPEC_KEYS = ("base", "grid", "search", "trials", "prune", "name")
 NAME_MAX = 60  # characters of a sweep's name
@@ -86,6 +88,9 @@ def apply_values(base: dict, values: dict) -> dict:
     the settings a model may carry itself; kernels replace the (one) model's."""
     body = {**base, "models": [dict(m) for m in base.get("models", default_models())]}
     for key, value in values.items():
+        if match := PER_MODEL.fullmatch(key):
+            body["models"][int(match[1])][match[2]] = value
+            continue
         if key == "kernels":
             body["models"][0]["kernels"] = list(value)
             continue
@@ -126,7 +131,14 @@ def parse_sweep(body) -> SweepSpec:
     if not isinstance(space, dict) or not space:
         raise ConfigError(kind, "must be an object naming at least one setting, such as {\"learning_rate\": "
                                 "[0.001, 0.004]}")
-    reject_unknown(space, VARIED, what="setting to vary", prefix=f"{kind}.")
+    for key in space:  # a run-wide setting, or one model's: "models[1].learning_rate"
+        match = PER_MODEL.fullmatch(key) if isinstance(key, str) else None
+        if match and int(match[1]) >= len(config.models):
+            raise ConfigError(f"{kind}.{key}", f"the base has {len(config.models)} model(s): there is no "
+                                               f"models[{match[1]}]")
+        if not match:
+            reject_unknown([key], VARIED, what="setting to vary (or models[i].learning_rate, .batch_size, "
+                                               ".optimizer)", prefix=f"{kind}.")
     if "kernels" in space and len(config.models) != 1:
         raise ConfigError(f"{kind}.kernels", f"a sweep over kernels needs a base with one model, not "
                                              f"{len(config.models)}")
@@ -164,6 +176,12 @@ def _check(base: dict, values: dict, where: str) -> None:
         raise ConfigError(where, f"the combination {said} makes a run the start form refuses: {exc}"[:300]) from None
 
 
+def setting_kind(key: str) -> type:
+    """The type of a varied setting's values ("models[1].batch_size" is an int like "batch_size")."""
+    match = PER_MODEL.fullmatch(key)
+    return VARIED[match[2] if match else key]
+
+
 def _values(base: dict, key: str, values, where: str) -> list:
     """A list of distinct values of ``key``, each one a run config accepts."""
     if not isinstance(values, list) or not values:
@@ -176,7 +194,7 @@ def _values(base: dict, key: str, values, where: str) -> list:
             value = list(value)
         if value in seen or (isinstance(value, bool) and key != "kernels"):
             raise ConfigError(f"{where}[{i}]", f"{value!r} is there twice" if value in seen else
-                              f"must be a {VARIED[key].__name__}, got {value!r}")
+                              f"must be a {setting_kind(key).__name__}, got {value!r}")
         try:
             parse_train_config(apply_values(base, {key: value}))
         except ConfigError as exc:
@@ -187,7 +205,7 @@ def _values(base: dict, key: str, values, where: str) -> list:
 
 def _range(base: dict, key: str, spec, where: str) -> Range:
     """``{"low", "high", "log"}`` of a numeric setting, both ends accepted by the run config."""
-    kind = VARIED[key]
+    kind = setting_kind(key)
     if kind not in (int, float):
         raise ConfigError(where, f"{key} takes a list of choices, such as [\"adam\", \"sgd\"], not a range")
     if not isinstance(spec, dict):

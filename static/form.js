@@ -5,8 +5,8 @@ import { $, el, MODEL_COLORS } from "./common.js";
 import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
 import { state } from "./state.js";
 import {
-  MAX_SWEEP_RUNS, defaults, limits, listValues, readKernels, rowProblems, setFieldError, showFormError,
-  sweepFields, sweepSize, tooManyRuns, validateForm,
+  defaults, limits, listValues, readKernels, rowProblems, setFieldError, showFormError,
+  maxSweepRuns, sweepFields, sweepSize, tooManyRuns, validateForm,
 } from "./formcheck.js";
 import { renderModelInfo, scheduleModelInfo } from "./modelinfo.js";
 
@@ -107,7 +107,7 @@ function sweepProblem() {
   const rows = [...$("model-rows").children];
   const bad = rows.flatMap((tr, row) => ["lr", "batch"].filter((k) => looksLikeSweep(tr.querySelector(`.${k}`).value))
     .map((k) => rowProblems(tr, `Model ${row + 1}`)[k])).find(Boolean);
-  return bad || (sweepSize() > MAX_SWEEP_RUNS ? tooManyRuns() : "");
+  return bad || (sweepSize() > maxSweepRuns() ? tooManyRuns() : "");
 }
 
 export function renderSweep() {
@@ -132,7 +132,7 @@ export function renderSweep() {
   }
   const words = { learning_rate: "learning rate", batch_size: "batch size" };
   const parts = fields.map((f) => `Model ${f.row + 1} ${words[f.key]} ${f.values.join(" / ")}`);
-  hint.textContent = `Sweep of ${n} runs (${parts.join("; ")}): Queue puts them in line to run ${sweepOrder()} (Start starts the first at once when a worker is free); compare them in the run history when they are done.`;
+  hint.textContent = `Sweep of ${n} runs (${parts.join("; ")}): its runs go through the queue and train ${sweepOrder()}; the Sweeps panel shows them side by side as they train.`;
 }
 
 // ------------------------------------------------------------------ reading
@@ -159,6 +159,16 @@ export function readForms() {
     }));
   }
   return configs;
+}
+
+export function readSweep() {
+  // The form's values as a grid sweep (POST /sweeps): the base is the form with the first value of
+  // each field; a field of one model varies that model's setting ("models[1].learning_rate"),
+  // or the run's when there is only one model.
+  const base = readForm();
+  const grid = {};
+  for (const f of sweepFields()) grid[base.models.length === 1 ? f.key : `models[${f.row}].${f.key}`] = f.values.map(Number);
+  return { base, grid };
 }
 
 export function formAsTyped() {

@@ -4,7 +4,6 @@
 import { $ } from "./common.js";
 import { state } from "./state.js";
 
-export const MAX_SWEEP_RUNS = 12; // runs one press may queue: a sweep of a dozen small CNNs is already hours on a CPU
 
 export const limits = () => state.settings.limits; // from GET /config
 export const defaults = () => state.settings.defaults;
@@ -72,12 +71,16 @@ export function sweepFields() {
   return fields;
 }
 
+export function maxSweepRuns() {
+  return limits().sweep_runs[1]; // the server's cap (GET /config)
+}
+
 export function sweepSize() {
   return sweepFields().reduce((n, f) => n * f.values.length, 1);
 }
 
 export function tooManyRuns() {
-  return `${sweepSize()} runs: a sweep can queue at most ${MAX_SWEEP_RUNS} at a time; use fewer values`;
+  return `${sweepSize()} runs: a sweep trains at most ${maxSweepRuns()}; use fewer values`;
 }
 
 // ------------------------------------------------------------------ the checks
@@ -147,7 +150,7 @@ export function validateForm(focus = true) {
   for (const key of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) setFieldError($(key).closest(".setting"), settings[key]);
   const invalid = document.querySelector("#train-form [aria-invalid=true]");
   if (invalid && focus) invalid.focus();
-  if (!invalid && sweepSize() > MAX_SWEEP_RUNS) {
+  if (!invalid && sweepSize() > maxSweepRuns()) {
     showFormError(tooManyRuns());
     return false;
   }

@@ -2,44 +2,44 @@
 // Start, Queue and Stop buttons (which follow the run that trains, also while another is shown).
 
 import { $, el, fmt, fmtSeconds, MODEL_COLORS, send } from "./common.js";
-import { formAsTyped, readForms, rememberForm, renderSweep, showFormError, showServerError, validateForm } from "./form.js";
+import { formAsTyped, readForms, readSweep, rememberForm, renderSweep, showFormError, showServerError, validateForm } from "./form.js";
+import { sweepSize } from "./formcheck.js";
 import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
 import { announce, notifyRunEnd } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
+import { showSweep } from "./sweeps.js";
 
 const TITLE = "MNIST Training Monitor";
 
 // ------------------------------------------------------------------ start and stop
 
 async function submitRuns(queueAll) {
-  // Start (or with queueAll: queue) the form's run, or each run of a sweep: the first starts now
-  // if nothing trains, the others wait in the queue.
+  // Start (or with queueAll: queue) the form's run; several values in a field make a sweep
+  // (POST /sweeps) whose runs go through the queue, the first at once when a worker is free.
   showFormError("");
   if (!validateForm()) return;
-  const configs = readForms();
+  const sweep = sweepSize() > 1;
   $("start").disabled = true;
   $("queue").disabled = true;
-  const done = [];
-  for (const [i, config] of configs.entries()) {
-    const body = queueAll || i > 0 ? { ...config, queue: true } : config;
-    const result = await send("/start_training", body);
-    if (!result.ok) {
-      const error = result.data.error || `could not start (HTTP ${result.status})`;
-      if (configs.length > 1) showFormError(`run ${i + 1} of ${configs.length} of the sweep: ${error}${done.length ? ` (the ${done.length} before it are in)` : ""}`);
-      else showServerError(error, result.data.field);
-      state.formErrorIsConnection = Boolean(result.offline);
-      break;
-    }
-    done.push(result.data);
-  }
+  const result = sweep ? await send("/sweeps", readSweep())
+    : await send("/start_training", queueAll ? { ...readForms()[0], queue: true } : readForms()[0]);
   $("queue").disabled = false;
   if (state.currentStatus) renderButtons(state.currentStatus); else $("start").disabled = false;
-  if (!done.length) return;
+  if (!result.ok) {
+    const error = result.data.error || `could not start (HTTP ${result.status})`;
+    if (sweep) showFormError(`the sweep was not made: ${error}`); else showServerError(error, result.data.field);
+    state.formErrorIsConnection = Boolean(result.offline);
+    return;
+  }
   rememberForm(formAsTyped());
-  const queued = done.filter((r) => r.state === state.settings.states.queued).length;
-  if (queued) announce(`${queued} run${queued === 1 ? "" : "s"} queued${done.length > queued ? ", 1 started" : ""}.`);
+  if (sweep) {
+    announce(`Sweep of ${result.data.trials} runs made: its runs start one per free worker.`);
+    showSweep(result.data.sweep_id, true, false);
+  } else if (result.data.state === state.settings.states.queued) {
+    announce("1 run queued.");
+  }
   state.viewedRunId = null;
   state.followedRunId = null; // the newest active run: the one just started
   pollNow();

@@ -45,7 +45,7 @@ function renderList(sweeps) {
   box.append(list);
 }
 
-export function showSweep(sweepId, push = true) {
+export function showSweep(sweepId, push = true, scroll = true) {
   view.sweepId = sweepId;
   view.sweepText = "";
   view.filters = {};
@@ -53,7 +53,7 @@ export function showSweep(sweepId, push = true) {
   $("sweep-view").hidden = !sweepId;
   view.listText = "";
   updateSweeps();
-  if (sweepId) $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" });
+  if (sweepId && scroll) $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
 export async function updateSweeps() {
@@ -143,7 +143,8 @@ function renderSweep(sweep) {
   const ended = sweep.state === "running" ? "" : ` · ended ${sweep.ended_at ? new Date(sweep.ended_at * 1000).toLocaleString() : ""}`;
   $("sweep-title").textContent = `Sweep ${sweep.name || sweep.sweep_id}: ${sweep.kind} of ${sweep.trials} trials over ${sweep.varied.map((k) => NAMES[k] || k).join(", ")}`
     + (sweep.prune === "median" ? ", hopeless runs pruned (median)" : "");
-  $("sweep-state").textContent = `${sweep.state}${ended} · ${sweep.runs.length} of ${sweep.trials} trials made · objective: ${sweep.objective}`
+  const made = sweep.runs.filter((r) => r.state !== "waiting").length;
+  $("sweep-state").textContent = `${sweep.state}${ended} · ${made} of ${sweep.trials} trials made · objective: ${sweep.objective}`
     + (best ? ` · best ${fmt(best.objective, 2, " %")} (trial ${best.trial + 1})` : "") + (sweep.error ? ` · ${sweep.error}` : "");
   $("sweep-stop").hidden = sweep.state !== "running";
   $("sweep-best").disabled = !best;
@@ -232,7 +233,8 @@ function renderParcoords(sweep, axes) {
     "aria-label": `Parallel coordinates: one line per trial across ${axes.map((a) => NAMES[a.key] || a.key).join(", ")}; colour by best validation accuracy` });
   const x = (i) => side + (i * (width - 2 * side)) / Math.max(1, axes.length - 1);
   const y = (p) => top + (1 - p) * (height - top - bottom);
-  const runs = [...sweep.runs].sort((a, b) => (a.objective ?? -1) - (b.objective ?? -1)); // best drawn last
+  const runs = sweep.runs.filter((r) => r.run_id) // a line per run (a grid's waiting combinations have none yet)
+    .sort((a, b) => (a.objective ?? -1) - (b.objective ?? -1)); // best drawn last
   for (const run of runs) {
     const points = axes.map((axis, i) => { const p = position(axis, runValue(run, axis.key)); return p === null ? null : [x(i), y(p)]; });
     const d = points.map((pt, i) => (pt ? `${i && points[i - 1] ? "L" : "M"}${pt[0].toFixed(1)},${pt[1].toFixed(1)}` : "")).join("");

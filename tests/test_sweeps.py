@@ -30,7 +30,18 @@ def test_a_varied_setting_applies_to_every_model_even_one_that_sets_its_own():
     assert base["models"][0]["learning_rate"] == 0.5  # the base is not changed
 
 
+def test_one_model_s_own_setting_can_vary_alone():
+    spec = parse_sweep({"grid": {"models[1].learning_rate": [0.001, 0.01]}})
+    bodies = [spec.body_for(values) for values in spec.grid]
+    assert [b["models"][1]["learning_rate"] for b in bodies] == [0.001, 0.01]
+    assert all("learning_rate" not in b["models"][0] and "learning_rate" not in b for b in bodies)
+    search = parse_sweep({"search": {"models[0].batch_size": {"low": 16, "high": 64}}, "trials": 3})
+    assert search.space["models[0].batch_size"].low == 16
+
+
 @pytest.mark.parametrize("body, field", [
+    ({"grid": {"models[2].learning_rate": [0.01]}}, "grid.models[2].learning_rate"),  # the default base has 2
+    ({"grid": {"models[0].kernels": [[4, 8, 8, 8]]}}, "grid.models[0].kernels"),
     ({"grid": {"learning_rate": [0.001]}, "search": {"seed": [1]}}, "grid"),
     ({"base": BASE}, "grid"),
     ({"grid": {"lr": [0.1]}}, "grid.lr"),

@@ -398,36 +398,44 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     for typed, said in [("0.01,,abc", "a value is missing"), ("0.01, abc", '"abc" is not a number'),
                         ("0.001 0.003, 0.01", "separate several values with commas"),
                         ("0.001 0.003", "separate several values with commas"), ("0.001,0.001", "0.001 is there twice"),
-                        (", ".join(str(0.001 * (i + 1)) for i in range(20)), "20 runs: a sweep can queue at most 12")]:
+                        (", ".join(str(0.001 * (i + 1)) for i in range(65)), "65 runs: a sweep trains at most 64")]:
         lr.fill(typed)  # what is wrong shows before anything is pressed, and the buttons promise no count
         expect(page.locator("#sweep-hint")).to_contain_text(said)
         expect(page.locator("#queue")).to_have_text("Queue")
     lr.fill("0.001, 0.003,0.01")
     expect(page.locator("#queue")).to_have_text("Queue 3 runs")
     expect(page.locator("#sweep-hint")).to_contain_text("Sweep of 3 runs (Model 1 learning rate 0.001 / 0.003 / 0.01)")
-    page.click("#queue")
-    expect(page.locator("#queue-count")).to_contain_text("3 runs queued (see the run history)", timeout=POLL_WAIT_MS)
-    queued = sorted(r for r, run in run_states(server).items() if run["state"] == "queued")
-    assert [run_states(server)[r]["models"][0]["learning_rate"] for r in queued] == [0.001, 0.003, 0.01]
-    for place, run_id in enumerate(queued):  # the history says which starts next
-        expect(page.locator(f"#runs-rows tr[data-run-id='{run_id}'] .state")).to_have_text(f"queued #{place + 1}")
-    page.locator(f"#runs-rows tr[data-run-id='{queued[1]}'] button", has_text="cancel").click()
-    expect(page.locator("#queue-count")).to_contain_text("2 runs queued (see the run history)", timeout=POLL_WAIT_MS)
-    assert queued[1] not in run_states(server)
-    page.locator(f"#runs-rows tr[data-run-id='{queued[0]}']").get_by_role("button", name="open").click()
+    page.click("#queue")  # a sweep: made at once, its runs asked one per free worker
+    expect(page.locator("#sweep-title")).to_contain_text("grid of 3 trials over learning rate", timeout=POLL_WAIT_MS)
+    sweep_id = page.evaluate("new URLSearchParams(location.search).get('sweep')")
+    sweep = server.request("GET", f"/sweeps/{sweep_id}")[1]
+    assert [(r["values"], r["state"]) for r in sweep["runs"]] == [  # a grid's combinations wait to be asked
+        ({"learning_rate": 0.001}, "queued"), ({"learning_rate": 0.003}, "waiting"), ({"learning_rate": 0.01}, "waiting")]
+    first = sweep["runs"][0]["run_id"]
+    assert run_states(server)[first]["models"][0]["learning_rate"] == 0.001
+    expect(page.locator("#queue-count")).to_contain_text("1 run queued (see the run history)", timeout=POLL_WAIT_MS)
+    expect(page.locator(f"#runs-rows tr[data-run-id='{first}'] .state")).to_have_text("queued #1")
+    page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="cancel").click()
+    # The cancelled trial stays in the sweep (as deleted); the next combination is queued in its place.
+    expect(page.locator("#sweep-rows tr[data-trial='0'] .state")).to_have_text("deleted", timeout=POLL_WAIT_MS)
+    expect(page.locator("#sweep-rows tr[data-trial='1'] .state")).to_have_text("queued", timeout=POLL_WAIT_MS)
+    second = server.request("GET", f"/sweeps/{sweep_id}")[1]["runs"][1]["run_id"]
+    assert first not in run_states(server)
+    page.locator(f"#runs-rows tr[data-run-id='{second}']").get_by_role("button", name="open").click()
     expect(page.locator("#stop")).to_be_enabled()  # viewing another run: Stop still stops the one that trains
     expect(page.locator("#start")).to_be_disabled()
     page.click("#back-live")
-    code, last = server.request("POST", "/start_training", dict(TINY_RUN, epochs=50, batch_size=4, queue=True))
-    assert code == 202 and last["state"] == "queued"  # a long run after the sweep, to be stopped later
     # The busy run, stopped inside epoch 2 (after its first checkpoint), can go on from the page.
     wait_for(lambda: server.request("GET", "/training_status")[1]["models"][0]["epoch"] >= 2, timeout=120,
              interval=0.1, message="epoch 2 of the busy run")
     page.click("#stop")
-    wait_for(lambda: all(run_states(server)[r]["state"] == "finished" for r in (queued[0], queued[2])), timeout=120,
-             interval=0.2, message="the queue to run")
-    ends = [server.request("GET", f"/runs/{r}")[1] for r in (queued[0], queued[2])]
-    assert ends[0]["finished_at"] <= ends[1]["started_at"]
+    done = wait_for(lambda: (s := server.request("GET", f"/sweeps/{sweep_id}")[1])["state"] != "running" and s,
+                    timeout=120, interval=0.2, message="the sweep to run")
+    assert done["state"] == "finished" and [r["state"] for r in done["runs"]] == ["deleted", "finished", "finished"]
+    ends = [server.request("GET", f"/runs/{r['run_id']}")[1] for r in done["runs"][1:]]
+    assert ends[0]["finished_at"] <= ends[1]["started_at"]  # one after another
+    code, last = server.request("POST", "/start_training", dict(TINY_RUN, epochs=50, batch_size=4, queue=True))
+    assert code == 202  # a long run after the sweep, to be stopped later
     wait_for(lambda: run_states(server)[last["run_id"]]["state"] == "running", timeout=60, interval=0.2,
              message="the long run to train")  # the page follows a run that starts: open the stopped one after
     row = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}']")
@@ -458,7 +466,7 @@ def test_with_two_workers_the_page_shows_both_runs_and_follows_the_one_picked(pa
     first = server.request("POST", "/start_training", dict(long_run, learning_rate=0.02))[1]["run_id"]
     page.goto(server.url)
     expect(page.locator("#start")).to_be_enabled(timeout=POLL_WAIT_MS)  # one worker is still free
-    expect(page.locator("#sweep-hint")).to_contain_text("queued to run 2 at a time, as workers come free")
+    expect(page.locator("#sweep-hint")).to_contain_text("2 at a time, as workers come free")
     second = server.request("POST", "/start_training", long_run)[1]["run_id"]
     chips = page.locator("#active-runs button")
     expect(chips).to_have_count(2, timeout=POLL_WAIT_MS)
