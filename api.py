@@ -260,6 +260,7 @@ def run_summary(s: RunSnapshot) -> dict:
         "resumes": status.resumes if status else 0,
         "resumable": s.resumable,
         "error": s.problem if s.state == BROKEN_STATE else status.error if status else None,
+        "sweep": s.sweep,
         **s.meta,
     }
 

@@ -90,7 +90,9 @@ def _summary_schema(meta: dict) -> dict:
         "settings": _object(settings, description="from config.json; null where it does not say"),
         "models": {"type": "array", "items": _object(summary_model)},
         "best_test_accuracy": {"type": ["number", "null"]}, "resumes": {"type": "integer"},
-        "resumable": {"type": "boolean"}, "error": {"type": ["string", "null"]}, **meta})
+        "resumable": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+        "sweep": {"oneOf": [{"type": "null"}, _object({"sweep_id": {"type": "string"}, "trial": {"type": "integer"}})],
+                  "description": "the sweep the run is a trial of (its trial number counts from 0)"}, **meta})
 
 
 def _schemas() -> dict:

@@ -5,12 +5,14 @@
 import { updateCurves, setupCharts } from "./charts.js";
 import { setupCanvas } from "./draw.js";
 import { applySettings, setupForm } from "./form.js";
-import { refreshCurveRuns, renderRuns, setupHistory } from "./history.js";
+import { applyCompareFromUrl, refreshCurveRuns, renderRuns, setupHistory } from "./history.js";
 import { renderImages } from "./images.js";
 import { setupNotifications } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
+import { state } from "./state.js";
 import { refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
-import { setupSweeps, updateSweeps } from "./sweeps.js";
+import { applyRunFromUrl } from "./runactions.js";
+import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
 
 function showStatus(status) {
   // A new status (of the live run or of the one opened from the history).
@@ -51,6 +53,12 @@ async function init() {
   setupStatus();
   applySettings(await loadSettings());
   setConnection("");
+  state.viewedRunId = new URLSearchParams(window.location.search).get("run"); // a bookmarked run opened
+  window.addEventListener("popstate", () => { // back and forward: the views the address names
+    applyRunFromUrl();
+    applyCompareFromUrl();
+    applySweepFromUrl();
+  });
   startPolling({ showStatus, showRuns, afterPoll, showDown: renderUnreachable });
 }
 

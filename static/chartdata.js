@@ -57,9 +57,14 @@ export async function fetchCurveRows() {
   return changed;
 }
 
+export function layerRun() {
+  // The run whose layers are charted: the one picked among the runs shown (the first by default).
+  return curves.runs.find((r) => r.runId === curves.layerRunId) || curves.runs[0];
+}
+
 export async function fetchLayerRows() {
-  // The layer rows of the first shown run, only while that part of the page is open.
-  const run = curves.runs[0];
+  // The layer rows of the picked run, only while that part of the page is open.
+  const run = layerRun();
   return Boolean(run && $("layer-details").open && (await fetchRows(run, "layers", "layerRows", "layerNext")));
 }
 
@@ -67,7 +72,7 @@ export async function fetchLayerRows() {
 
 export function buildLayerTables(spec) {
   const x = X_AXES[curves.xAxis];
-  const run = curves.runs[0];
+  const run = layerRun();
   const rows = run ? run.layerRows.filter((r) => r.model === curves.layerModel) : [];
   const names = rows.length ? rows[rows.length - 1].layers : [];
   return names.map((name, i) => ({

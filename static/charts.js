@@ -5,7 +5,7 @@
 import { $, el } from "./common.js";
 import { pollNow } from "./poll.js";
 import { state } from "./state.js";
-import { alignTables, buildLayerTables, buildTables, fetchCurveRows, fetchLayerRows, LOG_FLOOR, sharedXRange, X_AXES } from "./chartdata.js";
+import { alignTables, buildLayerTables, buildTables, fetchCurveRows, fetchLayerRows, layerRun, LOG_FLOOR, sharedXRange, X_AXES } from "./chartdata.js";
 
 const curves = state.curves; // the curves' part of the page state
 const CHART_HEIGHT = 200; // px of plot; the box around it is sized in style.css so nothing jumps
@@ -139,9 +139,16 @@ function renderCharts() {
 }
 
 function renderLayerCharts() {
-  const run = curves.runs[0];
+  const run = layerRun();
   const names = run ? run.names : [];
-  $("layer-run").textContent = curves.runs.length > 1 ? `Run ${run.label} (the first of the runs compared).` : "";
+  const picker = $("layer-run-pick");
+  const runs = curves.runs.map((r) => `${r.runId}:${r.label}`).join("|");
+  if (picker.dataset.options !== runs) { // with runs compared: which one's layers
+    picker.dataset.options = runs;
+    picker.replaceChildren(...curves.runs.map((r) => el("option", { value: r.runId, text: r.label })));
+  }
+  picker.value = run ? run.runId : "";
+  $("layer-run-line").hidden = curves.runs.length < 2;
   const select = $("layer-model");
   const options = names.map((name, i) => `${i}:${name}`).join("|");
   if (select.dataset.options !== options) {
@@ -185,6 +192,11 @@ function resizeCharts() {
 
 function setupControls() {
   $("layer-model").addEventListener("change", (e) => { curves.layerModel = Number(e.target.value); renderLayerCharts(); });
+  $("layer-run-pick").addEventListener("change", async (e) => {
+    curves.layerRunId = e.target.value;
+    await fetchLayerRows();
+    renderLayerCharts();
+  });
   $("layer-details").addEventListener("toggle", () => { if ($("layer-details").open) pollNow(); }); // its rows are fetched only while it is open
   $("x-axis").addEventListener("change", (e) => { curves.xAxis = e.target.value; rebuildCharts(); });
   $("smoothing").addEventListener("input", (e) => {

@@ -7,6 +7,8 @@ import { scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
 import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
 import { state } from "./state.js";
+import { showSweep } from "./sweeps.js";
+import { setUrl, urlList, urlParam } from "./url.js";
 
 function perModel(run, pick) {
   // One value if every model has the same, else each model's, in model order.
@@ -18,21 +20,26 @@ function pct(value) {
   return fmt(value, 2, " %");
 }
 
+function otherSettings(r) {
+  // The settings less often compared, in one wrapped cell: schedule, images, precision, device.
+  const images = r.settings.train_samples ? `${r.settings.train_samples.toLocaleString("en-US")} images` : "all images";
+  return [scheduleName(r.settings.lr_schedule), images, r.precision, r.device].filter(Boolean).join(" · ");
+}
+
+// Results and state first, then what was set; the run table fits 1,280 px without sideways scrolling.
 const RUN_COLUMNS = [
   { key: "started", label: "Started", value: (r) => r.started_at, text: (r) => (r.started_at ? new Date(r.started_at * 1000).toLocaleString() : "–") },
+  { key: "state", label: "State", value: (r) => r.state, text: (r) => r.state },
+  { key: "best", label: "Best test %", value: (r) => r.best_test_accuracy ?? -1, text: (r) => perModel(r, (m) => (m.best_test_accuracy === null ? null : m.best_test_accuracy.toFixed(2))) },
+  { key: "final", label: "Final test %", value: (r) => Math.max(-1, ...r.models.map((m) => m.final_test_accuracy ?? -1)), text: (r) => perModel(r, (m) => (m.final_test_accuracy === null ? null : m.final_test_accuracy.toFixed(2))) },
+  { key: "duration", label: "Duration", value: (r) => r.duration_seconds ?? -1, text: (r) => fmtSeconds(r.duration_seconds) },
   { key: "models", label: "Models", value: (r) => r.models.map((m) => m.name).join(), text: (r) => r.models.map((m) => `${m.name} [${m.kernels.join(",")}]`).join("; ") },
   { key: "optimizer", label: "Optimizer", value: (r) => perModel(r, (m) => m.optimizer), text: (r) => perModel(r, (m) => m.optimizer) },
-  { key: "lr", label: "Learning rate", value: (r) => Math.max(...r.models.map((m) => m.learning_rate)), text: (r) => perModel(r, (m) => m.learning_rate) },
+  { key: "lr", label: "Learning rate", value: (r) => Math.max(...r.models.map((m) => m.learning_rate)), text: (r) => perModel(r, (m) => Number(m.learning_rate.toPrecision(4))) },
   { key: "batch", label: "Batch", value: (r) => Math.max(...r.models.map((m) => m.batch_size)), text: (r) => perModel(r, (m) => m.batch_size) },
-  { key: "schedule", label: "LR schedule", value: (r) => r.settings.lr_schedule, text: (r) => scheduleName(r.settings.lr_schedule) },
   { key: "epochs", label: "Epochs", value: (r) => r.settings.epochs, text: (r) => String(r.settings.epochs ?? "–") },
-  { key: "images", label: "Training images", value: (r) => r.settings.train_samples ?? Infinity, text: (r) => (r.settings.train_samples ? r.settings.train_samples.toLocaleString("en-US") : "all") },
-  { key: "precision", label: "Precision", value: (r) => r.precision, text: (r) => r.precision || "–" },
-  { key: "device", label: "Device", value: (r) => r.device, text: (r) => r.device || "–" },
-  { key: "best", label: "Best test accuracy", value: (r) => r.best_test_accuracy ?? -1, text: (r) => perModel(r, (m) => (m.best_test_accuracy === null ? null : m.best_test_accuracy.toFixed(2))) },
-  { key: "final", label: "Final test accuracy", value: (r) => Math.max(-1, ...r.models.map((m) => m.final_test_accuracy ?? -1)), text: (r) => perModel(r, (m) => (m.final_test_accuracy === null ? null : m.final_test_accuracy.toFixed(2))) },
-  { key: "duration", label: "Duration", value: (r) => r.duration_seconds ?? -1, text: (r) => fmtSeconds(r.duration_seconds) },
-  { key: "state", label: "State", value: (r) => r.state, text: (r) => r.state },
+  { key: "other", label: "Other settings", value: otherSettings, text: otherSettings },
+  { key: "sweep", label: "Sweep", value: (r) => (r.sweep ? `${r.sweep.sweep_id}:${String(r.sweep.trial).padStart(3, "0")}` : ""), text: (r) => (r.sweep ? `trial ${r.sweep.trial + 1}` : "") },
   { key: "note", label: "Note", value: (r) => r.note || "", text: (r) => r.note || "" },
 ];
 
@@ -53,17 +60,19 @@ function renderHistoryHead() {
   const key = `${state.sortKey}:${state.sortDir}`;
   if ($("runs-head").dataset.key === key) return;
   $("runs-head").dataset.key = key;
-  const row = el("tr", {}, el("th", { text: "Compare" }), el("th", { text: "Actions" }));
+  const row = el("tr", {}, el("th", { text: "Compare" }));
   for (const column of RUN_COLUMNS) {
     const button = el("button", { type: "button", className: "sort", text: column.label });
     button.addEventListener("click", () => {
       state.sortDir = state.sortKey === column.key ? -state.sortDir : -1;
       state.sortKey = column.key;
+      setUrl({ sort: column.key === "started" && state.sortDir < 0 ? null : `${state.sortDir < 0 ? "-" : ""}${column.key}` }, false);
       renderHistory();
     });
     const sorted = state.sortKey === column.key ? (state.sortDir < 0 ? "descending" : "ascending") : "none";
     row.append(el("th", { "aria-sort": sorted, scope: "col" }, button));
   }
+  row.append(el("th", { text: "Actions" }));
   $("runs-head").replaceChildren(row);
 }
 
@@ -152,17 +161,18 @@ function historyRow(run) {
     const box = el("input", { type: "checkbox", "aria-label": `compare run ${run.run_id}` });
     box.addEventListener("change", () => {
       if (box.checked) state.selected.add(run.run_id); else state.selected.delete(run.run_id);
+      setUrl({ ticked: [...state.selected].join(",") }, false);
       renderCompareButton();
     });
-    const cells = RUN_COLUMNS.map(() => el("td"));
-    row = { tr: el("tr", { "data-run-id": run.run_id }, el("td", {}, box), el("td"), ...cells), box, actionsKey: null, cells, texts: [] };
+    const cells = RUN_COLUMNS.map((column) => el("td", { "data-column": column.key }));
+    row = { tr: el("tr", { "data-run-id": run.run_id }, el("td", {}, box), ...cells, el("td")), box, actionsKey: null, cells, texts: [] };
     rowCache.set(run.run_id, row);
   }
   row.box.checked = state.selected.has(run.run_id);
   const key = actionsKey(run);
   if (key !== row.actionsKey) {
     row.actionsKey = key;
-    row.tr.children[1].replaceWith(actionsCell(run));
+    row.tr.lastElementChild.replaceWith(actionsCell(run));
   }
   RUN_COLUMNS.forEach((column, i) => {
     const text = column.key === "state" ? `${stateText(run)}\u0000${run.error || ""}` : column.text(run);
@@ -173,6 +183,11 @@ function historyRow(run) {
       // a broken run's folder cannot be read as it should: say why on hover and to screen readers
       const why = run.state === state.settings.states.broken && run.error ? { title: run.error, "aria-label": `broken: ${run.error}` } : {};
       cell.replaceChildren(el("span", { className: `state ${run.state}`, text: stateText(run), ...why }));
+    } else if (column.key === "sweep" && run.sweep) {
+      const link = el("a", { href: `/?sweep=${encodeURIComponent(run.sweep.sweep_id)}`, text,
+        "aria-label": `${text} of sweep ${run.sweep.sweep_id}`, title: `sweep ${run.sweep.sweep_id}` });
+      link.addEventListener("click", (event) => { event.preventDefault(); showSweep(run.sweep.sweep_id); });
+      cell.replaceChildren(link);
     } else {
       cell.textContent = text;
     }
@@ -190,33 +205,58 @@ function stateText(run) {
 
 // ------------------------------------------------------------------ comparison
 
-function readCompareIds() {
-  const value = new URLSearchParams(window.location.search).get("runs");
-  return value ? value.split(",").map((s) => s.trim()).filter(Boolean) : [];
-}
-
 function setCompare(ids) {
-  const url = ids.length ? `/?runs=${ids.map(encodeURIComponent).join(",")}` : "/";
-  window.history.pushState({}, "", url);
+  setUrl({ runs: ids.join(","), ticked: null });
   applyCompareFromUrl();
 }
 
-function applyCompareFromUrl() {
-  state.compareIds = readCompareIds();
-  state.selected = new Set(state.compareIds); // the compared runs are the ticked ones
-  renderComparison();
+function readUrl() {
+  // ?runs= (compared), &ticked= (ticked, not compared yet) and &sort= from the address.
+  state.compareIds = urlList("runs");
+  state.selected = new Set([...state.compareIds, ...urlList("ticked")]);
+  const sort = urlParam("sort") || "-started";
+  const key = sort.replace(/^-/, "");
+  if (RUN_COLUMNS.some((c) => c.key === key)) {
+    state.sortKey = key;
+    state.sortDir = sort.startsWith("-") ? -1 : 1;
+  }
+}
+
+export function applyCompareFromUrl() {
+  readUrl();
+  renderHistory();
   refreshCurveRuns();
   pollNow();
 }
 
 function comparedRuns() {
+  // In the order they were made (run ids sort by their start), whatever order the address lists them in.
   const byId = new Map(state.runs.map((r) => [r.run_id, r]));
-  return state.compareIds.map((id) => byId.get(id)).filter(Boolean);
+  return [...state.compareIds].sort().map((id) => byId.get(id)).filter(Boolean);
 }
 
-function runLabel(run, index) {
-  const time = run.started_at ? new Date(run.started_at * 1000).toLocaleTimeString() : run.run_id;
-  return `R${index + 1} ${time}`;
+const LABEL_PARTS = [ // what may tell compared runs apart, in the words of a legend
+  ["lr", (r) => perModel(r, (m) => m.learning_rate)], ["batch", (r) => perModel(r, (m) => m.batch_size)],
+  ["", (r) => perModel(r, (m) => m.optimizer)], ["epochs", (r) => r.settings.epochs],
+  ["seed", (r) => r.settings.seed], ["warm-up", (r) => r.settings.warmup], ["smoothing", (r) => r.settings.label_smoothing],
+  ["", (r) => scheduleName(r.settings.lr_schedule)], ["images", (r) => r.settings.train_samples ?? "all"],
+  ["", (r) => r.models.map((m) => `[${m.kernels.join(",")}]`).join(" ")], ["", (r) => r.precision],
+];
+
+function compareLabels(runs) {
+  // Each run named by the settings that differ between the runs compared ("lr 0.004 · batch 128"),
+  // else (or where two read the same) by when it started.
+  const parts = LABEL_PARTS.filter(([, value]) => new Set(runs.map((r) => String(value(r)))).size > 1);
+  const labels = runs.map((r) => parts.map(([word, value]) => (word ? `${word} ${value(r)}` : String(value(r)))).join(" · "));
+  return runs.map((r, i) => {
+    const time = r.started_at ? new Date(r.started_at * 1000).toLocaleTimeString() : r.run_id;
+    return labels[i] && labels.indexOf(labels[i]) === labels.lastIndexOf(labels[i]) ? labels[i] : [labels[i], time].filter(Boolean).join(" · ");
+  });
+}
+
+function bestRun(runs) {
+  const scored = runs.filter((r) => r.best_test_accuracy !== null && r.best_test_accuracy !== undefined);
+  return scored.length > 1 ? scored.reduce((a, b) => (b.best_test_accuracy > a.best_test_accuracy ? b : a)) : null;
 }
 
 const COMPARE_ROWS = [
@@ -246,7 +286,10 @@ function renderComparison() {
   if (!ids.length) return;
   const missing = ids.filter((id) => !runs.some((r) => r.run_id === id));
   $("compare-missing").textContent = missing.length && state.runs.length ? `Not found (deleted?): ${missing.join(", ")}` : "";
-  const head = el("tr", {}, el("th", { scope: "col", text: "Setting" }), ...runs.map((r, i) => el("th", { scope: "col", text: `${runLabel(r, i)} (${r.run_id})` })));
+  const labels = compareLabels(runs);
+  const best = bestRun(runs);
+  const head = el("tr", {}, el("th", { scope: "col", text: "Setting" }), ...runs.map((r, i) => el("th", { scope: "col",
+    ...(r === best ? { className: "best" } : {}), text: `${labels[i]} (${r.run_id})${r === best ? " ★ best" : ""}` })));
   const body = el("tbody");
   for (const [name, value] of COMPARE_ROWS) {
     const values = runs.map(value);
@@ -262,7 +305,9 @@ export function refreshCurveRuns() {
   // The runs the curves show: the compared ones, else the run shown in the status panel.
   const status = state.currentStatus;
   if (state.compareIds.length) {
-    setCurveRuns(comparedRuns().map((r, i) => ({ runId: r.run_id, label: runLabel(r, i), names: r.models.map((m) => m.name), epochs: r.settings.epochs })));
+    const runs = comparedRuns();
+    const labels = compareLabels(runs);
+    setCurveRuns(runs.map((r, i) => ({ runId: r.run_id, label: labels[i], names: r.models.map((m) => m.name), epochs: r.settings.epochs })));
   } else if (status && status.run_id) {
     const epochs = status.models.length ? status.models[0].epochs : 0;
     setCurveRuns([{ runId: status.run_id, label: status.run_id, names: status.models.map((m) => m.name), epochs }]);
@@ -273,13 +318,10 @@ export function refreshCurveRuns() {
 
 export function setupHistory() {
   $("compare-selected").addEventListener("click", () => {
-    const order = sortedRuns().map((r) => r.run_id).filter((id) => state.selected.has(id));
-    setCompare(order);
+    setCompare([...state.selected].sort());
     $("charts").scrollIntoView({ behavior: "smooth", block: "start" });
   });
   $("stop-compare").addEventListener("click", () => setCompare([]));
-  window.addEventListener("popstate", applyCompareFromUrl);
-  state.compareIds = readCompareIds();
-  state.selected = new Set(state.compareIds);
-  renderHistory([]);
+  renderHistory([]); // the empty table, before the address's ticks (no run is known yet to keep them)
+  readUrl();
 }

@@ -7,6 +7,7 @@ import { $, getJSON } from "./common.js";
 import { showFormError } from "./form.js";
 import { announce } from "./notify.js";
 import { state } from "./state.js";
+import { setUrl } from "./url.js";
 
 const POLL_MS = 3000;
 const chain = {
@@ -28,6 +29,7 @@ async function fetchStatus() {
   if (response.status === 404 && (state.viewedRunId || state.followedRunId)) { // deleted while it was shown
     const gone = state.viewedRunId || state.followedRunId;
     state.viewedRunId = state.followedRunId = null;
+    setUrl({ run: null }, false);
     state.lastStatusText = "";
     await fetchStatus();
     showFormError(`run ${gone} no longer exists (deleted); showing the live run`);

@@ -6,6 +6,7 @@ import { fillForm, showFormError } from "./form.js";
 import { announce } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { state } from "./state.js";
+import { setUrl, urlParam } from "./url.js";
 
 export function showHistoryError(message) {
   $("history-error").textContent = message;
@@ -18,10 +19,21 @@ export function openRun(runId) {
   const training = run && state.settings.states.active.includes(run.state);
   state.viewedRunId = training ? null : runId;
   state.followedRunId = training && state.workers > 1 ? runId : null; // with several at once: this one
+  setUrl({ run: state.viewedRunId });
   state.lastStatusText = "";
   showFormError("");
   pollNow();
   $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+export function applyRunFromUrl() {
+  // ?run=<id>: that run shown as it ended (back and forward, a bookmark); none: the live run.
+  const runId = urlParam("run");
+  if (runId === state.viewedRunId) return;
+  state.viewedRunId = runId;
+  state.followedRunId = null;
+  state.lastStatusText = "";
+  pollNow();
 }
 
 export async function changeRun(runId, changes) {
@@ -44,6 +56,7 @@ export async function resumeRun(runId, showError = showHistoryError) {
   if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`, showError)) {
     state.viewedRunId = null; // follow it live
     state.followedRunId = state.workers > 1 ? runId : null; // with several at once: this one
+    setUrl({ run: null });
     $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
   }
 }

@@ -42,5 +42,6 @@ export const state = {
     logLoss: false,
     fullRange: false,
     layerModel: 0, // the model whose layers are charted
+    layerRunId: null, // of the runs compared, the one whose layers are charted (null: the first)
   },
 };

@@ -10,6 +10,7 @@ import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
 import { showSweep } from "./sweeps.js";
+import { setUrl } from "./url.js";
 
 const TITLE = "MNIST Training Monitor";
 
@@ -42,6 +43,7 @@ async function submitRuns(queueAll) {
   }
   state.viewedRunId = null;
   state.followedRunId = null; // the newest active run: the one just started
+  setUrl({ run: null }, false);
   pollNow();
 }
 
@@ -114,6 +116,7 @@ function renderActiveRuns(status, live) {
 
 function backToLive() {
   state.viewedRunId = state.followedRunId = null;
+  setUrl({ run: null });
   state.lastStatusText = "";
   showFormError("");
   pollNow();

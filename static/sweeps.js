@@ -5,6 +5,7 @@
 
 import { $, el, fmt, send } from "./common.js";
 import { rerunSettings, openRun } from "./runactions.js";
+import { setUrl, urlParam } from "./url.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
@@ -49,7 +50,7 @@ export function showSweep(sweepId, push = true, scroll = true) {
   view.sweepId = sweepId;
   view.sweepText = "";
   view.filters = {};
-  if (push) window.history.pushState({}, "", sweepId ? `/?sweep=${encodeURIComponent(sweepId)}` : "/");
+  if (push) setUrl({ sweep: sweepId });
   $("sweep-view").hidden = !sweepId;
   view.listText = "";
   updateSweeps();
@@ -320,7 +321,11 @@ function renderTable(sweep, axes) {
 // ------------------------------------------------------------------ set-up
 
 function sweepFromUrl() {
-  return new URLSearchParams(window.location.search).get("sweep");
+  return urlParam("sweep");
+}
+
+export function applySweepFromUrl() {
+  if (sweepFromUrl() !== view.sweepId) showSweep(sweepFromUrl(), false, false);
 }
 
 export function setupSweeps() {
@@ -335,7 +340,6 @@ export function setupSweeps() {
     if (view.sweep && view.sweep.best_run_id) rerunSettings(view.sweep.best_run_id);
   });
   $("sweep-clear").addEventListener("click", () => { view.filters = {}; for (const s of document.querySelectorAll("#sweep-filters select")) s.value = ""; redrawFiltered(); });
-  window.addEventListener("popstate", () => showSweep(sweepFromUrl(), false));
   view.sweepId = sweepFromUrl();
   $("sweep-view").hidden = !view.sweepId;
 }

@@ -277,6 +277,11 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
     page.goto(server.url)
     for run_id in ids:
         page.locator(f"#runs-rows tr[data-run-id='{run_id}'] input[type=checkbox]").check()
+    expect(page).to_have_url(re.compile(r"ticked="))
+    page.reload()  # the ticks are in the address: a reload keeps them
+    for run_id in ids:
+        expect(page.locator(f"#runs-rows tr[data-run-id='{run_id}'] input[type=checkbox]")).to_be_checked(
+            timeout=POLL_WAIT_MS)
     page.click("#compare-selected")
     expect(page).to_have_url(re.compile(r"\?runs="))
     url = page.url
@@ -289,10 +294,19 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
     expect(differs.first).to_be_visible()
     differing = [t.split(" (")[0] for t in differs.all_text_contents()]
     assert "Learning rate" in differing and "Epochs" not in differing and "Seed" not in differing
-    legend = page.locator("#chart-loss .u-legend")
-    expect(legend).to_contain_text("R1", timeout=POLL_WAIT_MS)
-    expect(legend).to_contain_text("R2")
-    expect(legend).to_contain_text("lr 0.01")
+    legend = page.locator("#chart-loss .u-legend")  # each run named by what differs, in the order they were made
+    expect(legend).to_contain_text("lr 0.01 · lr 0.01", timeout=POLL_WAIT_MS)
+    expect(legend).to_contain_text("lr 0.003 · lr 0.003")
+    heads = table.locator("thead th").all_text_contents()
+    assert heads[1].startswith(f"lr 0.01 ({ids[0]})") and heads[2].startswith(f"lr 0.003 ({ids[1]})")
+    listed = {r["run_id"]: r for r in server.request("GET", "/runs")[1]["runs"]}
+    best = max(ids, key=lambda r: listed[r]["best_test_accuracy"])  # the first made, if they tie
+    expect(table.locator("thead th.best")).to_contain_text(f"({best}) ★ best")
+    # How each layer learns: for any of the runs compared, picked by name.
+    picker = page.locator("#layer-run-pick")
+    expect(picker.locator("option")).to_have_count(2, timeout=POLL_WAIT_MS)
+    with page.expect_request(lambda r: f"/runs/{ids[1]}/metrics" in r.url and "layers" in r.url):
+        picker.select_option(ids[1])
     wait_for(lambda: chart_points(page, "eval") >= 4, timeout=POLL_WAIT_MS / 1000,
              message="both runs' evaluations")  # 2 runs x validation and test, one epoch
     # re-run with the settings of the first run
@@ -320,8 +334,13 @@ def test_the_run_table_sorts_by_any_column(page, server_factory, tiny_mnist):
     expect(page.locator("#runs-rows tr")).to_have_count(3, timeout=POLL_WAIT_MS)
     header = page.locator("#runs-head th", has_text="Learning rate")
     header.locator("button").click()
-    lr_cells = lambda: [float(t) for t in page.locator("#runs-rows tr td:nth-child(6)").all_text_contents()]  # noqa: E731
+    lr_cells = lambda: [float(t) for t in page.locator("#runs-rows td[data-column=lr]").all_text_contents()]  # noqa: E731
     assert lr_cells() == [0.02, 0.01, 0.003] and header.get_attribute("aria-sort") == "descending"
     header.locator("button").click()
     assert lr_cells() == [0.003, 0.01, 0.02] and header.get_attribute("aria-sort") == "ascending"
+    expect(page).to_have_url(re.compile(r"sort=lr$"))
+    page.reload()  # the order is in the address
+    expect(page.locator("#runs-rows tr")).to_have_count(3, timeout=POLL_WAIT_MS)
+    assert lr_cells() == [0.003, 0.01, 0.02]
+    expect(page.locator("#runs-head th", has_text="Learning rate")).to_have_attribute("aria-sort", "ascending")
     assert page.console_errors == []

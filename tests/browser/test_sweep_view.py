@@ -47,6 +47,11 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(len(low))
     assert float(page.get_by_label("learning rate max").input_value()) < 0.02
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no sideways scroll
+    for box in ("#sweeps .table-scroll", "#history .table-scroll"):  # nor inside the tables, at 1280 px
+        width = page.evaluate(f"(b => [b.scrollWidth, b.clientWidth])(document.querySelector('{box}'))")
+        assert width[0] <= width[1], (box, width)
+    trial = page.locator("#runs-rows td[data-column=sweep] a").first  # the history links each trial to its sweep
+    expect(trial).to_contain_text("trial ")
     assert axe_violations(page) == []
     page.click("#sweep-best")  # the best settings fill the form
     best_lr = next(r for r in done["runs"] if r["run_id"] == done["best_run_id"])["values"]["learning_rate"]
