@@ -293,7 +293,11 @@ def _sweep_schemas() -> dict:
         "state": {"type": "string", "description": "the run's state; 'waiting' (a grid's combination not queued yet), "
                                                   "'deleted' when its run is gone"},
         "objective": {"type": ["number", "null"], "description": "best validation accuracy so far (percent)"},
-        "epochs_reported": {"type": "integer"}, "error": {"type": ["string", "null"]}})
+        "epochs_reported": {"type": "integer"},
+        **{key: {"type": ["number", "null"], "description": "of the run's best model (percent)"}
+           for key in ("final_val_accuracy", "best_test_accuracy", "final_test_accuracy")},
+        "duration_seconds": {"type": ["number", "null"]},
+        "error": {"type": ["string", "null"], "description": "why it failed or was pruned"}})
     summary = {
         "sweep_id": {"type": "string"}, "name": {"type": "string"}, "kind": {"enum": ["grid", "search"]},
         "state": {"enum": list(SWEEP_STATES)}, "created_at": {"type": ["number", "null"]},

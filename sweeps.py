@@ -283,10 +283,17 @@ def trial_row(trial, runs) -> dict:
         objective = trial.value
     else:  # the best epoch reported so far (pruned, cut off, or still training)
         objective = max(trial.intermediate_values.values(), default=None)
+    models = snapshot.status.models if snapshot is not None and snapshot.status is not None else []
+    best = lambda values: max((v for v in values if v is not None), default=None)  # noqa: E731  (the best model's)
     return {
         "trial": trial.number, "run_id": run_id, "values": values, "state": state,
         "objective": objective, "epochs_reported": len(trial.intermediate_values),
-        "error": trial.user_attrs.get("error"), "counted": told in ("COMPLETE", "RUNNING", "PRUNED"),
+        "final_val_accuracy": best(m.val_accuracy for m in models),
+        "best_test_accuracy": best(m.best_test_accuracy for m in models),
+        "final_test_accuracy": best(m.test_accuracy for m in models),
+        "duration_seconds": snapshot.status.elapsed_seconds if models else None,
+        "error": trial.user_attrs.get("error") or (snapshot.status.end_reason if models else None),
+        "counted": told in ("COMPLETE", "RUNNING", "PRUNED"),
     }
 
 

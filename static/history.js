@@ -7,8 +7,7 @@ import { scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
 import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
 import { state } from "./state.js";
-import { showSweep } from "./sweeps.js";
-import { setUrl, urlList, urlParam } from "./url.js";
+import { navigate, setUrl, urlList, urlParam } from "./url.js";
 
 function perModel(run, pick) {
   // One value if every model has the same, else each model's, in model order.
@@ -186,7 +185,11 @@ function historyRow(run) {
     } else if (column.key === "sweep" && run.sweep) {
       const link = el("a", { href: `/?sweep=${encodeURIComponent(run.sweep.sweep_id)}`, text,
         "aria-label": `${text} of sweep ${run.sweep.sweep_id}`, title: `sweep ${run.sweep.sweep_id}` });
-      link.addEventListener("click", (event) => { event.preventDefault(); showSweep(run.sweep.sweep_id); });
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        navigate({ sweep: run.sweep.sweep_id });
+        $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" });
+      });
       cell.replaceChildren(link);
     } else {
       cell.textContent = text;
@@ -236,7 +239,7 @@ function comparedRuns() {
 }
 
 const LABEL_PARTS = [ // what may tell compared runs apart, in the words of a legend
-  ["lr", (r) => perModel(r, (m) => m.learning_rate)], ["batch", (r) => perModel(r, (m) => m.batch_size)],
+  ["lr", (r) => perModel(r, (m) => Number(m.learning_rate.toPrecision(4)))], ["batch", (r) => perModel(r, (m) => m.batch_size)],
   ["", (r) => perModel(r, (m) => m.optimizer)], ["epochs", (r) => r.settings.epochs],
   ["seed", (r) => r.settings.seed], ["warm-up", (r) => r.settings.warmup], ["smoothing", (r) => r.settings.label_smoothing],
   ["", (r) => scheduleName(r.settings.lr_schedule)], ["images", (r) => r.settings.train_samples ?? "all"],

@@ -9,8 +9,7 @@ import { announce, notifyRunEnd } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
-import { showSweep } from "./sweeps.js";
-import { setUrl } from "./url.js";
+import { navigate, setUrl } from "./url.js";
 
 const TITLE = "MNIST Training Monitor";
 
@@ -37,7 +36,7 @@ async function submitRuns(queueAll) {
   rememberForm(formAsTyped());
   if (sweep) {
     announce(`Sweep of ${result.data.trials} runs made: its runs start one per free worker.`);
-    showSweep(result.data.sweep_id, true, false);
+    navigate({ sweep: result.data.sweep_id });
   } else if (result.data.state === state.settings.states.queued) {
     announce("1 run queued.");
   }

@@ -3,20 +3,28 @@
 // one for the objective; min/max per axis, typed or dragged on the axis, filter the lines and the
 // table), each setting's importance with the method named, and "train the best settings again".
 
-import { $, el, fmt, send } from "./common.js";
-import { rerunSettings, openRun } from "./runactions.js";
-import { setUrl, urlParam } from "./url.js";
+import { $, el, fmt, fmtSeconds, send } from "./common.js";
+import { openRun, rerunSettings } from "./runactions.js";
+import { navigate, setUrl, urlParam } from "./url.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
   warmup: "warm-up share", label_smoothing: "label smoothing", kernels: "kernels", seed: "seed", objective: "best val. accuracy %" };
 const PLOT = { width: 720, height: 260, top: 24, bottom: 28, side: 56 };
-const view = { sweepId: null, sweep: null, listText: "", sweepText: "", filters: {} };
+const view = { sweepId: null, sweep: null, listText: "", sweepText: "", filters: {}, sort: { key: "objective", dir: -1 } };
 
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   return node;
+}
+
+function settingName(sweep, key) {
+  // "learning rate", or "Model 2 learning rate" for one model's own setting.
+  const match = /^models\[(\d)\]\.(\w+)$/.exec(key);
+  if (!match) return NAMES[key] || key;
+  const model = (sweep.spec.base.models || [])[Number(match[1])];
+  return `${(model && model.name) || `Model ${Number(match[1]) + 1}`} ${NAMES[match[2]] || match[2]}`;
 }
 
 function valueText(key, value) {
@@ -38,7 +46,7 @@ function renderList(sweeps) {
   const list = el("ul", { className: "sweep-list" });
   for (const s of sweeps) {
     const counts = Object.entries(s.run_states).map(([k, n]) => `${n} ${k}`).join(", ") || "no runs yet";
-    const label = `${s.name || s.sweep_id} · ${s.kind} over ${s.varied.map((k) => NAMES[k] || k).join(", ")} · ${s.state} · ${counts}`;
+    const label = `${s.name || s.sweep_id} · ${s.kind} over ${s.varied.map((k) => settingName(s, k)).join(", ")} · ${s.state} · ${counts}`;
     const link = el("a", { href: `/?sweep=${encodeURIComponent(s.sweep_id)}`, text: label });
     link.addEventListener("click", (event) => { event.preventDefault(); showSweep(s.sweep_id); });
     list.append(el("li", s.sweep_id === view.sweepId ? { className: "current" } : {}, link));
@@ -142,18 +150,20 @@ function renderSweep(sweep) {
   view.sweep = sweep;
   const best = sweep.runs.find((r) => r.run_id && r.run_id === sweep.best_run_id);
   const ended = sweep.state === "running" ? "" : ` · ended ${sweep.ended_at ? new Date(sweep.ended_at * 1000).toLocaleString() : ""}`;
-  $("sweep-title").textContent = `Sweep ${sweep.name || sweep.sweep_id}: ${sweep.kind} of ${sweep.trials} trials over ${sweep.varied.map((k) => NAMES[k] || k).join(", ")}`
+  $("sweep-title").textContent = `Sweep ${sweep.name || sweep.sweep_id}: ${sweep.kind} of ${sweep.trials} trials over ${sweep.varied.map((k) => settingName(sweep, k)).join(", ")}`
     + (sweep.prune === "median" ? ", hopeless runs pruned (median)" : "");
   const made = sweep.runs.filter((r) => r.state !== "waiting").length;
   $("sweep-state").textContent = `${sweep.state}${ended} · ${made} of ${sweep.trials} trials made · objective: ${sweep.objective}`
     + (best ? ` · best ${fmt(best.objective, 2, " %")} (trial ${best.trial + 1})` : "") + (sweep.error ? ` · ${sweep.error}` : "");
   $("sweep-stop").hidden = sweep.state !== "running";
+  $("sweep-compare").disabled = sweep.runs.filter((r) => r.run_id && !["deleted", "cancelled", "queued", "waiting"].includes(r.state)).length < 2;
   $("sweep-best").disabled = !best;
   const axes = axesOf(sweep);
   renderFilters(axes);
   renderImportance(sweep);
   renderParcoords(sweep, axes);
-  renderTable(sweep, axes);
+  renderScatter(sweep, axes);
+  renderTable(sweep);
 }
 
 function renderFilters(axes) {
@@ -164,7 +174,7 @@ function renderFilters(axes) {
   box.dataset.key = key;
   box.replaceChildren();
   for (const axis of axes) {
-    const name = NAMES[axis.key] || axis.key;
+    const name = settingName(view.sweep, axis.key);
     const group = el("fieldset", { className: "axis-filter" }, el("legend", { text: name }));
     if (axis.kind === "choice") {
       const select = el("select", { "aria-label": `${name}: show only`, "data-axis": axis.key });
@@ -223,7 +233,7 @@ function renderImportance(sweep) {
   for (const [key, share] of entries) {
     const bar = el("span", { className: "bar" });
     bar.style.width = `${Math.round(share * 100)}%`;
-    list.append(el("dt", { text: NAMES[key] || key }), el("dd", {}, bar, el("span", { text: ` ${Math.round(share * 100)} %` })));
+    list.append(el("dt", { text: settingName(sweep, key) }), el("dd", {}, bar, el("span", { text: ` ${Math.round(share * 100)} %` })));
   }
   box.append(list, el("p", { className: "muted", text: `Share of the objective's variation each setting explains, by ${sweep.importance_method}, over every trial with a result (pruned ones at the epoch they reached).` }));
 }
@@ -231,7 +241,7 @@ function renderImportance(sweep) {
 function renderParcoords(sweep, axes) {
   const { width, height, top, bottom, side } = PLOT;
   const plot = svg("svg", { class: "parcoords", viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": `Parallel coordinates: one line per trial across ${axes.map((a) => NAMES[a.key] || a.key).join(", ")}; colour by best validation accuracy` });
+    "aria-label": `Parallel coordinates: one line per trial across ${axes.map((a) => settingName(sweep, a.key)).join(", ")}; colour by best validation accuracy` });
   const x = (i) => side + (i * (width - 2 * side)) / Math.max(1, axes.length - 1);
   const y = (p) => top + (1 - p) * (height - top - bottom);
   const runs = sweep.runs.filter((r) => r.run_id) // a line per run (a grid's waiting combinations have none yet)
@@ -243,7 +253,7 @@ function renderParcoords(sweep, axes) {
       "stroke-width": run.run_id === sweep.best_run_id ? "3.5" : "1.8", fill: "none" });
     if (run.state === "pruned" || run.state === "failed") line.setAttribute("stroke-dasharray", "5 3");
     const title = svg("title");
-    title.textContent = `trial ${run.trial + 1} (${run.state}): ${sweep.varied.map((k) => `${NAMES[k] || k} ${valueText(k, run.values[k])}`).join(", ")} → ${fmt(run.objective, 2, " %")}`;
+    title.textContent = `trial ${run.trial + 1} (${run.state}): ${sweep.varied.map((k) => `${settingName(sweep, k)} ${valueText(k, run.values[k])}`).join(", ")} → ${fmt(run.objective, 2, " %")}`;
     line.append(title);
     plot.append(line);
   }
@@ -251,7 +261,7 @@ function renderParcoords(sweep, axes) {
     const g = svg("g", { class: "axis" });
     g.append(svg("line", { x1: x(i), x2: x(i), y1: y(0), y2: y(1), stroke: "#57606a" }));
     const label = svg("text", { x: x(i), y: top - 8, "text-anchor": "middle", class: "axis-name" });
-    label.textContent = NAMES[axis.key] || axis.key;
+    label.textContent = settingName(sweep, axis.key);
     g.append(label);
     const ticks = axis.kind === "choice" ? axis.choices.map((c, j) => [c, axis.choices.length === 1 ? 0.5 : j / (axis.choices.length - 1)])
       : [[valueText(axis.key, axis.lo), 0], [valueText(axis.key, axis.hi), 1]];
@@ -297,25 +307,100 @@ function brush(axis, x, y) {
   return group;
 }
 
-function renderTable(sweep, axes) {
-  const head = el("tr", {}, ...["Trial", "State", "Best val. accuracy", ...sweep.varied.map((k) => NAMES[k] || k), "Run"]
-    .map((text) => el("th", { scope: "col", text })));
-  $("sweep-head").replaceChildren(head);
-  const rows = [...sweep.runs].sort((a, b) => (b.objective ?? -1) - (a.objective ?? -1) || a.trial - b.trial);
-  $("sweep-rows").replaceChildren(...rows.map((run) => {
+const RESULT_COLUMNS = [ // results first: [key, header, value of a trial]
+  ["trial", "Trial", (r) => r.trial],
+  ["state", "State", (r) => r.state],
+  ["objective", "Best val. %", (r) => r.objective],
+  ["final_val", "Final val. %", (r) => r.final_val_accuracy],
+  ["best_test", "Best test %", (r) => r.best_test_accuracy],
+  ["final_test", "Final test %", (r) => r.final_test_accuracy],
+  ["duration", "Duration", (r) => r.duration_seconds],
+];
+
+function tableColumns(sweep) {
+  return [...RESULT_COLUMNS, ...sweep.varied.map((k) => [`v:${k}`, settingName(sweep, k), (r) => r.values[k]])];
+}
+
+function renderTable(sweep) {
+  // Sortable by any column (a header button; again for the other direction); the best run marked.
+  const columns = tableColumns(sweep);
+  const sort = columns.find(([key]) => key === view.sort.key) || columns[2];
+  $("sweep-head").replaceChildren(el("tr", {}, ...columns.map(([key, header]) => {
+    const button = el("button", { type: "button", className: "sort", text: header });
+    button.addEventListener("click", () => {
+      view.sort = { key, dir: view.sort.key === key ? -view.sort.dir : key === "trial" ? 1 : -1 };
+      renderTable(view.sweep);
+    });
+    return el("th", { scope: "col", "aria-sort": key === sort[0] ? (view.sort.dir < 0 ? "descending" : "ascending") : "none" }, button);
+  }), el("th", { scope: "col", text: "Run" })));
+  const order = (a, b) => {
+    const x = sort[2](a);
+    const y = sort[2](b);
+    if (x === y) return a.trial - b.trial;
+    if (x === null || x === undefined) return 1; // no value: last, either way
+    if (y === null || y === undefined) return -1;
+    const c = typeof x === "number" && typeof y === "number" ? x - y : String(valueText("", x)).localeCompare(String(valueText("", y)));
+    return c * view.sort.dir;
+  };
+  $("sweep-rows").replaceChildren(...[...sweep.runs].sort(order).map((run) => {
     const isBest = run.run_id && run.run_id === sweep.best_run_id;
     const open = run.run_id && !["deleted", "cancelled"].includes(run.state)
-      ? el("button", { type: "button", text: "open", "aria-label": `open run ${run.run_id} (trial ${run.trial + 1})` }) : el("span", { className: "muted", text: run.run_id || "–" });
+      ? el("button", { type: "button", text: "open", "aria-label": `open run ${run.run_id} (trial ${run.trial + 1})` }) : el("span", { className: "muted", text: run.run_id ? "gone" : "–" });
     if (open.tagName === "BUTTON") open.addEventListener("click", () => openRun(run.run_id));
     const why = run.error ? { title: run.error } : {};
     return el("tr", { "data-trial": String(run.trial), "data-run-id": run.run_id || "", ...(isBest ? { className: "best" } : {}) },
       el("td", { text: `${run.trial + 1}${isBest ? " ★ best" : ""}` }),
       el("td", {}, el("span", { className: `state ${run.state}`, text: run.state, ...why })),
-      el("td", { text: `${fmt(run.objective, 2, " %")}${run.state === "pruned" ? ` (epoch ${run.epochs_reported})` : ""}` }),
+      el("td", { text: `${fmt(run.objective, 2)}${run.state === "pruned" ? ` (epoch ${run.epochs_reported})` : ""}` }),
+      el("td", { text: fmt(run.final_val_accuracy, 2) }), el("td", { text: fmt(run.best_test_accuracy, 2) }),
+      el("td", { text: fmt(run.final_test_accuracy, 2) }), el("td", { text: fmtSeconds(run.duration_seconds) }),
       ...sweep.varied.map((k) => el("td", { text: valueText(k, run.values[k]) })),
       el("td", {}, open));
   }));
   redrawFiltered();
+}
+
+function renderScatter(sweep, axes) {
+  // The objective against each varied setting: a small plot each (log axes where the range is).
+  const box = $("sweep-scatter");
+  const objective = axes[axes.length - 1];
+  const W = 220, H = 150, L = 34, B = 34, T = 8, R = 10;
+  const x = (p) => L + p * (W - L - R);
+  const y = (p) => T + (1 - p) * (H - T - B);
+  box.replaceChildren(...axes.slice(0, -1).map((axis) => {
+    const name = settingName(sweep, axis.key);
+    const plot = svg("svg", { class: "scatter", viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-label": `best validation accuracy against ${name}${axis.log ? " (log scale)" : ""}` });
+    plot.append(svg("line", { x1: x(0), x2: x(1), y1: y(0), y2: y(0), stroke: "#57606a" }),
+      svg("line", { x1: x(0), x2: x(0), y1: y(0), y2: y(1), stroke: "#57606a" }));
+    const label = svg("text", { x: (x(0) + x(1)) / 2, y: H - 4, "text-anchor": "middle", class: "axis-name" });
+    label.textContent = `${name}${axis.log ? " (log)" : ""}`;
+    const ticks = axis.kind === "choice" ? axis.choices.map((c, j) => [c, axis.choices.length === 1 ? 0.5 : j / (axis.choices.length - 1)])
+      : [[valueText(axis.key, axis.lo), 0], [valueText(axis.key, axis.hi), 1]];
+    for (const [text, p] of ticks) {
+      const tick = svg("text", { x: x(p), y: y(0) + 12, "text-anchor": p === 0 ? "start" : p === 1 ? "end" : "middle", class: "tick" });
+      tick.textContent = text;
+      plot.append(tick);
+    }
+    for (const [text, p] of [["0", 0], ["100", 1]]) {
+      const tick = svg("text", { x: x(0) - 3, y: y(p) + 4, "text-anchor": "end", class: "tick" });
+      tick.textContent = text;
+      plot.append(tick);
+    }
+    plot.append(label);
+    for (const run of sweep.runs) {
+      const px = position(axis, run.values[axis.key]);
+      const py = position(objective, run.objective);
+      if (px === null || py === null) continue;
+      const dot = svg("circle", { cx: x(px).toFixed(1), cy: y(py).toFixed(1), r: run.run_id === sweep.best_run_id ? 5 : 3.5,
+        fill: colour(run.objective), "data-run-id": run.run_id || "", "data-trial": String(run.trial) });
+      const title = svg("title");
+      title.textContent = `trial ${run.trial + 1}: ${name} ${valueText(axis.key, run.values[axis.key])} → ${fmt(run.objective, 2, " %")} (${run.state})`;
+      dot.append(title);
+      plot.append(dot);
+    }
+    return el("figure", { className: "scatter-box" }, plot);
+  }));
 }
 
 // ------------------------------------------------------------------ set-up
@@ -335,6 +420,12 @@ export function setupSweeps() {
     $("sweep-error").textContent = result.ok ? "" : result.data.error || `HTTP ${result.status}`;
     view.sweepText = "";
     updateSweeps();
+  });
+  $("sweep-compare").addEventListener("click", () => {
+    // The sweep's runs' curves overlaid, each named by its values, in sweep order.
+    const ids = view.sweep.runs.filter((r) => r.run_id && !["deleted", "cancelled", "queued", "waiting"].includes(r.state)).map((r) => r.run_id);
+    navigate({ runs: ids.join(","), ticked: null });
+    $("charts").scrollIntoView({ behavior: "smooth", block: "start" });
   });
   $("sweep-best").addEventListener("click", () => {
     if (view.sweep && view.sweep.best_run_id) rerunSettings(view.sweep.best_run_id);

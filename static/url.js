@@ -24,3 +24,9 @@ export function setUrl(changes, push = true) {
   if (url === window.location.pathname + window.location.search) return;
   if (push) window.history.pushState({}, "", url); else window.history.replaceState({}, "", url);
 }
+
+export function navigate(changes) {
+  // Go to another view: a new address, then what back and forward do (the page shows what it names).
+  setUrl(changes, true);
+  window.dispatchEvent(new PopStateEvent("popstate"));
+}

@@ -1,5 +1,7 @@
 """The sweep view in Chromium: a real search sweep on tiny data, its parallel-coordinates lines,
 the filters (typed and dragged) that hide runs in the table, the best run marked, axe-core."""
+import re
+
 from conftest import POLL_WAIT_MS, expect, wait_for
 from test_page import axe_violations
 
@@ -28,6 +30,18 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     assert best.get_attribute("data-run-id") == done["best_run_id"]
     expect(best.locator("td").first).to_contain_text("★ best")
     expect(page.locator("#sweep-importance")).to_contain_text("PED-ANOVA")
+    # The objective against each varied setting: a plot each, a dot per run with a result.
+    scored = [r for r in done["runs"] if r["objective"] is not None]
+    expect(page.locator("#sweep-scatter svg")).to_have_count(2)
+    expect(page.locator("#sweep-scatter svg").first).to_have_attribute("aria-label", re.compile("learning rate \\(log scale\\)"))
+    expect(page.locator("#sweep-scatter svg").first.locator("circle")).to_have_count(len(scored))
+    # Results first, sortable: by trial, then back.
+    page.locator("#sweep-head button", has_text="Trial").click()
+    trials = page.locator("#sweep-rows tr").evaluate_all("rows => rows.map(r => Number(r.dataset.trial))")
+    assert trials == list(range(6))
+    page.locator("#sweep-head button", has_text="Best val. %").click()
+    objectives = [r["objective"] for r in sorted(done["runs"], key=lambda r: -(r["objective"] or -1))]
+    assert page.locator("#sweep-rows tr").first.get_attribute("data-run-id") == done["best_run_id"]
     # Typed filter: only the runs at or above 50 % best validation accuracy stay, in the plot and the table.
     page.get_by_label("best val. accuracy % min").fill("50")
     good = [r for r in done["runs"] if r["objective"] is not None and r["objective"] >= 50]
@@ -53,6 +67,14 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     trial = page.locator("#runs-rows td[data-column=sweep] a").first  # the history links each trial to its sweep
     expect(trial).to_contain_text("trial ")
     assert axe_violations(page) == []
-    page.click("#sweep-best")  # the best settings fill the form
+    page.click("#sweep-compare")  # the runs' curves overlaid, each legend naming its values, in sweep order
+    expect(page).to_have_url(re.compile(r"runs="))
+    compared = [r["run_id"] for r in done["runs"]]
+    assert page.evaluate("new URLSearchParams(location.search).get('runs')").split(",") == compared
     best_lr = next(r for r in done["runs"] if r["run_id"] == done["best_run_id"])["values"]["learning_rate"]
+    expect(page.locator("#chart-loss .u-legend")).to_contain_text(f"lr {float(f'{best_lr:.4g}')}", timeout=POLL_WAIT_MS)
+    page.go_back()  # back: the sweep alone again
+    expect(page.locator("#compare-panel")).to_be_hidden()
+    expect(page.locator("#sweep-view")).to_be_visible()
+    page.click("#sweep-best")  # the best settings fill the form
     expect(page.locator("#model-rows tr").first.locator(".lr")).to_have_value(str(best_lr))
