@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from config import ConfigError
 from runstore import RUN_ID_PATTERN, new_run_id
-from runstore.files import Unreadable, atomic_write_bytes, atomic_write_json, read_json_object
+from runstore.files import Unreadable, atomic_write_bytes, atomic_write_json, read_json_object, write_error
 from sweepspec import Range, SweepSpec, parse_sweep, setting_kind
 
 log = logging.getLogger("sweeps")
@@ -171,11 +172,13 @@ class SweepStore:
 
     def create(self, spec: SweepSpec) -> Sweep:
         """A new sweep folder: its spec, a 'running' state, a study (a grid's combinations enqueued)."""
-        self.root.mkdir(parents=True, exist_ok=True)
         newest = max(self.ids(), default="")
         sweep_id = new_run_id(after=newest)
         sweep = Sweep(self.root / sweep_id)
-        sweep.path.mkdir()
+        try:
+            sweep.path.mkdir(parents=True)
+        except OSError as exc:  # a full disk, a runs folder without permission: 507, naming the folder
+            raise write_error(exc, sweep.path) from None
         try:
             atomic_write_json(sweep.path / SPEC_FILE, {"sweep_id": sweep_id, "created_at": time.time(),
                                                        "spec": spec.to_dict()})
@@ -185,9 +188,10 @@ class SweepStore:
             for combo in spec.grid:
                 study.enqueue_trial({k: encode(k, v) for k, v in combo.items()})
             sweep.write_state("running")
-        except BaseException:
-            import shutil
-            shutil.rmtree(sweep.path, ignore_errors=True)
+        except BaseException as exc:
+            shutil.rmtree(sweep.path, ignore_errors=True)  # no half-made sweep left behind
+            if isinstance(exc, OSError):
+                raise write_error(exc, sweep.path) from None
             raise
         log.info("sweep %s made: %s of %d trials over %s", sweep_id, spec.kind, spec.trials, ", ".join(spec.varied))
         return sweep
