@@ -1,7 +1,10 @@
-"""Regenerate images/screenshot.png from a real run: python scripts/screenshot.py [--data-dir DIR]
+"""Regenerate the README's screenshots from real training: python scripts/screenshot.py [--view run|sweep]
 
-Starts the server on a free port, trains both default models for a short run through the page
-(3,000 training images, 3 epochs), draws a 7 on the canvas, and screenshots the top of the page.
+Starts the server on a free port. ``run`` (images/screenshot.png): trains both default models
+for a short run through the page (3,000 training images, 3 epochs), draws a 7 on the canvas, and
+screenshots the top of the page. ``sweep`` (images/sweep.png): runs the README's search (12
+trials over learning rate 1e-4..0.3 on a log scale and seed 0-2, 2 epochs of 3,000 training
+images, median pruning) and screenshots the sweep view.
 """
 from __future__ import annotations
 
@@ -26,39 +29,66 @@ def draw_seven(page) -> None:
     page.mouse.up()
 
 
+SEARCH = {"base": {"epochs": 2, "train_samples": 3000, "models": [{"kernels": [16, 32, 32, 32]}]},
+          "search": {"learning_rate": {"low": 0.0001, "high": 0.3, "log": True}, "seed": [0, 1, 2]},
+          "trials": 12, "prune": "median", "name": "find a learning rate"}
+
+
+def shoot_run(server, page, out: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.url)
+    page.fill("#train_samples", "3000")
+    page.click("#start")
+    expect(page.locator("#state")).to_have_text("finished", timeout=300_000)
+    page.wait_for_selector("#img-confusion-1 img", timeout=30_000)
+    page.wait_for_timeout(3500)  # one more poll: the final curves
+    draw_seven(page)
+    page.wait_for_selector("#prediction-bars .bars", timeout=30_000)
+    top = page.evaluate("() => document.getElementById('predictions').getBoundingClientRect().top + scrollY")
+    # the form, the status, the curves and the first pictures: the page's top, as a user first sees it
+    page.screenshot(path=out, full_page=True, clip={"x": 0, "y": 0, "width": 1320, "height": top + 700})
+
+
+def shoot_sweep(server, page, out: str) -> None:
+    from playwright.sync_api import expect
+
+    from conftest import wait_for
+
+    code, made = server.request("POST", "/sweeps", SEARCH)
+    assert code == 202, made
+    sweep_id = made["sweep_id"]
+    wait_for(lambda: server.request("GET", f"/sweeps/{sweep_id}")[1]["state"] != "running", timeout=1200,
+             interval=2, message="the sweep to end")
+    page.goto(f"{server.url}/?sweep={sweep_id}")
+    expect(page.locator(".parcoords path[data-run-id]")).to_have_count(SEARCH["trials"], timeout=30_000)
+    page.locator("#sweeps").screenshot(path=out)
+
+
 def main() -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     from conftest import ServerProcess
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
-    p.add_argument("--out", default=str(ROOT / "images" / "screenshot.png"))
+    p.add_argument("--view", choices=("run", "sweep"), default="run")
+    p.add_argument("--out", help="default: images/screenshot.png (run) or images/sweep.png (sweep)")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     args = p.parse_args()
+    out = args.out or str(ROOT / "images" / ("screenshot.png" if args.view == "run" else "sweep.png"))
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(Path(args.data_dir), Path(tmp) / "runs", Path(tmp) / "server.log").start()
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-                page = browser.new_page(viewport={"width": 1320, "height": 900})
-                page.goto(server.url)
-                page.fill("#train_samples", "3000")
-                page.click("#start")
-                expect(page.locator("#state")).to_have_text("finished", timeout=300_000)
-                page.wait_for_selector("#img-confusion-1 img", timeout=30_000)
-                page.wait_for_timeout(3500)  # one more poll: the final curves
-                draw_seven(page)
-                page.wait_for_selector("#prediction-bars .bars", timeout=30_000)
-                top = page.evaluate("() => document.getElementById('predictions').getBoundingClientRect().top + scrollY")
-                # the form, the status, the curves and the first pictures: the page's top, as a user first sees it
-                page.screenshot(path=args.out, full_page=True,
-                                clip={"x": 0, "y": 0, "width": 1320, "height": top + 700})
+                page = browser.new_page(viewport={"width": 1320 if args.view == "run" else 1280, "height": 900})
+                (shoot_run if args.view == "run" else shoot_sweep)(server, page, out)
                 browser.close()
         finally:
             server.stop()
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ function renderImportance(sweep) {
   for (const [key, share] of entries) {
     const bar = el("span", { className: "bar" });
     bar.style.width = `${Math.round(share * 100)}%`;
-    list.append(el("dt", { text: settingName(sweep, key) }), el("dd", {}, bar, el("span", { text: ` ${Math.round(share * 100)} %` })));
+    list.append(el("dt", { text: settingName(sweep, key) }), el("dd", {}, bar, el("span", { text: `${Math.round(share * 100)} %` })));
   }
   box.append(list, el("p", { className: "muted", text: `Share of the objective's variation each setting explains, by ${sweep.importance_method}, over every trial with a result (pruned ones at the epoch they reached).` }));
 }

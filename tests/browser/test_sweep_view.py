@@ -40,7 +40,6 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     trials = page.locator("#sweep-rows tr").evaluate_all("rows => rows.map(r => Number(r.dataset.trial))")
     assert trials == list(range(6))
     page.locator("#sweep-head button", has_text="Best val. %").click()
-    objectives = [r["objective"] for r in sorted(done["runs"], key=lambda r: -(r["objective"] or -1))]
     assert page.locator("#sweep-rows tr").first.get_attribute("data-run-id") == done["best_run_id"]
     # Typed filter: only the runs at or above 50 % best validation accuracy stay, in the plot and the table.
     page.get_by_label("best val. accuracy % min").fill("50")
