@@ -28,6 +28,7 @@ from hardware import tune_malloc
 from predict import CheckpointCache
 from runstore import RunStore
 from sweepdriver import SweepDriver
+from train import Trainer
 from sweeps import SweepStore
 from worker import TrainingManager
 
@@ -49,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     store.cleanup()  # --keep-runs applies from the start, not only after the next run
     store.remove_stale_temp_files()
     app.extensions.update(training=TrainingManager(store, app.config["DATA_DIR"], app.config["TRAINER_OPTIONS"],
-                                                   pool=app.config.get("RAY_POOL")),
+                                                   pool=app.config.get("RAY_POOL"), trainer_class=Trainer),
                           runs=store, checkpoints=CheckpointCache())
     app.extensions["sweeps"] = SweepStore(app.config["RUNS_DIR"])
     app.extensions["sweep_driver"] = SweepDriver(app.extensions["sweeps"], app.extensions["training"])

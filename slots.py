@@ -15,7 +15,6 @@ from hardware import select_device
 from recorder import planned_status
 from runstore import ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStatus, RunStore, snapshot
 from runstore.files import write_error
-from train import Trainer
 
 log = logging.getLogger("worker")
 
@@ -30,7 +29,7 @@ class WorkerUnavailable(RuntimeError):
 class ThreadSlot:
     """A run trained in a thread of this process (the default: one at a time, no Ray)."""
 
-    def __init__(self, trainer: Trainer, work):
+    def __init__(self, trainer, work):  # trainer: a train.Trainer
         self.run_id, self.trainer = trainer.run_id, trainer
         self.thread = threading.Thread(target=work, args=(trainer,), name="training-worker", daemon=True)
 
@@ -133,10 +132,13 @@ class RaySlot:
 class Slots:
     """The runs training now, in start order, from the moment their folder exists until their slot
     has ended (nothing else starts in them meanwhile, and clean-up never removes them); at most
-    ``capacity`` (1 in a thread here, the pool's with Ray). ``on_free()`` runs after a slot ends."""
+    ``capacity`` (1 in a thread here, the pool's with Ray). ``on_free()`` runs after a slot ends.
+    ``trainer_class``: train.Trainer, given by whoever builds the worker (so that train.py, whose
+    ``--sweep`` drives a worker, is not imported back by it)."""
 
-    def __init__(self, store: RunStore, data_dir, trainer_options: dict, pool, on_free):
+    def __init__(self, store: RunStore, data_dir, trainer_options: dict, pool, on_free, trainer_class):
         self.store, self.data_dir, self.trainer_options, self.pool = store, data_dir, trainer_options, pool
+        self.trainer_class = trainer_class
         self.capacity = pool.capacity if pool else 1
         self.on_free = on_free
         self._active: dict[str, ThreadSlot | RaySlot] = {}
@@ -162,10 +164,11 @@ class Slots:
         if config is None:
             config = parse_train_config(run.config())
             device = select_device(config.device)  # a device that is gone: refused before anything is written
-        self._launch(Trainer(config, self.data_dir, run.path, resume=resume, device=device, **self.trainer_options))
+        self._launch(self.trainer_class(config, self.data_dir, run.path, resume=resume, device=device,
+                                        **self.trainer_options))
         return self._active[run.run_id]
 
-    def _launch(self, trainer: Trainer) -> None:
+    def _launch(self, trainer) -> None:
         self._active[trainer.run_id] = slot = ThreadSlot(trainer, self._work)
         try:
             trainer.prepare()
@@ -212,7 +215,7 @@ class Slots:
                 raise ResumeError(f"run {slot.run_id} cannot be resumed: "
                                   + (slot.error or f"its trainer ended at once ({state})"))
 
-    def _work(self, trainer: Trainer) -> None:
+    def _work(self, trainer) -> None:
         try:
             trainer.run()
             self._clean_up(trainer.run_id)

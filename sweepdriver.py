@@ -154,12 +154,12 @@ class SweepDriver:
             else:
                 made = sum(t.state.name != "WAITING" for t in trials)  # a grid's combinations wait enqueued
                 while pending < self.manager.capacity and made < sweep.spec().trials:
-                    if not self._ask(held):
+                    if not ask_trial(held, self.manager):
                         break
                     made += 1
                     pending += 1
                 if made >= sweep.spec().trials and pending == 0:
-                    self._end(held)
+                    end_sweep(held)
             if pending == 0 and (stopping or sweep.state()["state"] != "running"):
                 held.release()
                 del self._held[sweep_id]
@@ -172,15 +172,15 @@ class SweepDriver:
         run_id = trial.user_attrs.get("run_id")
         snap = self.store.snapshot(run_id) if run_id else None
         if snap is None:
-            self._fail(held, trial, "its run was deleted before it ended" if run_id else "its run was never made")
+            fail_trial(held, trial, "its run was deleted before it ended" if run_id else "its run was never made")
             return False
         if snap.state == QUEUED_STATE:
             if not stopping:
                 return True
             try:
                 self.manager.cancel(run_id)
-                self._attr(held, trial, "ended", "cancelled")
-                self._fail(held, trial, "cancelled: the sweep was stopped")
+                set_attr(held, trial, "ended", "cancelled")
+                fail_trial(held, trial, "cancelled: the sweep was stopped")
                 return False
             except (Refused, UnknownRun):  # it started meanwhile: stopped at the next look
                 return True
@@ -201,7 +201,7 @@ class SweepDriver:
             return self._resume(held, trial, run_id)
         else:  # failed (a NaN loss), stopped by the user, interrupted, broken: a result of the sweep
             reason = (snap.status.error if snap.status else snap.problem) or snap.state
-            self._fail(held, trial, f"{snap.state}: {reason}" if reason != snap.state else snap.state)
+            fail_trial(held, trial, f"{snap.state}: {reason}" if reason != snap.state else snap.state)
         log.info("sweep %s: trial %d (run %s) %s", held.sweep.sweep_id, trial.number, run_id, snap.state)
         return False
 
@@ -214,54 +214,58 @@ class SweepDriver:
             log.info("sweep %s: trial %d resumed (run %s)", held.sweep.sweep_id, trial.number, run_id)
             return True
         except (Refused, ResumeError, ConfigError, UnknownRun) as exc:
-            self._fail(held, trial, f"cut off and could not be resumed: {exc}")
+            fail_trial(held, trial, f"cut off and could not be resumed: {exc}")
             return False
 
-    def _ask(self, held: Held) -> bool:
-        """A new trial, queued as a run; False if the queue has no room now."""
-        sweep, study = held.sweep, held.study
-        if self.manager.closing or len(self.store.queued()) >= MAX_QUEUED:
-            return False  # asked again at a later look
-        trial = study.ask()
-        try:
-            values = sweep.suggest(trial)
-            trial.set_user_attr("values", values)
-            config = sweep.spec().config_for(values)
-        except ConfigError as exc:  # a searched combination the run config refuses (memory)
-            trial.set_user_attr("error", str(exc))
-            study.tell(trial, state=_state("FAIL"))
-            return True
-        facts = {"sweep": {"sweep_id": sweep.sweep_id, "trial": trial.number,
-                           "trial_id": trial._trial_id,  # Optuna's id of the trial (what Trial() is made from)
-                           "values": values}}
-        try:
-            run_id, _ = self.manager.start(config, queue=True, facts=facts)
-        except (Refused, OSError) as exc:  # filled or closing since the look above, or a full disk
-            log.warning("sweep %s: trial %d not queued: %s", sweep.sweep_id, trial.number, exc)
-            trial.set_user_attr("error", f"not queued: {exc}")
-            study.tell(trial, state=_state("FAIL"))  # Optuna cannot take an asked trial back
-            return False
-        trial.set_user_attr("run_id", run_id)
-        log.info("sweep %s: trial %d queued as run %s (%s)", sweep.sweep_id, trial.number, run_id, values)
+def ask_trial(held: Held, manager: TrainingManager) -> bool:
+    """A new trial of the sweep, queued as a run; False if the queue has no room now."""
+    sweep, study = held.sweep, held.study
+    if manager.closing or len(manager.store.queued()) >= MAX_QUEUED:
+        return False  # asked again at a later look
+    trial = study.ask()
+    try:
+        values = sweep.suggest(trial)
+        trial.set_user_attr("values", values)
+        config = sweep.spec().config_for(values)
+    except ConfigError as exc:  # a searched combination the run config refuses (memory)
+        trial.set_user_attr("error", str(exc))
+        study.tell(trial, state=_state("FAIL"))
         return True
+    facts = {"sweep": {"sweep_id": sweep.sweep_id, "trial": trial.number,
+                       "trial_id": trial._trial_id,  # Optuna's id of the trial (what Trial() is made from)
+                       "values": values}}
+    try:
+        run_id, _ = manager.start(config, queue=True, facts=facts)
+    except (Refused, OSError) as exc:  # filled or closing since the look above, or a full disk
+        log.warning("sweep %s: trial %d not queued: %s", sweep.sweep_id, trial.number, exc)
+        trial.set_user_attr("error", f"not queued: {exc}")
+        study.tell(trial, state=_state("FAIL"))  # Optuna cannot take an asked trial back
+        return False
+    trial.set_user_attr("run_id", run_id)
+    log.info("sweep %s: trial %d queued as run %s (%s)", sweep.sweep_id, trial.number, run_id, values)
+    return True
 
-    def _end(self, held: Held) -> None:
-        trials = held.study.get_trials(deepcopy=False)
-        results = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-        if results:
-            held.sweep.write_state("finished")
-        else:
-            held.sweep.write_state("failed", f"none of its {len(trials)} trials ended with a result")
-        log.info("sweep %s %s", held.sweep.sweep_id, "finished" if results else "failed")
 
-    @staticmethod
-    def _attr(held: Held, trial, key: str, value) -> None:
-        import optuna
-        optuna.trial.Trial(held.study, trial._trial_id).set_user_attr(key, value)
+def end_sweep(held: Held) -> None:
+    """Every trial has a result: 'finished', or 'failed' if none ended with one."""
+    trials = held.study.get_trials(deepcopy=False)
+    results = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    if results:
+        held.sweep.write_state("finished")
+    else:
+        held.sweep.write_state("failed", f"none of its {len(trials)} trials ended with a result")
+    log.info("sweep %s %s", held.sweep.sweep_id, "finished" if results else "failed")
 
-    def _fail(self, held: Held, trial, reason: str) -> None:
-        self._attr(held, trial, "error", reason[:300])
-        held.study.tell(trial.number, state=_state("FAIL"))
+
+def set_attr(held: Held, trial, key: str, value) -> None:
+    import optuna
+    optuna.trial.Trial(held.study, trial._trial_id).set_user_attr(key, value)
+
+
+def fail_trial(held: Held, trial, reason: str) -> None:
+    """Tell the study the trial failed, and why (the sweep view shows it)."""
+    set_attr(held, trial, "error", reason[:300])
+    held.study.tell(trial.number, state=_state("FAIL"))
 
 
 def _state(name: str):

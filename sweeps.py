@@ -4,7 +4,7 @@ runs/sweeps/<sweep_id>/sweep.json     the spec (a POST /sweeps body that makes t
 runs/sweeps/<sweep_id>/state.json     running | finished | stopped | failed, and when it ended
 runs/sweeps/<sweep_id>/journal.log    Optuna's journal: trials, their values, reports and verdicts
 runs/sweeps/<sweep_id>/driver.lock    flock'd by the one process that drives the sweep
-runs/sweeps/<sweep_id>/stop.request   asks that process to stop the sweep
+runs/sweeps/<sweep_id>/stop.asked     asks that process to stop the sweep
 
 A trial's run folder is an ordinary run; its facts (run.json) name the sweep, the trial and the
 values chosen for it. The objective is the run's best validation accuracy (its best model's).
@@ -30,7 +30,7 @@ log = logging.getLogger("sweeps")
 
 SWEEPS_DIR = "sweeps"  # inside the runs folder: its name is no run id, so run listings skip it
 SPEC_FILE, STATE_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE = (
-    "sweep.json", "state.json", "journal.log", "driver.lock", "stop.request")
+    "sweep.json", "state.json", "journal.log", "driver.lock", "stop.asked")
 SWEEP_STATES = ("running", "finished", "stopped", "failed")
 OBJECTIVE = "best validation accuracy"
 IMPORTANCE_METHOD = "PED-ANOVA (Optuna's PedAnovaImportanceEvaluator)"
@@ -341,9 +341,21 @@ class TrialReporter:
     accuracy to the study and ask the pruner whether to go on. It runs wherever the trainer runs
     (a Ray worker on another machine reads the same journal on the shared runs folder)."""
 
-    def __init__(self, run_dir: Path, facts: dict):
+    def __init__(self, run_dir: Path, facts: dict, models: int, epochs: int):
         self.sweep = Sweep(Path(run_dir).parent / SWEEPS_DIR / facts["sweep_id"])
         self.trial_id = facts["trial_id"]
+        self.models, self.epochs = models, epochs
+        self._values: dict[int, dict[int, float]] = {}  # epoch -> model index -> validation accuracy
+
+    def epoch_end(self, epoch: int, model_index: int, val_accuracy: float) -> str | None:
+        """A model ended ``epoch``: once every model has, the run's result (its best model's) is
+        reported, and the pruner's verdict taken (none after the last epoch); the reason if it
+        prunes the run here, else None."""
+        values = self._values.setdefault(epoch, {})
+        values[model_index] = val_accuracy
+        if len(values) < self.models:
+            return None
+        return self.report(epoch, max(values.values()), verdict=epoch < self.epochs)
 
     def report(self, epoch: int, value: float, verdict: bool = True) -> str | None:
         """Report; with ``verdict`` (not after the last epoch), the reason if the pruner stops the
@@ -361,10 +373,10 @@ class TrialReporter:
                 f"finished trials at that epoch" + (f" ({median:.2f} %)" if median is not None else ""))
 
 
-def reporter_for(run_dir, facts: dict) -> TrialReporter | None:
+def reporter_for(run_dir, facts: dict, models: int, epochs: int) -> TrialReporter | None:
     """The reporter of a run that is a trial of a sweep (its epochs are reported whether or not
     the sweep prunes: the sweep view shows them live), else None."""
     sweep = facts.get("sweep") if isinstance(facts, dict) else None
     if not isinstance(sweep, dict) or not {"sweep_id", "trial_id"} <= set(sweep):
         return None
-    return TrialReporter(run_dir, sweep)
+    return TrialReporter(run_dir, sweep, models, epochs)

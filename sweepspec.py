@@ -131,20 +131,7 @@ def parse_sweep(body) -> SweepSpec:
     if not isinstance(space, dict) or not space:
         raise ConfigError(kind, "must be an object naming at least one setting, such as {\"learning_rate\": "
                                 "[0.001, 0.004]}")
-    for key in space:  # a run-wide setting, or one model's: "models[1].learning_rate"
-        match = PER_MODEL.fullmatch(key) if isinstance(key, str) else None
-        if match and int(match[1]) >= len(config.models):
-            raise ConfigError(f"{kind}.{key}", f"the base has {len(config.models)} model(s): there is no "
-                                               f"models[{match[1]}]")
-        if not match:
-            reject_unknown([key], VARIED, what="setting to vary (or models[i].learning_rate, .batch_size, "
-                                               ".optimizer)", prefix=f"{kind}.")
-    if "kernels" in space and len(config.models) != 1:
-        raise ConfigError(f"{kind}.kernels", f"a sweep over kernels needs a base with one model, not "
-                                             f"{len(config.models)}")
-    parsed = {key: (_values(base, key, value, f"{kind}.{key}") if kind == "grid" or isinstance(value, list)
-                    else _range(base, key, value, f"{kind}.{key}"))
-              for key, value in space.items()}
+    parsed = _space(kind, space, base, len(config.models))
     prune = body.get("prune", "median" if kind == "search" else "none")
     if prune not in PRUNERS:
         raise ConfigError("prune", f"must be one of {', '.join(PRUNERS)}; got {prune!r}"[:200])
@@ -155,12 +142,7 @@ def parse_sweep(body) -> SweepSpec:
         if "trials" in body:
             raise ConfigError("trials", "a grid trains every combination once: leave \"trials\" out "
                                         "(or use \"search\" to pick a number of trials)")
-        size = math.prod(len(v) for v in parsed.values())
-        if size > MAX_TRIALS:
-            raise ConfigError("grid", f"{size} combinations: a sweep trains at most {MAX_TRIALS} runs")
-        grid = [dict(zip(parsed, combo)) for combo in itertools.product(*parsed.values())]
-        for combo in grid:  # each value passed alone; together they must fit too (batch and kernels: memory)
-            _check(base, combo, kind)
+        grid = combinations(base, parsed)
         return SweepSpec(base, kind, parsed, len(grid), prune, name.strip(), grid)
     trials = body.get("trials")
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
@@ -168,12 +150,37 @@ def parse_sweep(body) -> SweepSpec:
     return SweepSpec(base, kind, parsed, trials, prune, name.strip())
 
 
-def _check(base: dict, values: dict, where: str) -> None:
-    try:
-        parse_train_config(apply_values(base, values))
-    except ConfigError as exc:
-        said = ", ".join(f"{k} {v!r}" for k, v in values.items())
-        raise ConfigError(where, f"the combination {said} makes a run the start form refuses: {exc}"[:300]) from None
+def combinations(base: dict, values: dict) -> list[dict]:
+    """Every combination of a grid's values, in order; each one a run config accepts (each value
+    passed alone; together they must fit too: batch and kernels share the memory limit)."""
+    size = math.prod(len(v) for v in values.values())
+    if size > MAX_TRIALS:
+        raise ConfigError("grid", f"{size} combinations: a sweep trains at most {MAX_TRIALS} runs")
+    grid = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+    for combo in grid:
+        try:
+            parse_train_config(apply_values(base, combo))
+        except ConfigError as exc:
+            said = ", ".join(f"{k} {v!r}" for k, v in combo.items())
+            raise ConfigError("grid", f"the combination {said} makes a run the start form refuses: {exc}"[:300]) \
+                from None
+    return grid
+
+
+def _space(kind: str, space: dict, base: dict, models: int) -> dict:
+    """Each varied setting's values (a grid, or a search's choices) or Range (a search), checked."""
+    for key in space:  # a run-wide setting, or one model's: "models[1].learning_rate"
+        match = PER_MODEL.fullmatch(key) if isinstance(key, str) else None
+        if match and int(match[1]) >= models:
+            raise ConfigError(f"{kind}.{key}", f"the base has {models} model(s): there is no models[{match[1]}]")
+        if not match:
+            reject_unknown([key], VARIED, what="setting to vary (or models[i].learning_rate, .batch_size, "
+                                               ".optimizer)", prefix=f"{kind}.")
+    if "kernels" in space and models != 1:
+        raise ConfigError(f"{kind}.kernels", f"a sweep over kernels needs a base with one model, not {models}")
+    return {key: (_values(base, key, value, f"{kind}.{key}") if kind == "grid" or isinstance(value, list)
+                  else _range(base, key, value, f"{kind}.{key}"))
+            for key, value in space.items()}
 
 
 def setting_kind(key: str) -> type:

@@ -70,9 +70,8 @@ class Trainer:
         self.restored = (0.0, 0.0)  # compute and evaluation seconds of the attempts before a resume
         self._resumption: Resumption | None = None
         self._prepared = False
-        self.reporter = None  # a sweep's TrialReporter, when the run is a trial of a sweep that prunes
+        self.reporter = None  # a sweep's TrialReporter, when the run is a trial of a sweep
         self.end_reason: str | None = None  # why the run ended early without an error (pruned)
-        self._epoch_values: dict[int, dict[int, float]] = {}  # epoch -> model index -> validation accuracy
 
     # ---------------------------------------------------------------- before training
     def prepare(self) -> None:
@@ -131,7 +130,7 @@ class Trainer:
             self.models = [build_model_run(i, mc, self.config, self.n_train, self.device)
                            for i, mc in enumerate(self.config.models)]
             self._restore()
-            self.reporter = sweep_reporter(self.folder)
+            self.reporter = sweep_reporter(self.folder, len(self.models), self.config.epochs)
             self.recorder.start_pictures([m.name for m in self.models],
                                          self._resumption.kept_rows if self._resumption else [])
             self.state = "running"
@@ -212,22 +211,16 @@ class Trainer:
             self._report(m.step // m.batches, m.index, val.accuracy)
 
     def _report(self, epoch: int, model_index: int, val_accuracy: float) -> None:
-        """A sweep's trial: once every model has ended ``epoch``, its best validation accuracy goes
-        to the study and the pruner's verdict is taken before the next epoch starts."""
+        """A sweep's trial: each epoch's result goes to the study; the pruner's verdict is taken
+        before the next epoch starts."""
         if self.reporter is None:
             return
-        values = self._epoch_values.setdefault(epoch, {})
-        values[model_index] = val_accuracy
-        if len(values) < len(self.models):
-            return
         try:
-            self.end_reason = self.reporter.report(epoch, max(values.values()), verdict=epoch < self.config.epochs)
+            self.end_reason = self.reporter.epoch_end(epoch, model_index, val_accuracy)
         except Exception as exc:  # the sweep's journal is unreadable or gone: the run itself goes on
             log.warning("run %s: could not report epoch %d to its sweep (%s: %s); it trains to the end",
                         self.run_id, epoch, type(exc).__name__, exc)
             self.reporter = None
-        if self.end_reason:
-            log.info("run %s %s", self.run_id, self.end_reason)
 
     def _progress_bar(self):
         if not self.progress_bar:
@@ -236,14 +229,13 @@ class Trainer:
         return tqdm(total=sum(m.total_steps - m.step for m in self.models), unit="batch", desc=self.run_id)
 
 
-def sweep_reporter(folder: Run):
-    """The run's TrialReporter if its facts say it is a trial of a sweep that prunes (Optuna is
-    imported only then)."""
+def sweep_reporter(folder: Run, models: int, epochs: int):
+    """The run's TrialReporter if its facts say it is a trial of a sweep (Optuna is imported only then)."""
     facts = folder.facts()
     if not isinstance(facts.get("sweep"), dict):
         return None
     from sweeps import reporter_for
-    return reporter_for(folder.path, facts)
+    return reporter_for(folder.path, facts, models, epochs)
 
 
 # ---------------------------------------------------------------- command line
@@ -347,7 +339,7 @@ def run_sweep(args) -> int:
         return 2
     store = RunStore(args.runs_dir, keep=args.keep_runs)
     sweeps = SweepStore(args.runs_dir)
-    manager = TrainingManager(store, args.data_dir, {"progress_bar": True})
+    manager = TrainingManager(store, args.data_dir, {"progress_bar": True}, trainer_class=Trainer)
     driver = SweepDriver(sweeps, manager)
     sweep = driver.create(spec)
     interrupted = threading.Event()

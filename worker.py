@@ -36,10 +36,11 @@ class TrainingManager:
     """Owns the runs training now (each in a slot: a thread of this process, or a Ray task when
     ``pool`` is given, up to its capacity) and the queue of runs waiting for a free slot."""
 
-    def __init__(self, store: RunStore, data_dir, trainer_options: dict | None = None, pool=None):
+    def __init__(self, store: RunStore, data_dir, trainer_options: dict | None = None, pool=None, *, trainer_class):
         self.store = store
         self.pool = pool  # a cluster.RayPool, or None: one run at a time in a thread here
-        self.slots = Slots(store, data_dir, trainer_options or {}, pool, on_free=self.start_next)
+        self.slots = Slots(store, data_dir, trainer_options or {}, pool, on_free=self.start_next,
+                           trainer_class=trainer_class)  # train.Trainer
         self.capacity = self.slots.capacity
         self.data_dir, self.trainer_options = data_dir, self.slots.trainer_options  # the one dict the slots use
         self._lock = threading.Lock()
@@ -77,9 +78,9 @@ class TrainingManager:
             run = self.store.create()
             if facts:
                 try:
-                    run.write_facts({"run_id": run.run_id, **facts})
+                    run.write_config(config.to_dict(), facts={"run_id": run.run_id, **facts})
                 except OSError:
-                    run.delete()
+                    run.delete()  # no half-made folder left behind
                     raise
             if busy:
                 enqueue(run, config)

@@ -21,10 +21,11 @@ def run_sweep(data_dir: str, runs_dir: str, body: dict) -> dict:
     from sweepdriver import SweepDriver
     from sweeps import SweepStore
     from sweepspec import parse_sweep
+    from train import Trainer
     from worker import TrainingManager
 
     store = RunStore(runs_dir)
-    manager = TrainingManager(store, data_dir, {"pictures": False, "layer_stats": False})
+    manager = TrainingManager(store, data_dir, {"pictures": False, "layer_stats": False}, trainer_class=Trainer)
     sweeps = SweepStore(runs_dir)
     driver = SweepDriver(sweeps, manager)
     started = time.perf_counter()

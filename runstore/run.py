@@ -93,8 +93,7 @@ class Run:
         return self.path / name
 
     def _plain(self, name: str) -> Path:
-        """A file to read, refused (Unreadable) if it is a symbolic link: it could point at any
-        file the server can read."""
+        """A file to read, refused (Unreadable) if it is a symlink: it could point at any file."""
         path = self._file(name)
         if path.is_symlink():
             raise Unreadable(f"{name} is a symbolic link, not a file the trainer wrote")
@@ -102,8 +101,7 @@ class Run:
 
     # ---------------------------------------------------------------- reading
     def config(self) -> dict:
-        """config.json (with the seed scheme it was written under, so that posting it back repeats
-        the run); RecordError if it is missing or not a JSON object."""
+        """config.json with its seed scheme (posted back, it repeats the run); RecordError if unreadable."""
         try:
             config = read_json_object(self._plain(CONFIG_FILE))
         except Unreadable as exc:
@@ -146,8 +144,7 @@ class Run:
         return open(self._file(METRICS_FILE), "rb")
 
     def served_file(self, name: str) -> Path | None:
-        """A file the server may send (one the worker writes), only if it is a plain file inside
-        the folder (no symlinks)."""
+        """A file the server may send (one the worker writes), only a plain file in the folder."""
         if name not in SERVED_FILES:
             return None
         path = self._file(name)
@@ -222,12 +219,11 @@ class Run:
         return time.time() - os.stat(self.path).st_mtime
 
     # ---------------------------------------------------------------- writing (not by a trainer)
-    def write_config(self, body: dict) -> None:
+    def write_config(self, body: dict, facts: dict | None = None) -> None:
+        """config.json, and (a sweep's trial, before it starts) the first facts, which the trainer adds to."""
+        if facts:
+            atomic_write_json(self._file(FACTS_FILE), facts)
         atomic_write_json(self._file(CONFIG_FILE), body)
-
-    def write_facts(self, facts: dict) -> None:
-        """run.json of a run not started yet (a sweep's trial: its sweep and values); the trainer adds to it."""
-        atomic_write_json(self._file(FACTS_FILE), facts)
 
     def write_status(self, status: RunStatus | dict) -> None:
         atomic_write_json(self._file(STATUS_FILE), status.to_dict() if isinstance(status, RunStatus) else status)

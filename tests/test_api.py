@@ -379,6 +379,7 @@ def test_runs_are_kept_starred_noted_and_deleted_only_when_asked(client, app):
     assert client.delete(f"/runs/{ids[0]}", headers={"Origin": "http://evil.example"}).status_code == 403
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_seven_runs_in_a_row_are_all_kept_by_default(client, app):
     tiny = dict(QUICK, models=[{"kernels": [2, 2, 2, 2]}])
     for _ in range(7):
@@ -387,6 +388,7 @@ def test_seven_runs_in_a_row_are_all_kept_by_default(client, app):
     assert len(client.get("/runs").get_json()["runs"]) == 7 and len(app.extensions["runs"].run_ids()) == 7
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_runs_deleted_while_they_are_read_are_never_a_500(client, app):
     store = app.extensions["runs"]
     codes, stop = [], threading.Event()

@@ -125,6 +125,7 @@ bodies = st.dictionaries(keys, json_values | st.lists(model_entries, max_size=5)
 
 @settings(max_examples=100, deadline=None)
 @given(bodies)
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_validator_accepts_only_configs_inside_every_limit(body):
     try:
         config = parse_train_config(body)
@@ -170,6 +171,7 @@ def test_kernels_as_text_take_ascii_digits_only(text):
 @example({"models": [{"kernels": [4, 8, 8, 8], "name": "Modèle 1"}], "epochs": 2, "train_samples": None})
 @example({"models": [{"kernels": [4, 8, 8, 8], "name": "a"}, {"kernels": [4, 8, 8, 8], "name": "A "}]})
 @example({"epochs": 2.0})
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_the_published_schema_and_the_validator_agree(body):
     """The start body's JSON Schema (in the OpenAPI document) refuses nothing the validator takes,
     and takes nothing the validator refuses except for the rules a schema cannot say."""

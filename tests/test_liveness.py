@@ -57,6 +57,7 @@ def quick_beats(monkeypatch):
     monkeypatch.setattr(liveness, "HEARTBEAT_LIMIT_S", 0.6)
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_long_step_does_not_stop_the_heartbeat(tmp_path, tiny_mnist, quick_beats):
     samples = []
 

@@ -171,6 +171,7 @@ def test_a_png_whose_text_chunk_decompresses_too_large_is_a_400(client):
     assert response.status_code == 400 and response.get_json()["field"] == "image"
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_huge_drawing_is_shrunk_before_it_is_turned_into_numbers_and_reads_the_same():
     from PIL import ImageDraw
 

@@ -33,6 +33,7 @@ def steps_and_epochs(rows, model):
     return train_steps, evals
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 @pytest.mark.parametrize("batch_sizes", [(64,), (64, 32), (32, 64)])  # which model ends an epoch last differs
 def test_a_run_stopped_in_epoch_2_resumes_to_the_uninterrupted_result(tmp_path, tiny_mnist, batch_sizes):
     models = len(batch_sizes)
@@ -114,6 +115,9 @@ def test_its_config_posted_back_repeats_it_with_the_seed_scheme_it_was_written_w
     for scheme, same in ((1, True), (2, False)):
         again = store.create()
         train.Trainer(parse_train_config(dict(body, seed_scheme=scheme)), tiny_mnist, again.path, pictures=False).run()
-        reference = losses(read_jsonl(FIXTURE / "uninterrupted-metrics.jsonl"))
-        assert (losses(again.metrics()) == pytest.approx(reference, rel=1e-4)) is same, scheme
+        got, reference = losses(again.metrics()), losses(read_jsonl(FIXTURE / "uninterrupted-metrics.jsonl"))
+        # the same rows, and losses equal up to float rounding (CPUs with other vector units round otherwise)
+        close = ([r[:3] for r in got] == [r[:3] for r in reference]
+                 and [r[3] for r in got] == pytest.approx([r[3] for r in reference], rel=1e-4))
+        assert close is same, scheme
         assert again.facts()["seed_scheme"] == scheme

@@ -246,6 +246,7 @@ def test_the_parsed_folder_is_reused_until_it_changes(tmp_path, monkeypatch):
     assert store.snapshot(ids[0]).meta["note"] == "changed" and reads == [ids[0]]
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_listing_of_thousands_of_runs_rereads_only_what_changed(tmp_path, monkeypatch):
     """The parsed folders are an index with no capacity (an LRU of 4,096 re-read every folder of a
     larger runs folder at every poll); a deleted run leaves it at the next listing."""

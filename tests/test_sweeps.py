@@ -130,6 +130,7 @@ def test_stopping_a_sweep_cancels_its_queued_trials_and_stops_the_training_one(c
     assert client.post(f"/sweeps/{sweep_id}/stop", json={}).status_code == 409
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_sweep_driven_by_another_process_is_not_driven_here(client, app):
     from sweeps import Sweep
 

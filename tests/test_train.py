@@ -174,6 +174,7 @@ def test_model_info_and_predictions_during_training_do_not_change_a_seeded_run(t
     assert run("busy", busy_page) == quiet
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_time_left_counts_the_evaluations_still_to_come(tmp_path, tiny_mnist, monkeypatch):
     real = train.evaluate
     eval_seconds = 0.2

@@ -49,6 +49,7 @@ def test_queued_runs_wait_then_start_in_order_and_one_can_be_cancelled(client, a
     assert manager.active_run_id is None and RunStore(app.config["RUNS_DIR"]).queued() == []
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
     from server import create_app
 
@@ -70,6 +71,7 @@ def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
     assert again.extensions["training"].shutdown(30)
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_resume_through_the_api(client, app):
     run_id = start_run(client, dict(QUICK, epochs=3))
     assert wait_run_end(client)["state"] == "finished"
@@ -166,6 +168,7 @@ def run_stopped_in_epoch_2(client, app, epochs: int) -> str:
     return run_id
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_when_idle_the_status_shows_the_run_trained_last_and_its_duration_leaves_out_the_pause(client, app):
     older = run_stopped_in_epoch_2(client, app, epochs=3)
     start_run(client, QUICK)
@@ -208,17 +211,17 @@ def test_a_run_id_in_the_future_does_not_make_start_wait(client, app):
 
 
 def test_a_new_run_is_never_shown_idle_or_interrupted_while_it_starts(client, monkeypatch):
-    import slots
+    import train
 
     seen = []
-    real_prepare = slots.Trainer.prepare
+    real_prepare = train.Trainer.prepare
 
     def watched_prepare(self):
         seen.append(client.get("/training_status").get_json()["state"])  # folder made, no status.json yet
         real_prepare(self)
         seen.append(client.get("/training_status").get_json()["state"])  # status.json written, no thread yet
 
-    monkeypatch.setattr(slots.Trainer, "prepare", watched_prepare)
+    monkeypatch.setattr(train.Trainer, "prepare", watched_prepare)
     start_run(client)
     assert seen[:2] == ["starting", "starting"]
     wait_run_end(client)
@@ -263,6 +266,7 @@ def test_two_meta_updates_at_once_both_count_and_one_after_a_delete_is_404(clien
     assert not run.path.exists()
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_delete_waits_for_a_resume_in_another_process_and_then_refuses(client, app, tiny_mnist, monkeypatch):
     import checkpoints
     import train
