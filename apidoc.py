@@ -285,13 +285,13 @@ def _sweep_schemas() -> dict:
         "trials": {"type": "integer", "minimum": 1, "maximum": MAX_TRIALS, "description": "a search's trials"},
         "prune": {"enum": list(PRUNERS), "description": "median: stop runs below the median at an epoch end "
                                                       "(default for a search; none for a grid)"},
-        "name": {"type": "string", "maxLength": SWEEP_NAME_MAX}}, required=(),
+        "name": {"type": "string", "maxLength": SWEEP_NAME_MAX}}, required=("base",),
         oneOf=[{"required": ["grid"]}, {"required": ["search"]}])
     trial = _object({
         "trial": {"type": "integer"}, "run_id": {"type": ["string", "null"]},
         "values": {"type": "object", "description": "setting -> the value this trial took"},
-        "state": {"type": "string", "description": "the run's state; 'waiting' (a grid's combination not queued yet), "
-                                                  "'deleted' when its run is gone"},
+        "state": {"type": "string", "description": "the run's state; 'waiting' (a grid's combination not queued yet; "
+                                                  "'cancelled' once the sweep has ended), 'deleted' when its run is gone"},
         "objective": {"type": ["number", "null"], "description": "best validation accuracy so far (percent)"},
         "epochs_reported": {"type": "integer"},
         **{key: {"type": ["number", "null"], "description": "of the run's best model (percent)"}

@@ -220,7 +220,7 @@ class SweepStore:
         ``runs``: the RunStore of the runs folder (for the states of the trials' runs)."""
         record, spec, state = sweep.record(), sweep.spec(), sweep.state()
         trials, importance = self._trials(sweep)
-        rows = [trial_row(t, runs) for t in trials]
+        rows = [trial_row(t, runs, state["state"] == "running") for t in trials]
         scored = [r for r in rows if r["objective"] is not None and r["counted"]]
         best = max(scored, key=lambda r: (r["objective"], -r["trial"]), default=None)
         for row in rows:
@@ -268,14 +268,15 @@ class SweepStore:
         return trials, importance
 
 
-def trial_row(trial, runs) -> dict:
-    """One trial of a sweep summary: its run, values, state and objective."""
+def trial_row(trial, runs, running: bool = True) -> dict:
+    """One trial of a sweep summary: its run, values, state and objective. A grid's combination
+    that was never asked is 'waiting' while the sweep runs, 'cancelled' once it has ended."""
     run_id = trial.user_attrs.get("run_id")
     snapshot = runs.snapshot(run_id) if run_id else None
     told = trial.state.name  # RUNNING (asked, not told), COMPLETE, PRUNED, FAIL, WAITING
     values = trial.user_attrs.get("values", {})
     if told == "WAITING":  # a grid's combination not asked yet: no run, its values known
-        state = "waiting"
+        state = "waiting" if running else "cancelled"
         values = {k: decode(k, v) for k, v in trial.system_attrs.get("fixed_params", {}).items()}
     elif run_id is None:
         state = "failed" if told == "FAIL" else "queued"

@@ -111,7 +111,10 @@ def parse_sweep(body) -> SweepSpec:
         raise ConfigError("body", "must be a JSON object such as {\"base\": {...}, \"grid\": {\"learning_rate\": "
                                   "[0.001, 0.004]}}")
     reject_unknown(body, SPEC_KEYS)
-    base = body.get("base", {})
+    if "base" not in body:  # {} would train the defaults, 3 epochs of 55,000 images, in every trial
+        raise ConfigError("base", "is required: the start body every trial shares, e.g. {\"epochs\": 1, "
+                                  "\"train_samples\": 3000} ({} trains the defaults: 3 epochs on all 55,000 images)")
+    base = body["base"]
     if not isinstance(base, dict):
         raise ConfigError("base", "must be a start body (a JSON object), such as {\"epochs\": 2}")
     if "queue" in base:
@@ -144,7 +147,9 @@ def parse_sweep(body) -> SweepSpec:
                                         "(or use \"search\" to pick a number of trials)")
         grid = combinations(base, parsed)
         return SweepSpec(base, kind, parsed, len(grid), prune, name.strip(), grid)
-    trials = body.get("trials")
+    if "trials" not in body:
+        raise ConfigError("trials", f"is required for a search: how many runs to try, 1 to {MAX_TRIALS}")
+    trials = body["trials"]
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise ConfigError("trials", f"must be an integer from 1 to {MAX_TRIALS}, got {trials!r}"[:200])
     return SweepSpec(base, kind, parsed, trials, prune, name.strip())

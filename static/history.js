@@ -265,7 +265,7 @@ function bestRun(runs) {
 const COMPARE_ROWS = [
   ["Models", (r) => r.models.map((m) => `${m.name} [${m.kernels.join(",")}]`).join("; ")],
   ["Optimizer", (r) => perModel(r, (m) => m.optimizer)],
-  ["Learning rate", (r) => perModel(r, (m) => m.learning_rate)],
+  ["Learning rate", (r) => perModel(r, (m) => Number(m.learning_rate.toPrecision(4)))],
   ["Batch size", (r) => perModel(r, (m) => m.batch_size)],
   ["LR schedule", (r) => scheduleName(r.settings.lr_schedule)],
   ["Epochs", (r) => String(r.settings.epochs ?? "–")],

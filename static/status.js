@@ -37,6 +37,7 @@ async function submitRuns(queueAll) {
   if (sweep) {
     announce(`Sweep of ${result.data.trials} runs made: its runs start one per free worker.`);
     navigate({ sweep: result.data.sweep_id });
+    $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" }); // where the sweep is shown
   } else if (result.data.state === state.settings.states.queued) {
     announce("1 run queued.");
   }
@@ -76,7 +77,7 @@ function runLabel(runId, others) {
   const peers = others.map((id) => first(state.runs.find((r) => r.run_id === id)));
   const mine = first(run);
   const differs = (key) => peers.some((m) => m[key] !== undefined && m[key] !== mine[key]);
-  if (differs("learning_rate")) parts.push(`lr ${mine.learning_rate}`);
+  if (differs("learning_rate")) parts.push(`lr ${Number(mine.learning_rate.toPrecision(4))}`);
   if (differs("batch_size")) parts.push(`batch ${mine.batch_size}`);
   if (differs("optimizer")) parts.push(OPTIMIZER_NAMES[mine.optimizer] || mine.optimizer);
   if (parts.length === 1) parts.push(run.models.map((m) => m.name).join(", "));
@@ -140,10 +141,18 @@ function runLine(status, active) {
   if (status.device) meta.push(`device ${status.device}`);
   if (status.precision) meta.push(`precision ${status.precision}`);
   if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
+  const trial = sweepTrial(status.run_id);
+  if (trial) meta.push(`trial ${trial.trial + 1} of sweep ${trial.sweep_id} (see the Sweeps panel)`);
   if (status.state === state.settings.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
   if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
   if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
   return meta.join(" · ");
+}
+
+function sweepTrial(runId) {
+  // {sweep_id, trial} when the run is a trial of a sweep (from the run table), else null.
+  const run = state.runs.find((r) => r.run_id === runId);
+  return (run && run.sweep) || null;
 }
 
 function runProgress(status) {
@@ -224,7 +233,9 @@ function renderButtons(status) {
   // say which: "Stop all", or back to live to pick one.
   $("stop").disabled = !training || training === "stopping" || (viewingPast && several);
   $("stop").title = viewingPast && several ? "several runs train: go back to live and pick one, or Stop all" : "";
-  $("stop").textContent = several ? "Stop this run" : "Stop Training";
+  const trial = training && sweepTrial(status.run_id);
+  $("stop").textContent = trial ? "Stop this trial" : several ? "Stop this run" : "Stop Training";
+  if (trial && !$("stop").title) $("stop").title = "stops this run only: the sweep goes on with its next trial (\"Stop this sweep\" in the Sweeps panel stops it all)";
   if (viewingPast) $("stop-all").hidden = !several;
 }
 
@@ -305,7 +316,7 @@ function modelCard(card, m, i) {
   bar.style.width = `${m.progress || 0}%`;
   bar.style.background = MODEL_COLORS[i];
   const title = `${m.name} [${(m.kernels || []).join(", ")}]`;
-  const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate ?? ""} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
+  const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate === null || m.learning_rate === undefined ? "" : Number(m.learning_rate.toPrecision(4))} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
   card.replaceChildren(el("h3", { text: title }), el("div", { className: "muted", text: sub }),
     el("div", { className: "progress" }, bar), dl);
 }

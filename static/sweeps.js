@@ -11,7 +11,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
   warmup: "warm-up share", label_smoothing: "label smoothing", kernels: "kernels", seed: "seed", objective: "best val. accuracy %" };
 const PLOT = { width: 720, height: 260, top: 24, bottom: 28, side: 56 };
-const view = { sweepId: null, sweep: null, listText: "", sweepText: "", filters: {}, sort: { key: "objective", dir: -1 } };
+const view = { sweepId: null, sweep: null, listText: "", sweepText: "", filters: {}, sort: { key: "objective", dir: -1 }, scrollOnShow: false };
 
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
@@ -81,6 +81,10 @@ export async function updateSweeps() {
   $("sweep-error").textContent = "";
   $("sweep-body").hidden = false;
   renderSweep(JSON.parse(body));
+  if (view.scrollOnShow) {
+    view.scrollOnShow = false;
+    $("sweeps").scrollIntoView({ block: "start" });
+  }
 }
 
 // ------------------------------------------------------------------ one sweep
@@ -156,6 +160,9 @@ function renderSweep(sweep) {
   $("sweep-state").textContent = `${sweep.state}${ended} · ${made} of ${sweep.trials} trials made · objective: ${sweep.objective}`
     + (best ? ` · best ${fmt(best.objective, 2, " %")} (trial ${best.trial + 1})` : "") + (sweep.error ? ` · ${sweep.error}` : "");
   $("sweep-stop").hidden = sweep.state !== "running";
+  const top = Math.max(-1, ...sweep.runs.map((r) => r.objective ?? -1));
+  $("sweep-note").textContent = sweep.runs.some((r) => r.objective !== null) && top < 20
+    ? `No run has learned yet: the best validation accuracy is ${fmt(top, 2, " %")}, and guessing scores 10 %. Try more epochs or training images before reading which setting won.` : "";
   $("sweep-compare").disabled = sweep.runs.filter((r) => r.run_id && !["deleted", "cancelled", "queued", "waiting"].includes(r.state)).length < 2;
   $("sweep-best").disabled = !best;
   const axes = axesOf(sweep);
@@ -217,8 +224,12 @@ function redrawFiltered() {
     if (line) line.classList.toggle("filtered", !ok);
     const row = document.querySelector(`#sweep-rows tr[data-trial="${run.trial}"]`);
     if (row) row.hidden = !ok;
+    for (const dot of document.querySelectorAll(`#sweep-scatter circle[data-trial="${run.trial}"]`)) dot.classList.toggle("filtered", !ok);
   }
-  $("sweep-shown").textContent = `${shown} of ${view.sweep.runs.length} trials shown`;
+  const crossed = axes.filter((a) => view.filters[a.key] && view.filters[a.key].min !== null && view.filters[a.key].max !== null
+    && view.filters[a.key].min > view.filters[a.key].max).map((a) => settingName(view.sweep, a.key));
+  $("sweep-shown").textContent = `${shown} of ${view.sweep.runs.length} trials shown`
+    + (crossed.length ? ` (the min of ${crossed.join(", ")} is above its max: nothing can be shown)` : "");
 }
 
 function renderImportance(sweep) {
@@ -227,6 +238,10 @@ function renderImportance(sweep) {
   const entries = Object.entries(sweep.importance).sort((a, b) => b[1] - a[1]);
   if (!entries.length) {
     box.append(el("p", { className: "muted", text: "Not known yet: it needs at least three trials with a result." }));
+    return;
+  }
+  if (sweep.varied.length === 1) {
+    box.append(el("p", { text: `Only ${settingName(sweep, sweep.varied[0])} was varied: every difference between the runs comes from it. Vary two or more settings to see which matters more.` }));
     return;
   }
   const list = el("dl", { className: "importance" });
@@ -416,6 +431,7 @@ export function applySweepFromUrl() {
 export function setupSweeps() {
   $("sweep-close").addEventListener("click", () => showSweep(null));
   $("sweep-stop").addEventListener("click", async () => {
+    if (!window.confirm("Stop this sweep? Its queued trials are cancelled and the training one stops; the results so far stay.")) return;
     const result = await send(`/sweeps/${encodeURIComponent(view.sweepId)}/stop`, {});
     $("sweep-error").textContent = result.ok ? "" : result.data.error || `HTTP ${result.status}`;
     view.sweepText = "";
@@ -432,6 +448,7 @@ export function setupSweeps() {
   });
   $("sweep-clear").addEventListener("click", () => { view.filters = {}; for (const s of document.querySelectorAll("#sweep-filters select")) s.value = ""; redrawFiltered(); });
   view.sweepId = sweepFromUrl();
+  view.scrollOnShow = Boolean(view.sweepId); // an address that names a sweep: shown where the user looks
   $("sweep-view").hidden = !view.sweepId;
 }
 

@@ -29,25 +29,12 @@ SLOW_FOLDERS = ("browser", "integration")
 SLOW_FIXTURES = {"mnist_dir", "server_factory", "browser", "page", "cli_processes"}
 
 
-# The suite runs on two pytest-xdist workers (pyproject's addopts): tests that start Ray run on
-# one of them, one after another (two Ray instances at once would fight over the two cores).
-RAY_TESTS = ("test_ray.py", "test_with_workers_", "test_with_two_workers_")
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         folder = Path(str(item.fspath)).parent.name
         if (folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or item.get_closest_marker("pictures")):
             item.add_marker(pytest.mark.slow)
-        if Path(str(item.fspath)).name in RAY_TESTS or item.name.startswith(RAY_TESTS[1:]):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
-def pytest_configure(config):
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each
-        import torch
-        torch.set_num_threads(1)
 
 
 def need(condition: bool, reason: str) -> None:

@@ -10,6 +10,7 @@ from config import ConfigError
 from sweepspec import MAX_TRIALS, apply_values, parse_sweep
 
 BASE = {"epochs": 1, "batch_size": 32, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
+TWO_MODELS = {"epochs": 1, "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4]}]}
 
 
 # ---------------------------------------------------------------- the spec
@@ -30,12 +31,18 @@ def test_a_varied_setting_applies_to_every_model_even_one_that_sets_its_own():
     assert base["models"][0]["learning_rate"] == 0.5  # the base is not changed
 
 
+def test_a_sweep_without_a_base_is_refused_with_what_the_defaults_would_train():
+    with pytest.raises(ConfigError) as caught:
+        parse_sweep({"search": {"learning_rate": {"low": 0.001, "high": 0.1}}, "trials": 2})
+    assert caught.value.field == "base" and "55,000 images" in str(caught.value)
+
+
 def test_one_model_s_own_setting_can_vary_alone():
-    spec = parse_sweep({"grid": {"models[1].learning_rate": [0.001, 0.01]}})
+    spec = parse_sweep({"base": TWO_MODELS, "grid": {"models[1].learning_rate": [0.001, 0.01]}})
     bodies = [spec.body_for(values) for values in spec.grid]
     assert [b["models"][1]["learning_rate"] for b in bodies] == [0.001, 0.01]
     assert all("learning_rate" not in b["models"][0] and "learning_rate" not in b for b in bodies)
-    search = parse_sweep({"search": {"models[0].batch_size": {"low": 16, "high": 64}}, "trials": 3})
+    search = parse_sweep({"base": {}, "search": {"models[0].batch_size": {"low": 16, "high": 64}}, "trials": 3})
     assert search.space["models[0].batch_size"].low == 16
 
 
@@ -44,6 +51,7 @@ def test_one_model_s_own_setting_can_vary_alone():
     ({"grid": {"models[0].kernels": [[4, 8, 8, 8]]}}, "grid.models[0].kernels"),
     ({"grid": {"learning_rate": [0.001]}, "search": {"seed": [1]}}, "grid"),
     ({"base": BASE}, "grid"),
+    ({"base": {}, "search": {"seed": [0, 1]}}, "trials"),
     ({"grid": {"lr": [0.1]}}, "grid.lr"),
     ({"grid": {"learning_rate": []}}, "grid.learning_rate"),
     ({"grid": {"learning_rate": [0.01, 11]}}, "grid.learning_rate[1]"),
@@ -60,6 +68,7 @@ def test_one_model_s_own_setting_can_vary_alone():
     ({"search": {"seed": [0, 1]}, "trials": 0}, "trials"),
     ({"search": {"seed": [0, 1]}, "trials": MAX_TRIALS + 1}, "trials"),
     ({"search": {"seed": [0, 1]}}, "trials"),
+    ({"grid": {"seed": [0, 1]}, "base": None}, "base"),
     ({"search": {"seed": [0, 1]}, "trials": 2, "prune": "hyperband"}, "prune"),
     ({"base": {"epochs": 0}, "grid": {"seed": [1]}}, "base.epochs"),
     ({"base": {**BASE, "queue": True}, "grid": {"seed": [1]}}, "base.queue"),
@@ -67,6 +76,7 @@ def test_one_model_s_own_setting_can_vary_alone():
      "grid.batch_size[1]"),  # the memory limit, as the start form says it
 ])
 def test_a_bad_spec_names_its_field(body, field):
+    body = body if "base" in body else {"base": TWO_MODELS, **body}
     with pytest.raises(ConfigError) as caught:
         parse_sweep(body)
     assert caught.value.field == field, str(caught.value)
@@ -214,3 +224,14 @@ def test_train_py_runs_a_sweep_headless_and_the_server_lists_it(tmp_path, tiny_m
     spec.write_text(json.dumps({"grid": {"learning_rate": [0.01, 0]}}))
     assert train.main(["--sweep", str(spec), "--runs-dir", str(runs), "--data-dir", str(tiny_mnist)]) == 2
     assert "grid.learning_rate[1]" in capsys.readouterr().err
+
+
+def test_a_stopped_grid_shows_its_combinations_never_run_as_cancelled(client, app):
+    body = {"base": {**BASE, "epochs": 30}, "grid": {"seed": [1, 2, 3]}}
+    sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    running = sweep_when(client, sweep_id, lambda s: s["runs"][0]["state"] == "running")
+    assert [r["state"] for r in running["runs"][1:]] == ["waiting", "waiting"]
+    assert client.post(f"/sweeps/{sweep_id}/stop", json={}).status_code == 200
+    done = sweep_when(client, sweep_id, lambda s: s["runs"][0]["state"] == "stopped")
+    assert done["state"] == "stopped"
+    assert [(r["state"], r["values"]) for r in done["runs"][1:]] == [("cancelled", {"seed": 2}), ("cancelled", {"seed": 3})]
