@@ -221,7 +221,7 @@ def test_train_py_runs_a_sweep_headless_and_the_server_lists_it(tmp_path, tiny_m
     finally:
         app.extensions["sweep_driver"].close()
         app.extensions["training"].shutdown(10)
-    spec.write_text(json.dumps({"grid": {"learning_rate": [0.01, 0]}}))
+    spec.write_text(json.dumps({"base": BASE, "grid": {"learning_rate": [0.01, 0]}}))
     assert train.main(["--sweep", str(spec), "--runs-dir", str(runs), "--data-dir", str(tiny_mnist)]) == 2
     assert "grid.learning_rate[1]" in capsys.readouterr().err
 
