@@ -74,10 +74,6 @@ class Sweep:
     def __repr__(self) -> str:
         return f"Sweep({str(self.path)!r})"
 
-    @property
-    def runs_dir(self) -> Path:
-        return self.path.parent.parent
-
     # ---------------------------------------------------------------- records
     def record(self) -> dict:
         try:
@@ -139,10 +135,6 @@ class Sweep:
                 values[key] = decode(key, trial.suggest_categorical(key, [encode(key, v) for v in space]))
         return values
 
-    def trials(self) -> list:
-        """The study's trials (FrozenTrial), oldest first."""
-        return self.study().get_trials(deepcopy=False)
-
     # ---------------------------------------------------------------- the driver's lock
     def try_lock(self):
         """An open file holding the driver's lock, or None if another process drives the sweep."""
@@ -154,20 +146,13 @@ class Sweep:
             return None
         return fd
 
-    def driven_elsewhere(self) -> bool:
-        fd = self.try_lock()
-        if fd is None:
-            return True
-        os.close(fd)
-        return False
-
 
 class SweepStore:
     """The sweeps of a runs folder: made, listed and summed up."""
 
     def __init__(self, runs_dir: str | os.PathLike):
         self.root = Path(runs_dir) / SWEEPS_DIR
-        self._summaries: dict[str, tuple] = {}  # sweep id -> (journal key, trials summary)
+        self._summaries: dict[str, tuple] = {}  # sweep id -> (journal key, trials, importances)
         self._lock = threading.Lock()
 
     def create(self, spec: SweepSpec) -> Sweep:
@@ -260,9 +245,8 @@ class SweepStore:
             cached = self._summaries.get(sweep.sweep_id)
         if cached and cached[0] == key:
             return cached[1], cached[2]
-        study = sweep.study()
-        trials = study.get_trials(deepcopy=False)
-        importance = importances(study, sweep.spec())
+        trials = sweep.study().get_trials(deepcopy=False)
+        importance = importances(trials, sweep.spec(), sweep.sweep_id)
         with self._lock:
             self._summaries[sweep.sweep_id] = (key, trials, importance)
         return trials, importance
@@ -302,14 +286,14 @@ def trial_row(trial, runs, running: bool = True) -> dict:
     }
 
 
-def importances(study, spec: SweepSpec) -> dict:
+def importances(trials: list, spec: SweepSpec, sweep_id: str) -> dict:
     """Each varied setting's share of the objective's variation (PED-ANOVA), over every trial with
     a result: finished ones, and pruned or failed ones at the best epoch they reached (a pruned
     run is a result of the sweep: leaving it out would hide how bad its settings were). {} until
     there are enough."""
     optuna = _optuna()
     scored = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         value = t.value if t.state.name == "COMPLETE" else max(t.intermediate_values.values(), default=None)
         if t.state.name in ("COMPLETE", "PRUNED", "FAIL") and value is not None and set(spec.varied) <= set(t.params):
             scored.append(optuna.trial.create_trial(params={k: t.params[k] for k in spec.varied},
@@ -328,7 +312,7 @@ def importances(study, spec: SweepSpec) -> dict:
                 results, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=spec.varied,
                 normalize=True)
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # e.g. every trial scored the same
-            log.info("importance of sweep %s not computed: %s", study.study_name, exc)
+            log.info("importance of sweep %s not computed: %s", sweep_id, exc)
             return {}
     if any("importances will be equal" in str(w.message) for w in said):
         return {}  # too few trials to tell the good region from the rest: equal shares would say nothing

@@ -47,6 +47,9 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(len(good))
     expect(page.locator(".parcoords path:not(.filtered)")).to_have_count(len(good))
     expect(page.locator("#sweep-shown")).to_have_text(f"{len(good)} of 6 trials shown")
+    page.get_by_label("best val. accuracy % max").fill("10")  # a min above its max is said, not just an empty plot
+    expect(page.locator("#sweep-shown")).to_contain_text("the min of best val. accuracy % is above its max")
+    page.get_by_label("best val. accuracy % max").fill("")
     page.click("#sweep-clear")
     page.get_by_label("best val. accuracy % min").fill("")
     expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(6)
