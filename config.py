@@ -32,7 +32,8 @@ INT_TEXT = re.compile(r"[0-9]{1,9}")  # a whole number written in text: ASCII di
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16")
-LR_SCHEDULES = ("none", "onecycle")
+LR_SCHEDULES = ("constant", "onecycle")
+OLD_SCHEDULE_NAMES = {"none": "constant"}  # accepted: config.json files written before the rename hold it
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 DEFAULT_KERNELS = ((32, 64, 64, 64), (16, 32, 32, 32))
@@ -132,6 +133,11 @@ def _fraction(value, name: str, low: float, high: float) -> float:
     return float(value)
 
 
+def renamed_schedule(value):
+    """The constant schedule was called "none" before; that word still means it."""
+    return OLD_SCHEDULE_NAMES.get(value, value) if isinstance(value, str) else value
+
+
 def _choice(value, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
@@ -207,7 +213,7 @@ def parse_train_config(data) -> TrainConfig:
         "optimizer": _choice(get("optimizer"), "optimizer", OPTIMIZERS),
         "learning_rate": _learning_rate(get("learning_rate"), "learning_rate"),
         "batch_size": _int(get("batch_size"), "batch_size", *BATCH_RANGE),
-        "lr_schedule": _choice(get("lr_schedule"), "lr_schedule", LR_SCHEDULES),
+        "lr_schedule": _choice(renamed_schedule(get("lr_schedule")), "lr_schedule", LR_SCHEDULES),
         "warmup": _fraction(get("warmup"), "warmup", *WARMUP_RANGE),
         "label_smoothing": _fraction(get("label_smoothing"), "label_smoothing", *LABEL_SMOOTHING_RANGE),
         "precision": _choice(get("precision"), "precision", PRECISIONS),
@@ -284,7 +290,8 @@ def request_schema() -> dict:
         "optimizer": {"enum": list(OPTIMIZERS)},
         "learning_rate": dict(number),
         "batch_size": _schema_int(*BATCH_RANGE),
-        "lr_schedule": {"enum": list(LR_SCHEDULES)},
+        "lr_schedule": {"enum": [*LR_SCHEDULES, *OLD_SCHEDULE_NAMES],
+                        "description": "none: the old name of constant, still accepted"},
         "warmup": {"type": "number", "minimum": WARMUP_RANGE[0], "maximum": WARMUP_RANGE[1]},
         "label_smoothing": {"type": "number", "minimum": LABEL_SMOOTHING_RANGE[0],
                             "maximum": LABEL_SMOOTHING_RANGE[1]},

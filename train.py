@@ -17,7 +17,8 @@ import torch
 
 from checkpoints import ResumeError, Resumption
 from config import (DATA_DIR_ENV, DEFAULT_KEEP_RUNS, DEFAULT_KERNELS, DEFAULT_RUNS_DIR, MAX_MODELS, SHARED_KEYS,
-                    ConfigError, TrainConfig, default_data_dir, form_settings, parse_kernels_text, parse_train_config)
+                    ConfigError, TrainConfig, default_data_dir, form_settings, parse_kernels_text, parse_train_config,
+                    renamed_schedule)
 from data import MNISTTensors, load_mnist
 from hardware import resolve_precision, select_device, set_up_device
 from loop import ModelRun, build_model_run, evaluate
@@ -266,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         default = settings["defaults"].get(key)
         choices = settings["choices"].get(key)
         kind = type(default) if default is not None else int
+        if key == "lr_schedule":
+            kind = renamed_schedule  # --lr-schedule none, the old word, still works
         limits = settings["limits"].get(key)
         where = f"{limits[0]} to {limits[1]}; " if limits and not choices else ""
         shown = "all" if default is None else default

@@ -30,9 +30,10 @@ export async function getJSON(url) {
   // The parsed body, or an Error carrying the HTTP status and the server's message.
   const response = await fetch(url, { cache: "no-cache" });
   let body = null;
-  try { body = await response.json(); } catch (_) { /* not JSON */ }
-  if (!response.ok) {
-    const error = new Error((body && body.error) || `HTTP ${response.status}`);
+  let unreadable = null;
+  try { body = await response.json(); } catch (err) { unreadable = err; } // not JSON, or cut off
+  if (!response.ok || unreadable) { // an answer cut off (the server went down while it sent it) is no answer
+    const error = new Error((body && body.error) || (response.ok ? `HTTP ${response.status}, the answer cut off (${unreadable.message})` : `HTTP ${response.status}`));
     error.status = response.status;
     throw error;
   }

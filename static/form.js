@@ -209,7 +209,8 @@ export function fillForm(config) {
   $("model-rows").replaceChildren();
   (config.models && config.models.length ? config.models : start.models).slice(0, limits().models[1]).forEach((m) => addModelRow(m));
   $("epochs").value = String(config.epochs ?? start.epochs);
-  $("lr_schedule").value = config.lr_schedule ?? start.lr_schedule;
+  const schedule = config.lr_schedule === "none" ? "constant" : config.lr_schedule; // the old word, in runs from before
+  $("lr_schedule").value = schedule ?? start.lr_schedule;
   $("precision").value = config.precision ?? start.precision;
   $("train_samples").value = config.train_samples ? String(config.train_samples) : "";
   $("seed").value = String(config.seed ?? start.seed);

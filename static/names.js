@@ -2,7 +2,7 @@
 // line and the run history.
 
 export const OPTIMIZER_NAMES = { adam: "Adam", sgd: "SGD (momentum 0.9)" };
-export const SCHEDULE_NAMES = { onecycle: "one-cycle", none: "constant" };
+export const SCHEDULE_NAMES = { onecycle: "one-cycle", constant: "constant", none: "constant" }; // none: the old word, in runs from before
 export const CHOICE_NAMES = { ...SCHEDULE_NAMES, auto: "auto", fp32: "fp32", bf16: "bf16" };
 
 export function scheduleName(value) {

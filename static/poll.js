@@ -22,6 +22,17 @@ export function setConnection(message) {
   $("connection").hidden = !message;
 }
 
+function parsed(response, text) {
+  // The answer's JSON; one cut off (the server went down while it sent it) counts as no answer.
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const error = new Error(`HTTP ${response.status}, the answer cut off (${err.message})`);
+    error.status = response.status;
+    throw error;
+  }
+}
+
 async function fetchStatus() {
   const followed = state.followedRunId ? `?run=${encodeURIComponent(state.followedRunId)}` : "";
   const url = state.viewedRunId ? `/runs/${encodeURIComponent(state.viewedRunId)}` : `/training_status${followed}`;
@@ -39,8 +50,9 @@ async function fetchStatus() {
   const text = await response.text();
   state.statusAt = Date.now(); // when the shown status was last known to be current
   if (text !== state.lastStatusText) { // unchanged: nothing to redraw
+    const status = parsed(response, text);
     state.lastStatusText = text;
-    chain.handlers.showStatus(JSON.parse(text));
+    chain.handlers.showStatus(status);
   }
 }
 
@@ -49,8 +61,9 @@ async function fetchRuns() {
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const text = await response.text();
   if (text === state.lastRunsText) return;
+  const body = parsed(response, text);
   state.lastRunsText = text;
-  chain.handlers.showRuns(JSON.parse(text));
+  chain.handlers.showRuns(body);
 }
 
 function connectionBack() {

@@ -44,6 +44,7 @@ def test_a_run_over_the_api(client):
     assert size < 4608, size
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_second_start_while_active_is_409_and_stop_ends_it(client):
     run_id = start(client, SLOW)
     again = client.post("/start_training", json=QUICK)

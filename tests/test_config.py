@@ -18,6 +18,13 @@ def test_defaults_are_the_two_reference_models():
     assert config.train_samples is None and config.precision == "auto" and config.lr_schedule == "onecycle"
 
 
+def test_the_constant_schedule_is_called_constant_and_its_old_name_none_still_means_it():
+    assert parse_train_config({"lr_schedule": "constant"}).lr_schedule == "constant"
+    assert parse_train_config({"lr_schedule": "none"}).lr_schedule == "constant"  # config.json files from before
+    assert form_settings()["choices"]["lr_schedule"] == ["constant", "onecycle"]  # the page offers the new word
+    jsonschema.validate({"lr_schedule": "none"}, request_schema())
+
+
 def test_model_entries_inherit_and_override_the_shared_settings():
     config = parse_train_config({"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 64, "models": [
         {"kernels": [8, 8, 8, 8]},

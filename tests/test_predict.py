@@ -64,7 +64,7 @@ def test_each_curve_point_records_how_each_layer_learns(tmp_path, tiny_mnist):
 def test_a_learning_rate_that_is_too_high_shows_in_the_update_ratios(tmp_path, tiny_mnist):
     def median_ratio(lr):
         run_dir = tmp_path / f"lr{lr}"
-        config = tiny_config(epochs=2, learning_rate=lr, lr_schedule="none", models=[{"kernels": [4, 8, 8, 8]}])
+        config = tiny_config(epochs=2, learning_rate=lr, lr_schedule="constant", models=[{"kernels": [4, 8, 8, 8]}])
         Trainer(config, tiny_mnist, run_dir, monitor=False).run()
         return statistics.median(v for r in read_jsonl(run_dir / "metrics.jsonl") if r["kind"] == "layers"
                                  for v in r["update_ratio"])
@@ -87,8 +87,8 @@ def test_the_filters_picture_and_the_layer_rows_are_served(client, app):
     assert "layers" not in csv_text and "grad_norm" not in csv_text  # the CSV keeps its one-number columns
 
 
-def test_drawing_or_clicking_a_digit_shows_each_models_layers(page, server_factory, mnist_dir):
-    server = server_factory(mnist_dir)
+def test_drawing_or_clicking_a_digit_shows_each_models_layers(page, server_factory, mnist_sample):
+    server = server_factory(mnist_sample)
     code, _ = server.request("POST", "/start_training", {"epochs": 1, "batch_size": 128, "train_samples": 1024})
     assert code == 202
     page.goto(server.url)

@@ -100,6 +100,7 @@ def test_a_bad_sweep_is_400_with_its_field_and_makes_nothing(client, app):
     assert client.post("/sweeps/20261202-120000-000abc/stop", json={}).status_code == 404
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_grid_sweep_trains_each_combination_and_names_the_best(client, app):
     answer = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.0001, 0.02]}, "name": "lr"})
     assert answer.status_code == 202, answer.get_json()

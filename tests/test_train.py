@@ -155,6 +155,8 @@ def test_cli_flags_come_from_the_config_and_folders_resolve_like_the_server(monk
     assert args.data_dir == server.build_parser().parse_args([]).data_dir
     help_text = train.build_parser().format_help()
     assert f"default {TrainConfig.epochs}" in help_text and "{adam,sgd}" in help_text
+    assert "{constant,onecycle}" in help_text  # the page's word for the schedule
+    assert train.build_parser().parse_args(["--lr-schedule", "none"]).lr_schedule == "constant"  # the old word
 
 
 def test_model_info_and_predictions_during_training_do_not_change_a_seeded_run(tmp_path, tiny_mnist, client):

@@ -1,5 +1,6 @@
 """The page in real Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server."""
 import re
+import time
 
 import pytest
 
@@ -35,31 +36,33 @@ def test_parameter_count_follows_the_kernels(page, server_factory, tiny_mnist):
     assert page.console_errors == []
 
 
-@pytest.mark.parametrize("field, value, good, message", [
+INVALID = [  # field, a value refused, a good one, the message next to the field
     ("kernel", "0", "8", "Model 2: kernels must be whole numbers from 1 to 256"),
     ("batch", "5000", "64", "Model 2: batch size must be a whole number from 1 to 4096"),
     ("lr", "0", "0.01", "Model 2: learning rate must be greater than 0"),
     ("lr", "", "0.01", "Model 2: learning rate must be greater than 0"),
     ("name", "", "small", "Model 2: give it a name"),
     ("epochs", "101", "2", "epochs must be a whole number from 1 to 100"),
-])
-def test_invalid_values_are_marked_next_to_their_field_until_fixed(page, server_factory, tiny_mnist, field, value,
-                                                                   good, message):
-    server = server_factory(tiny_mnist)
-    page.goto(server.url)
-    target = page.locator("#epochs") if field == "epochs" else page.locator("#model-rows tr").nth(1).locator(f".{field}").first
-    target.fill(value)
-    page.click("#start")
-    expect(target).to_have_attribute("aria-invalid", "true")
-    described = page.locator("#" + target.get_attribute("aria-describedby"))
-    expect(described).to_contain_text(message)
-    expect(described).to_be_visible()
-    assert target.evaluate("e => e === document.activeElement")  # focus goes to the field to fix
-    code, runs = server.request("GET", "/runs")
-    assert runs["runs"] == []  # nothing was started
-    target.fill(good)  # fixed: the mark and the message go at once
-    expect(target).not_to_have_attribute("aria-invalid", "true")
-    expect(described).to_be_hidden()
+]
+
+
+def test_invalid_values_are_marked_next_to_their_field_until_fixed(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)  # one server for every case: none of them starts a run
+    for field, value, good, message in INVALID:
+        page.goto(server.url)
+        target = page.locator("#epochs") if field == "epochs" else page.locator("#model-rows tr").nth(1).locator(f".{field}").first
+        target.fill(value)
+        page.click("#start")
+        expect(target).to_have_attribute("aria-invalid", "true")
+        described = page.locator("#" + target.get_attribute("aria-describedby"))
+        expect(described).to_contain_text(message)
+        expect(described).to_be_visible()
+        assert target.evaluate("e => e === document.activeElement"), field  # focus goes to the field to fix
+        code, runs = server.request("GET", "/runs")
+        assert runs["runs"] == []  # nothing was started
+        target.fill(good)  # fixed: the mark and the message go at once
+        expect(target).not_to_have_attribute("aria-invalid", "true")
+        expect(described).to_be_hidden()
     assert page.console_errors == []
 
 
@@ -95,11 +98,11 @@ def test_duplicate_names_and_server_errors_name_the_model(page, server_factory, 
     assert [e for e in page.console_errors if "status of 400" not in e] == []  # the browser logs the refusal
 
 
-def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_dir):
-    server = server_factory(mnist_dir)
+def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_sample):
+    server = server_factory(mnist_sample)
     page.goto(server.url)
-    set_row(page, 0, batch=64)
-    set_row(page, 1, batch=64)
+    set_row(page, 0, kernels=[8, 16, 16, 16], batch=64)  # small models: epoch 1 and its pictures come soon
+    set_row(page, 1, kernels=[4, 8, 8, 8], batch=64)
     page.fill("#epochs", "30")
     page.fill("#train_samples", "2048")
     page.click("#start")
@@ -186,19 +189,21 @@ def test_history_opens_past_runs_and_survives_a_restart(page, server_factory, ti
 
 def test_polling_never_overlaps_and_keeps_its_pace(page, server_factory, tiny_mnist):
     server = server_factory(tiny_mnist)
-    in_flight, overlaps, started = [0], [], []
+    in_flight, overlaps, finished = [0], [], []
     polled = re.compile(r"/(training_status|runs(/[^/?]+)?)$")  # status and history, not images
 
     def on_request(request):
         if polled.search(request.url):
             in_flight[0] += 1
-            started.append(request.url)
             if in_flight[0] > 1:
                 overlaps.append(request.url)
 
     def on_done(request):
         if polled.search(request.url):
             in_flight[0] -= 1
+        if request.resource_type == "fetch":  # the browser's own clock: exact under any load
+            start = request.timing["startTime"] / 1000
+            finished.append((start, start + max(request.timing["responseEnd"], 0) / 1000, request.url))
 
     page.on("request", on_request)
     page.on("requestfinished", on_done)
@@ -212,11 +217,26 @@ def test_polling_never_overlaps_and_keeps_its_pace(page, server_factory, tiny_mn
         page.locator("#runs-rows tr[data-run-id] button", has_text="open").click(timeout=POLL_WAIT_MS)
         if page.locator("#back-live").is_visible():  # the run has ended: it is shown as a past run
             page.click("#back-live")
-    started.clear()
-    page.wait_for_timeout(6500)
+    page.wait_for_timeout(500)  # the clicks' polls end; what follows is the page polling on its own
+    finished.clear()
+
+    def status_starts():
+        return sorted(start for start, _, url in finished if url.endswith("/training_status"))
+
+    for _ in range(200):  # up to 40 s; Playwright hands over the page's events only while it is called
+        if len(status_starts()) >= 3:
+            break
+        page.wait_for_timeout(200)
+    starts = status_starts()
+    assert len(starts) >= 3, finished
     assert overlaps == []
-    status_polls = [u for u in started if u.endswith("/training_status")]
-    assert 2 <= len(status_polls) <= 3  # every 3 s, one chain only
+    for before, after in zip(starts, starts[1:]):
+        polls = [(end, url) for start, end, url in finished if before <= start < after]
+        chain_end = max(end for end, _ in polls)  # the last answer of the poll that started at `before`
+        polled_end = max(end for end, url in polls if polled.search(url))
+        # one chain only: a poll starts 3 s after the previous poll's last answer, never sooner, never much later
+        assert after - polled_end >= 2.95, (before, after, finished)
+        assert after - chain_end <= 3 + 1.5, (before, after, finished)
     assert page.console_errors == []
 
 
@@ -224,11 +244,11 @@ def chart_points(page, chart="loss") -> int:
     return int(page.locator(f"#chart-{chart}").get_attribute("data-points"))
 
 
-def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, server_factory, mnist_dir):
-    server = server_factory(mnist_dir)
+def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, server_factory, mnist_sample):
+    server = server_factory(mnist_sample)
     page.goto(server.url)
     page.fill("#epochs", "1")
-    page.fill("#train_samples", "16384")
+    page.fill("#train_samples", "8192")
     set_row(page, 0, batch=64)
     set_row(page, 1, batch=64)
     page.click("#start")

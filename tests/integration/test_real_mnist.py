@@ -5,10 +5,10 @@ from conftest import PNG_SIGNATURE as PNG, wait_for
 
 
 @pytest.fixture
-def real_client(tmp_path, mnist_dir):
+def real_client(tmp_path, mnist_sample):
     from server import create_app
 
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_dir)})
+    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_sample)})
     yield app.test_client()
     app.extensions["training"].shutdown(120)
 

@@ -1,0 +1,38 @@
+"""The renderer process's loop (plots.serve): what it draws from the trainer's messages."""
+import io
+import pickle
+import queue
+
+import plots
+from plots import CurvePoints, EpochImage
+
+
+def test_a_backlog_is_drawn_once_with_the_newest_picture_of_each_kind():
+    inbox = queue.Queue()
+    for epoch in (1, 2, 3):
+        inbox.put(CurvePoints([{"kind": "train", "epoch": epoch}, {"kind": "eval", "epoch": epoch}]))
+        inbox.put(EpochImage("confusion", 0, "confusion", (f"epoch {epoch}",)))
+        inbox.put(EpochImage("confusion", 1, "confusion", (f"epoch {epoch}, model 2",)))
+    inbox.put(None)
+    rows, pictures, ended = plots.next_batch(inbox)
+    assert [r["epoch"] for r in rows] == [1, 1, 2, 2, 3, 3]  # every curve row, in order
+    assert {key: m.args for key, m in pictures.items()} == {
+        ("confusion", 0): ("epoch 3",), ("confusion", 1): ("epoch 3, model 2",)}
+    assert ended and inbox.empty()
+
+
+def test_the_renderer_draws_the_last_curves_and_pictures_then_ends(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setitem(plots.DRAWERS, "confusion", lambda title: drawn.append(title) or b"png")
+    monkeypatch.setattr(plots, "render_curves", lambda names, train, evals, epochs: drawn.append(
+        (len(train), len(evals))) or b"png")
+    stream = io.BytesIO()
+    for message in (CurvePoints([{"kind": "train"}, {"kind": "eval"}]), EpochImage("confusion", 0, "confusion", ("a",)),
+                    CurvePoints([{"kind": "train"}])):
+        pickle.dump(message, stream)
+    stream.seek(0)
+    (tmp_path / "run").mkdir()
+    plots.serve(str(tmp_path / "run"), ["Model 1"], 2, stream)
+    curves = [d for d in drawn if isinstance(d, tuple)]
+    assert curves[-1] == (2, 1) and "a" in drawn  # the train row after the last evaluation is drawn too
+    assert (tmp_path / "run" / "curves.png").read_bytes() == b"png"
