@@ -49,14 +49,20 @@ def _png(fig: Figure) -> bytes:
 
 
 def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs: int | None = None) -> bytes:
+    """curves.png: see ``curves_figure``."""
+    return _png(curves_figure(names, train, evals, epochs))
+
+
+def curves_figure(names: list[str], train: list[dict], evals: list[dict], epochs: int | None = None) -> Figure:
     """Training loss and accuracy per logged window (x = epochs, fractional), plus validation
-    and test accuracy at each epoch end, all models overlaid.
+    and test accuracy at each epoch end, all models overlaid; drawn as the page first shows them
+    (the loss on a linear scale, which its axis says), each panel with its legend.
 
     ``train`` rows: {model, epoch, loss, accuracy}; ``evals`` rows: {model, epoch,
     val_accuracy, test_accuracy}; accuracies in percent.
     """
     fig = _figure(figsize=(12, 4.2), dpi=90)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.25, top=0.92, wspace=0.2)  # fixed: no layout engine
+    fig.subplots_adjust(left=0.09, right=0.99, bottom=0.25, top=0.92, wspace=0.28)  # fixed: no layout engine
     ax_loss, ax_acc, ax_eval = fig.subplots(1, 3)
     for i, name in enumerate(names):
         rows = [r for r in train if r["model"] == i]
@@ -71,7 +77,7 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
                          label=f"{name} validation")
             ax_eval.plot(x, [r["test_accuracy"] for r in ev], color=color(i), marker="s", ms=4,
                          ls="--", label=f"{name} test")
-    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
+    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy (linear scale)")
     ax_acc.set(title="Training accuracy (%)", xlabel="epoch", ylabel="%")
     ax_eval.set(title="Validation / test accuracy (%)", xlabel="epoch", ylabel="%")
     accuracies = [r["accuracy"] for r in train] + [r[k] for r in evals for k in ("val_accuracy", "test_accuracy")]
@@ -79,18 +85,19 @@ def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs
         low = max(0.0, min(90.0, np.percentile(accuracies, 5) - 2))
         ax_acc.set_ylim(low, 100.5)
         ax_eval.set_ylim(low, 100.5)
-    if train:
-        ax_loss.set_yscale("log")  # always: a loss falls by orders of magnitude
     for ax in (ax_loss, ax_acc, ax_eval):
-        if epochs:
-            ax.set_xlim(0, epochs)
+        if epochs:  # room after the last epoch: its markers are drawn whole
+            ax.set_xlim(0, epochs + max(0.05, 0.025 * epochs))
         ax.grid(alpha=0.3)
         if not ax.get_lines():
             ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+    if ax_loss.get_lines():
+        ax_loss.legend(fontsize=8, loc="upper right")
+        ax_acc.legend(fontsize=8, loc="lower right")
     handles, labels = ax_eval.get_legend_handles_labels()
     if handles:  # below the charts, where it covers no line
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    return _png(fig)
+    return fig
 
 
 DIGIT_COLUMNS = 8
@@ -322,8 +329,9 @@ if __name__ == "__main__":
     # Ctrl-C in a terminal reaches the whole process group: the trainer stops and closes this
     # process's input, and it draws the last curves before it ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import matplotlib.backends.backend_agg  # noqa: F401  imported now, while the first epoch trains: the
-    import matplotlib.figure  # noqa: F401  first pictures (and a short run's end, which waits for them) come 1 s sooner
+    import importlib
+    for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):  # now, while the first epoch trains:
+        importlib.import_module(module)  # the first pictures (and a short run's end, which waits for them) come 1 s sooner
     import plots  # the messages unpickle as plots.CurvePoints/EpochImage, so serve from that module too
 
     plots.serve(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.stdin.buffer)

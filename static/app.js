@@ -3,11 +3,12 @@
 // panels that show them.
 
 import { updateCurves, setupCharts } from "./charts.js";
+import { $ } from "./common.js";
 import { setupCanvas } from "./draw.js";
 import { applySettings, setupForm } from "./form.js";
 import { applyCompareFromUrl, refreshCurveRuns, renderRuns, setupHistory } from "./history.js";
 import { renderImages } from "./images.js";
-import { setupNotifications } from "./notify.js";
+import { setupNotifications, showNote } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { state } from "./state.js";
 import { refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
@@ -49,6 +50,7 @@ async function init() {
   setupHistory();
   setupSweeps();
   setupNotifications();
+  $("status-note-dismiss").addEventListener("click", () => showNote(""));
   setupForm();
   setupStatus();
   applySettings(await loadSettings());

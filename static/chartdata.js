@@ -104,6 +104,10 @@ function seriesColor(runIndex, modelIndex) {
   return RUN_PALETTE[(offset + modelIndex) % RUN_PALETTE.length];
 }
 
+// Where lines often coincide (models with the same learning rate), each after the first is dashed
+// in a pattern of its own: a line drawn over another lets it show through its gaps.
+const OVERLAP_DASHES = [[12, 12], [4, 14], [18, 8, 3, 8]];
+
 function faint(color) {
   return `${color}40`; // 25 % opacity: the raw line behind the smoothed one
 }
@@ -116,7 +120,7 @@ function fieldTables(spec, run, m, field, look) {
   const xs = rows.map(x.value);
   const ys = rows.map((row) => row[field]);
   const label = `${look.label}${spec.fields.length > 1 ? ` ${FIELD_NAMES[field]}` : ""}`;
-  const dash = field === "test_accuracy" ? [6, 4] : undefined;
+  const dash = field === "test_accuracy" ? [6, 4] : spec.overlap && look.line > 0 ? OVERLAP_DASHES[(look.line - 1) % OVERLAP_DASHES.length] : undefined;
   const points = { show: spec.kind === "eval", size: 6 };
   if (smoothing > 0) { // the raw line is drawn, not listed: the legend names the smoothed one
     return [
@@ -130,9 +134,10 @@ function fieldTables(spec, run, m, field, look) {
 export function buildTables(spec) {
   // One table [xs, ys] per line of the chart, with its uPlot series options.
   const tables = [];
+  let line = 0; // the line's place on the chart, over every run shown
   curves.runs.forEach((run, r) => {
     run.names.forEach((name, m) => {
-      const look = { color: seriesColor(r, m), label: curves.runs.length > 1 ? `${run.label} · ${name}` : name };
+      const look = { color: seriesColor(r, m), label: curves.runs.length > 1 ? `${run.label} · ${name}` : name, line: line++ };
       for (const field of spec.fields) tables.push(...fieldTables(spec, run, m, field, look));
     });
   });

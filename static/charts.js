@@ -15,7 +15,7 @@ const CHART_SPECS = [
   { id: "loss", title: "Training loss", kind: "train", fields: ["loss"], smooth: true, scale: "loss", digits: (v) => v.toPrecision(4), tick: (v) => String(Number(v.toPrecision(2))) },
   { id: "accuracy", title: "Training accuracy (%)", kind: "train", fields: ["accuracy"], smooth: true, scale: "percent", digits: (v) => v.toFixed(2), tick: (v) => String(Number(v.toFixed(1))) },
   { id: "eval", title: "Validation and test accuracy (%)", kind: "eval", fields: ["val_accuracy", "test_accuracy"], scale: "percent", digits: (v) => v.toFixed(2), tick: (v) => String(Number(v.toFixed(1))) },
-  { id: "lr", title: "Learning rate", kind: "train", fields: ["lr"], digits: (v) => v.toExponential(2), tick: (v) => (v === 0 ? "0" : v.toExponential(1)) },
+  { id: "lr", title: "Learning rate", kind: "train", fields: ["lr"], overlap: true, digits: (v) => v.toExponential(2), tick: (v) => (v === 0 ? "0" : v.toExponential(1)) },
   { id: "speed", title: "Images per second", kind: "train", fields: ["samples_per_sec"], smooth: true, digits: (v) => Math.round(v).toLocaleString("en-US"), tick: (v) => Math.round(v).toLocaleString("en-US") },
 ];
 const LAYER_SPECS = [
@@ -51,11 +51,19 @@ function nearestValue(values, idx) {
 
 function chartOptions(spec, tables, width) {
   const x = X_AXES[curves.xAxis];
-  const legendValue = (u, v, s, idx) => {
+  const read = (u, v, s, idx) => {
     // Lines of other runs or models have their points at other x values: read their nearest one.
     const value = v ?? (spec.field || idx === null || idx === undefined ? null : nearestValue(u.data[s], idx));
-    if (value === null || value === undefined) return "–";
+    if (value === null || value === undefined) return null;
     return spec.scale === "log" && value <= LOG_FLOOR ? "0" : spec.digits(value);
+  };
+  const legendValue = (u, v, s, idx) => {
+    const value = read(u, v, s, idx);
+    if (value === null) return "–";
+    // a smoothed line is read with its raw value beside it (the raw line is drawn, not listed)
+    const raw = s > 1 && u.series[s - 1].label === `${u.series[s].label} (raw)` && idx !== null && idx !== undefined
+      ? read(u, u.data[s - 1][idx], s - 1, idx) : null;
+    return raw === null ? value : `${value} (raw ${raw})`;
   };
   return {
     width, height: CHART_HEIGHT,
@@ -131,9 +139,28 @@ function renderChart(spec) {
   box.setAttribute("aria-label", `${spec.title}: ${drawn.length ? drawn.join(", ") : "no data yet"}`);
 }
 
+export function lossFloor(smoothing, classes = 10) {
+  // The lowest training loss with label smoothing: the entropy of the smoothed target, which puts
+  // 1 - smoothing + smoothing / classes on the true digit and smoothing / classes on each other one.
+  const other = smoothing / classes;
+  const own = 1 - smoothing + other;
+  return -(own * Math.log(own)) - (classes - 1) * (other > 0 ? other * Math.log(other) : 0);
+}
+
+function lossFloorNote() {
+  // With label smoothing the loss levels off well above 0: said beside the chart's title, or a
+  // learner reads a loss of 0.5 as a bad one.
+  const shown = new Set(curves.runs.map((r) => r.runId));
+  const values = [...new Set(state.runs.filter((r) => shown.has(r.run_id)).map((r) => r.settings.label_smoothing).filter((v) => v > 0))];
+  if (!values.length) return "";
+  const floors = values.sort().map((v) => `${lossFloor(v).toFixed(2)} with label smoothing ${v}`);
+  return ` · cannot go below ${floors.join(", ")} (not 0)`;
+}
+
 function renderCharts() {
   const empty = curves.runs.every((r) => r.rows.length === 0);
   $("curves-empty").hidden = !empty;
+  $("loss-floor").textContent = lossFloorNote();
   for (const spec of CHART_SPECS) renderChart(spec);
   renderLayerCharts();
 }
@@ -178,7 +205,9 @@ export async function updateCurves() {
 // ------------------------------------------------------------------ setup
 
 function chartBox(spec) {
-  return el("figure", { className: "chart-box" }, el("figcaption", { text: spec.title }),
+  const caption = el("figcaption", { text: spec.title });
+  if (spec.id === "loss") caption.append(el("span", { id: "loss-floor", className: "muted" })); // in the caption's line: nothing moves
+  return el("figure", { className: "chart-box" }, caption,
     el("div", { id: `chart-${spec.id}`, className: "chart", "data-points": "0", role: "img", "aria-label": `${spec.title}: no data yet` }));
 }
 

@@ -40,8 +40,10 @@ function predictTestDigit() {
   const index = Number($("test-index").value);
   if (!Number.isInteger(index) || index < 0 || index > 9999 || $("test-index").value === "") {
     showPredictionError("Pick a test digit number from 0 to 9,999.");
+    $("test-index").setAttribute("aria-invalid", "true");
     return;
   }
+  $("test-index").removeAttribute("aria-invalid");
   clearCanvas(); // the answers are about the test digit now, not a drawing
   predict({ test_index: index });
 }
@@ -91,7 +93,9 @@ function renderLayerViews(data) {
 }
 
 function showPredictionError(message) {
+  // The error alone: the previous answer's digit picture would read as the answer to this request.
   $("prediction-bars").replaceChildren(el("p", { className: "error", role: "alert", text: message }));
+  $("test-digit-image").hidden = true;
 }
 
 function predictionBars(p) {

@@ -5,7 +5,7 @@ import { $, el, MODEL_COLORS } from "./common.js";
 import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
 import { state } from "./state.js";
 import {
-  defaults, limits, listValues, readKernels, rowProblems, setFieldError, showFormError,
+  defaults, limits, listValues, readKernels, rowLabel, rowProblems, setFieldError, showFormError,
   maxSweepRuns, sweepFields, sweepSize, tooManyRuns, validateForm,
 } from "./formcheck.js";
 import { renderModelInfo, scheduleModelInfo } from "./modelinfo.js";
@@ -71,6 +71,7 @@ export function addModelRow(model = {}) {
   for (const input of kernelInputs) input.addEventListener("input", () => scheduleModelInfo(tr));
   for (const input of tr.querySelectorAll("input")) input.addEventListener("input", () => { if (input.getAttribute("aria-invalid")) validateForm(false); });
   for (const input of [lr, batch]) input.addEventListener("input", renderSweep);
+  name.addEventListener("change", refreshRows); // the row's labels, hints and errors use its name
   refreshRows();
   scheduleModelInfo(tr);
 }
@@ -79,9 +80,9 @@ function refreshRows() {
   // Labels, ids and colours follow the row's position: "Model 2 learning rate", and so on.
   const rows = [...$("model-rows").children];
   rows.forEach((tr, i) => {
-    const label = `Model ${i + 1}`;
+    const label = rowLabel(tr, i);
     tr.querySelector(".swatch").style.background = MODEL_COLORS[i];
-    tr.querySelector(".name").setAttribute("aria-label", `${label} name`);
+    tr.querySelector(".name").setAttribute("aria-label", `Model ${i + 1} name`); // the field that holds the name
     tr.querySelectorAll(".kernel").forEach((input, k) => input.setAttribute("aria-label", `${label} conv ${k + 1} channels`));
     tr.querySelector(".optimizer").setAttribute("aria-label", `${label} optimizer`);
     tr.querySelector(".lr").setAttribute("aria-label", `${label} learning rate`);
@@ -106,7 +107,7 @@ function sweepProblem() {
   const looksLikeSweep = (text) => /,|\S\s+\S/.test(text.trim());
   const rows = [...$("model-rows").children];
   const bad = rows.flatMap((tr, row) => ["lr", "batch"].filter((k) => looksLikeSweep(tr.querySelector(`.${k}`).value))
-    .map((k) => rowProblems(tr, `Model ${row + 1}`)[k])).find(Boolean);
+    .map((k) => rowProblems(tr, rowLabel(tr, row))[k])).find(Boolean);
   return bad || (sweepSize() > maxSweepRuns() ? tooManyRuns() : "");
 }
 
@@ -131,7 +132,8 @@ export function renderSweep() {
     return;
   }
   const words = { learning_rate: "learning rate", batch_size: "batch size" };
-  const parts = fields.map((f) => `Model ${f.row + 1} ${words[f.key]} ${f.values.join(" / ")}`);
+  const rows = [...$("model-rows").children];
+  const parts = fields.map((f) => `${rowLabel(rows[f.row], f.row)} ${words[f.key]} ${f.values.join(" / ")}`);
   hint.textContent = `Sweep of ${n} runs (${parts.join("; ")}): its runs go through the queue and train ${sweepOrder()}; the Sweeps panel shows them side by side as they train.`;
 }
 
@@ -188,7 +190,7 @@ export function showServerError(error, field) {
     if (row && key && row.querySelector(`.cell-${key}`)) {
       const words = FIELD_WORDS[match[2]];
       const text = problem.startsWith(words) ? problem : `${words} ${problem}`; // "batch size 4096 with ..." names itself
-      setFieldError(row.querySelector(`.cell-${key}`), `Model ${Number(match[1]) + 1}: ${text}`);
+      setFieldError(row.querySelector(`.cell-${key}`), `${rowLabel(row, Number(match[1]))}: ${text}`);
       row.querySelector(`.cell-${key} input`).focus();
       return;
     }

@@ -85,6 +85,12 @@ export function tooManyRuns() {
 
 // ------------------------------------------------------------------ the checks
 
+export function rowLabel(tr, index) {
+  // What every text calls a model row: its name, which it keeps when rows above it go (by its
+  // place only while it has none).
+  return tr.querySelector(".name").value.trim() || `Model ${index + 1}`;
+}
+
 export function rowProblems(tr, label) {
   const problems = {};
   const name = tr.querySelector(".name").value.trim();
@@ -130,7 +136,7 @@ function sameNameProblems(rows, perRow) {
   names.forEach((name, i) => {
     const same = names.map((n, j) => (n.toLowerCase() === name.toLowerCase() && name ? j : -1)).filter((j) => j >= 0);
     if (same.length > 1 && !perRow[i].name) {
-      perRow[i].name = `${same.map((j) => `Model ${j + 1}`).join(" and ")} have the same name "${name}": names must differ`;
+      perRow[i].name = `rows ${same.map((j) => j + 1).join(" and ")} have the same name "${name}": names must differ`;
     }
   });
 }
@@ -138,7 +144,7 @@ function sameNameProblems(rows, perRow) {
 export function validateForm(focus = true) {
   // Marks every problem next to its field; true if there is none.
   const rows = [...$("model-rows").children];
-  const perRow = rows.map((tr, i) => rowProblems(tr, `Model ${i + 1}`));
+  const perRow = rows.map((tr, i) => rowProblems(tr, rowLabel(tr, i)));
   sameNameProblems(rows, perRow);
   const badKernel = (input) => input.value === "" || !isInt(Number(input.value), limits().kernels);
   rows.forEach((tr, i) => {

@@ -5,7 +5,7 @@
 
 import { $, getJSON } from "./common.js";
 import { showFormError } from "./form.js";
-import { announce } from "./notify.js";
+import { announce, showNote } from "./notify.js";
 import { state } from "./state.js";
 import { setUrl } from "./url.js";
 
@@ -43,7 +43,7 @@ async function fetchStatus() {
     setUrl({ run: null }, false);
     state.lastStatusText = "";
     await fetchStatus();
-    showFormError(`run ${gone} no longer exists (deleted); showing the live run`);
+    showNote(`Run ${gone} no longer exists (deleted): showing the live run.`);
     return;
   }
   if (!response.ok) throw new Error(`HTTP ${response.status}`);

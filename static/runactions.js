@@ -3,7 +3,7 @@
 
 import { $, getJSON, send } from "./common.js";
 import { fillForm, showFormError } from "./form.js";
-import { announce } from "./notify.js";
+import { announce, showNote } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { state } from "./state.js";
 import { setUrl, urlParam } from "./url.js";
@@ -71,7 +71,14 @@ export async function deleteRun(runId) {
     message = "the server is not reachable; try again when it is back";
   }
   showHistoryError(message);
-  if (!message) announce(`Run ${runId} deleted.`);
+  if (!message && (state.viewedRunId === runId || state.followedRunId === runId)) { // it was the run shown
+    state.viewedRunId = state.followedRunId = null;
+    state.lastStatusText = "";
+    setUrl({ run: null }, false);
+    showNote(`Run ${runId} deleted: showing the live run.`);
+  } else if (!message) {
+    announce(`Run ${runId} deleted.`);
+  }
   pollNow();
 }
 

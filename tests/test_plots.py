@@ -36,3 +36,26 @@ def test_the_renderer_draws_the_last_curves_and_pictures_then_ends(tmp_path, mon
     curves = [d for d in drawn if isinstance(d, tuple)]
     assert curves[-1] == (2, 1) and "a" in drawn  # the train row after the last evaluation is drawn too
     assert (tmp_path / "run" / "curves.png").read_bytes() == b"png"
+
+
+def test_curves_png_is_drawn_as_the_page_shows_it_with_nothing_cut_off():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    train = [{"model": m, "epoch": e / 4, "loss": 2.3 / (1 + e), "accuracy": 50 + 10 * e} for m in (0, 1) for e in range(1, 9)]
+    evals = [{"model": m, "epoch": e, "val_accuracy": 90 + e, "test_accuracy": 89 + e} for m in (0, 1) for e in (1, 2)]
+    fig = plots.curves_figure(["Model 1", "small"], train, evals, epochs=2)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # places the labels
+    renderer = canvas.get_renderer()
+    loss, accuracy, evaluation = fig.axes
+    assert loss.get_yscale() == "linear" and "linear" in loss.get_ylabel()  # as the page starts, and says so
+    for ax in (loss, accuracy):  # each training panel names its lines
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Model 1", "small"]
+    assert evaluation.get_xlim()[1] > 2  # the last epoch's markers are drawn whole
+    width, height = fig.bbox.width, fig.bbox.height
+    for ax in fig.axes:  # no axis label runs off the picture
+        for label in (ax.yaxis.label, ax.xaxis.label):
+            box = label.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, label.get_text()
+        for tick in ax.get_yticklabels():
+            assert tick.get_window_extent(renderer).x0 >= 0

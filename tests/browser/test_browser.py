@@ -1,8 +1,5 @@
 """The page in real Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server."""
 import re
-import time
-
-import pytest
 
 from conftest import POLL_WAIT_MS, expect, wait_for  # the browser and page fixtures live in conftest
 
@@ -77,14 +74,18 @@ def test_duplicate_names_and_server_errors_name_the_model(page, server_factory, 
     page.click("#add-model")  # a new row gets a name no other row has
     names = [rows.nth(i).locator(".name").input_value() for i in range(4)]
     assert len(set(names)) == 4, names
-    assert rows.nth(1).locator(".remove").get_attribute("aria-label") == "Remove Model 2"
-    assert rows.nth(3).locator(".lr").get_attribute("aria-label") == "Model 4 learning rate"
+    assert names == ["Model 1", "Model 3", "Model 4", "Model 2"]  # each row keeps its name when one above goes
+    assert rows.nth(1).locator(".remove").get_attribute("aria-label") == "Remove Model 3"  # and is called by it
+    assert rows.nth(3).locator(".lr").get_attribute("aria-label") == "Model 2 learning rate"
+    rows.nth(1).locator(".lr").fill("0.001, 0.01")
+    expect(page.locator("#sweep-hint")).to_contain_text("Model 3 learning rate 0.001 / 0.01")
+    rows.nth(1).locator(".lr").fill("0.01")
     rows.nth(3).locator(".name").fill(names[2])
     page.click("#start")
     described = page.locator("#" + rows.nth(3).locator(".name").get_attribute("aria-describedby"))
-    expect(described).to_contain_text(f'Model 3 and Model 4 have the same name "{names[2]}"')
+    expect(described).to_contain_text(f'rows 3 and 4 have the same name "{names[2]}"')
     rows.nth(3).locator(".name").fill("unique")
-    # the server's own check (memory of a step) is shown next to the field, with the model counted from 1
+    # the server's own check (memory of a step) is shown next to the field, with the row's name
     rows.nth(2).locator(".kernel").nth(0).fill("256")
     for k in range(1, 4):
         rows.nth(2).locator(".kernel").nth(k).fill("256")
@@ -92,7 +93,7 @@ def test_duplicate_names_and_server_errors_name_the_model(page, server_factory, 
     page.click("#start")
     batch = rows.nth(2).locator(".batch")
     expect(batch).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#" + batch.get_attribute("aria-describedby"))).to_contain_text("Model 3: batch size")
+    expect(page.locator("#" + batch.get_attribute("aria-describedby"))).to_contain_text("Model 4: batch size")
     assert "models[" not in page.locator("body").text_content()
     assert server.request("GET", "/runs")[1]["runs"] == []
     assert [e for e in page.console_errors if "status of 400" not in e] == []  # the browser logs the refusal
@@ -271,7 +272,22 @@ def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, serve
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
     values = page.locator("#chart-loss .u-legend .u-series .u-value")
     expect(values.nth(1)).to_have_text(re.compile(r"^\d+\.\d+"))
+    expect(values.nth(2)).to_have_text(re.compile(r"^\d+\.\d+ \(raw \d+\.\d+\)$"))  # smoothed, and raw beside it
+    # label smoothing 0.1 (the default): the loss's floor is said beside the chart's title
+    expect(page.locator("#chart-loss").locator("xpath=..").locator("figcaption")).to_contain_text(
+        "cannot go below 0.50 with label smoothing 0.1 (not 0)")
     expect(page.locator("#chart-accuracy .u-legend .u-series .u-value").nth(1)).to_have_text(re.compile(r"^\d+\.\d+"))
+    # the same learning rate for both models: the line drawn second is dashed, so the first shows through
+    page.mouse.move(0, 0)  # no cursor points on the charts
+    blue, orange = page.evaluate("""() => {
+      const canvas = document.querySelector('#chart-lr canvas');
+      const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      const near = (i, [r, g, b]) => Math.abs(d[i] - r) < 40 && Math.abs(d[i + 1] - g) < 40 && Math.abs(d[i + 2] - b) < 40;
+      let blue = 0, orange = 0;
+      for (let i = 0; i < d.length; i += 4) { if (near(i, [31, 119, 180])) blue++; if (near(i, [255, 127, 14])) orange++; }
+      return [blue, orange];
+    }""")
+    assert blue > 200 and orange > 200, (blue, orange)
     # smoothing: on, each model is drawn twice (faint raw + smoothed); at 0 only the raw line
     smoothed = chart_points(page)
     page.locator("#smoothing").fill("0")

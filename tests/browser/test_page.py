@@ -2,7 +2,6 @@
 import re
 import shutil
 
-
 from conftest import POLL_WAIT_MS, expect, need, wait_for
 
 TINY_RUN = {"epochs": 2, "batch_size": 32, "precision": "fp32", "learning_rate": 0.01,
@@ -136,7 +135,8 @@ def test_a_shown_run_that_is_deleted_returns_the_page_to_live(page, server_facto
     expect(page.locator("#viewing")).to_be_visible()
     shutil.rmtree(runs_dir / first)
     expect(page.locator("#viewing")).to_be_hidden(timeout=POLL_WAIT_MS)
-    expect(page.locator("#form-error")).to_contain_text(f"run {first} no longer exists")
+    expect(page.locator("#status-note")).to_contain_text(f"Run {first} no longer exists (deleted)")
+    expect(page.locator("#status-note")).to_be_visible()
     expect(page.locator("#run-meta")).to_contain_text(second)
     expect(page.locator(f"#runs-rows tr[data-run-id='{first}']")).to_have_count(0, timeout=POLL_WAIT_MS)
     assert own_errors(page) == []
@@ -338,7 +338,12 @@ def test_a_run_stopped_before_its_first_epoch_says_why_it_has_no_checkpoint(clie
     assert response.status_code == 409 and "ended before its first epoch did" in response.get_json()["error"]
 
 
-def test_runs_are_starred_and_deleted_from_the_page_with_a_confirmation(page, server_factory, tiny_mnist):
+def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_silently(page, server_factory,
+                                                                                      tiny_mnist):
+    page.add_init_script("""  // a browser that refuses notifications when asked
+      window.Notification = class { static get permission() { return 'default'; }
+        static requestPermission() { return Promise.resolve('denied'); } };
+    """)
     server = server_factory(tiny_mnist)
     first, second = finish(server), finish(server)
     page.goto(server.url)
@@ -360,6 +365,30 @@ def test_runs_are_starred_and_deleted_from_the_page_with_a_confirmation(page, se
     expect(page.locator(f"#runs-rows tr[data-run-id='{second}']")).to_have_count(0, timeout=POLL_WAIT_MS)
     assert "cannot be undone" in answers[0]
     assert [r["run_id"] for r in server.request("GET", "/runs")[1]["runs"]] == [first]
+    # notifications refused: said where the button was
+    page.click("#notify")
+    expect(page.locator("#notify-note")).to_contain_text("blocked for this page")
+    expect(page.locator("#notify")).to_be_hidden()
+    # a test digit number out of range: the error alone, not beside the previous digit's picture
+    page.fill("#test-index", "7")
+    page.click("#predict-test-digit")
+    expect(page.locator("#test-digit-image")).to_be_visible(timeout=POLL_WAIT_MS)
+    page.fill("#test-index", "12000")
+    page.click("#predict-test-digit")
+    expect(page.locator("#prediction-bars")).to_contain_text("from 0 to 9,999")
+    expect(page.locator("#test-digit-image")).to_be_hidden()
+    expect(page.locator("#test-index")).to_have_attribute("aria-invalid", "true")
+    # the run shown deleted from this page: the page goes back to live and says so where it shows runs
+    page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="open").click()
+    expect(page.locator("#viewing")).to_be_visible()
+    expect(page).to_have_url(re.compile(f"run={first}"))
+    page.locator(f"#runs-rows tr[data-run-id='{first}'] button.delete").click()
+    expect(page.locator("#status-note")).to_contain_text(f"Run {first} deleted: showing the live run.")
+    expect(page.locator("#status-note")).to_be_visible()
+    expect(page.locator("#viewing")).to_be_hidden()
+    assert "run=" not in page.url
+    page.click("#status-note-dismiss")
+    expect(page.locator("#status-note")).to_be_hidden()
     assert own_errors(page) == []
 
 
@@ -419,7 +448,8 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     # The cancelled trial stays in the sweep (as deleted); the next combination is queued in its place.
     expect(page.locator("#sweep-rows tr[data-trial='0'] .state")).to_have_text("deleted", timeout=POLL_WAIT_MS)
     expect(page.locator("#sweep-rows tr[data-trial='1'] .state")).to_have_text("queued", timeout=POLL_WAIT_MS)
-    second = server.request("GET", f"/sweeps/{sweep_id}")[1]["runs"][1]["run_id"]
+    second = wait_for(lambda: server.request("GET", f"/sweeps/{sweep_id}")[1]["runs"][1]["run_id"], timeout=30,
+                      message="the next trial's run")  # asked first ("queued"), then its run is made
     assert first not in run_states(server)
     page.locator(f"#runs-rows tr[data-run-id='{second}']").get_by_role("button", name="open").click()
     expect(page.locator("#stop")).to_be_enabled()  # viewing another run: Stop still stops the one that trains
