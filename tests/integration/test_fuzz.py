@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 from conftest import QUICK, ServerProcess, make_mnist_dir, wait_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = 12  # each operation; the whole module takes about 1.5 minutes on a 2-core CPU
+EXAMPLES = 8  # each operation; the whole module takes about 1.5 minutes on a 2-core CPU
 TOKEN = "fuzz-token-0123456789"
 
 
