@@ -15,21 +15,36 @@ import { refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from 
 import { applyRunFromUrl } from "./runactions.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
 
+function keepInView(change) {
+  // Runs change() and, if it moved the panel the user is reading (the one at the middle of the
+  // window), scrolls by as much in the same frame: a run that starts without a click here fills in
+  // the status cards and each model's pictures above the drawing canvas, which Chromium's own
+  // scroll anchoring let move 2,800 px (a first run of four models, scrolled to the canvas).
+  if (window.scrollY === 0) { change(); return; } // at the top, the page grows below what is read
+  const middle = window.innerHeight / 2;
+  const anchor = [...document.querySelectorAll("main > section")].find((p) => {
+    const box = p.getBoundingClientRect();
+    return box.top <= middle && box.bottom > middle;
+  });
+  const before = anchor ? anchor.getBoundingClientRect().top : 0;
+  change();
+  const moved = anchor ? anchor.getBoundingClientRect().top - before : 0;
+  if (Math.abs(moved) >= 1) window.scrollBy(0, moved);
+}
+
 function showStatus(status) {
   // A new status (of the live run or of the one opened from the history).
-  renderStatus(status);
-  renderImages(status);
+  keepInView(() => { renderStatus(status); renderImages(status); });
 }
 
 function showRuns(body) {
   // A new GET /runs answer: the history, and the buttons that depend on the other runs.
-  renderRuns(body);
-  refreshRunButtons();
+  keepInView(() => { renderRuns(body); refreshRunButtons(); });
 }
 
 async function afterPoll() {
   // After the status: the curves are never older than the numbers beside them.
-  refreshCurveRuns();
+  keepInView(refreshCurveRuns);
   await updateCurves();
   await updateSweeps();
 }

@@ -2,6 +2,8 @@
 import re
 import shutil
 
+import pytest
+
 from conftest import POLL_WAIT_MS, expect, need, wait_for
 
 TINY_RUN = {"epochs": 2, "batch_size": 32, "precision": "fp32", "learning_rate": 0.01,
@@ -102,6 +104,35 @@ def test_layout_does_not_jump_during_a_run_and_the_canvas_stays_put(page, server
     cls = page.evaluate("() => window.__cls")
     assert cls < 0.1, cls
     assert max(abs(y - canvas_y) for y in ys) < 1, (canvas_y, ys)
+
+
+FOUR_MODELS = dict(TINY_RUN, epochs=2, models=[{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4]},
+                                                {"kernels": [3, 6, 6, 6]}, {"kernels": [2, 2, 2, 2]}])
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_a_first_run_started_elsewhere_moves_nothing_a_user_scrolled_to(page, server_factory, tiny_mnist, width,
+                                                                         height):
+    """From an idle page with no runs, scrolled to the drawing canvas: a run of four models that
+    starts without a click here (a queued run, the command line, another tab) fills in the status,
+    the curves and the pictures above it, and the canvas does not move (it moved 2,794 px before)."""
+    server = server_factory(tiny_mnist)
+    page.set_viewport_size({"width": width, "height": height})
+    page.add_init_script(CLS_OBSERVER)
+    page.goto(server.url)
+    expect(page.locator("#run-meta")).to_contain_text("no run yet", timeout=POLL_WAIT_MS)
+    page.locator("#canvas").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    canvas_y = page.locator("#canvas").bounding_box()["y"]
+    page.evaluate("() => { window.__cls = 0; }")
+    assert server.request("POST", "/start_training", FOUR_MODELS)[0] == 202
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
+    page.wait_for_selector("#img-samples-3 img", timeout=POLL_WAIT_MS)
+    page.wait_for_timeout(3500)  # the last poll's pictures
+    assert abs(page.locator("#canvas").bounding_box()["y"] - canvas_y) < 2
+    cls = page.evaluate("() => window.__cls")
+    assert cls < 0.1, cls
+    assert own_errors(page) == []
 
 
 # ---------------------------------------------------------------- 3. colours follow the model
