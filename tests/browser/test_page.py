@@ -446,7 +446,8 @@ def run_states(server) -> dict:
 def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stopped_one_resumed(page, server_factory,
                                                                                              tiny_mnist):
     server = server_factory(tiny_mnist)
-    code, busy = server.request("POST", "/start_training", dict(TINY_RUN, epochs=4, batch_size=4))
+    # 8 epochs: the Stop clicked once it is in epoch 2 lands long before its end, however fast the CPU
+    code, busy = server.request("POST", "/start_training", dict(TINY_RUN, epochs=8, batch_size=4))
     assert code == 202
     page.goto(server.url)
     expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
