@@ -46,6 +46,7 @@ def test_queued_runs_wait_then_start_in_order_and_one_can_be_cancelled(client, a
     assert runs_by_id(client)[first]["state"] == "stopped"
     ends = [client.get(f"/runs/{q}").get_json() for q in (queued[0], queued[2])]
     assert ends[0]["finished_at"] <= ends[1]["started_at"]  # one after another, in the order queued
+    assert manager.wait(30)  # the last run's thread ends just after its final status is written
     assert manager.active_run_id is None and RunStore(app.config["RUNS_DIR"]).queued() == []
 
 
