@@ -139,7 +139,7 @@ function renderChart(spec) {
   box.setAttribute("aria-label", `${spec.title}: ${drawn.length ? drawn.join(", ") : "no data yet"}`);
 }
 
-export function lossFloor(smoothing, classes = 10) {
+function lossFloor(smoothing, classes = 10) {
   // The lowest training loss with label smoothing: the entropy of the smoothed target, which puts
   // 1 - smoothing + smoothing / classes on the true digit and smoothing / classes on each other one.
   const other = smoothing / classes;
