@@ -22,8 +22,6 @@ from runstore import ModelStatus
 EVAL_BATCH = 2000  # images per evaluation forward pass (no_grad: no activations kept)
 POINTS_PER_EPOCH = 25  # training-curve points per epoch and model (each a window mean), at most
 MIN_WINDOW_IMAGES = 128  # fewer points in small epochs: a window of a few images is mostly noise
-FORWARD_SHARE = 0.22  # evaluation (batches of 2,000, no grad) per image over a training step per image:
-# measured 0.21 for [16,32,32,32] and 0.23 for [32,64,64,64] on a 2-core EPYC
 
 
 # ---------------------------------------------------------------- evaluation
@@ -86,7 +84,6 @@ class ModelRun:
     best_epoch: int = 0  # the epoch of the best checkpoint
     eval_seconds: float = 0.0  # wall time of this model's evaluations
     evals: int = 0
-    paces: list = field(default_factory=list)  # (samples, compute seconds) at each curve point: the pace lately
 
     def record(self, row: dict) -> None:
         """Show in the status a metrics row that reached metrics.jsonl (and nothing before that)."""
@@ -105,25 +102,6 @@ class ModelRun:
         if best:
             self.best_val, self.best_epoch = val_accuracy, epoch
         return best
-
-    def seconds_left(self, epochs: int, n_train: int, n_eval: int, overhead: float) -> float:
-        """Seconds of the steps (at the measured pace, times the loop's ``overhead``) and of the
-        evaluations (as long as the last ones; estimated before the first) this model has left."""
-        per_image = self.recent_pace()
-        per_eval = self.eval_seconds / self.evals if self.evals else n_eval * per_image * FORWARD_SHARE * overhead
-        return (max(0, epochs * n_train - self.samples) * per_image * overhead
-                + (epochs - self.step // self.batches) * per_eval)
-
-    def recent_pace(self) -> float:
-        """Compute seconds per training image over the later half of the images seen so far: the
-        first steps of a run are slower (warm-up, the renderer process starting beside it), and a
-        pace that includes them overestimates the time left early in a run (by 40 % at 12 % of a
-        short run, measured)."""
-        half = self.samples / 2
-        since = next(((s, c) for s, c in self.paces if s >= half and s < self.samples), None)
-        if since is None:
-            return self.compute_seconds / self.samples
-        return (self.compute_seconds - since[1]) / (self.samples - since[0])
 
     @property
     def name(self) -> str:
@@ -211,7 +189,6 @@ class ModelRun:
         loss = (self.loss_sum / self.window_samples).item()
         accuracy = 100.0 * self.correct_sum.item() / self.window_samples
         self.compute_seconds += time.perf_counter() - started  # the sync waits for queued GPU work
-        self.paces.append((self.samples, self.compute_seconds))
         self.loss_sum.zero_()
         self.correct_sum.zero_()
         self.window_samples = self.window_steps = 0

@@ -20,6 +20,7 @@ from loop import Evaluation, ModelRun
 from model import describe
 from plots import CurvePoints, EpochImage, RenderClient
 from runstore import QUEUED_STATE, Attempt, MetricsWriter, ModelStatus, RunStatus, StatusWriter, metrics_row
+from timeleft import CLOSING_SECONDS_PER_MODEL
 
 log = logging.getLogger("train")
 
@@ -94,6 +95,9 @@ class Recorder:
     def curve_point(self, m: ModelRun, epoch_end: bool) -> None:
         """A curve window of ``m`` has ended: its rows (on disk at once at an epoch end)."""
         self.metrics.add(self.window_rows(m), flush=epoch_end)
+        t = self.trainer
+        t.time_left.observe(sum(r.samples for r in t.models), [(r.evals, r.eval_seconds) for r in t.models],
+                            t.eval_seconds)
 
     def window_rows(self, m: ModelRun) -> list[dict]:
         """The window's curve point, and how each layer learned in its last step (if measured)."""
@@ -147,15 +151,14 @@ class Recorder:
         return time.time() - self.trainer.time_zero
 
     # ---------------------------------------------------------------- the status
+    def closing_seconds(self, models: int) -> float:
+        """How long the run's end waits for its last pictures (none without pictures)."""
+        return CLOSING_SECONDS_PER_MODEL * models if self.pictures else 0.0
+
     def eta_seconds(self) -> float | None:
-        """Seconds left, evaluations included. The models share the device, so their times add
-        up; the loop's wall time per second of compute (Python, monitoring) scales them."""
+        """Seconds left, evaluations included; None until the pace is known (the page: "estimating")."""
         t = self.trainer
-        compute = sum(m.compute_seconds for m in t.models) - t.restored[0]  # this attempt's
-        if not t.models or compute <= 0 or any(m.samples == 0 for m in t.models):
-            return None
-        overhead = max(1.0, (time.perf_counter() - t.loop_started - t.eval_seconds) / compute)
-        return sum(m.seconds_left(t.config.epochs, t.n_train, t.n_eval, overhead) for m in t.models)
+        return t.time_left.seconds() if t.time_left is not None else None
 
     def status(self) -> RunStatus:
         t = self.trainer

@@ -25,6 +25,7 @@ from loop import ModelRun, build_model_run, evaluate
 from model import describe
 from recorder import STATUS_INTERVAL, Recorder, TrainingError, planned_models
 from runstore import ModelStatus, RecordError, Run, RunStore, Superseded, WriteError
+from timeleft import TimeLeft, spoken
 
 log = logging.getLogger("train")
 
@@ -67,7 +68,7 @@ class Trainer:
         self.models: list[ModelRun] = []
         self.n_train = self.n_eval = 0  # training images; validation + test images evaluated at each epoch end
         self.eval_seconds = 0.0  # wall time spent evaluating (benchmarks exclude it)
-        self.loop_started = 0.0
+        self.time_left: TimeLeft | None = None  # from the loop's start
         self.restored = (0.0, 0.0)  # compute and evaluation seconds of the attempts before a resume
         self._resumption: Resumption | None = None
         self._prepared = False
@@ -165,8 +166,12 @@ class Trainer:
     def _train(self, data: MNISTTensors) -> None:
         """The loop: the model furthest behind takes the next step (the curves stay side by side);
         a window of steps makes a curve point, an epoch's end an evaluation and a checkpoint."""
-        bar = self._progress_bar()
-        self.loop_started = next_stop_check = time.perf_counter()
+        bar = progress_bar(self.models, self.run_id) if self.progress_bar else None
+        self.time_left = TimeLeft(total_images=len(self.models) * self.config.epochs * self.n_train,
+                                  epochs=self.config.epochs, eval_images=self.n_eval,
+                                  done_images=sum(m.samples for m in self.models),
+                                  closing_seconds=self.recorder.closing_seconds(len(self.models)))
+        next_stop_check = time.perf_counter()
         try:
             while not self.stop_event.is_set() and not self.end_reason and (m := self._next_model()) is not None:
                 probe = self.layer_stats and m.window_ends(self.n_train, m.step + 1)
@@ -181,6 +186,8 @@ class Trainer:
                     if epoch_end:
                         self._end_epoch(m, data)
                     self.recorder.write_status(force=epoch_end)
+                    if bar is not None:
+                        bar.set_postfix_str(spoken(self.time_left.seconds()), refresh=False)
                 if time.perf_counter() >= next_stop_check:
                     next_stop_check = time.perf_counter() + STOP_CHECK_INTERVAL
                     if self.folder.stop_requested():  # a stop from the page, for any process that trains
@@ -223,11 +230,15 @@ class Trainer:
                         self.run_id, epoch, type(exc).__name__, exc)
             self.reporter = None
 
-    def _progress_bar(self):
-        if not self.progress_bar:
-            return None
-        from tqdm import tqdm
-        return tqdm(total=sum(m.total_steps - m.step for m in self.models), unit="batch", desc=self.run_id)
+
+
+def progress_bar(models: list[ModelRun], run_id: str):
+    """The command line's progress bar. tqdm's own "remaining" leaves out the evaluations and
+    follows the first, slow steps: the run's estimate replaces it."""
+    from tqdm import tqdm
+    return tqdm(total=sum(m.total_steps - m.step for m in models), unit="batch", desc=run_id,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
+                postfix=spoken(None))
 
 
 def sweep_reporter(folder: Run, models: int, epochs: int):

@@ -145,8 +145,15 @@ function runLine(status, active) {
   if (trial) meta.push(`trial ${trial.trial + 1} of sweep ${trial.sweep_id} (see the Sweeps panel)`);
   if (status.state === state.settings.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
   if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
-  if (active && status.eta_seconds !== null && status.eta_seconds !== undefined) meta.push(`time left ≈ ${fmtSeconds(status.eta_seconds)}`);
+  if (active && timeLeft(status)) meta.push(timeLeft(status));
   return meta.join(" · ");
+}
+
+function timeLeft(status) {
+  // The run's estimate, or (before its pace is steady, or while it starts) that it is being made.
+  const known = status.eta_seconds !== null && status.eta_seconds !== undefined;
+  if (status.state === "running" && known) return `time left ≈ ${fmtSeconds(status.eta_seconds)}`;
+  return status.state === "stopping" ? "" : "time left: estimating";
 }
 
 function sweepTrial(runId) {
@@ -185,7 +192,7 @@ export function renderStatus(status) {
   if (previous && (previous.run_id !== status.run_id || previous.state !== status.state)) showFormError("");
   document.title = pageTitle(status, live, active);
   announceState(status, previous);
-  renderModels(status.models || []);
+  renderModels(status.models || [], status.state === "running");
   renderDownloads(status);
   renderResume(status);
 }
@@ -297,7 +304,7 @@ function announceState(status, previous) {
   if (ended && previous && previous.run_id === status.run_id && state.viewedRunId === null) notifyRunEnd(status, best);
 }
 
-function modelCard(card, m, i) {
+function modelCard(card, m, i, active) {
   card.style.borderLeftColor = MODEL_COLORS[i];
   const rows = [
     ["Epoch", `${m.epoch} / ${m.epochs}`],
@@ -307,7 +314,7 @@ function modelCard(card, m, i) {
     ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
     ["Test accuracy", fmt(m.test_accuracy, 2, " %")],
     ["Images / s", m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–"],
-    ["Time left", m.eta_seconds === null || m.eta_seconds === undefined ? "–" : fmtSeconds(m.eta_seconds)],
+    ["Time left", m.eta_seconds === null || m.eta_seconds === undefined ? (active ? "estimating" : "–") : fmtSeconds(m.eta_seconds)],
     ["Progress", fmt(m.progress, 1, " %")],
   ];
   const dl = el("dl");
@@ -321,7 +328,7 @@ function modelCard(card, m, i) {
     el("div", { className: "progress" }, bar), dl);
 }
 
-function renderModels(models) {
+function renderModels(models, active) {
   const cards = $("model-cards");
   while (cards.children.length > models.length) cards.lastChild.remove();
   models.forEach((m, i) => {
@@ -330,7 +337,7 @@ function renderModels(models) {
       card = el("div", { className: "card" });
       cards.append(card);
     }
-    modelCard(card, m, i);
+    modelCard(card, m, i, active);
   });
 }
 

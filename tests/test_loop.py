@@ -51,20 +51,3 @@ def test_run_seed_1s_first_model_no_longer_starts_where_run_seed_0s_second_did()
     assert not torch.equal(weights_of(1, 0, scheme=2), weights_of(0, 1, scheme=2))
     assert torch.equal(weights_of(1, 0, scheme=1), weights_of(0, 1, scheme=1))  # runs written before: as they were
     assert torch.equal(weights_of(3, 1, scheme=2), weights_of(3, 1, scheme=2))  # and a seed still reproduces
-
-
-def test_time_left_follows_the_recent_pace_not_the_slow_start():
-    run = ModelRun.__new__(ModelRun)  # a model's counters, driven by a scripted pace (no clock)
-    run.paces, run.samples, run.compute_seconds, run.step, run.batches = [], 0, 0.0, 0, 100
-    run.eval_seconds, run.evals = 0.0, 0
-    for window in range(30):  # 30 curve points of 1,000 images: the first 5 at 3 ms an image, then 1 ms
-        run.samples += 1000
-        run.compute_seconds += 1000 * (0.003 if window < 5 else 0.001)
-        run.step += 10
-        run.paces.append((run.samples, run.compute_seconds))
-    assert run.recent_pace() == pytest.approx(0.001)
-    left = run.seconds_left(epochs=1, n_train=100_000, n_eval=0, overhead=1.0)
-    assert left == pytest.approx(70_000 * 0.001)  # the cumulative pace (1.33 ms) would say 93 s
-    fresh = ModelRun.__new__(ModelRun)
-    fresh.paces, fresh.samples, fresh.compute_seconds = [], 500, 1.5
-    assert fresh.recent_pace() == 0.003  # before any curve point: the pace so far

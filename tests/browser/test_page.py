@@ -51,9 +51,24 @@ def test_while_the_server_is_down_the_status_says_last_known_and_stop_is_disable
     server = server_factory(tiny_mnist)
     code, answer = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100))
     assert code == 202
+    eta = {"seconds": None}  # what the answers say of the time left (until the route is taken away)
+
+    def with_eta(route):
+        status = route.fetch().json()
+        for part in [status, *status["models"]]:
+            part["eta_seconds"] = eta["seconds"]
+        route.fulfill(json=status)
+
+    page.route("**/training_status*", with_eta)
     page.goto(server.url)
     expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
     expect(page.locator("#stop")).to_be_enabled()
+    expect(page.locator("#run-meta")).to_contain_text("time left: estimating")  # no estimate yet: said so
+    expect(page.locator('#model-cards dd[data-field="Time left"]').first).to_have_text("estimating")
+    eta["seconds"] = 75.4
+    expect(page.locator("#run-meta")).to_contain_text("time left ≈ 1 min 15 s", timeout=POLL_WAIT_MS)
+    expect(page.locator('#model-cards dd[data-field="Time left"]').first).to_have_text("1 min 15 s")
+    page.unroute("**/training_status*")
     server.kill()
     expect(page.locator("#run-meta")).to_contain_text("the server is not reachable", timeout=POLL_WAIT_MS)
     expect(page.locator("#run-meta")).to_contain_text(re.compile(r"^last known \d+ s ago"))
