@@ -34,6 +34,21 @@ function percentRange(u, min, max) {
   return [low, Math.max(high, low + 1)];
 }
 
+function yLabels(spec) {
+  // The y axis's labels (drawn on the canvas), also kept in the chart's data-y-ticks (read in tests).
+  return (u, splits) => {
+    const labels = splits.map((v) => (v === null ? "" : spec.tick(v)));
+    u.root.dataset.yTicks = labels.filter(Boolean).join(" ");
+    return labels;
+  };
+}
+
+function percentTicks(spec) {
+  // A percent axis from about 10 to 100 on a chart this short got one label ("50"): steps up to
+  // 25 and labels 20 px apart give it four (25, 50, 75, 100).
+  return spec.scale === "percent" ? { space: 20, incrs: [0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 25] } : {};
+}
+
 function yScale(spec) {
   if (spec.scale === "percent") return { range: percentRange };
   if ((spec.scale === "loss" && curves.logLoss) || spec.scale === "log") return { distr: 3, log: 10 };
@@ -71,7 +86,7 @@ function chartOptions(spec, tables, width) {
     scales: { x: { time: false, range: (u, min, max) => (curves.zoomed[spec.id] ? [min, max] : sharedXRange()) }, y: yScale(spec) },
     axes: [
       { label: x.label, values: (u, splits) => splits.map((v) => (v === null ? "" : x.format(v))) },
-      { size: 70, values: (u, splits) => splits.map((v) => (v === null ? "" : spec.tick(v))) },
+      { size: 70, values: yLabels(spec), ...percentTicks(spec) },
     ],
     series: [
       { label: x.label, value: (u, v) => (v === null || v === undefined ? "–" : x.format(v)) },

@@ -69,7 +69,7 @@ export function addModelRow(model = {}) {
     el("td", { className: "params", "data-label": "Parameters", text: "…" }), el("td", {}, remove));
   rows.append(tr);
   for (const input of kernelInputs) input.addEventListener("input", () => scheduleModelInfo(tr));
-  for (const input of tr.querySelectorAll("input")) input.addEventListener("input", () => { if (input.getAttribute("aria-invalid")) validateForm(false); });
+  for (const input of tr.querySelectorAll("input")) input.addEventListener("input", () => { if (input.getAttribute("aria-invalid")) validateForm(false, true); });
   for (const input of [lr, batch]) input.addEventListener("input", renderSweep);
   name.addEventListener("change", refreshRows); // the row's labels, hints and errors use its name
   refreshRows();
@@ -237,7 +237,7 @@ export function applySettings(settings) {
     $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: CHOICE_NAMES[value] || value })));
   }
   for (const id of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) {
-    $(id).addEventListener("input", () => { if ($(id).getAttribute("aria-invalid")) validateForm(false); });
+    $(id).addEventListener("input", () => { if ($(id).getAttribute("aria-invalid")) validateForm(false, true); });
   }
   fillForm(rememberedForm() || {});
 }
@@ -245,4 +245,9 @@ export function applySettings(settings) {
 export function setupForm() {
   // What works before the settings arrive: the rows themselves come with them (applySettings).
   $("add-model").addEventListener("click", () => addModelRow({}));
+  $("train-form").addEventListener("focusout", (event) => { // a field is checked when it is left
+    if (!state.settings || !event.target.matches("input")) return;
+    event.target.dataset.touched = "true";
+    validateForm(false, true);
+  });
 }

@@ -141,22 +141,27 @@ function sameNameProblems(rows, perRow) {
   });
 }
 
-export function validateForm(focus = true) {
-  // Marks every problem next to its field; true if there is none.
+export function validateForm(focus = true, touchedOnly = false) {
+  // Marks every problem next to its field; true if there is none. ``touchedOnly``: only the fields
+  // the user has left (or already marked): one left with a bad value is marked at once, and one
+  // not reached yet is not.
   const rows = [...$("model-rows").children];
   const perRow = rows.map((tr, i) => rowProblems(tr, rowLabel(tr, i)));
   sameNameProblems(rows, perRow);
   const badKernel = (input) => input.value === "" || !isInt(Number(input.value), limits().kernels);
+  const mark = (cell, message, isBad) => {
+    if (!touchedOnly || cell.querySelector("[data-touched], [aria-invalid=true]")) setFieldError(cell, message, isBad);
+  };
   rows.forEach((tr, i) => {
     for (const key of ["name", "kernels", "lr", "batch"]) {
-      setFieldError(tr.querySelector(`.cell-${key}`), perRow[i][key], key === "kernels" ? badKernel : undefined);
+      mark(tr.querySelector(`.cell-${key}`), perRow[i][key], key === "kernels" ? badKernel : undefined);
     }
   });
   const settings = settingProblems();
-  for (const key of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) setFieldError($(key).closest(".setting"), settings[key]);
+  for (const key of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) mark($(key).closest(".setting"), settings[key]);
   const invalid = document.querySelector("#train-form [aria-invalid=true]");
   if (invalid && focus) invalid.focus();
-  if (!invalid && sweepSize() > maxSweepRuns()) {
+  if (!invalid && !touchedOnly && sweepSize() > maxSweepRuns()) {
     showFormError(tooManyRuns());
     return false;
   }

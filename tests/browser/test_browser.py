@@ -49,11 +49,14 @@ def test_invalid_values_are_marked_next_to_their_field_until_fixed(page, server_
         page.goto(server.url)
         target = page.locator("#epochs") if field == "epochs" else page.locator("#model-rows tr").nth(1).locator(f".{field}").first
         target.fill(value)
-        page.click("#start")
+        target.press("Tab")  # checked as it is left, before Start
         expect(target).to_have_attribute("aria-invalid", "true")
         described = page.locator("#" + target.get_attribute("aria-describedby"))
         expect(described).to_contain_text(message)
         expect(described).to_be_visible()
+        assert page.locator("#train-form [aria-invalid=true]").count() == 1  # not the fields not reached yet
+        page.click("#start")
+        expect(target).to_have_attribute("aria-invalid", "true")
         assert target.evaluate("e => e === document.activeElement"), field  # focus goes to the field to fix
         code, runs = server.request("GET", "/runs")
         assert runs["runs"] == []  # nothing was started
@@ -248,23 +251,21 @@ def chart_points(page, chart="loss") -> int:
 def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, server_factory, mnist_sample):
     server = server_factory(mnist_sample)
     page.goto(server.url)
-    page.fill("#epochs", "1")
+    page.fill("#epochs", "5")  # longer than the test needs on any machine: it is stopped once seen to grow
     page.fill("#train_samples", "8192")
     set_row(page, 0, batch=64)
     set_row(page, 1, batch=64)
     page.click("#start")
-    # sample the loss chart during the first epoch: it must gain points poll after poll
+    # sample the loss chart while it trains: it must gain points poll after poll
     seen = []
     wait_for(lambda: page.locator("#state").text_content() == "running", timeout=60, message="running")
     while page.locator("#state").text_content() == "running" and len(set(seen)) < 4:
-        cards = page.locator("#model-cards dd[data-field=Epoch]")
-        if cards.count() and not cards.nth(0).text_content().startswith("1 /"):
-            break
         seen.append(chart_points(page))
         page.wait_for_timeout(500)
     growth = sorted(set(seen))
     assert len(growth) >= 3 and growth[0] < growth[-1], seen  # at least three polls, each with new points
-    expect(page.locator("#state")).to_have_text("finished", timeout=120_000)
+    page.click("#stop")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=60_000)
     # hover: the legend reads off every line's value at the cursor, on every chart (synced)
     over = page.locator("#chart-loss .u-over")
     over.scroll_into_view_if_needed()
@@ -277,6 +278,8 @@ def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, serve
     expect(page.locator("#chart-loss").locator("xpath=..").locator("figcaption")).to_contain_text(
         "cannot go below 0.50 with label smoothing 0.1 (not 0)")
     expect(page.locator("#chart-accuracy .u-legend .u-series .u-value").nth(1)).to_have_text(re.compile(r"^\d+\.\d+"))
+    ticks = page.locator("#chart-accuracy .uplot").get_attribute("data-y-ticks").split()
+    assert len(ticks) >= 3, ticks  # the accuracy axis had one label ("50") on a chart this short
     # the same learning rate for both models: the line drawn second is dashed, so the first shows through
     page.mouse.move(0, 0)  # no cursor points on the charts
     blue, orange = page.evaluate("""() => {
@@ -287,7 +290,7 @@ def test_live_curves_grow_at_every_poll_and_can_be_read_and_smoothed(page, serve
       for (let i = 0; i < d.length; i += 4) { if (near(i, [31, 119, 180])) blue++; if (near(i, [255, 127, 14])) orange++; }
       return [blue, orange];
     }""")
-    assert blue > 200 and orange > 200, (blue, orange)
+    assert blue > 100 and orange > 50, (blue, orange)  # drawn over each other, one colour would be near 0
     # smoothing: on, each model is drawn twice (faint raw + smoothed); at 0 only the raw line
     smoothed = chart_points(page)
     page.locator("#smoothing").fill("0")
