@@ -11,7 +11,7 @@ import { renderImages } from "./images.js";
 import { setupNotifications, showNote } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { state } from "./state.js";
-import { refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
+import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
 import { applyRunFromUrl } from "./runactions.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
 
@@ -34,6 +34,7 @@ function keepInView(change) {
 
 function showStatus(status) {
   // A new status (of the live run or of the one opened from the history).
+  if (followRuns(status)) return; // not the run to show: the next poll, at once, brings it
   keepInView(() => { renderStatus(status); renderImages(status); });
 }
 

@@ -59,7 +59,7 @@ function renderHistoryHead() {
   const key = `${state.sortKey}:${state.sortDir}`;
   if ($("runs-head").dataset.key === key) return;
   $("runs-head").dataset.key = key;
-  const row = el("tr", {}, el("th", { text: "Compare" }));
+  const row = el("tr", {}, el("th", {}, el("span", { className: "desktop-only", text: "Compare" }), el("span", { className: "phone-only", text: "Sort by:" })));
   for (const column of RUN_COLUMNS) {
     const button = el("button", { type: "button", className: "sort", text: column.label });
     button.addEventListener("click", () => {
@@ -163,8 +163,9 @@ function historyRow(run) {
       setUrl({ ticked: [...state.selected].join(",") }, false);
       renderCompareButton();
     });
-    const cells = RUN_COLUMNS.map((column) => el("td", { "data-column": column.key }));
-    row = { tr: el("tr", { "data-run-id": run.run_id }, el("td", {}, box), ...cells, el("td")), box, actionsKey: null, cells, texts: [] };
+    // data-label: on a phone each row is a card, each cell headed by its column's name
+    const cells = RUN_COLUMNS.map((column) => el("td", { "data-column": column.key, "data-label": column.label }));
+    row = { tr: el("tr", { "data-run-id": run.run_id }, el("td", { "data-label": "Compare" }, box), ...cells, el("td")), box, actionsKey: null, cells, texts: [] };
     rowCache.set(run.run_id, row);
   }
   row.box.checked = state.selected.has(run.run_id);

@@ -28,7 +28,8 @@ function figureFor(container, kind, id) {
     const frame = el("div", { className: "frame" });
     frame.style.aspectRatio = `${width} / ${height}`;
     frame.style.maxWidth = `${width}px`; // never drawn larger than rendered
-    fig = el("figure", { id }, el("figcaption"), frame);
+    frame.style.setProperty("--natural-width", `${width}px`); // a phone shows it at this size, swiped sideways
+    fig = el("figure", { id }, el("figcaption", {}, el("span"), el("span", { className: "phone-only muted", text: " (swipe sideways to see all)" })), frame);
     container.append(fig);
   }
   return fig;
@@ -38,7 +39,7 @@ function setImage(container, kind, index, model, url) {
   const id = `img-${kind}-${index}`;
   const fig = figureFor(container, kind, id);
   const caption = `${model.name}: ${IMAGE_KINDS[kind]}`;
-  fig.querySelector("figcaption").textContent = caption;
+  fig.querySelector("figcaption span").textContent = caption;
   fig.style.borderTopColor = MODEL_COLORS[index];
   const frame = fig.querySelector(".frame");
   if (!url) {

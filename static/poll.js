@@ -40,6 +40,7 @@ async function fetchStatus() {
   if (response.status === 404 && (state.viewedRunId || state.followedRunId)) { // deleted while it was shown
     const gone = state.viewedRunId || state.followedRunId;
     state.viewedRunId = state.followedRunId = null;
+    state.followedByPage = false;
     setUrl({ run: null }, false);
     state.lastStatusText = "";
     await fetchStatus();

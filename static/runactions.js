@@ -19,6 +19,7 @@ export function openRun(runId) {
   const training = run && state.settings.states.active.includes(run.state);
   state.viewedRunId = training ? null : runId;
   state.followedRunId = training && state.workers > 1 ? runId : null; // with several at once: this one
+  state.followedByPage = false;
   setUrl({ run: state.viewedRunId });
   state.lastStatusText = "";
   showFormError("");
@@ -32,6 +33,7 @@ export function applyRunFromUrl() {
   if (runId === state.viewedRunId) return;
   state.viewedRunId = runId;
   state.followedRunId = null;
+  state.followedByPage = false;
   state.lastStatusText = "";
   pollNow();
 }
@@ -56,6 +58,7 @@ export async function resumeRun(runId, showError = showHistoryError) {
   if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`, showError)) {
     state.viewedRunId = null; // follow it live
     state.followedRunId = state.workers > 1 ? runId : null; // with several at once: this one
+    state.followedByPage = false;
     setUrl({ run: null });
     $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
   }
@@ -73,6 +76,7 @@ export async function deleteRun(runId) {
   showHistoryError(message);
   if (!message && (state.viewedRunId === runId || state.followedRunId === runId)) { // it was the run shown
     state.viewedRunId = state.followedRunId = null;
+    state.followedByPage = false;
     state.lastStatusText = "";
     setUrl({ run: null }, false);
     showNote(`Run ${runId} deleted: showing the live run.`);

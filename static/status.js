@@ -43,6 +43,7 @@ async function submitRuns(queueAll) {
   }
   state.viewedRunId = null;
   state.followedRunId = null; // the newest active run: the one just started
+  state.followedByPage = false;
   setUrl({ run: null }, false);
   pollNow();
 }
@@ -58,7 +59,10 @@ async function stopTraining(all) {
   $("stop").disabled = true;
   const shown = state.currentStatus;
   const one = !all && shown && shown.run_id && state.settings.states.active.includes(shown.state);
-  if (one && state.viewedRunId === null && state.workers > 1) state.followedRunId = shown.run_id; // shown as it stops
+  if (one && state.viewedRunId === null && state.workers > 1) { // shown as it stops
+    state.followedRunId = shown.run_id;
+    state.followedByPage = false;
+  }
   const result = await send(one ? `/runs/${encodeURIComponent(shown.run_id)}/stop` : "/stop_training", {});
   if (!result.ok) showFormError(result.data.error || `could not stop (HTTP ${result.status})`);
   pollNow();
@@ -84,10 +88,40 @@ function runLabel(runId, others) {
   return parts.join(" · ");
 }
 
-function follow(runId) {
+function follow(runId, byPage = false) {
   state.followedRunId = runId;
+  state.followedByPage = byPage;
   state.lastStatusText = "";
   pollNow();
+}
+
+export function followRuns(status) {
+  // The live view, with runs that start and end by themselves (a queue, other workers, a command
+  // line): the run shown is shown to its end (its title, its notification), also when the newest
+  // run training is then another one; a run that starts is announced, and shown only when the user
+  // follows no run they picked. True: this answer is not of the run to show (a poll comes at once).
+  if (state.viewedRunId !== null) { state.activeSeen = null; return false; }
+  const ids = status.active_runs || [];
+  const seen = state.activeSeen;
+  const shown = state.currentStatus;
+  const { active } = state.settings.states;
+  if (seen !== null && state.followedRunId === null && shown && shown.run_id !== status.run_id
+      && active.includes(shown.state) && !ids.includes(shown.run_id)) {
+    follow(shown.run_id, true); // the run shown has ended: its end first (what started is said after)
+    return true;
+  }
+  const started = seen === null ? [] : ids.filter((id) => !seen.has(id));
+  const endShown = shown && shown.run_id === state.followedRunId && !active.includes(shown.state);
+  if (started.length && state.followedByPage && !endShown) {
+    state.lastStatusText = ""; // this answer (the end) is shown now; the run that started at the next poll
+    return false;
+  }
+  state.activeSeen = new Set(ids);
+  if (started.length && state.followedByPage) { follow(null); return true; } // to the newest: it started
+  if (state.followedRunId !== null) {
+    for (const id of started) announce(`Run ${id} started; this panel stays on the run you picked ("Training now" lists both).`);
+  }
+  return false; // following none, the answer is of the newest run: the one that started, if one did
 }
 
 function renderActiveRuns(status, live) {
@@ -116,6 +150,7 @@ function renderActiveRuns(status, live) {
 
 function backToLive() {
   state.viewedRunId = state.followedRunId = null;
+  state.followedByPage = false;
   setUrl({ run: null });
   state.lastStatusText = "";
   showFormError("");
@@ -300,7 +335,7 @@ function announceState(status, previous) {
   if (!sameRun && !started) return;
   const best = (status.models || []).map((m) => `${m.name} ${fmt(m.test_accuracy, 2, " %")}`).join(", ");
   const ended = state.settings.states.final.includes(status.state);
-  announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : `Run ${status.state}.`);
+  announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : started ? `Run ${status.run_id} ${status.state}.` : `Run ${status.state}.`);
   if (ended && previous && previous.run_id === status.run_id && state.viewedRunId === null) notifyRunEnd(status, best);
 }
 

@@ -177,14 +177,28 @@ def test_a_shown_run_that_is_deleted_returns_the_page_to_live(page, server_facto
     first = finish(server)
     second = finish(server)
     page.goto(server.url)
+    expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)
     page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="open").click(timeout=POLL_WAIT_MS)
     expect(page.locator("#viewing")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"\?run={first}$"))  # the run opened is in the address ...
+    expect(page.locator("#run-meta")).to_contain_text(first)
+    page.go_back()  # ... back returns to the live view ...
+    expect(page.locator("#viewing")).to_be_hidden()
+    expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)
+    page.go_forward()
+    expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
+    bookmark = page.url
+    page.goto("about:blank")
+    page.goto(bookmark)  # ... and a bookmark (or a shared link) opens that run
+    expect(page.locator("#viewing")).to_be_visible(timeout=POLL_WAIT_MS)
+    expect(page.locator("#run-meta")).to_contain_text(first)
     shutil.rmtree(runs_dir / first)
     expect(page.locator("#viewing")).to_be_hidden(timeout=POLL_WAIT_MS)
     expect(page.locator("#status-note")).to_contain_text(f"Run {first} no longer exists (deleted)")
     expect(page.locator("#status-note")).to_be_visible()
     expect(page.locator("#run-meta")).to_contain_text(second)
     expect(page.locator(f"#runs-rows tr[data-run-id='{first}']")).to_have_count(0, timeout=POLL_WAIT_MS)
+    assert "run=" not in page.url  # the address no longer names the run that is gone
     assert own_errors(page) == []
 
 
@@ -274,13 +288,24 @@ def test_a_phone_sized_page_needs_no_sideways_scrolling_and_controls_are_big_eno
         page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         small = page.evaluate("""() => [...document.querySelectorAll('button, input, select, summary')]
-            .filter((e) => e.offsetParent !== null && !e.closest('.table-scroll'))
+            .filter((e) => e.offsetParent !== null)
             .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
             .filter(([, r]) => r.width < 24 || r.height < 24).map(([n, r]) => `${n} ${r.width}x${r.height}`)""")
         assert small == []
-        for selector in ["#model-rows .lr", "#model-rows .batch", "#model-rows .remove", "#start", "#canvas"]:
+        for selector in ["#model-rows .lr", "#model-rows .batch", "#model-rows .remove", "#start", "#canvas",
+                         "#runs-rows button.delete", "#runs-rows td[data-column=best]", "#runs-head button.sort"]:
             box = page.locator(selector).first.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        # the run history: a card per run, each value headed by its column's name (it showed only two columns)
+        heading = page.evaluate("""() => getComputedStyle(document.querySelector('#runs-rows td[data-column=best]'),
+                                                           '::before').content""")
+        assert heading == '"Best test %"'
+        # the pictures at their own size (their labels 12 px tall, not 5), swiped sideways inside their figure
+        for kind in ("samples", "confusion"):
+            shown, natural = page.evaluate(f"""() => {{ const img = document.querySelector('#img-{kind}-0 img');
+                return [img.getBoundingClientRect().width, img.naturalWidth]; }}""")
+            assert shown >= natural - 1, (kind, shown, natural)
+        expect(page.locator("#img-samples-0 figcaption")).to_contain_text("swipe sideways")
         # drawing by touch: a tap-and-drag on the canvas asks the models
         page.locator("#canvas").scroll_into_view_if_needed()
         box = page.locator("#canvas").bounding_box()
@@ -592,6 +617,51 @@ def test_with_two_workers_stopping_the_run_shown_by_default_keeps_it_shown(page,
     page.click("#stop")
     expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS * 3)
     expect(page.locator("#run-meta")).to_contain_text(second)  # not switched to the run still training
+    page.click("#stop-all")
+    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
+             message="every run to stop")
+    assert own_errors(page) == []
+
+
+NOTIFICATIONS = """
+  window.__notes = [];
+  window.Notification = class { constructor(title, options) { window.__notes.push(title + ': ' + options.body); }
+    static get permission() { return 'granted'; } static requestPermission() { return Promise.resolve('granted'); } };
+"""
+
+
+def test_with_two_workers_the_run_shown_is_shown_to_its_end_and_a_run_that_starts_is_announced(page, server_factory,
+                                                                                              tiny_mnist):
+    page.add_init_script(NOTIFICATIONS)
+    server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
+    long_run = dict(TINY_RUN, epochs=100, batch_size=8)
+    first = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    page.goto(server.url)
+    expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
+    short = server.request("POST", "/start_training", dict(TINY_RUN, epochs=3))[1]["run_id"]
+    # no run picked: the page goes to the run that starts, and shows it to its end (title, notification),
+    # though the newest run training is then the first one again
+    expect(page.locator("#run-meta")).to_contain_text(short, timeout=POLL_WAIT_MS)
+    expect(page.locator("#announcer")).to_contain_text(short)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
+    expect(page).to_have_title("finished · MNIST Training Monitor")
+    assert page.evaluate("() => window.__notes")[0].startswith("Training finished")
+    assert server.request("GET", f"/runs/{first}")[1]["state"] == "running"
+    third = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    expect(page.locator("#run-meta")).to_contain_text(third, timeout=POLL_WAIT_MS)  # still no run picked
+    expect(page).to_have_title(re.compile(r"^\d+ % · "))
+    chips = page.locator("#active-runs button")
+    chips.last.click()  # the user picks the first run (the oldest: last) ...
+    expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
+    server.request("POST", f"/runs/{third}/stop", {})
+    wait_for(lambda: server.request("GET", f"/runs/{third}")[1]["state"] == "stopped", timeout=60, interval=0.2,
+             message="the third run to stop")
+    fourth = server.request("POST", "/start_training", dict(long_run, batch_size=16))[1]["run_id"]
+    # ... so a run that starts is announced, and the page stays on the run picked
+    expect(page.locator("#announcer")).to_contain_text(f"Run {fourth} started; this panel stays on the run you picked",
+                                                       timeout=POLL_WAIT_MS)
+    expect(page.locator("#run-meta")).to_contain_text(first)
+    assert len(page.evaluate("() => window.__notes")) == 1
     page.click("#stop-all")
     wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
              message="every run to stop")
