@@ -254,7 +254,8 @@ def run_summary(s: RunSnapshot) -> dict:
         "settings": {key: config.get(key) for key in RUN_SETTINGS},
         "models": [{"name": m.name, "kernels": m.kernels, "optimizer": m.optimizer,
                     "learning_rate": m.learning_rate, "batch_size": m.batch_size, "parameters": m.parameters,
-                    "best_test_accuracy": m.best_test_accuracy, "final_test_accuracy": m.test_accuracy}
+                    "best_test_accuracy": m.best_test_accuracy, "final_test_accuracy": m.test_accuracy,
+                    "color": m.color}
                    for m in models],
         "best_test_accuracy": max(best) if best else None,
         "resumes": status.resumes if status else 0,

@@ -80,7 +80,8 @@ def _summary_schema(meta: dict) -> dict:
                      "optimizer": {"type": "string"}, "learning_rate": {"type": "number"},
                      "batch_size": {"type": "integer"}, "parameters": {"type": "integer"},
                      "best_test_accuracy": {"type": ["number", "null"]},
-                     "final_test_accuracy": {"type": ["number", "null"]}}
+                     "final_test_accuracy": {"type": ["number", "null"]},
+                     "color": {"type": ["integer", "null"], "description": "the model's colour (a palette index)"}}
     settings = {key: {} for key in ("epochs", "lr_schedule", "warmup", "label_smoothing", "precision",
                                     "train_samples", "seed", "device")}
     return _object({

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from model import map_sides
@@ -70,6 +70,7 @@ class ModelConfig:
     optimizer: str
     learning_rate: float
     batch_size: int
+    color: int | None = None  # its colour on the page and in the pictures (a palette index); parsed: never None
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class TrainConfig:
 
 
 TOP_LEVEL_KEYS = {f for f in TrainConfig.__dataclass_fields__}
-MODEL_KEYS = {"name", "kernels", "optimizer", "learning_rate", "batch_size"}
+MODEL_KEYS = {"name", "kernels", "optimizer", "learning_rate", "batch_size", "color"}
+COLOR_RANGE = (0, MAX_MODELS - 1)  # a model's colour: one of a palette of MAX_MODELS colours
 
 
 def reject_unknown(keys, allowed, what: str = "key", prefix: str = "") -> None:
@@ -198,7 +200,22 @@ def _model(entry, index: int, defaults: dict) -> ModelConfig:
             f"{estimate_training_bytes(kernels, batch) / 1024**3:.1f} GiB per step "
             f"(limit {MAX_TRAINING_BYTES // 1024**3} GiB); use a smaller batch or fewer kernels",
         )
-    return ModelConfig(name=name, kernels=kernels, optimizer=optimizer, learning_rate=lr, batch_size=batch)
+    color = entry.get("color")
+    if color is not None:
+        color = _int(color, f"{prefix}.color", *COLOR_RANGE)
+    return ModelConfig(name=name, kernels=kernels, optimizer=optimizer, learning_rate=lr, batch_size=batch, color=color)
+
+
+def with_colors(models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+    """Each model keeps the colour it was given (a page keeps a model's colour when the models
+    above it are removed); the others take the free ones in order (no colour given: by position)."""
+    given = [m.color for m in models]
+    for i, color in enumerate(given):
+        if color is not None and color in given[:i]:
+            raise ConfigError(f"models[{i}].color", f"colour {color} is taken by models[{given.index(color)}]: "
+                                                    f"each model has a colour of its own")
+    free = iter(c for c in range(COLOR_RANGE[1] + 1) if c not in given)
+    return tuple(m if m.color is not None else replace(m, color=next(free)) for m in models)
 
 
 def parse_train_config(data) -> TrainConfig:
@@ -233,7 +250,7 @@ def parse_train_config(data) -> TrainConfig:
         if name in names[:i]:
             raise ConfigError(f"models[{i}].name", f"duplicate model name {parsed[i].name!r}: names must differ "
                                                    f"(letter case and spaces around them do not count)")
-    return TrainConfig(models=parsed, train_samples=train_samples, **shared)
+    return TrainConfig(models=with_colors(parsed), train_samples=train_samples, **shared)
 
 
 SHARED_KEYS = ("epochs", "optimizer", "learning_rate", "batch_size", "lr_schedule", "warmup", "label_smoothing",
@@ -281,6 +298,8 @@ def request_schema() -> dict:
             "optimizer": {"enum": list(OPTIMIZERS)},
             "learning_rate": number,
             "batch_size": _schema_int(*BATCH_RANGE),
+            "color": {**_schema_int(*COLOR_RANGE), "description": "the model's colour (a palette index), its own; "
+                      "default: the first one no other model has"},
         },
     }
     properties = {

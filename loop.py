@@ -203,7 +203,7 @@ class ModelRun:
             batches=self.batches, loss=self.last.get("loss"), accuracy=self.last.get("accuracy"),
             val_accuracy=self.last.get("val_accuracy"), test_accuracy=self.last.get("test_accuracy"),
             best_test_accuracy=self.last.get("best_test_accuracy"), progress=round(100.0 * self.progress, 2),
-            samples=self.samples, eta_seconds=eta_seconds,
+            samples=self.samples, eta_seconds=eta_seconds, color=mc.color,
             samples_per_sec=round(self.samples / self.compute_seconds, 1) if self.compute_seconds > 0 else None)
 
 

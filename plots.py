@@ -48,19 +48,23 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs: int | None = None) -> bytes:
+def render_curves(names: list[str], train: list[dict], evals: list[dict], epochs: int | None = None,
+                  colors: list[int] | None = None) -> bytes:
     """curves.png: see ``curves_figure``."""
-    return _png(curves_figure(names, train, evals, epochs))
+    return _png(curves_figure(names, train, evals, epochs, colors))
 
 
-def curves_figure(names: list[str], train: list[dict], evals: list[dict], epochs: int | None = None) -> Figure:
+def curves_figure(names: list[str], train: list[dict], evals: list[dict], epochs: int | None = None,
+                  colors: list[int] | None = None) -> Figure:
     """Training loss and accuracy per logged window (x = epochs, fractional), plus validation
     and test accuracy at each epoch end, all models overlaid; drawn as the page first shows them
     (the loss on a linear scale, which its axis says), each panel with its legend.
 
     ``train`` rows: {model, epoch, loss, accuracy}; ``evals`` rows: {model, epoch,
-    val_accuracy, test_accuracy}; accuracies in percent.
+    val_accuracy, test_accuracy}; accuracies in percent. ``colors``: each model's palette index
+    (default: by position).
     """
+    colors = colors or list(range(len(names)))
     fig = _figure(figsize=(12, 4.2), dpi=90)
     fig.subplots_adjust(left=0.09, right=0.99, bottom=0.25, top=0.92, wspace=0.28)  # fixed: no layout engine
     ax_loss, ax_acc, ax_eval = fig.subplots(1, 3)
@@ -68,14 +72,14 @@ def curves_figure(names: list[str], train: list[dict], evals: list[dict], epochs
         rows = [r for r in train if r["model"] == i]
         if rows:
             x = [r["epoch"] for r in rows]
-            ax_loss.plot(x, [r["loss"] for r in rows], color=color(i), label=name, lw=1.2)
-            ax_acc.plot(x, [r["accuracy"] for r in rows], color=color(i), label=name, lw=1.2)
+            ax_loss.plot(x, [r["loss"] for r in rows], color=color(colors[i]), label=name, lw=1.2)
+            ax_acc.plot(x, [r["accuracy"] for r in rows], color=color(colors[i]), label=name, lw=1.2)
         ev = [r for r in evals if r["model"] == i]
         if ev:
             x = [r["epoch"] for r in ev]
-            ax_eval.plot(x, [r["val_accuracy"] for r in ev], color=color(i), marker="o", ms=4,
+            ax_eval.plot(x, [r["val_accuracy"] for r in ev], color=color(colors[i]), marker="o", ms=4,
                          label=f"{name} validation")
-            ax_eval.plot(x, [r["test_accuracy"] for r in ev], color=color(i), marker="s", ms=4,
+            ax_eval.plot(x, [r["test_accuracy"] for r in ev], color=color(colors[i]), marker="s", ms=4,
                          ls="--", label=f"{name} test")
     ax_loss.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy (linear scale)")
     ax_acc.set(title="Training accuracy (%)", xlabel="epoch", ylabel="%")
@@ -210,7 +214,7 @@ def render_filters(title: str, weights: np.ndarray) -> bytes:
 #
 # Training must not wait for matplotlib, and in a thread matplotlib would hold the GIL that the
 # training loop needs between PyTorch ops (measured: 17% fewer images/s). So the PNGs are drawn in
-# a child process at low CPU priority (`python plots.py --serve RUN_DIR NAMES_JSON EPOCHS`), fed
+# a child process at low CPU priority (`python plots.py --serve RUN_DIR MODELS_JSON EPOCHS`), fed
 # pickled messages (the two dataclasses below) on stdin by RenderClient. End of input: draw what
 # is pending and exit. The page draws the live curves itself from the metrics rows; curves.png is
 # a figure of the run to keep, drawn at each epoch end and at the end.
@@ -240,9 +244,10 @@ class RenderClient:
     If the renderer dies, training goes on without new images (logged once).
     """
 
-    def __init__(self, run_dir: Path, names: list[str], epochs: int):
+    def __init__(self, run_dir: Path, names: list[str], epochs: int, colors: list[int] | None = None):
+        models = json.dumps({"names": names, "colors": colors or list(range(len(names)))})
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", str(run_dir), json.dumps(names), str(epochs)],
+            [sys.executable, str(Path(__file__).resolve()), "--serve", str(run_dir), models, str(epochs)],
             stdin=subprocess.PIPE)
         self.broken = False
 
@@ -300,7 +305,8 @@ def next_batch(inbox: queue.Queue) -> tuple[list[dict], dict, bool]:
             return rows, pictures, ended
 
 
-def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
+def serve(run_dir: str, models: dict, epochs: int, stream) -> None:
+    """Draws what the trainer sends (``stream``) into ``run_dir``; ``models``: {names, colors}."""
     from runstore import Run
     from runstore.run import CURVES_IMAGE
 
@@ -315,7 +321,8 @@ def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
         eval_rows.extend(new_evals)
         pending = pending or bool(rows)
         if pending and (new_evals or ended):  # at each evaluation, and the last curves at the end
-            run.write_picture(CURVES_IMAGE, None, render_curves(names, train_rows, eval_rows, epochs))
+            run.write_picture(CURVES_IMAGE, None, render_curves(models["names"], train_rows, eval_rows, epochs,
+                                                                  models["colors"]))
             pending = False
         for message in pictures.values():
             run.write_picture(message.kind, message.model_index, DRAWERS[message.drawer](*message.args))
@@ -323,7 +330,7 @@ def serve(run_dir: str, names: list[str], epochs: int, stream) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 5 or sys.argv[1] != "--serve":
-        sys.exit("usage: python plots.py --serve RUN_DIR NAMES_JSON EPOCHS")
+        sys.exit("usage: python plots.py --serve RUN_DIR MODELS_JSON EPOCHS")
     if hasattr(os, "nice"):
         os.nice(10)  # drawing yields the CPU to training
     # Ctrl-C in a terminal reaches the whole process group: the trainer stops and closes this

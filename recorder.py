@@ -40,7 +40,7 @@ def planned_models(config: TrainConfig) -> list[ModelStatus]:
     return [ModelStatus(name=mc.name, kernels=list(mc.kernels), optimizer=mc.optimizer,
                         learning_rate=mc.learning_rate, batch_size=mc.batch_size,
                         parameters=describe(mc.kernels)["total_parameters"], epoch=0, epochs=config.epochs,
-                        batch=0, batches=0) for mc in config.models]
+                        batch=0, batches=0, color=mc.color) for mc in config.models]
 
 
 def planned_status(config: TrainConfig, run_id: str) -> RunStatus:
@@ -87,7 +87,8 @@ class Recorder:
 
     def start_pictures(self, names: list[str], kept_rows: list[dict]) -> None:
         if self.pictures:
-            self.renderer = RenderClient(self.attempt.run.path, names, self.trainer.config.epochs)
+            colors = [mc.color for mc in self.trainer.config.models]
+            self.renderer = RenderClient(self.attempt.run.path, names, self.trainer.config.epochs, colors)
             if kept_rows:  # the curves so far, for curves.png
                 self.renderer.send(CurvePoints(kept_rows))
 

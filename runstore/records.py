@@ -44,6 +44,7 @@ class ModelStatus:
     samples: int = 0  # training images seen
     samples_per_sec: float | None = None
     eta_seconds: float | None = None
+    color: int | None = None  # a palette index (its config's); None in a status written before colours
 
 
 @dataclass

@@ -20,7 +20,7 @@ export const LOG_FLOOR = 1e-12; // a zero on a log chart (a dead layer's gradien
 // ------------------------------------------------------------------ rows
 
 export function setCurveRuns(list) {
-  // list: [{runId, label, names}]; rows already fetched are kept for runs that stay.
+  // list: [{runId, label, names, colors}]; rows already fetched are kept for runs that stay.
   const old = new Map(curves.runs.map((r) => [r.runId, r]));
   if (list.map((r) => r.runId).join() !== curves.runs.map((r) => r.runId).join()) curves.dirty = true;
   curves.runs = list.map((r) => Object.assign(old.get(r.runId) || { rows: [], next: 0, layerRows: [], layerNext: 0, gone: false }, r));
@@ -99,7 +99,7 @@ function ema(values, weight) {
 }
 
 function seriesColor(runIndex, modelIndex) {
-  if (curves.runs.length <= 1) return MODEL_COLORS[modelIndex % MODEL_COLORS.length];
+  if (curves.runs.length <= 1) return curves.runs[0].colors[modelIndex]; // each model's own
   const offset = curves.runs.slice(0, runIndex).reduce((n, r) => n + r.names.length, 0);
   return RUN_PALETTE[(offset + modelIndex) % RUN_PALETTE.length];
 }

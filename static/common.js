@@ -1,6 +1,12 @@
 // Helpers shared by the page's modules: DOM shortcuts, number formats and the JSON requests.
 
 export const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
+
+export function modelColor(model, index) {
+  // A model's own colour (its config's palette index, kept when models above it are removed), else
+  // its position's (a run written before models had colours).
+  return MODEL_COLORS[model && Number.isInteger(model.color) ? model.color : index % MODEL_COLORS.length];
+}
 export const $ = (id) => document.getElementById(id);
 
 export function el(tag, attrs = {}, ...children) {

@@ -1,7 +1,7 @@
 // "Draw a digit": the canvas, a test digit picked by number (or clicked in a picture), each
 // model's answer as bars of the 10 probabilities, and what each layer sees ("Inside the network").
 
-import { $, el, MODEL_COLORS, send } from "./common.js";
+import { $, el, modelColor, send } from "./common.js";
 import { announce } from "./notify.js";
 import { state } from "./state.js";
 
@@ -80,7 +80,7 @@ function renderLayerViews(data) {
   for (const p of data.predictions) {
     const from = p.epoch ? ` (weights of epoch ${p.epoch})` : "";
     const column = el("div", {}, el("h3", { className: "model-heading", text: `${p.model} reads ${p.digit}${from}` }));
-    column.querySelector("h3").style.borderLeftColor = MODEL_COLORS[p.index];
+    column.querySelector("h3").style.borderLeftColor = predictionColor(p);
     for (const layer of p.layers || []) {
       const shape = layer.shape.join("×");
       const cut = layer.shown < layer.shape[0] ? ` (the first ${layer.shown} of ${layer.shape[0]} maps shown)` : "";
@@ -92,6 +92,12 @@ function renderLayerViews(data) {
   }
 }
 
+function predictionColor(p) {
+  // The answering model's colour: it is a model of the run shown.
+  const models = (state.currentStatus && state.currentStatus.models) || [];
+  return modelColor(models[p.index], p.index);
+}
+
 function showPredictionError(message) {
   // The error alone: the previous answer's digit picture would read as the answer to this request.
   $("prediction-bars").replaceChildren(el("p", { className: "error", role: "alert", text: message }));
@@ -100,7 +106,7 @@ function showPredictionError(message) {
 
 function predictionBars(p) {
   // One model's answer: its digit, and a bar per digit for the probability.
-  const color = MODEL_COLORS[p.index];
+  const color = predictionColor(p);
   const grid = el("div", { className: "bars", "data-model": p.model, role: "list", "aria-label": `${p.model}: probability of each digit` });
   p.probabilities.forEach((prob, digit) => {
     const bar = el("div", { className: "bar" });

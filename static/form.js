@@ -61,6 +61,7 @@ export function addModelRow(model = {}) {
   if (rows.children.length >= limits().models[1]) return;
   const { name, kernelInputs, optimizer, lr, batch } = rowInputs(model);
   const tr = el("tr", { className: "model-row" });
+  tr.dataset.color = String(freeColor(model.color)); // the row's colour for its life in the form
   const remove = el("button", { type: "button", className: "remove", text: "✕" });
   remove.addEventListener("click", () => { tr.remove(); refreshRows(); });
   tr.append(el("td", {}, el("span", { className: "swatch", "aria-hidden": "true" })), fieldCell("name", "Name", name),
@@ -76,12 +77,20 @@ export function addModelRow(model = {}) {
   scheduleModelInfo(tr);
 }
 
+function freeColor(wanted) {
+  // ``wanted`` (a row filled from a config) if no row has it, else the first colour no row has.
+  const taken = [...$("model-rows").children].map((tr) => Number(tr.dataset.color));
+  if (Number.isInteger(wanted) && !taken.includes(wanted)) return wanted;
+  return MODEL_COLORS.findIndex((_, c) => !taken.includes(c));
+}
+
 function refreshRows() {
-  // Labels, ids and colours follow the row's position: "Model 2 learning rate", and so on.
+  // Labels say the row's name ("Model 2 learning rate"); its colour is its own (from when it was
+  // added); ids follow its position.
   const rows = [...$("model-rows").children];
   rows.forEach((tr, i) => {
     const label = rowLabel(tr, i);
-    tr.querySelector(".swatch").style.background = MODEL_COLORS[i];
+    tr.querySelector(".swatch").style.background = MODEL_COLORS[Number(tr.dataset.color)];
     tr.querySelector(".name").setAttribute("aria-label", `Model ${i + 1} name`); // the field that holds the name
     tr.querySelectorAll(".kernel").forEach((input, k) => input.setAttribute("aria-label", `${label} conv ${k + 1} channels`));
     tr.querySelector(".optimizer").setAttribute("aria-label", `${label} optimizer`);
@@ -143,6 +152,7 @@ function readForm() {
   const models = [...$("model-rows").children].map((tr) => ({
     name: tr.querySelector(".name").value.trim(), kernels: readKernels(tr), optimizer: tr.querySelector(".optimizer").value,
     learning_rate: Number(listValues(tr.querySelector(".lr").value)[0]), batch_size: Number(listValues(tr.querySelector(".batch").value)[0]),
+    color: Number(tr.dataset.color),
   }));
   const config = { epochs: Number($("epochs").value), models, lr_schedule: $("lr_schedule").value, precision: $("precision").value,
     seed: Number($("seed").value), warmup: Number($("warmup").value), label_smoothing: Number($("label_smoothing").value) };

@@ -1,7 +1,7 @@
 // The run table (settings and results of every run, sortable), the comparison of selected runs
 // (in the URL: /?runs=<id>,<id>) and which runs the curves show.
 
-import { $, el, fmt, fmtSeconds } from "./common.js";
+import { $, el, fmt, fmtSeconds, modelColor } from "./common.js";
 import { setCurveRuns } from "./chartdata.js";
 import { scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
@@ -311,10 +311,12 @@ export function refreshCurveRuns() {
   if (state.compareIds.length) {
     const runs = comparedRuns();
     const labels = compareLabels(runs);
-    setCurveRuns(runs.map((r, i) => ({ runId: r.run_id, label: labels[i], names: r.models.map((m) => m.name), epochs: r.settings.epochs })));
+    setCurveRuns(runs.map((r, i) => ({ runId: r.run_id, label: labels[i], names: r.models.map((m) => m.name),
+      colors: r.models.map((m, j) => modelColor(m, j)), epochs: r.settings.epochs })));
   } else if (status && status.run_id) {
     const epochs = status.models.length ? status.models[0].epochs : 0;
-    setCurveRuns([{ runId: status.run_id, label: status.run_id, names: status.models.map((m) => m.name), epochs }]);
+    setCurveRuns([{ runId: status.run_id, label: status.run_id, names: status.models.map((m) => m.name),
+      colors: status.models.map((m, j) => modelColor(m, j)), epochs }]);
   } else {
     setCurveRuns([]);
   }

@@ -1,7 +1,7 @@
 // The pictures of each model, refreshed at every epoch end: sample predictions, misclassified
 // digits, the confusion matrix (also as a table) and the first layer's filters.
 
-import { $, el, getJSON, MODEL_COLORS } from "./common.js";
+import { $, el, getJSON, modelColor } from "./common.js";
 import { pickDigit } from "./draw.js";
 import { state } from "./state.js";
 
@@ -40,7 +40,7 @@ function setImage(container, kind, index, model, url) {
   const fig = figureFor(container, kind, id);
   const caption = `${model.name}: ${IMAGE_KINDS[kind]}`;
   fig.querySelector("figcaption span").textContent = caption;
-  fig.style.borderTopColor = MODEL_COLORS[index];
+  fig.style.borderTopColor = modelColor(model, index);
   const frame = fig.querySelector(".frame");
   if (!url) {
     frame.replaceChildren(el("p", { className: "muted placeholder", text: "appears at the end of the first epoch" }));

@@ -1,7 +1,7 @@
 // Model information: the parameter count beside each model row and the layer tables of the models
 // in the form (GET /model_info, asked once per kernel list, after typing pauses).
 
-import { $, el, getJSON, MODEL_COLORS } from "./common.js";
+import { $, el, getJSON, modelColor } from "./common.js";
 import { isInt, limits, readKernels } from "./formcheck.js";
 
 const INFO_DEBOUNCE_MS = 200; // wait for typing to pause before asking /model_info
@@ -51,7 +51,8 @@ function layerTable(info) {
 
 export async function renderModelInfo() {
   // The layers of the models in the form: what Start would train.
-  const source = [...$("model-rows").children].map((tr) => ({ name: tr.querySelector(".name").value, kernels: readKernels(tr) }));
+  const source = [...$("model-rows").children].map((tr) => ({ name: tr.querySelector(".name").value, kernels: readKernels(tr),
+    color: Number(tr.dataset.color) }));
   const key = JSON.stringify(source);
   const box = $("model-info");
   if (box.dataset.key === key) return;
@@ -62,7 +63,7 @@ export async function renderModelInfo() {
     let info;
     try { info = await fetchModelInfo(m.kernels); } catch (_) { continue; }
     const heading = el("h3", { className: "model-heading", text: `${m.name}: ${info.total_parameters.toLocaleString("en-US")} parameters, ${(info.macs_per_image / 1e6).toFixed(1)} M multiply-adds per image` });
-    heading.style.borderLeftColor = MODEL_COLORS[i];
+    heading.style.borderLeftColor = modelColor(m, i);
     grid.append(el("div", {}, heading, el("div", { className: "table-scroll" }, layerTable(info))));
   }
   if (box.dataset.key === key) box.replaceChildren(grid);

@@ -1,7 +1,7 @@
 // The status panel: the run line, the model cards, the downloads, "Resume this run", and the
 // Start, Queue and Stop buttons (which follow the run that trains, also while another is shown).
 
-import { $, el, fmt, fmtSeconds, MODEL_COLORS, send } from "./common.js";
+import { $, el, fmt, fmtSeconds, modelColor, send } from "./common.js";
 import { formAsTyped, readForms, readSweep, rememberForm, renderSweep, showFormError, showServerError, validateForm } from "./form.js";
 import { sweepSize } from "./formcheck.js";
 import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
@@ -135,12 +135,14 @@ function renderActiveRuns(status, live) {
   $("stop-all").disabled = false;
   $("stop-all").title = "";
   if (!shown) return;
-  const key = JSON.stringify([ids, status.run_id, state.runs.length]);
+  // a label says what sets its run apart, once the run table knows both runs' settings
+  const labels = ids.map((id) => runLabel(id, ids.filter((o) => o !== id)));
+  const key = JSON.stringify([ids, status.run_id, labels, status.workers]);
   if (box.dataset.key === key) return;
   box.dataset.key = key;
   box.replaceChildren(el("span", { className: "muted", text: `Training now (${ids.length} of ${status.workers} workers): ` }),
-    ...ids.map((id) => {
-      const button = el("button", { type: "button", className: "run-chip", text: runLabel(id, ids.filter((o) => o !== id)) });
+    ...ids.map((id, i) => {
+      const button = el("button", { type: "button", className: "run-chip", text: labels[i] });
       button.setAttribute("aria-pressed", String(id === status.run_id));
       button.title = `show run ${id} in the status panel`;
       button.addEventListener("click", () => follow(id));
@@ -321,6 +323,7 @@ function renderResume(status) {
 export function refreshRunButtons() {
   // What the buttons offer depends on the other runs too: drawn again when the run table changes.
   if (!state.currentStatus) return;
+  renderActiveRuns(state.currentStatus, state.viewedRunId === null); // its labels come from the run table
   renderButtons(state.currentStatus);
   renderResume(state.currentStatus);
 }
@@ -340,7 +343,7 @@ function announceState(status, previous) {
 }
 
 function modelCard(card, m, i, active) {
-  card.style.borderLeftColor = MODEL_COLORS[i];
+  card.style.borderLeftColor = modelColor(m, i);
   const rows = [
     ["Epoch", `${m.epoch} / ${m.epochs}`],
     ["Batch", m.batches ? `${m.batch} / ${m.batches}` : "–"],
@@ -356,7 +359,7 @@ function modelCard(card, m, i, active) {
   for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-field": k }));
   const bar = el("div", { role: "progressbar", "aria-label": `${m.name} progress`, "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(m.progress || 0)) });
   bar.style.width = `${m.progress || 0}%`;
-  bar.style.background = MODEL_COLORS[i];
+  bar.style.background = modelColor(m, i);
   const title = `${m.name} [${(m.kernels || []).join(", ")}]`;
   const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate === null || m.learning_rate === undefined ? "" : Number(m.learning_rate.toPrecision(4))} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
   card.replaceChildren(el("h3", { text: title }), el("div", { className: "muted", text: sub }),

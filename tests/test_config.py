@@ -83,6 +83,9 @@ BAD = [
     ({"models": [{"kernels": [8, 8, 8, 8], "name": "<script>"}]}, "models[0].name"),
     ({"models": [{"kernels": [8, 8, 8, 8], "name": "a"}, {"kernels": [8, 8, 8, 8], "name": "a"}]}, "models[1].name"),
     ({"models": [{"kernels": [256, 256, 256, 256], "batch_size": 4096}]}, "models[0].batch_size"),
+    ({"models": [{"kernels": [8, 8, 8, 8], "color": 4}]}, "models[0].color"),
+    ({"models": [{"kernels": [8, 8, 8, 8], "color": 1}, {"kernels": [8, 8, 8, 8], "color": 1, "name": "b"}]},
+     "models[1].color"),
 ]
 
 
@@ -187,7 +190,7 @@ def test_the_published_schema_and_the_validator_agree(body):
         parse_train_config(body)
     except ConfigError as exc:
         if valid_by_schema:
-            assert ("duplicate model name" in exc.problem or "GiB per step" in exc.problem
+            assert ("duplicate model name" in exc.problem or "GiB per step" in exc.problem or "is taken by" in exc.problem
                     or "must be an integer" in exc.problem), exc  # 2.0 is an integer to JSON Schema
         return
     assert valid_by_schema
@@ -200,3 +203,12 @@ def test_the_schema_describes_every_config_field_with_its_default():
     assert {key: properties[key]["default"] for key in SHARED_KEYS} == {key: defaults[key] for key in SHARED_KEYS}
     assert properties["models"]["default"] == [{"kernels": m["kernels"]} for m in defaults["models"]]
     assert properties["models"]["items"]["required"] == ["kernels"]
+
+
+def test_a_model_keeps_the_colour_it_was_given_and_the_others_take_the_free_ones():
+    body = {"models": [{"kernels": [8, 8, 8, 8], "name": "Model 2", "color": 1},
+                       {"kernels": [8, 8, 8, 8], "name": "new"}, {"kernels": [8, 8, 8, 8], "name": "Model 4", "color": 0}]}
+    assert [m.color for m in parse_train_config(body).models] == [1, 2, 0]
+    assert [m.color for m in parse_train_config({}).models] == [0, 1]  # none given: by position, as before
+    again = parse_train_config(parse_train_config(body).to_dict())  # config.json says it
+    assert [m.color for m in again.models] == [1, 2, 0]

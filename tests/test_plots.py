@@ -24,17 +24,17 @@ def test_a_backlog_is_drawn_once_with_the_newest_picture_of_each_kind():
 def test_the_renderer_draws_the_last_curves_and_pictures_then_ends(tmp_path, monkeypatch):
     drawn = []
     monkeypatch.setitem(plots.DRAWERS, "confusion", lambda title: drawn.append(title) or b"png")
-    monkeypatch.setattr(plots, "render_curves", lambda names, train, evals, epochs: drawn.append(
-        (len(train), len(evals))) or b"png")
+    monkeypatch.setattr(plots, "render_curves", lambda names, train, evals, epochs, colors: drawn.append(
+        (len(train), len(evals), colors)) or b"png")
     stream = io.BytesIO()
     for message in (CurvePoints([{"kind": "train"}, {"kind": "eval"}]), EpochImage("confusion", 0, "confusion", ("a",)),
                     CurvePoints([{"kind": "train"}])):
         pickle.dump(message, stream)
     stream.seek(0)
     (tmp_path / "run").mkdir()
-    plots.serve(str(tmp_path / "run"), ["Model 1"], 2, stream)
+    plots.serve(str(tmp_path / "run"), {"names": ["Model 1"], "colors": [2]}, 2, stream)
     curves = [d for d in drawn if isinstance(d, tuple)]
-    assert curves[-1] == (2, 1) and "a" in drawn  # the train row after the last evaluation is drawn too
+    assert curves[-1] == (2, 1, [2]) and "a" in drawn  # the train row after the last evaluation is drawn too
     assert (tmp_path / "run" / "curves.png").read_bytes() == b"png"
 
 
@@ -59,3 +59,10 @@ def test_curves_png_is_drawn_as_the_page_shows_it_with_nothing_cut_off():
             assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, label.get_text()
         for tick in ax.get_yticklabels():
             assert tick.get_window_extent(renderer).x0 >= 0
+
+
+def test_each_model_is_drawn_in_its_own_colour_not_its_position():
+    train = [{"model": m, "epoch": 0.5, "loss": 1.0, "accuracy": 50.0} for m in (0, 1)]
+    fig = plots.curves_figure(["Model 2", "Model 3"], train, [], epochs=1, colors=[1, 2])  # Model 1 was removed
+    lines = fig.axes[0].get_lines()
+    assert [line.get_color() for line in lines] == [plots.MODEL_COLORS[1], plots.MODEL_COLORS[2]]

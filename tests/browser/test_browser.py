@@ -3,6 +3,8 @@ import re
 
 from conftest import POLL_WAIT_MS, expect, wait_for  # the browser and page fixtures live in conftest
 
+BLUE, ORANGE, GREEN, RED = "rgb(31, 119, 180)", "rgb(255, 127, 14)", "rgb(44, 160, 44)", "rgb(214, 39, 40)"  # the models' palette
+
 
 def set_row(page, row: int, kernels=None, batch=None, lr=None):
     tr = page.locator("#model-rows tr").nth(row)
@@ -78,6 +80,8 @@ def test_duplicate_names_and_server_errors_name_the_model(page, server_factory, 
     names = [rows.nth(i).locator(".name").input_value() for i in range(4)]
     assert len(set(names)) == 4, names
     assert names == ["Model 1", "Model 3", "Model 4", "Model 2"]  # each row keeps its name when one above goes
+    colours = [rows.nth(i).locator(".swatch").evaluate("e => getComputedStyle(e).backgroundColor") for i in range(4)]
+    assert colours == [BLUE, GREEN, RED, ORANGE], colours  # ... and its colour (the new row: the free one)
     assert rows.nth(1).locator(".remove").get_attribute("aria-label") == "Remove Model 3"  # and is called by it
     assert rows.nth(3).locator(".lr").get_attribute("aria-label") == "Model 2 learning rate"
     rows.nth(1).locator(".lr").fill("0.001, 0.01")
@@ -99,6 +103,17 @@ def test_duplicate_names_and_server_errors_name_the_model(page, server_factory, 
     expect(page.locator("#" + batch.get_attribute("aria-describedby"))).to_contain_text("Model 4: batch size")
     assert "models[" not in page.locator("body").text_content()
     assert server.request("GET", "/runs")[1]["runs"] == []
+    # a run of these rows: each model in its row's colour, in the status, the pictures and the server's record
+    for k in range(4):
+        rows.nth(2).locator(".kernel").nth(k).fill("4")
+    rows.nth(2).locator(".batch").fill("64")
+    page.fill("#epochs", "1")
+    page.click("#start")
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 2)
+    cards = page.locator("#model-cards .card")
+    assert [cards.nth(i).evaluate("e => getComputedStyle(e).borderLeftColor") for i in range(4)] == colours
+    assert page.locator("#img-samples-1").evaluate("e => getComputedStyle(e).borderTopColor") == GREEN
+    assert [m["color"] for m in server.request("GET", "/runs")[1]["runs"][0]["models"]] == [0, 2, 3, 1]
     assert [e for e in page.console_errors if "status of 400" not in e] == []  # the browser logs the refusal
 
 
