@@ -7,7 +7,7 @@ import { $ } from "./common.js";
 import { setupCanvas } from "./draw.js";
 import { applySettings, setupForm } from "./form.js";
 import { applyCompareFromUrl, refreshCurveRuns, renderRuns, setupHistory } from "./history.js";
-import { renderImages } from "./images.js";
+import { renderImages, setupImages } from "./images.js";
 import { setupNotifications, showNote } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { state } from "./state.js";
@@ -62,6 +62,7 @@ async function init() {
   // What needs no settings is built at once, before the first paint, so nothing jumps in later.
   forgetTokenInAddress();
   setupCanvas();
+  setupImages();
   setupCharts();
   setupHistory();
   setupSweeps();

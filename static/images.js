@@ -52,9 +52,20 @@ function setImage(container, kind, index, model, url) {
       img.title = "click a digit to see what each layer makes of it";
       img.addEventListener("click", (event) => pickDigit(event, img, kind, index));
     }
+    img.addEventListener("load", () => keyboardScroll(fig));
     frame.replaceChildren(img);
     shownImages[id] = url;
   }
+}
+
+function keyboardScroll(fig) {
+  // A picture wider than its figure (a phone shows it at its own size) is scrolled sideways: the
+  // figure then takes the keyboard focus, so arrow keys scroll it too.
+  if (fig.scrollWidth > fig.clientWidth + 1) fig.setAttribute("tabindex", "0"); else fig.removeAttribute("tabindex");
+}
+
+export function setupImages() {
+  window.addEventListener("resize", () => document.querySelectorAll(".model-column figure").forEach(keyboardScroll));
 }
 
 export function renderImages(status) {

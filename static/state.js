@@ -8,6 +8,7 @@ export const state = {
   viewedRunId: null, // a past run opened from the history; null: follow the live run
   followedRunId: null, // of the runs training at once, the one the panel follows; null: the newest
   followedByPage: false, // followedRunId was set by the page to show that run's end, not by a click
+  switchAfterEnd: false, // a run started while the page showed another's end: shown once that end is
   activeSeen: null, // ids of the runs training at the last live answer (null: none yet): new ones are said
   workers: 1, // runs the server trains at once (GET /training_status)
   currentStatus: null, // the last status shown (of the live run or of the viewed one)

@@ -98,27 +98,31 @@ function follow(runId, byPage = false) {
 export function followRuns(status) {
   // The live view, with runs that start and end by themselves (a queue, other workers, a command
   // line): the run shown is shown to its end (its title, its notification), also when the newest
-  // run training is then another one; a run that starts is announced, and shown only when the user
-  // follows no run they picked. True: this answer is not of the run to show (a poll comes at once).
+  // run is then another one; a run that starts is announced, and shown (after the end of the one
+  // shown) only when the user follows no run they picked. True: this answer is not of the run to
+  // show (a poll comes at once).
   if (state.viewedRunId !== null) { state.activeSeen = null; return false; }
   const ids = status.active_runs || [];
   const seen = state.activeSeen;
   const shown = state.currentStatus;
   const { active } = state.settings.states;
-  if (seen !== null && state.followedRunId === null && shown && shown.run_id !== status.run_id
-      && active.includes(shown.state) && !ids.includes(shown.run_id)) {
-    follow(shown.run_id, true); // the run shown has ended: its end first (what started is said after)
+  state.activeSeen = new Set(ids);
+  if (seen === null) return false; // the first answer: nothing "started" since
+  const started = ids.filter((id) => !seen.has(id));
+  if (state.followedRunId === null && shown && shown.run_id !== status.run_id && active.includes(shown.state)
+      && !ids.includes(shown.run_id)) { // the run shown has ended, and the answer is another's
+    state.switchAfterEnd = !seen.has(status.run_id); // one that started since: shown after that end
+    follow(shown.run_id, true);
     return true;
   }
-  const started = seen === null ? [] : ids.filter((id) => !seen.has(id));
-  const endShown = shown && shown.run_id === state.followedRunId && !active.includes(shown.state);
-  if (started.length && state.followedByPage && !endShown) {
-    state.lastStatusText = ""; // this answer (the end) is shown now; the run that started at the next poll
+  if (state.followedByPage && (started.length || state.switchAfterEnd)) {
+    const endShown = shown && shown.run_id === state.followedRunId && !active.includes(shown.state);
+    state.switchAfterEnd = !endShown;
+    if (endShown) { follow(null); return true; } // to the newest: the run that started
+    state.lastStatusText = ""; // this answer (the end) is shown now, the run that started after it
     return false;
   }
-  state.activeSeen = new Set(ids);
-  if (started.length && state.followedByPage) { follow(null); return true; } // to the newest: it started
-  if (state.followedRunId !== null) {
+  if (state.followedRunId !== null && !state.followedByPage) {
     for (const id of started) announce(`Run ${id} started; this panel stays on the run you picked ("Training now" lists both).`);
   }
   return false; // following none, the answer is of the newest run: the one that started, if one did

@@ -128,9 +128,10 @@ FOUR_MODELS = dict(TINY_RUN, epochs=2, models=[{"kernels": [4, 8, 8, 8]}, {"kern
 @pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
 def test_a_first_run_started_elsewhere_moves_nothing_a_user_scrolled_to(page, server_factory, tiny_mnist, width,
                                                                          height):
-    """From an idle page with no runs, scrolled to the drawing canvas: a run of four models that
-    starts without a click here (a queued run, the command line, another tab) fills in the status,
-    the curves and the pictures above it, and the canvas does not move (it moved 2,794 px before)."""
+    """From an idle page with no runs, scrolled to the drawing canvas: a run of one model that
+    starts without a click here (the command line, another tab), then a queued run of four models
+    that starts when it is stopped, fill in the status, the curves and the pictures above it, and
+    the canvas does not move (it moved 2,794 px before); axe-core finds nothing at the end."""
     server = server_factory(tiny_mnist)
     page.set_viewport_size({"width": width, "height": height})
     page.add_init_script(CLS_OBSERVER)
@@ -140,13 +141,20 @@ def test_a_first_run_started_elsewhere_moves_nothing_a_user_scrolled_to(page, se
     page.wait_for_timeout(300)
     canvas_y = page.locator("#canvas").bounding_box()["y"]
     page.evaluate("() => { window.__cls = 0; }")
-    assert server.request("POST", "/start_training", FOUR_MODELS)[0] == 202
+    code, first = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100, models=FOUR_MODELS["models"][:1]))
+    assert code == 202
+    assert server.request("POST", "/start_training", dict(FOUR_MODELS, queue=True))[0] == 202
+    expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS * 2)  # its first epoch's pictures
+    server.request("POST", f"/runs/{first['run_id']}/stop", {})  # the queued run starts
+    expect(page.locator("#model-cards .card")).to_have_count(4, timeout=POLL_WAIT_MS * 2)
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
     page.wait_for_selector("#img-samples-3 img", timeout=POLL_WAIT_MS)
     page.wait_for_timeout(3500)  # the last poll's pictures
     assert abs(page.locator("#canvas").bounding_box()["y"] - canvas_y) < 2
     cls = page.evaluate("() => window.__cls")
     assert cls < 0.1, cls
+    assert axe_violations(page) == []
     assert own_errors(page) == []
 
 
