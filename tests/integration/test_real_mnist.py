@@ -84,5 +84,5 @@ def test_time_left_is_honest_once_a_tenth_of_the_run_is_done(real_client):
     assert status["state"] == "finished" and len(samples) >= 3, samples
     for at, progress, eta in sorted(set(samples)):
         actual = status["finished_at"] - at
-        # +1 s: waiting for the renderer to draw the last pictures, which the estimate does not count
+        # +1 s: the last seconds (the last pictures, the last evaluations) are a few seconds' guess
         assert abs(eta - actual) <= 0.25 * actual + 1.0, (progress, eta, actual)
