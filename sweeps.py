@@ -7,7 +7,8 @@ runs/sweeps/<sweep_id>/driver.lock    flock'd by the one process that drives the
 runs/sweeps/<sweep_id>/stop.asked     asks that process to stop the sweep
 
 A trial's run folder is an ordinary run; its facts (run.json) name the sweep, the trial and the
-values chosen for it. The objective is the run's best validation accuracy (its best model's).
+values chosen for it. The objective is the run's best validation accuracy (its best model's), or
+that of the one model whose own settings vary.
 Optuna is imported only here, and only when a sweep is used.
 """
 from __future__ import annotations
@@ -213,7 +214,7 @@ class SweepStore:
         return {
             "sweep_id": sweep.sweep_id, "name": spec.name, "kind": spec.kind, "state": state["state"],
             "created_at": record.get("created_at"), "ended_at": state["ended_at"], "error": state["error"],
-            "objective": OBJECTIVE, "varied": spec.varied, "spec": spec.to_dict(), "trials": spec.trials,
+            "objective": objective_text(spec), "varied": spec.varied, "spec": spec.to_dict(), "trials": spec.trials,
             "prune": spec.prune, "runs": rows, "best_run_id": best["run_id"] if best else None,
             "importance": importance, "importance_method": IMPORTANCE_METHOD,
         }
@@ -319,6 +320,13 @@ def importances(trials: list, spec: SweepSpec, sweep_id: str) -> dict:
     return {key: round(float(share), 4) for key, share in found.items()}
 
 
+def objective_text(spec: SweepSpec) -> str:
+    """What a trial is scored on, in words."""
+    if spec.objective_model is None:
+        return OBJECTIVE
+    return f"best validation accuracy of models[{spec.objective_model}] (the model whose settings vary)"
+
+
 # ---------------------------------------------------------------- the trainer's side
 
 class TrialReporter:
@@ -330,17 +338,20 @@ class TrialReporter:
         self.sweep = Sweep(Path(run_dir).parent / SWEEPS_DIR / facts["sweep_id"])
         self.trial_id = facts["trial_id"]
         self.models, self.epochs = models, epochs
+        self.scored_model = self.sweep.spec().objective_model  # None: the best of the models
         self._values: dict[int, dict[int, float]] = {}  # epoch -> model index -> validation accuracy
 
     def epoch_end(self, epoch: int, model_index: int, val_accuracy: float) -> str | None:
-        """A model ended ``epoch``: once every model has, the run's result (its best model's) is
-        reported, and the pruner's verdict taken (none after the last epoch); the reason if it
-        prunes the run here, else None."""
+        """A model ended ``epoch``: once every model has, the run's result (its best model's, or
+        the scored model's) is reported, and the pruner's verdict taken (none after the last
+        epoch); the reason if it prunes the run here, else None."""
         values = self._values.setdefault(epoch, {})
         values[model_index] = val_accuracy
         if len(values) < self.models:
             return None
-        return self.report(epoch, max(values.values()), verdict=epoch < self.epochs)
+        scored = values.get(self.scored_model) if self.scored_model is not None else None
+        value = scored if scored is not None else max(values.values())
+        return self.report(epoch, value, verdict=epoch < self.epochs)
 
     def report(self, epoch: int, value: float, verdict: bool = True) -> str | None:
         """Report; with ``verdict`` (not after the last epoch), the reason if the pruner stops the

@@ -6,8 +6,8 @@ together) and by evaluations (each model once an epoch). The pace of training is
 wall clock without the evaluations, over the later half of this attempt's training time: the
 first steps are slower (warm-up, the picture renderer starting beside the run) and would make the
 estimate too long early on; work that holds part of the machine for a while shows in the pace
-once it has lasted half as long as the run so far (a pace that is not steady counts only its last
-quarter). An evaluation lasts as long as the latest one measured of the same model (the first is
+once it has lasted half as long as the run so far (a pace that is not steady counts its last
+quarter when that is faster: a warm-up that ended). An evaluation lasts as long as the latest one measured of the same model (the first is
 slower: set-up once); before its first, as long as its images take to go forward at the training
 pace (of the models together).
 
@@ -91,7 +91,11 @@ class TimeLeft:
         if not (self.trusted or steady or done >= SURE_FROM):
             return None
         self.trusted = True
-        pace = half if steady else quarter  # changing (warm-up ending, load coming or going): the latest
+        # not steady: the faster of the two. The warm-up ending makes the latest quarter faster (it
+        # counts); a passing load (another run's start) makes it slower for a while, and a pace that
+        # followed it said 3 min 12 s for 18 s (seen with two runs on this 2-core CPU); a load that
+        # stays shows in the later half soon enough
+        pace = half if steady else min(quarter, half)
         guess = self.eval_images * pace * FORWARD_SHARE  # a model not evaluated yet: the models' mean
         evaluations = sum(max(0, self.epochs - done) * self.last_eval.get(m, seconds / done if done else guess)
                           for m, (done, seconds) in enumerate(self.evaluations))

@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
             kind = renamed_schedule  # --lr-schedule none, the old word, still works
         limits = settings["limits"].get(key)
         where = f"{limits[0]} to {limits[1]}; " if limits and not choices else ""
+        if key == "learning_rate":  # 0 is not a learning rate: the range is open there
+            where = f"greater than {limits[0]}, at most {limits[1]:g}; "
         shown = "all" if default is None else default
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, choices=choices,
                        help=f"{FLAG_HELP[key]} ({where}default {shown})")
@@ -402,7 +404,9 @@ def main(argv=None) -> int:
         info = describe(m.kernels)
         log.info("%s %s: %d parameters, %.1f MMAC per image", m.name, list(m.kernels),
                  info["total_parameters"], info["macs_per_image"] / 1e6)
-    status = trainer.run()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+    with logging_redirect_tqdm():  # log lines above the progress bar, not glued to its end
+        status = trainer.run()
     store.cleanup(protect={run_id})
     print(f"run folder: {trainer.folder.path}")
     for m in status["models"]:

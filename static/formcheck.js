@@ -16,9 +16,11 @@ export function readKernels(tr) {
   return [...tr.querySelectorAll(".kernel")].map((input) => Number(input.value));
 }
 
-export function showFormError(message) {
+export function showFormError(message, kind = "") {
+  // ``kind`` "fields": the message says fields are marked, and goes once none is.
   $("form-error").textContent = message || "";
   $("form-error").hidden = !message;
+  $("form-error").dataset.kind = message ? kind : "";
 }
 
 export function setFieldError(cell, message, isBad = () => true) {
@@ -161,6 +163,7 @@ export function validateForm(focus = true, touchedOnly = false) {
   for (const key of ["epochs", "train_samples", "seed", "warmup", "label_smoothing"]) mark($(key).closest(".setting"), settings[key]);
   const invalid = document.querySelector("#train-form [aria-invalid=true]");
   if (invalid && focus) invalid.focus();
+  if (!invalid && $("form-error").dataset.kind === "fields") showFormError("");
   if (!invalid && !touchedOnly && sweepSize() > maxSweepRuns()) {
     showFormError(tooManyRuns());
     return false;

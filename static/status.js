@@ -19,7 +19,11 @@ async function submitRuns(queueAll) {
   // Start (or with queueAll: queue) the form's run; several values in a field make a sweep
   // (POST /sweeps) whose runs go through the queue, the first at once when a worker is free.
   showFormError("");
-  if (!validateForm()) return;
+  if (!validateForm()) {
+    const marked = document.querySelectorAll("#train-form .field-error:not([hidden])").length;
+    if (marked) showFormError(`Nothing was started: ${marked === 1 ? "a field is" : `${marked} fields are`} marked above (the cursor is on the first).`, "fields");
+    return;
+  }
   const sweep = sweepSize() > 1;
   $("start").disabled = true;
   $("queue").disabled = true;
@@ -69,21 +73,24 @@ async function stopTraining(all) {
 }
 
 function runLabel(runId, others) {
-  // "9:43:14 AM · lr 0.02 · batch 128": when it started, as the run history says it, and the
-  // settings of its first model that differ from another active run's (else its models' names).
+  // "9:43:14 AM · lr 0.02 · batch 128": when it was made (from its id: it never changes while the
+  // run trains), and the settings that differ from another active run's (else its models' names).
   const run = state.runs.find((r) => r.run_id === runId);
   const stamp = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(runId);
-  const started = run && run.started_at ? new Date(run.started_at * 1000)
-    : stamp ? new Date(Date.UTC(+stamp[1], stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6])) : null;
-  const parts = [started ? started.toLocaleTimeString() : runId];
+  const made = stamp ? new Date(Date.UTC(+stamp[1], stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6])) : null;
+  const parts = [made ? made.toLocaleTimeString() : runId];
   if (!run || !run.models.length) return parts[0];
   const first = (r) => (r && r.models[0]) || {};
-  const peers = others.map((id) => first(state.runs.find((r) => r.run_id === id)));
+  const peerRuns = others.map((id) => state.runs.find((r) => r.run_id === id)).filter(Boolean);
+  const peers = peerRuns.map(first);
   const mine = first(run);
   const differs = (key) => peers.some((m) => m[key] !== undefined && m[key] !== mine[key]);
+  const settingDiffers = (key) => peerRuns.some((r) => r.settings[key] !== run.settings[key]);
   if (differs("learning_rate")) parts.push(`lr ${Number(mine.learning_rate.toPrecision(4))}`);
   if (differs("batch_size")) parts.push(`batch ${mine.batch_size}`);
   if (differs("optimizer")) parts.push(OPTIMIZER_NAMES[mine.optimizer] || mine.optimizer);
+  if (settingDiffers("epochs")) parts.push(`${run.settings.epochs} epochs`);
+  if (settingDiffers("train_samples")) parts.push(`${(run.settings.train_samples || 55000).toLocaleString("en-US")} images`);
   if (parts.length === 1) parts.push(run.models.map((m) => m.name).join(", "));
   return parts.join(" · ");
 }
@@ -122,6 +129,8 @@ export function followRuns(status) {
     state.lastStatusText = ""; // this answer (the end) is shown now, the run that started after it
     return false;
   }
+  const ended = [...seen].filter((id) => !ids.includes(id) && id !== status.run_id);
+  if (ended.length) announce(`Run ${ended.join(", ")} ended (the run history says how).`);
   if (state.followedRunId !== null && !state.followedByPage) {
     for (const id of started) announce(`Run ${id} started; this panel stays on the run you picked ("Training now" lists both).`);
   }
@@ -245,6 +254,7 @@ export function renderUnreachable() {
   if (!status) return;
   const age = Math.max(0, Math.round((Date.now() - state.statusAt) / 1000));
   $("run-meta").textContent = `last known ${fmtSeconds(age)} ago, the server is not reachable · ${runLine(status, false)}`;
+  document.querySelectorAll('#model-cards dd[data-field="Time left"]').forEach((dd) => { dd.textContent = "–"; });
   for (const id of ["stop", "stop-all", "resume"]) {
     $(id).disabled = true;
     $(id).title = "the server is not reachable";
@@ -342,7 +352,7 @@ function announceState(status, previous) {
   if (!sameRun && !started) return;
   const best = (status.models || []).map((m) => `${m.name} ${fmt(m.test_accuracy, 2, " %")}`).join(", ");
   const ended = state.settings.states.final.includes(status.state);
-  announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : started ? `Run ${status.run_id} ${status.state}.` : `Run ${status.state}.`);
+  announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : started ? `Run ${status.run_id} started (${status.state}).` : `The run is now ${status.state}.`);
   if (ended && previous && previous.run_id === status.run_id && state.viewedRunId === null) notifyRunEnd(status, best);
 }
 
@@ -372,6 +382,12 @@ function modelCard(card, m, i, active) {
 
 function renderModels(models, active) {
   const cards = $("model-cards");
+  const placeholder = cards.querySelector(".cards-placeholder");
+  if (!models.length) { // the space the cards take is kept (nothing below moves when they come): say what it is for
+    if (!placeholder) cards.replaceChildren(el("p", { className: "cards-placeholder muted", text: "A card per model (its epoch, loss, accuracies, images per second and time left) appears here when a run starts." }));
+    return;
+  }
+  if (placeholder) placeholder.remove();
   while (cards.children.length > models.length) cards.lastChild.remove();
   models.forEach((m, i) => {
     let card = cards.children[i];

@@ -46,6 +46,25 @@ def test_one_model_s_own_setting_can_vary_alone():
     assert search.space["models[0].batch_size"].low == 16
 
 
+@pytest.mark.parametrize("space, model", [({"models[1].learning_rate": [0.001, 0.01]}, 1),
+                                          ({"models[1].learning_rate": [0.001, 0.01], "models[1].batch_size": [8, 16]}, 1),
+                                          ({"models[0].learning_rate": [0.001, 0.01], "models[1].batch_size": [8, 16]}, None),
+                                          ({"learning_rate": [0.001, 0.01]}, None)])
+def test_a_trial_is_scored_on_the_one_model_whose_settings_vary(space, model):
+    from sweeps import TrialReporter
+
+    spec = parse_sweep({"base": TWO_MODELS, "grid": space})
+    assert spec.objective_model == model
+    reporter = TrialReporter.__new__(TrialReporter)  # its epoch bookkeeping, without a study
+    reporter.models, reporter.epochs, reporter.scored_model, reporter._values = 2, 2, spec.objective_model, {}
+    reported = []
+    reporter.report = lambda epoch, value, verdict: reported.append((epoch, value, verdict))
+    reporter.epoch_end(1, 0, 99.0)  # the model the sweep leaves alone is better: it must not decide
+    assert reported == []  # until every model ended the epoch
+    reporter.epoch_end(1, 1, 50.0)
+    assert reported == [(1, 50.0 if model == 1 else 99.0, True)]
+
+
 @pytest.mark.parametrize("body, field", [
     ({"grid": {"models[2].learning_rate": [0.01]}}, "grid.models[2].learning_rate"),  # the default base has 2
     ({"grid": {"models[0].kernels": [[4, 8, 8, 8]]}}, "grid.models[0].kernels"),

@@ -60,11 +60,13 @@ def test_invalid_values_are_marked_next_to_their_field_until_fixed(page, server_
         page.click("#start")
         expect(target).to_have_attribute("aria-invalid", "true")
         assert target.evaluate("e => e === document.activeElement"), field  # focus goes to the field to fix
+        expect(page.locator("#form-error")).to_contain_text("Nothing was started: a field is marked above")
         code, runs = server.request("GET", "/runs")
         assert runs["runs"] == []  # nothing was started
         target.fill(good)  # fixed: the mark and the message go at once
         expect(target).not_to_have_attribute("aria-invalid", "true")
         expect(described).to_be_hidden()
+        expect(page.locator("#form-error")).to_be_hidden()
     assert page.console_errors == []
 
 

@@ -73,6 +73,7 @@ def test_while_the_server_is_down_the_status_says_last_known_and_stop_is_disable
     expect(page.locator("#run-meta")).to_contain_text("the server is not reachable", timeout=POLL_WAIT_MS)
     expect(page.locator("#run-meta")).to_contain_text(re.compile(r"^last known \d+ s ago"))
     expect(page.locator("#run-meta")).not_to_contain_text("time left")
+    expect(page.locator('#model-cards dd[data-field="Time left"]').first).to_have_text("–")  # no frozen estimate
     expect(page.locator("#stop")).to_be_disabled()
     expect(page).to_have_title(re.compile("^server unreachable"))
     first = page.locator("#run-meta").text_content()
@@ -617,23 +618,6 @@ def test_with_two_workers_the_page_shows_both_runs_and_follows_the_one_picked(pa
     assert own_errors(page) == []
 
 
-def test_with_two_workers_stopping_the_run_shown_by_default_keeps_it_shown(page, server_factory, tiny_mnist):
-    server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
-    long_run = dict(TINY_RUN, epochs=100)
-    first = server.request("POST", "/start_training", long_run)[1]["run_id"]
-    second = server.request("POST", "/start_training", dict(long_run, batch_size=16))[1]["run_id"]
-    page.goto(server.url)
-    expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)  # followed by default
-    expect(page.locator("#active-runs button").nth(0)).to_contain_text("batch 16", timeout=POLL_WAIT_MS)
-    page.click("#stop")
-    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS * 3)
-    expect(page.locator("#run-meta")).to_contain_text(second)  # not switched to the run still training
-    page.click("#stop-all")
-    wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
-             message="every run to stop")
-    assert own_errors(page) == []
-
-
 NOTIFICATIONS = """
   window.__notes = [];
   window.Notification = class { constructor(title, options) { window.__notes.push(title + ': ' + options.body); }
@@ -641,8 +625,7 @@ NOTIFICATIONS = """
 """
 
 
-def test_with_two_workers_the_run_shown_is_shown_to_its_end_and_a_run_that_starts_is_announced(page, server_factory,
-                                                                                              tiny_mnist):
+def test_with_two_workers_a_shown_run_is_followed_to_its_end_and_a_new_run_announced(page, server_factory, tiny_mnist):
     page.add_init_script(NOTIFICATIONS)
     server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
     long_run = dict(TINY_RUN, epochs=100, batch_size=8)
@@ -658,21 +641,24 @@ def test_with_two_workers_the_run_shown_is_shown_to_its_end_and_a_run_that_start
     expect(page).to_have_title("finished · MNIST Training Monitor")
     assert page.evaluate("() => window.__notes")[0].startswith("Training finished")
     assert server.request("GET", f"/runs/{first}")[1]["state"] == "running"
-    third = server.request("POST", "/start_training", long_run)[1]["run_id"]
+    third = server.request("POST", "/start_training", dict(long_run, batch_size=16))[1]["run_id"]
     expect(page.locator("#run-meta")).to_contain_text(third, timeout=POLL_WAIT_MS)  # still no run picked
     expect(page).to_have_title(re.compile(r"^\d+ % · "))
     chips = page.locator("#active-runs button")
-    chips.last.click()  # the user picks the first run (the oldest: last) ...
+    expect(chips.nth(0)).to_contain_text("batch 16", timeout=POLL_WAIT_MS)  # newest first; what sets it apart
+    page.click("#stop")  # Stop stops the run shown, which stays shown (not the run still training)
+    expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS * 3)
+    expect(page.locator("#run-meta")).to_contain_text(third)
+    assert server.request("GET", f"/runs/{first}")[1]["state"] == "running"
+    chips.last.click()  # the user picks the first run ...
     expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
-    server.request("POST", f"/runs/{third}/stop", {})
-    wait_for(lambda: server.request("GET", f"/runs/{third}")[1]["state"] == "stopped", timeout=60, interval=0.2,
-             message="the third run to stop")
-    fourth = server.request("POST", "/start_training", dict(long_run, batch_size=16))[1]["run_id"]
+    fourth = server.request("POST", "/start_training", long_run)[1]["run_id"]
     # ... so a run that starts is announced, and the page stays on the run picked
     expect(page.locator("#announcer")).to_contain_text(f"Run {fourth} started; this panel stays on the run you picked",
                                                        timeout=POLL_WAIT_MS)
     expect(page.locator("#run-meta")).to_contain_text(first)
-    assert len(page.evaluate("() => window.__notes")) == 1
+    notes = [note.split(":")[0] for note in page.evaluate("() => window.__notes")]
+    assert notes == ["Training finished", "Training stopped"]  # the runs shown, not the one that started
     page.click("#stop-all")
     wait_for(lambda: server.request("GET", f"/runs/{first}")[1]["state"] == "stopped", timeout=60, interval=0.2,
              message="every run to stop")
