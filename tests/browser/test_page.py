@@ -138,6 +138,7 @@ def test_a_first_run_started_elsewhere_moves_nothing_a_user_scrolled_to(page, se
     page.add_init_script(CLS_OBSERVER)
     page.goto(server.url)
     expect(page.locator("#run-meta")).to_contain_text("no run yet", timeout=POLL_WAIT_MS)
+    expect(page.locator(".cards-placeholder")).to_contain_text("A card per model")  # the idle space says what it is for
     page.locator("#canvas").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     canvas_y = page.locator("#canvas").bounding_box()["y"]
