@@ -121,6 +121,7 @@ class Recorder:
         t = self.trainer
         epoch = m.step // m.batches
         best = m.evaluated(epoch, seconds, val.accuracy)
+        t.time_left.evaluated([(r.evals, r.eval_seconds) for r in t.models])
         self.metrics.add([metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
                                       val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
                                       time=self.clock())], flush=True)

@@ -7,8 +7,9 @@ wall clock without the evaluations, over the later half of this attempt's traini
 first steps are slower (warm-up, the picture renderer starting beside the run) and would make the
 estimate too long early on; work that holds part of the machine for a while shows in the pace
 once it has lasted half as long as the run so far (a pace that is not steady counts its last
-quarter when that is faster: a warm-up that ended). An evaluation lasts as long as the latest one measured of the same model (the first is
-slower: set-up once); before its first, as long as its images take to go forward at the training
+quarter when that is faster: a warm-up that ended). An evaluation lasts as long as the latest one
+measured of the same model (the first is slower: set-up once); before its first, as long as the
+other models' latest, or, before any, as long as its images take to go forward at the training
 pace (of the models together).
 
 Until the pace is steady (the last quarter of the training time agrees with the later half within
@@ -56,11 +57,16 @@ class TimeLeft:
     def observe(self, images: int, evaluations: list[tuple[int, float]], attempt_eval_seconds: float) -> None:
         """``images`` done (all models); per model, the evaluations done and their seconds (earlier
         attempts included); the wall seconds of this attempt's evaluations."""
+        self.evaluated(evaluations)
         training = self.clock() - self.started - attempt_eval_seconds
         if self.times and (training <= self.times[-1] or images <= self.images[-1]):
             return  # nothing new to measure
         self.times.append(training)
         self.images.append(images)
+
+    def evaluated(self, evaluations: list[tuple[int, float]]) -> None:
+        """Per model, the evaluations done and their seconds (at an epoch end, before the next
+        observation: the estimate counts an evaluation as soon as it is done)."""
         for model, (done, seconds) in enumerate(evaluations):
             before = self.evaluations[model] if model < len(self.evaluations) else (done, seconds)
             if done > before[0]:  # the first evaluation is slower (one-time set-up): the latest counts
@@ -96,7 +102,9 @@ class TimeLeft:
         # followed it said 3 min 12 s for 18 s (seen with two runs on this 2-core CPU); a load that
         # stays shows in the later half soon enough
         pace = half if steady else min(quarter, half)
-        guess = self.eval_images * pace * FORWARD_SHARE  # a model not evaluated yet: the models' mean
+        # a model not evaluated yet: as long as the others' (measured on this machine), else a guess
+        measured = list(self.last_eval.values())
+        guess = sum(measured) / len(measured) if measured else self.eval_images * pace * FORWARD_SHARE
         evaluations = sum(max(0, self.epochs - done) * self.last_eval.get(m, seconds / done if done else guess)
                           for m, (done, seconds) in enumerate(self.evaluations))
         return max(0, self.total_images - images[-1]) * pace + evaluations + self.closing_seconds

@@ -16,6 +16,7 @@ export const state = {
   statusAt: 0, // Date.now() of the last answer that said it (its age is shown while the server is down)
   lastRunsText: "", // the same for GET /runs
   lastAnnounced: "", // "run id:state" last said to screen readers
+  lastLiveRunId: null, // the run the live view showed last (null: none, or a run from the history shown)
   resumeError: null, // {runId, message}: why the last "Resume this run" was refused, said beside it
 
   // The connection to the server.

@@ -343,17 +343,21 @@ export function refreshRunButtons() {
 }
 
 function announceState(status, previous) {
-  // A run's state changed, or a new run started: not a run opened from the history.
+  // A run's state changed, or a new run started (or started and ended between two polls): in the
+  // live view only, not for a run opened from the history.
+  const live = state.viewedRunId === null;
+  const newLive = live && state.lastLiveRunId !== null && state.lastLiveRunId !== status.run_id;
+  state.lastLiveRunId = live ? status.run_id : null; // back from the history: nothing is "new"
   const key = `${status.run_id}:${status.state}`;
   if (!status.run_id || key === state.lastAnnounced) return;
   state.lastAnnounced = key;
   const sameRun = previous && previous.run_id === status.run_id;
-  const started = previous && !sameRun && state.viewedRunId === null && state.settings.states.active.includes(status.state);
-  if (!sameRun && !started) return;
-  const best = (status.models || []).map((m) => `${m.name} ${fmt(m.test_accuracy, 2, " %")}`).join(", ");
   const ended = state.settings.states.final.includes(status.state);
+  const started = newLive && !ended;
+  if (!sameRun && !newLive) return;
+  const best = (status.models || []).map((m) => `${m.name} ${fmt(m.test_accuracy, 2, " %")}`).join(", ");
   announce(ended ? `Run ${status.state}. Test accuracy: ${best}.` : started ? `Run ${status.run_id} started (${status.state}).` : `The run is now ${status.state}.`);
-  if (ended && previous && previous.run_id === status.run_id && state.viewedRunId === null) notifyRunEnd(status, best);
+  if (ended && live) notifyRunEnd(status, best);
 }
 
 function modelCard(card, m, i, active) {

@@ -151,7 +151,8 @@ def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_sample
     page.click("#stop")
     expect(page.locator("#state")).to_have_text("stopped", timeout=POLL_WAIT_MS)
     assert int(page.locator("#chart-loss").get_attribute("data-points")) > 0
-    assert page.locator("#start").is_enabled() and page.locator("#stop").is_disabled()
+    expect(page.locator("#start")).to_be_enabled(timeout=POLL_WAIT_MS)  # once its worker is free
+    expect(page.locator("#stop")).to_be_disabled()
     row = page.locator(f"#runs-rows tr[data-run-id='{run_id}']")
     expect(row).to_contain_text("stopped", timeout=POLL_WAIT_MS)
     # downloads: metrics as CSV and each model's best checkpoint

@@ -379,9 +379,9 @@ def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_f
     page.expose_function("__said", lambda text: said.append(text))
     page.evaluate("""() => new MutationObserver(() => window.__said(document.getElementById('announcer').textContent))
         .observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true })""")
-    code, _ = server.request("POST", "/start_training", dict(TINY_RUN, epochs=6, batch_size=8))
-    expect(page.locator("#state")).to_have_text(re.compile("starting|running"), timeout=POLL_WAIT_MS)
-    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
+    code, new = server.request("POST", "/start_training", dict(TINY_RUN, epochs=6, batch_size=8))
+    expect(page.locator("#run-meta")).to_contain_text(new["run_id"], timeout=POLL_WAIT_MS)
+    expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)  # said, however fast it ran
     page.wait_for_timeout(3500)
     assert 1 <= len(said) <= 4, said  # starting/running, finished (with the accuracies)
     assert "finished" in said[-1] and "Test accuracy" in said[-1], said
