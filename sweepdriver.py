@@ -192,7 +192,7 @@ class SweepDriver:
                     pass
             return True
         if snap.state == "finished":
-            study.tell(trial.number, objective(self.store, run_id))
+            study.tell(trial.number, objective(self.store, run_id, held.sweep.spec().objective_model))
         elif snap.state == PRUNED_STATE:
             study.tell(trial.number, state=_state("PRUNED"))
         elif self.manager.closing:
@@ -273,9 +273,11 @@ def _state(name: str):
     return getattr(optuna.trial.TrialState, name)
 
 
-def objective(store: RunStore, run_id: str) -> float:
-    """A run's best validation accuracy, of its best model (percent)."""
+def objective(store: RunStore, run_id: str, model: int | None = None) -> float:
+    """A run's best validation accuracy (percent), of its best model, or of model ``model`` (the
+    one whose settings the sweep varies)."""
     run = store.run(run_id)
     rows, _ = store.metrics.read(run) if run else ([], None)
-    values = [r["val_accuracy"] for r in rows if r.get("kind") == "eval" and r.get("val_accuracy") is not None]
+    values = [r["val_accuracy"] for r in rows if r.get("kind") == "eval" and r.get("val_accuracy") is not None
+              and (model is None or r.get("model") == model)]
     return max(values, default=0.0)

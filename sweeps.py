@@ -206,7 +206,7 @@ class SweepStore:
         ``runs``: the RunStore of the runs folder (for the states of the trials' runs)."""
         record, spec, state = sweep.record(), sweep.spec(), sweep.state()
         trials, importance = self._trials(sweep)
-        rows = [trial_row(t, runs, state["state"] == "running") for t in trials]
+        rows = [trial_row(t, runs, state["state"] == "running", spec.objective_model) for t in trials]
         scored = [r for r in rows if r["objective"] is not None and r["counted"]]
         best = max(scored, key=lambda r: (r["objective"], -r["trial"]), default=None)
         for row in rows:
@@ -253,9 +253,10 @@ class SweepStore:
         return trials, importance
 
 
-def trial_row(trial, runs, running: bool = True) -> dict:
+def trial_row(trial, runs, running: bool = True, model: int | None = None) -> dict:
     """One trial of a sweep summary: its run, values, state and objective. A grid's combination
-    that was never asked is 'waiting' while the sweep runs, 'cancelled' once it has ended."""
+    that was never asked is 'waiting' while the sweep runs, 'cancelled' once it has ended. Its
+    accuracies are its best model's, or model ``model``'s (the one the sweep varies)."""
     run_id = trial.user_attrs.get("run_id")
     snapshot = runs.snapshot(run_id) if run_id else None
     told = trial.state.name  # RUNNING (asked, not told), COMPLETE, PRUNED, FAIL, WAITING
@@ -274,6 +275,8 @@ def trial_row(trial, runs, running: bool = True) -> dict:
     else:  # the best epoch reported so far (pruned, cut off, or still training)
         objective = max(trial.intermediate_values.values(), default=None)
     models = snapshot.status.models if snapshot is not None and snapshot.status is not None else []
+    if model is not None:
+        models = models[model:model + 1]
     best = lambda values: max((v for v in values if v is not None), default=None)  # noqa: E731  (the best model's)
     return {
         "trial": trial.number, "run_id": run_id, "values": values, "state": state,
@@ -324,7 +327,10 @@ def objective_text(spec: SweepSpec) -> str:
     """What a trial is scored on, in words."""
     if spec.objective_model is None:
         return OBJECTIVE
-    return f"best validation accuracy of models[{spec.objective_model}] (the model whose settings vary)"
+    i = spec.objective_model
+    models = spec.base.get("models") or []
+    name = models[i].get("name") if i < len(models) and isinstance(models[i], dict) else None
+    return f"best validation accuracy of {name or f'Model {i + 1}'} (models[{i}], the model whose settings vary)"
 
 
 # ---------------------------------------------------------------- the trainer's side

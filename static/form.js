@@ -91,7 +91,7 @@ function refreshRows() {
   rows.forEach((tr, i) => {
     const label = rowLabel(tr, i);
     tr.querySelector(".swatch").style.background = MODEL_COLORS[Number(tr.dataset.color)];
-    tr.querySelector(".name").setAttribute("aria-label", `Model ${i + 1} name`); // the field that holds the name
+    tr.querySelector(".name").setAttribute("aria-label", `row ${i + 1}: model name`); // the field that holds the name
     tr.querySelectorAll(".kernel").forEach((input, k) => input.setAttribute("aria-label", `${label} conv ${k + 1} channels`));
     tr.querySelector(".optimizer").setAttribute("aria-label", `${label} optimizer`);
     tr.querySelector(".lr").setAttribute("aria-label", `${label} learning rate`);

@@ -88,9 +88,9 @@ export function tooManyRuns() {
 // ------------------------------------------------------------------ the checks
 
 export function rowLabel(tr, index) {
-  // What every text calls a model row: its name, which it keeps when rows above it go (by its
-  // place only while it has none).
-  return tr.querySelector(".name").value.trim() || `Model ${index + 1}`;
+  // What every text calls a model row: its name, which it keeps when rows above it go; while it
+  // has none, its place ("row 2": "Model 2" could be another row's name).
+  return tr.querySelector(".name").value.trim() || `row ${index + 1}`;
 }
 
 export function rowProblems(tr, label) {

@@ -145,6 +145,23 @@ def test_a_grid_sweep_trains_each_combination_and_names_the_best(client, app):
     assert client.post(f"/sweeps/{sweep_id}/stop", json={}).status_code == 409  # it has ended
 
 
+@pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
+def test_a_sweep_over_one_models_setting_scores_and_shows_that_model(client, app):
+    base = {**TWO_MODELS, "batch_size": 32, "precision": "fp32",
+            "models": [{"kernels": [4, 8, 8, 8], "learning_rate": 0.02}, {"kernels": [2, 4, 4, 4], "name": "small"}]}
+    answer = client.post("/sweeps", json={"base": base, "grid": {"models[1].learning_rate": [0.00001, 0.02]}})
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["objective"] == ("best validation accuracy of small (models[1], the model whose "
+                                              "settings vary)")
+    done = sweep_when(client, answer.get_json()["sweep_id"], lambda s: s["state"] != "running")
+    assert done["state"] == "finished"
+    for row in done["runs"]:  # the unchanged Model 1 (the better one here) decides nothing
+        evals = client.get(f"/runs/{row['run_id']}/metrics?kind=eval").get_json()["rows"]
+        small = [r["val_accuracy"] for r in evals if r["model"] == 1]
+        assert row["objective"] == pytest.approx(max(small), abs=1e-3)
+        assert row["final_val_accuracy"] == pytest.approx(small[-1], abs=1e-2)
+
+
 def test_stopping_a_sweep_cancels_its_queued_trials_and_stops_the_training_one(client, app):
     body = {"base": {**BASE, "epochs": 30}, "search": {"seed": {"low": 0, "high": 1000}}, "trials": 6}
     sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]

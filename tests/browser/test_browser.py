@@ -40,7 +40,7 @@ INVALID = [  # field, a value refused, a good one, the message next to the field
     ("batch", "5000", "64", "Model 2: batch size must be a whole number from 1 to 4096"),
     ("lr", "0", "0.01", "Model 2: learning rate must be greater than 0"),
     ("lr", "", "0.01", "Model 2: learning rate must be greater than 0"),
-    ("name", "", "small", "Model 2: give it a name"),
+    ("name", "", "small", "row 2: give it a name"),  # not "Model 2": that may be another row's name
     ("epochs", "101", "2", "epochs must be a whole number from 1 to 100"),
 ]
 
