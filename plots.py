@@ -245,7 +245,7 @@ class RenderClient:
     """
 
     def __init__(self, run_dir: Path, names: list[str], epochs: int, colors: list[int] | None = None):
-        models = json.dumps({"names": names, "colors": colors or list(range(len(names)))})
+        models = json.dumps({"names": names, "colors": colors})
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--serve", str(run_dir), models, str(epochs)],
             stdin=subprocess.PIPE)
@@ -322,7 +322,7 @@ def serve(run_dir: str, models: dict, epochs: int, stream) -> None:
         pending = pending or bool(rows)
         if pending and (new_evals or ended):  # at each evaluation, and the last curves at the end
             run.write_picture(CURVES_IMAGE, None, render_curves(models["names"], train_rows, eval_rows, epochs,
-                                                                  models["colors"]))
+                                                                  models.get("colors")))
             pending = False
         for message in pictures.values():
             run.write_picture(message.kind, message.model_index, DRAWERS[message.drawer](*message.args))

@@ -35,6 +35,11 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a loss that is not finite, say); the message is for the user."""
 
 
+def evaluations(models: list[ModelRun]) -> list[tuple[int, float]]:
+    """Per model, the epoch-end evaluations done and their seconds (what the time left needs)."""
+    return [(m.evals, m.eval_seconds) for m in models]
+
+
 def planned_models(config: TrainConfig) -> list[ModelStatus]:
     """The models of a run as configured, before any is built (queued, or starting)."""
     return [ModelStatus(name=mc.name, kernels=list(mc.kernels), optimizer=mc.optimizer,
@@ -97,8 +102,7 @@ class Recorder:
         """A curve window of ``m`` has ended: its rows (on disk at once at an epoch end)."""
         self.metrics.add(self.window_rows(m), flush=epoch_end)
         t = self.trainer
-        t.time_left.observe(sum(r.samples for r in t.models), [(r.evals, r.eval_seconds) for r in t.models],
-                            t.eval_seconds)
+        t.time_left.observe(sum(r.samples for r in t.models), t.eval_seconds)
 
     def window_rows(self, m: ModelRun) -> list[dict]:
         """The window's curve point, and how each layer learned in its last step (if measured)."""
@@ -121,7 +125,7 @@ class Recorder:
         t = self.trainer
         epoch = m.step // m.batches
         best = m.evaluated(epoch, seconds, val.accuracy)
-        t.time_left.evaluated([(r.evals, r.eval_seconds) for r in t.models])
+        t.time_left.evaluated(evaluations(t.models))
         self.metrics.add([metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
                                       val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
                                       time=self.clock())], flush=True)
@@ -174,7 +178,7 @@ class Recorder:
             precision=t.precision,
             lr_schedule=t.config.lr_schedule, train_images=t.n_train or None, error=t.error, end_reason=t.end_reason,
             started_at=t.started_at, updated_at=time.time(), finished_at=t.finished_at, eta_seconds=eta,
-            eval_seconds=round(t.eval_seconds + t.restored[1], 3), resumes=t.resumes,
+            eval_seconds=round(t.eval_seconds + t.restored_eval_seconds, 3), resumes=t.resumes,
             elapsed_seconds=round((t.finished_at or time.time()) - t.time_zero, 1),
             models=[m.status(t.config.epochs, eta) for m in t.models] or t.planned_models())
 

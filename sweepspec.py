@@ -58,9 +58,9 @@ class SweepSpec:
         """The model a trial is scored on when only one model's own settings vary (the others are
         the same in every trial, and the best of all models would score them, not the setting);
         None: the run's best model."""
-        models = {int(m[1]) for m in map(PER_MODEL.fullmatch, self.varied) if m}
-        every = all(PER_MODEL.fullmatch(key) for key in self.varied)
-        return models.pop() if every and len(models) == 1 else None
+        matches = [PER_MODEL.fullmatch(key) for key in self.varied]
+        models = {int(m[1]) for m in matches if m}
+        return models.pop() if all(matches) and len(models) == 1 else None
 
     def to_dict(self) -> dict:
         """The body that makes this sweep again."""

@@ -35,12 +35,14 @@ CLOSING_SECONDS_PER_MODEL = 0.4  # a run with pictures ends once the renderer ha
 
 
 class TimeLeft:
-    """Seconds left of one attempt at a run. ``observe`` after steps (at each curve point);
-    ``seconds`` then says the time left, or None while estimating. ``clock``: seconds, monotonic
-    (tests pass a fake one)."""
+    """Seconds left of one attempt at a run. ``observe`` after steps (at each curve point),
+    ``evaluated`` after each epoch-end evaluation; ``seconds`` then says the time left, or None
+    while estimating. ``evaluations``: per model, the evaluations done and their seconds when the
+    attempt begins (a resume's; default none). ``clock``: seconds, monotonic (tests pass a fake one)."""
 
-    def __init__(self, total_images: int, epochs: int, eval_images: int, done_images: int = 0,
-                 closing_seconds: float = 0.0, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, total_images: int, epochs: int, eval_images: int, models: int, done_images: int = 0,
+                 evaluations: list[tuple[int, float]] | None = None, closing_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.perf_counter):
         self.total_images = total_images  # training images of the run, all models together
         self.epochs = epochs  # each model evaluates once an epoch
         self.eval_images = eval_images  # images one evaluation goes through
@@ -50,14 +52,12 @@ class TimeLeft:
         self.first_images = done_images  # images done when this attempt began (a resume: more than 0)
         self.times: list[float] = []  # training seconds of this attempt (evaluations left out) ...
         self.images: list[int] = []  # ... and images done then, at each observation
-        self.evaluations: list[tuple[int, float]] = []  # per model: evaluations done, their seconds
+        self.evaluations = list(evaluations or [(0, 0.0)] * models)  # per model: evaluations done, their seconds
         self.last_eval: dict[int, float] = {}  # per model: seconds of its latest evaluation measured
         self.trusted = False  # an estimate was given: it is not taken back ("estimating" does not flicker)
 
-    def observe(self, images: int, evaluations: list[tuple[int, float]], attempt_eval_seconds: float) -> None:
-        """``images`` done (all models); per model, the evaluations done and their seconds (earlier
-        attempts included); the wall seconds of this attempt's evaluations."""
-        self.evaluated(evaluations)
+    def observe(self, images: int, attempt_eval_seconds: float) -> None:
+        """``images`` done (all models), and the wall seconds of this attempt's evaluations."""
         training = self.clock() - self.started - attempt_eval_seconds
         if self.times and (training <= self.times[-1] or images <= self.images[-1]):
             return  # nothing new to measure
@@ -65,10 +65,9 @@ class TimeLeft:
         self.images.append(images)
 
     def evaluated(self, evaluations: list[tuple[int, float]]) -> None:
-        """Per model, the evaluations done and their seconds (at an epoch end, before the next
-        observation: the estimate counts an evaluation as soon as it is done)."""
-        for model, (done, seconds) in enumerate(evaluations):
-            before = self.evaluations[model] if model < len(self.evaluations) else (done, seconds)
+        """Per model, the evaluations done and their seconds (earlier attempts included), at each
+        epoch end: the estimate counts an evaluation as soon as it is done."""
+        for model, ((done, seconds), before) in enumerate(zip(evaluations, self.evaluations)):
             if done > before[0]:  # the first evaluation is slower (one-time set-up): the latest counts
                 self.last_eval[model] = (seconds - before[1]) / (done - before[0])
         self.evaluations = list(evaluations)

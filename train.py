@@ -23,7 +23,7 @@ from data import MNISTTensors, load_mnist
 from hardware import resolve_precision, select_device, set_up_device
 from loop import ModelRun, build_model_run, evaluate
 from model import describe
-from recorder import STATUS_INTERVAL, Recorder, TrainingError, planned_models
+from recorder import STATUS_INTERVAL, Recorder, TrainingError, evaluations, planned_models
 from runstore import ModelStatus, RecordError, Run, RunStore, Superseded, WriteError
 from timeleft import TimeLeft, spoken
 
@@ -69,7 +69,7 @@ class Trainer:
         self.n_train = self.n_eval = 0  # training images; validation + test images evaluated at each epoch end
         self.eval_seconds = 0.0  # wall time spent evaluating (benchmarks exclude it)
         self.time_left: TimeLeft | None = None  # from the loop's start
-        self.restored = (0.0, 0.0)  # compute and evaluation seconds of the attempts before a resume
+        self.restored_eval_seconds = 0.0  # evaluation seconds of the attempts before a resume
         self._resumption: Resumption | None = None
         self._prepared = False
         self.reporter = None  # a sweep's TrialReporter, when the run is a trial of a sweep
@@ -161,15 +161,15 @@ class Trainer:
     def _restore(self) -> None:
         if self._resumption:
             self._resumption.apply(self.models, self.device)
-            self.restored = (sum(m.compute_seconds for m in self.models), sum(m.eval_seconds for m in self.models))
+            self.restored_eval_seconds = sum(m.eval_seconds for m in self.models)
 
     def _train(self, data: MNISTTensors) -> None:
         """The loop: the model furthest behind takes the next step (the curves stay side by side);
         a window of steps makes a curve point, an epoch's end an evaluation and a checkpoint."""
         bar = progress_bar(self.models, self.run_id) if self.progress_bar else None
         self.time_left = TimeLeft(total_images=len(self.models) * self.config.epochs * self.n_train,
-                                  epochs=self.config.epochs, eval_images=self.n_eval,
-                                  done_images=sum(m.samples for m in self.models),
+                                  epochs=self.config.epochs, eval_images=self.n_eval, models=len(self.models),
+                                  done_images=sum(m.samples for m in self.models), evaluations=evaluations(self.models),
                                   closing_seconds=self.recorder.closing_seconds(len(self.models)))
         next_stop_check = time.perf_counter()
         try:

@@ -23,21 +23,22 @@ def simulate(pace, models=2, epochs=3, n_train=10_000, window=400, eval_seconds=
     images done, the estimate, the true time left)] at each curve point."""
     clock, rng = FakeClock(), random.Random(seed)
     total = models * epochs * n_train
-    estimator = TimeLeft(total_images=total, epochs=epochs, eval_images=12_000, done_images=done_before,
-                         closing_seconds=0.8, clock=clock)
     done = [done_before // models] * models
     evals = [(d // n_train, d // n_train * eval_seconds[m]) for m, d in enumerate(done)]
+    estimator = TimeLeft(total_images=total, epochs=epochs, eval_images=12_000, models=models, done_images=done_before,
+                         evaluations=evals, closing_seconds=0.8, clock=clock)
     attempt_evals, observed = 0.0, []
     while min(done) < epochs * n_train:
         for m in range(models):
             done[m] += window
             clock.now += window * pace(sum(done)) * rng.uniform(0.85, 1.15)  # a noisy pace
-            estimator.observe(sum(done), evals, attempt_evals)
+            estimator.observe(sum(done), attempt_evals)
             observed.append(((sum(done) - done_before) / (total - done_before), estimator.seconds(), clock.now))
             if done[m] % n_train == 0:  # its epoch ends: an evaluation
                 clock.now += eval_seconds[m]
                 attempt_evals += eval_seconds[m]
                 evals[m] = (evals[m][0] + 1, evals[m][1] + eval_seconds[m])
+                estimator.evaluated(evals)
     clock.now += 0.8  # the last pictures
     return [(fraction, estimate, clock.now - at) for fraction, estimate, at in observed]
 
@@ -84,13 +85,13 @@ def test_a_resumed_attempt_measures_its_own_pace():
 
 def test_no_estimate_before_a_pace_is_measured():
     clock = FakeClock()
-    estimator = TimeLeft(total_images=1000, epochs=1, eval_images=100, clock=clock)
+    estimator = TimeLeft(total_images=1000, epochs=1, eval_images=100, models=1, clock=clock)
     assert estimator.seconds() is None
     clock.now += MIN_SECONDS + 1
-    estimator.observe(500, [(0, 0.0)], 0.0)
+    estimator.observe(500, 0.0)
     assert estimator.seconds() is None  # one point: no pace yet
     clock.now += 1
-    estimator.observe(500, [(0, 0.0)], 0.0)  # no new images: not a measure of the pace
+    estimator.observe(500, 0.0)  # no new images: not a measure of the pace
     assert estimator.seconds() is None
 
 
