@@ -17,19 +17,17 @@ from pathlib import Path
 
 from flask import Flask
 
-import api
-import sweepapi
-import errors
-import security
-from cluster import ClusterError, RayPool
-from config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
-from hardware import tune_malloc
-from predict import CheckpointCache
-from runstore import RunStore
-from sweepdriver import SweepDriver
-from train import Trainer
-from sweeps import SweepStore
-from worker import TrainingManager
+from mnist_monitor import web
+from mnist_monitor.config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
+from mnist_monitor.inference.predict import CheckpointCache
+from mnist_monitor.runstore import RunStore
+from mnist_monitor.scheduling.manager import TrainingManager
+from mnist_monitor.scheduling.ray_pool import ClusterError, RayPool
+from mnist_monitor.sweeps.driver import SweepDriver
+from mnist_monitor.sweeps.folder import SweepStore
+from mnist_monitor.training.hardware import tune_malloc
+from mnist_monitor.training.trainer import Trainer
+from mnist_monitor.web import security
 
 log = logging.getLogger("server")
 
@@ -53,10 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                           runs=store, checkpoints=CheckpointCache())
     app.extensions["sweeps"] = SweepStore(app.config["RUNS_DIR"])
     app.extensions["sweep_driver"] = SweepDriver(app.extensions["sweeps"], app.extensions["training"])
-    errors.init_app(app)
-    security.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(sweepapi.bp)
+    web.init_app(app)
     app.extensions["training"].start_next()  # runs queued before a restart go on
     app.extensions["sweep_driver"].start()  # sweeps left running go on (a trial cut off is resumed)
     return app

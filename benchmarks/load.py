@@ -79,7 +79,7 @@ def poller(port: int, run_id: str, interval: float, stop: threading.Event, laten
 
 
 def main() -> None:
-    from conftest import free_port
+    from helpers import free_port
 
     p = parser(__doc__)
     p.add_argument("--pollers", type=int, default=50)

@@ -33,8 +33,8 @@ RECIPES = {  # name -> settings of the request body (the rest at their defaults)
 
 def run(settings: dict, seed: int, epochs: int, data_dir: str) -> tuple[float, float]:
     """(test accuracy % after the last epoch, seconds)."""
-    from config import parse_train_config
-    from train import Trainer
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.training.trainer import Trainer
 
     body = {"epochs": epochs, "seed": seed, "models": [{"kernels": [32, 64, 64, 64]}], **settings}
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,9 +35,9 @@ def measure(requests: int, bounded: bool) -> float:
     """MB the process's peak resident memory grew by while the requests ran."""
     import torch
 
-    import predict
+    from mnist_monitor.inference import predict
     from model import MNISTNet
-    from runstore import RunStore
+    from mnist_monitor.runstore import RunStore
     from server import create_app
 
     if not bounded:

@@ -35,8 +35,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    from conftest import fake_run
-    from runstore import RunStore
+    from helpers import fake_run
+    from mnist_monitor.runstore import RunStore
     from server import create_app
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--runs", type=int, default=2)
     args = p.parse_args()
-    import data
+    from mnist_monitor import data
     from server import create_app
 
     steps: list[float] = []
@@ -31,7 +31,7 @@ def main() -> None:
         loads.append(time.time() - started)
         return result
 
-    import train
+    from mnist_monitor.training import trainer as train
     train.load_mnist = timed_load
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"RUNS_DIR": tmp, "DATA_DIR": args.data_dir,

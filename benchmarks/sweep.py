@@ -35,7 +35,7 @@ def request(port: int, method: str, path: str, body=None) -> dict:
 
 
 def start_server(data_dir: str, runs_dir: Path, extra: list[str]) -> tuple[subprocess.Popen, int, float]:
-    from conftest import free_port
+    from helpers import free_port
 
     port, started = free_port(), time.perf_counter()
     process = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--port", str(port), "--data-dir", data_dir,

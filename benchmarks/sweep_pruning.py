@@ -17,12 +17,12 @@ from bench import parser
 
 
 def run_sweep(data_dir: str, runs_dir: str, body: dict) -> dict:
-    from runstore import RunStore
-    from sweepdriver import SweepDriver
-    from sweeps import SweepStore
-    from sweepspec import parse_sweep
-    from train import Trainer
-    from worker import TrainingManager
+    from mnist_monitor.runstore import RunStore
+    from mnist_monitor.sweeps.driver import SweepDriver
+    from mnist_monitor.sweeps.folder import SweepStore
+    from mnist_monitor.sweeps.spec import parse_sweep
+    from mnist_monitor.training.trainer import Trainer
+    from mnist_monitor.scheduling.manager import TrainingManager
 
     store = RunStore(runs_dir)
     manager = TrainingManager(store, data_dir, {"pictures": False, "layer_stats": False}, trainer_class=Trainer)

@@ -73,8 +73,8 @@ def measure_trainer(kernels, data_dir, device_name, warmup, window, monitor, **o
     time between them, less the time spent in evaluation."""
     import torch
 
-    from config import parse_train_config
-    from train import Trainer
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.training.trainer import Trainer
 
     config = parse_train_config({"models": [{"kernels": kernels}], "batch_size": BATCH, "epochs": 100,
                                  "device": device_name})

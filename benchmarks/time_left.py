@@ -27,8 +27,8 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, default=20_000)
     p.add_argument("--load", action="store_true")
     args = p.parse_args()
-    from config import parse_train_config
-    from train import Trainer
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.training.trainer import Trainer
 
     seen = []  # (seconds since start, fraction of the images done, estimate or None)
     started = time.perf_counter()

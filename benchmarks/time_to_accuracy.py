@@ -19,9 +19,9 @@ TARGET = 99.0
 
 
 def main() -> None:
-    from config import TrainConfig, parse_train_config
-    from runstore import Run
-    from train import Trainer
+    from mnist_monitor.config import TrainConfig, parse_train_config
+    from mnist_monitor.runstore import Run
+    from mnist_monitor.training.trainer import Trainer
 
     defaults = TrainConfig.__dataclass_fields__
     p = parser(__doc__)

@@ -53,7 +53,7 @@ def shoot_run(server, page, out: str) -> None:
 def shoot_sweep(server, page, out: str) -> None:
     from playwright.sync_api import expect
 
-    from conftest import wait_for
+    from helpers import wait_for
 
     code, made = server.request("POST", "/sweeps", SEARCH)
     assert code == 202, made
@@ -68,7 +68,7 @@ def shoot_sweep(server, page, out: str) -> None:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    from conftest import ServerProcess
+    from helpers import ServerProcess
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))

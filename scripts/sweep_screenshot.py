@@ -23,7 +23,7 @@ SEARCH = {"base": {"epochs": 2, "train_samples": 3000, "models": [{"kernels": [1
 def main() -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from conftest import ServerProcess, wait_for
+    from helpers import ServerProcess, wait_for
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))

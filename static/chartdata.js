@@ -1,12 +1,10 @@
 // The data behind the curves: the runs' metrics rows (GET /runs/<id>/metrics?since=<n>, only the
 // new rows at each poll) and the lines made from them, one table [xs, ys] per line.
 
-import { $, getJSON, MODEL_COLORS } from "./common.js";
+import { $, getJSON, RUN_PALETTE } from "./common.js";
 import { state } from "./state.js";
 
 const curves = state.curves; // the curves' part of the page state
-// Compare mode: one colour per run and model (tab10 after the four model colours).
-const RUN_PALETTE = [...MODEL_COLORS, "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 export const X_AXES = {
   epoch: { label: "epoch", value: (row) => row.epoch, format: (v) => v.toFixed(2) },
   step: { label: "step", value: (row) => row.step, format: (v) => String(Math.round(v)) },
@@ -99,6 +97,7 @@ function ema(values, weight) {
 }
 
 function seriesColor(runIndex, modelIndex) {
+  // Compare mode: one colour per run and model (the model colours, then more).
   if (curves.runs.length <= 1) return curves.runs[0].colors[modelIndex]; // each model's own
   const offset = curves.runs.slice(0, runIndex).reduce((n, r) => n + r.names.length, 0);
   return RUN_PALETTE[(offset + modelIndex) % RUN_PALETTE.length];

@@ -1,6 +1,14 @@
 // Helpers shared by the page's modules: DOM shortcuts, number formats and the JSON requests.
 
-export const MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]; // same as plots.MODEL_COLORS
+// The palette, as GET /config gives it (the server draws its pictures with the same colours):
+// a colour per model, then more for the lines of compared runs. Filled by usePalette.
+export const MODEL_COLORS = [];
+export const RUN_PALETTE = [];
+
+export function usePalette(colors) {
+  MODEL_COLORS.splice(0, MODEL_COLORS.length, ...colors.models);
+  RUN_PALETTE.splice(0, RUN_PALETTE.length, ...colors.models, ...colors.more);
+}
 
 export function modelColor(model, index) {
   // A model's own colour (its config's palette index, kept when models above it are removed), else

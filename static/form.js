@@ -1,8 +1,8 @@
 // The settings form: one row per model, the run settings, errors next to their fields, and the
 // last submitted settings remembered across reloads. Limits and defaults come from GET /config.
 
-import { $, el, MODEL_COLORS } from "./common.js";
-import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
+import { $, el, MODEL_COLORS, usePalette } from "./common.js";
+import { CHOICE_NAMES, OPTIMIZER_NAMES, useLabels } from "./names.js";
 import { state } from "./state.js";
 import {
   defaults, limits, listValues, readKernels, rowLabel, rowProblems, setFieldError, showFormError,
@@ -242,6 +242,8 @@ function rememberedForm() {
 export function applySettings(settings) {
   // The form built from GET /config: its choices, limits and defaults, then the remembered settings.
   state.settings = settings;
+  usePalette(settings.colors);
+  useLabels(settings.labels);
   $("train_samples").placeholder = `all ${limits().train_samples[1].toLocaleString("en-US")}`;
   for (const key of ["lr_schedule", "precision"]) {
     $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: CHOICE_NAMES[value] || value })));

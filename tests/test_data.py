@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-import data
-from conftest import make_mnist_dir, synthetic_digits, write_idx
-from data import DataError, MEAN, STD, load_mnist, read_idx
+from mnist_monitor import data
+from helpers import make_mnist_dir, synthetic_digits, write_idx
+from mnist_monitor.data import DataError, MEAN, STD, load_mnist, read_idx
 
 
 def test_read_idx_round_trips_plain_and_gzipped(tmp_path):

@@ -1,7 +1,7 @@
 """The page in real Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server."""
 import re
 
-from conftest import POLL_WAIT_MS, expect, wait_for  # the browser and page fixtures live in conftest
+from helpers import POLL_WAIT_MS, expect, wait_for  # the browser and page fixtures live in conftest
 
 BLUE, ORANGE, GREEN, RED = "rgb(31, 119, 180)", "rgb(255, 127, 14)", "rgb(44, 160, 44)", "rgb(214, 39, 40)"  # the models' palette
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from conftest import POLL_WAIT_MS, expect, need, wait_for
+from helpers import POLL_WAIT_MS, axe_violations, expect, wait_for
 
 TINY_RUN = {"epochs": 2, "batch_size": 32, "precision": "fp32", "learning_rate": 0.01,
             "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4]}]}
@@ -327,14 +327,6 @@ def test_a_phone_sized_page_needs_no_sideways_scrolling_and_controls_are_big_eno
 
 # ---------------------------------------------------------------- 14. screen readers and axe-core
 
-def axe_violations(page) -> list:
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        need(False, "axe-playwright-python is not installed (pip install -r requirements-dev.txt)")
-    results = Axe().run(page)
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]]
-
 
 def test_axe_finds_no_violations_idle_during_and_after_a_run_with_four_models(page, server_factory, tiny_mnist):
     server = server_factory(tiny_mnist)
@@ -396,12 +388,12 @@ def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_f
 def test_picture_labels_are_large_enough_to_read(monkeypatch):
     import numpy as np
 
-    import plots
+    from mnist_monitor.training import renderer
 
     figures = []
-    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
-    plots.render_digits("t", np.zeros((3, 28, 28), np.uint8), [1, 2, 3], [1, 2, 4], 16)
-    plots.render_confusion("t", np.full((10, 10), 5))
+    monkeypatch.setattr(renderer, "_png", lambda fig: figures.append(fig) or b"")
+    renderer.render_digits("t", np.zeros((3, 28, 28), np.uint8), [1, 2, 3], [1, 2, 4], 16)
+    renderer.render_confusion("t", np.full((10, 10), 5))
     digits, confusion = figures
     labels = [t for t in digits.axes[0].texts]
     assert labels and min(t.get_fontsize() for t in labels) >= 9  # 9 pt: about 12 px in the full-size picture
@@ -410,7 +402,7 @@ def test_picture_labels_are_large_enough_to_read(monkeypatch):
 
 
 def test_a_run_stopped_before_its_first_epoch_says_why_it_has_no_checkpoint(client):
-    from conftest import SLOW, start_run
+    from helpers import SLOW, start_run
 
     start_run(client, SLOW)
     assert client.post("/stop_training", json={}).status_code == 200

@@ -2,8 +2,8 @@
 the filters (typed and dragged) that hide runs in the table, the best run marked, axe-core."""
 import re
 
-from conftest import POLL_WAIT_MS, expect, wait_for
-from test_page import axe_violations
+from helpers import POLL_WAIT_MS, expect, wait_for
+from helpers import axe_violations
 
 BASE = {"epochs": 2, "batch_size": 32, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, wait_for
-from runstore import HEARTBEAT_LIMIT_S, RunStore
-from runstore.files import read_json, read_jsonl
-from test_resume import steps_and_epochs
+from helpers import ROOT, wait_for
+from mnist_monitor.runstore import HEARTBEAT_LIMIT_S, RunStore
+from mnist_monitor.runstore.files import read_json, read_jsonl
+from helpers import steps_and_epochs
 
 
 def cli_run(runs_dir, data_dir, *flags) -> subprocess.Popen:

@@ -3,9 +3,9 @@ page, killed, or the server stopped), and a server killed while it trains."""
 import signal
 import time
 
-from conftest import QUICK, wait_for
-from runstore.files import read_json, read_jsonl
-from test_resume import steps_and_epochs
+from helpers import QUICK, wait_for
+from mnist_monitor.runstore.files import read_json, read_jsonl
+from helpers import steps_and_epochs
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
-from conftest import QUICK, ServerProcess, make_mnist_dir, wait_for
+from helpers import QUICK, ServerProcess, make_mnist_dir, wait_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 8  # each operation; the whole module takes about 1.5 minutes on a 2-core CPU

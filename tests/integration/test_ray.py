@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from conftest import QUICK, ROOT, make_mnist_dir, wait_for
+from helpers import QUICK, ROOT, make_mnist_dir, wait_for
 
-from cluster import import_ray  # noqa: E402
+from mnist_monitor.scheduling.ray_pool import import_ray  # noqa: E402
 
 ray = import_ray()  # with the environment that keeps a local instance on loopback (read at import)
 LONG = dict(QUICK, epochs=100, batch_size=32)  # trains until stopped, an epoch end every second or so
@@ -38,7 +38,7 @@ def make_app(tmp_path, pool):
 
 @pytest.fixture
 def two_workers(local_ray, tmp_path):
-    from cluster import RayPool
+    from mnist_monitor.scheduling.ray_pool import RayPool
 
     app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=0.0))
     yield app
@@ -140,7 +140,7 @@ def test_stop_one_stop_all_cancel_and_shutdown_with_two_workers(two_workers):
 
 
 def test_four_runs_share_one_gpu_with_a_quarter_each(local_ray, tmp_path):
-    from cluster import RayPool
+    from mnist_monitor.scheduling.ray_pool import RayPool
 
     pool = RayPool(workers=4, gpus_per_run=0.25)
     assert pool.placement.gpus == 0.25 and pool.capacity == 4
@@ -156,8 +156,8 @@ def test_four_runs_share_one_gpu_with_a_quarter_each(local_ray, tmp_path):
 def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unstarted(local_ray, tmp_path):
     """One GPU declared, a GPU each: the second run waits in Ray. The server holds it ('starting',
     well past the heartbeat limit); stopped, it ends without training; at shutdown, it is queued again."""
-    from cluster import RayPool
-    from runstore import HEARTBEAT_LIMIT_S
+    from mnist_monitor.scheduling.ray_pool import RayPool
+    from mnist_monitor.runstore import HEARTBEAT_LIMIT_S
 
     app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=1.0))
     client = app.test_client()
@@ -178,7 +178,7 @@ def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unsta
 
 
 def test_a_resume_stopped_while_it_waits_for_a_worker_leaves_the_run_as_it_was(local_ray, tmp_path):
-    from cluster import RayPool
+    from mnist_monitor.scheduling.ray_pool import RayPool
 
     app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=1.0))  # one GPU declared: one run at a time
     client, manager = app.test_client(), app.extensions["training"]
@@ -235,7 +235,7 @@ def test_a_run_trains_the_same_in_the_thread_and_in_a_worker(local_ray, tmp_path
     """fp32 with the same number of threads: the same losses, step for step."""
     import torch
 
-    from cluster import RayPool
+    from mnist_monitor.scheduling.ray_pool import RayPool
     from server import create_app
 
     body = dict(SHORT, epochs=1)
@@ -264,7 +264,7 @@ def test_a_two_node_cluster_trains_two_runs_on_two_nodes_at_once(tmp_path):
     one CPU each, as --ray-address does (the shared-storage check included)."""
     from ray.cluster_utils import Cluster
 
-    from cluster import ClusterError, RayPool
+    from mnist_monitor.scheduling.ray_pool import ClusterError, RayPool
 
     ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,

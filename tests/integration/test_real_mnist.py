@@ -1,7 +1,7 @@
 """Short real trainings on the real MNIST, through the HTTP API."""
 import pytest
 
-from conftest import PNG_SIGNATURE as PNG, wait_for
+from helpers import PNG_SIGNATURE as PNG, wait_for
 
 
 @pytest.fixture

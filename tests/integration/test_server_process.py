@@ -3,7 +3,7 @@ import json
 import signal
 import time
 
-from conftest import QUICK, wait_for
+from helpers import QUICK, wait_for
 
 # Steps of a second or more on two cores (540 images through [64, 128, 128, 128]): a stop waits for one.
 SLOW_STEPS = dict(QUICK, epochs=20, batch_size=1024, models=[{"kernels": [64, 128, 128, 128]}])
@@ -29,7 +29,7 @@ def test_the_server_answers_while_it_shuts_down_then_exits(server_factory, tiny_
     assert code == 409 and "shutting down" in refused["error"]
     assert server.process.wait(10) == 0 and time.monotonic() - sent < 10
     assert (server.runs_dir / answer["run_id"] / "status.json").exists()
-    from runstore import RunStore
+    from mnist_monitor.runstore import RunStore
 
     assert RunStore(server.runs_dir).snapshot(answer["run_id"]).state == "stopped"  # resumable, not interrupted
 

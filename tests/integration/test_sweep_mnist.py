@@ -1,7 +1,7 @@
 """A learning-rate search on the real MNIST: pruning stops the hopeless runs, the others finish,
 and the importance ranks the learning rate first. (The sweep view's lines and filters are tested
 in Chromium on tiny data: tests/browser/test_sweep_view.py.)"""
-from conftest import wait_for
+from helpers import wait_for
 
 
 def test_a_learning_rate_search_on_mnist_prunes_and_ranks_the_learning_rate_first(tmp_path, mnist_sample):

@@ -1,0 +1,1 @@
+"""A run carried out of the server: its metrics as CSV."""

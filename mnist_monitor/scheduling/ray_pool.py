@@ -1,0 +1,162 @@
+"""Runs on Ray: several runs at once, each in a worker process, on this machine (``--workers N``:
+a local Ray instance the server starts and stops with itself, on 127.0.0.1 only) or on an
+existing Ray cluster (``--ray-address``). Ray only runs the training task; the run folder, the
+queue and the liveness stay the run store's, so a run trained by a worker is the same folder,
+written the same way, as one trained in the server's thread.
+
+Ray is optional: ``import ray`` happens only when ``RayPool`` is built, and a missing Ray is a
+``ClusterError`` that says what to install.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnist_monitor.config import PROJECT_DIR
+
+log = logging.getLogger("cluster")
+
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # with it, a local Ray binds to 127.0.0.1 only (Linux)
+OBJECT_STORE_BYTES = 100 * 2**20  # the tasks return small dicts: Ray's default (30 % of RAM) is far too much
+PROBE_TIMEOUT_S = 60.0  # for the shared-storage check on every node
+
+
+class ClusterError(RuntimeError):
+    """Ray is missing, cannot be reached, or its workers cannot see the run folders."""
+
+
+def import_ray():
+    """Ray, imported with LOOPBACK_ENV in the environment: Ray reads it when it is imported (set
+    later, a local instance's GCS server listens on every address of the machine)."""
+    os.environ.update(LOOPBACK_ENV)
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("--workers and --ray-address need Ray: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run trains and what it may use."""
+    threads: int  # torch threads (CPUs asked of Ray)
+    gpus: float  # GPUs (or a share of one) asked of Ray; 0 on a machine without
+
+
+def train_task(run_path: str, data_dir: str, resume: bool, options: dict) -> dict:
+    """The Ray task: train one run in its folder to the end (or a stop), in this worker process;
+    the final status. Its heartbeat is the run's liveness, as for any trainer."""
+    import ray
+    import torch
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.runstore import Run
+    from mnist_monitor.training.hardware import select_device
+    from mnist_monitor.training.trainer import Trainer
+
+    context = ray.get_runtime_context()
+    torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
+    config = parse_train_config(Run(Path(run_path)).config())
+    trainer = Trainer(config, data_dir, run_path, resume=resume, device=select_device(config.device),
+                      node_id=context.get_node_id(), **options)
+    return trainer.run()
+
+
+def probe_task(marker: str, data_dir: str) -> dict:
+    """On one node: can it see the runs folder (the marker the server wrote) and the MNIST folder?"""
+    return {"host": socket.gethostname(), "runs": Path(marker).is_file(), "data": Path(data_dir).is_dir()}
+
+
+class RayPool:
+    """A connection to Ray that trains runs as tasks; ``capacity`` runs at once."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None, gpus_per_run: float | None = None):
+        """``workers``: runs at once (a cluster: by default as many as its GPUs or CPUs allow).
+        Ray already initialized in this process (tests) is used as it is, and left running."""
+        self.ray = import_ray()
+        self.address = address
+        self.owned = not self.ray.is_initialized()
+        env = {"PYTHONPATH": str(PROJECT_DIR)}  # the project is at the same path on every node
+        try:
+            if self.owned and address:
+                self.ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+            elif self.owned:  # room for every worker's threads, also with more workers than cores
+                cores = os.cpu_count() or 1
+                self.ray.init(address="local", num_cpus=max(cores, workers or 1), include_dashboard=False,
+                              object_store_memory=OBJECT_STORE_BYTES, runtime_env={"env_vars": env},
+                              log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}" if address else
+                               f"cannot start a local Ray instance: {exc}") from None
+        resources = self.ray.cluster_resources()
+        cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
+        gpus_per_run = (1.0 if gpus else 0.0) if gpus_per_run is None else gpus_per_run
+        if gpus_per_run and not gpus:
+            log.warning("--gpus-per-run %g: Ray reports no GPU, so runs train on CPUs", gpus_per_run)
+            gpus_per_run = 0.0
+        fit = int(gpus // gpus_per_run) if gpus_per_run else cpus  # runs Ray can place at once
+        if workers is None:  # a cluster: as many runs as it has GPUs (or shares of one) for, else one a CPU
+            workers = fit
+        elif workers > fit and self.owned and not address:  # our own instance: more would only wait in Ray's queue
+            log.warning("--workers %d: this machine has room for %d run(s) at once (%g GPU(s), %g each); "
+                        "using %d", workers, fit, gpus, gpus_per_run, max(1, fit))
+            workers = fit
+        self.capacity = max(1, workers)
+        threads = 1 if address else max(1, cpus // self.capacity)
+        self.placement = Placement(threads=threads, gpus=gpus_per_run)
+        self._train = self.ray.remote(max_retries=0)(train_task)  # a retry would train again in the same folder
+        log.info("Ray %s: %d run(s) at once, %d thread(s) and %g GPU each", address or "on this machine",
+                 self.capacity, threads, gpus_per_run)
+
+    def submit(self, run_path: Path, data_dir: str, resume: bool, options: dict):
+        """Hand one run to Ray; the task's reference (``wait`` it)."""
+        return self._train.options(num_cpus=self.placement.threads, num_gpus=self.placement.gpus).remote(
+            str(run_path), str(data_dir), resume, options)
+
+    def wait(self, ref) -> str | None:
+        """Block until the task ends; None if it returned, else what Ray reported (a worker process
+        killed, a node gone, the task cancelled)."""
+        try:
+            self.ray.get(ref)
+            return None
+        except Exception as exc:  # Ray's own errors: WorkerCrashedError, NodeDiedError, TaskCancelledError...
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+    def check_shared_storage(self, runs_dir: Path, data_dir: str) -> None:
+        """ClusterError unless every alive node sees the runs folder and the MNIST folder at the
+        paths this server uses (runs are written there by whichever node trains them)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        marker = Path(runs_dir) / f".ray-check-{secrets.token_hex(4)}"
+        marker.write_text("the server checks that Ray's workers see this folder\n")
+        try:
+            probe = self.ray.remote(max_retries=0)(probe_task)
+            nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+            refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote(str(marker), str(data_dir)) for n in nodes]
+            answers = self.ray.get(refs, timeout=PROBE_TIMEOUT_S)
+        finally:
+            marker.unlink(missing_ok=True)
+        blind = [a["host"] for a in answers if not a["runs"]]
+        no_data = [a["host"] for a in answers if not a["data"]]
+        if blind:
+            raise ClusterError(f"Ray node(s) {', '.join(blind)} cannot see the runs folder {runs_dir}: it must be "
+                               "shared storage at the same path on every node")
+        if no_data:
+            raise ClusterError(f"Ray node(s) {', '.join(no_data)} have no MNIST folder at {data_dir}: put it at "
+                               "the same path on every node (shared storage)")
+
+    def cancel(self, ref) -> None:
+        try:
+            self.ray.cancel(ref, force=True)
+        except Exception:  # already ended
+            log.debug("cancel of an ended task", exc_info=True)
+
+    def shutdown(self) -> None:
+        """Disconnect; a local instance (--workers) is stopped with its worker processes."""
+        if self.owned:
+            self.ray.shutdown()

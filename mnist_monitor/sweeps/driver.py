@@ -1,0 +1,283 @@
+"""Drives sweeps: asks each sweep's study for its next trial when a worker is free, queues the
+trial as an ordinary run (the queue on disk stays the one line of runs), and tells the study each
+run's result when it ends. One process drives a sweep at a time (the server, or
+``python train.py --sweep``): the one holding the lock in the sweep's folder. A sweep whose
+driver went away is taken over by the next server started on the runs folder; its trials cut off
+by the restart are resumed with their runs."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from mnist_monitor.config import ConfigError
+from mnist_monitor.runstore import ACTIVE_STATES, PRUNED_STATE, QUEUED_STATE, RESUMABLE_STATES, RunStore
+from mnist_monitor.scheduling.manager import MAX_QUEUED, Refused, TrainingManager, UnknownRun
+from mnist_monitor.sweeps.folder import Sweep, SweepError, SweepStore
+from mnist_monitor.sweeps.spec import SweepSpec
+from mnist_monitor.training.checkpoints import ResumeError
+
+log = logging.getLogger("sweeps")
+
+PUMP_INTERVAL = 1.0  # seconds between looks at the sweeps' runs (a run's end is also told at once)
+
+
+class Held:
+    """A sweep this process drives: its lock, its study, and the trials to resume."""
+
+    def __init__(self, sweep: Sweep, lock_fd: int):
+        self.sweep, self.lock_fd = sweep, lock_fd
+        self.study = sweep.study()
+        self.to_resume: set[str] | None = None  # decided at the first look after taking the lock
+
+    def release(self) -> None:
+        os.close(self.lock_fd)
+
+
+class SweepDriver:
+    """Drives every running sweep of ``sweeps`` that no other process drives, through ``manager``."""
+
+    def __init__(self, sweeps: SweepStore, manager: TrainingManager, interval: float = PUMP_INTERVAL):
+        self.sweeps, self.manager, self.store = sweeps, manager, manager.store
+        self.interval = interval
+        self._held: dict[str, Held] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- life
+    def start(self) -> "SweepDriver":
+        self._thread = threading.Thread(target=self._loop, name="sweeps", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._closing:
+            try:
+                self.pump_all()
+            except Exception:  # a bad sweep folder must not end the driving of the others
+                log.exception("driving the sweeps failed; trying again")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def drives(self, sweep_id: str) -> bool:
+        """Whether this process drives the sweep now (it has runs pending or goes on)."""
+        with self._lock:
+            return sweep_id in self._held
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        """Drive no more (before the worker stops its runs: a run stopped by a shutdown is a trial
+        to resume, not a result). The sweeps stay 'running' on disk for the next driver."""
+        with self._lock:
+            self._closing = True
+            for held in self._held.values():
+                held.release()
+            self._held.clear()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    # ---------------------------------------------------------------- requests
+    def create(self, spec: SweepSpec) -> Sweep:
+        """Make a sweep and queue its first trials (202 at once: the runs train in the background)."""
+        with self._lock:
+            if self._closing or self.manager.closing:
+                raise Refused("the server is shutting down: start the sweep when it is back")
+            sweep = self.sweeps.create(spec)
+            self._take(sweep)
+            self.pump(sweep.sweep_id)
+        return sweep
+
+    def stop(self, sweep_id: str) -> None:
+        """Stop a sweep: its queued trials are cancelled, its training ones stopped. A sweep another
+        process drives gets the request through its folder."""
+        sweep = self.sweeps.get(sweep_id)
+        if sweep is None:
+            raise UnknownRun(f"no sweep {sweep_id!r}")
+        state = sweep.state()["state"]
+        if state != "running":
+            raise Refused(f"sweep {sweep_id} is {state}, not running")
+        sweep.request_stop()
+        with self._lock:
+            if sweep_id in self._held:
+                self.pump(sweep_id)
+        self.wake()
+
+    # ---------------------------------------------------------------- driving
+    def pump_all(self) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            for sweep in self.sweeps.running():
+                if sweep.sweep_id not in self._held:
+                    self._take(sweep)
+            for sweep_id in list(self._held):
+                self.pump(sweep_id)
+
+    def _take(self, sweep: Sweep) -> bool:
+        fd = sweep.try_lock()
+        if fd is None:
+            return False  # python train.py --sweep drives it
+        try:
+            self._held[sweep.sweep_id] = Held(sweep, fd)
+        except (SweepError, OSError, ValueError) as exc:
+            os.close(fd)
+            log.error("sweep %s cannot be driven: %s", sweep.sweep_id, exc)
+            sweep.write_state("failed", f"cannot be driven: {exc}")
+            return False
+        log.info("driving sweep %s", sweep.sweep_id)
+        return True
+
+    def pump(self, sweep_id: str) -> None:
+        """Tell the study the results of the trials whose runs ended, then ask for new trials while
+        workers are free (or, for a sweep asked to stop, cancel and stop its runs)."""
+        with self._lock:
+            held = self._held.get(sweep_id)
+            if held is None or self._closing or self.manager.closing:
+                return  # shutting down: runs stopped now are trials to resume, not results
+            sweep, study = held.sweep, held.study
+            stopping = sweep.stop_requested()
+            trials = study.get_trials(deepcopy=False)
+            if held.to_resume is None:  # cut off by the last driver's end (a server restart)
+                held.to_resume = {t.user_attrs.get("run_id") for t in trials if t.state.name == "RUNNING"
+                                  and (s := self.store.snapshot(t.user_attrs.get("run_id") or "")) is not None
+                                  and s.state in RESUMABLE_STATES}
+            pending = sum(self._settle(held, t, stopping) for t in trials if t.state.name == "RUNNING")
+            if stopping:
+                if sweep.state()["state"] == "running":
+                    sweep.write_state("stopped")
+                    log.info("sweep %s stopped", sweep_id)
+            else:
+                made = sum(t.state.name != "WAITING" for t in trials)  # a grid's combinations wait enqueued
+                while pending < self.manager.capacity and made < sweep.spec().trials:
+                    if not ask_trial(held, self.manager):
+                        break
+                    made += 1
+                    pending += 1
+                if made >= sweep.spec().trials and pending == 0:
+                    end_sweep(held)
+            if pending == 0 and (stopping or sweep.state()["state"] != "running"):
+                held.release()
+                del self._held[sweep_id]
+        self.manager.start_next()
+
+    def _settle(self, held: Held, trial, stopping: bool) -> bool:
+        """Look at an unfinished trial's run: tell the study its result if it ended; whether it is
+        still pending (queued, training, or waiting to be resumed)."""
+        study = held.study
+        run_id = trial.user_attrs.get("run_id")
+        snap = self.store.snapshot(run_id) if run_id else None
+        if snap is None:
+            fail_trial(held, trial, "its run was deleted before it ended" if run_id else "its run was never made")
+            return False
+        if snap.state == QUEUED_STATE:
+            if not stopping:
+                return True
+            try:
+                self.manager.cancel(run_id)
+                set_attr(held, trial, "ended", "cancelled")
+                fail_trial(held, trial, "cancelled: the sweep was stopped")
+                return False
+            except (Refused, UnknownRun):  # it started meanwhile: stopped at the next look
+                return True
+        if snap.state in ACTIVE_STATES:
+            if stopping and snap.state != "stopping":
+                try:
+                    self.manager.stop(run_id)
+                except (Refused, UnknownRun):
+                    pass
+            return True
+        if snap.state == "finished":
+            study.tell(trial.number, objective(self.store, run_id, held.sweep.spec().objective_model))
+        elif snap.state == PRUNED_STATE:
+            study.tell(trial.number, state=_state("PRUNED"))
+        elif self.manager.closing:
+            return True  # stopped by the shutdown: resumed by the next driver
+        elif run_id in (held.to_resume or ()) and not stopping:
+            return self._resume(held, trial, run_id)
+        else:  # failed (a NaN loss), stopped by the user, interrupted, broken: a result of the sweep
+            reason = (snap.status.error if snap.status else snap.problem) or snap.state
+            fail_trial(held, trial, f"{snap.state}: {reason}" if reason != snap.state else snap.state)
+        log.info("sweep %s: trial %d (run %s) %s", held.sweep.sweep_id, trial.number, run_id, snap.state)
+        return False
+
+    def _resume(self, held: Held, trial, run_id: str) -> bool:
+        if self.manager.slots.full:
+            return True  # waits for a free worker
+        held.to_resume.discard(run_id)
+        try:
+            self.manager.resume(run_id)
+            log.info("sweep %s: trial %d resumed (run %s)", held.sweep.sweep_id, trial.number, run_id)
+            return True
+        except (Refused, ResumeError, ConfigError, UnknownRun) as exc:
+            fail_trial(held, trial, f"cut off and could not be resumed: {exc}")
+            return False
+
+def ask_trial(held: Held, manager: TrainingManager) -> bool:
+    """A new trial of the sweep, queued as a run; False if the queue has no room now."""
+    sweep, study = held.sweep, held.study
+    if manager.closing or len(manager.store.queued()) >= MAX_QUEUED:
+        return False  # asked again at a later look
+    trial = study.ask()
+    try:
+        values = sweep.suggest(trial)
+        trial.set_user_attr("values", values)
+        config = sweep.spec().config_for(values)
+    except ConfigError as exc:  # a searched combination the run config refuses (memory)
+        trial.set_user_attr("error", str(exc))
+        study.tell(trial, state=_state("FAIL"))
+        return True
+    facts = {"sweep": {"sweep_id": sweep.sweep_id, "trial": trial.number,
+                       "trial_id": trial._trial_id,  # Optuna's id of the trial (what Trial() is made from)
+                       "values": values}}
+    try:
+        run_id, _ = manager.start(config, queue=True, facts=facts)
+    except (Refused, OSError) as exc:  # filled or closing since the look above, or a full disk
+        log.warning("sweep %s: trial %d not queued: %s", sweep.sweep_id, trial.number, exc)
+        trial.set_user_attr("error", f"not queued: {exc}")
+        study.tell(trial, state=_state("FAIL"))  # Optuna cannot take an asked trial back
+        return False
+    trial.set_user_attr("run_id", run_id)
+    log.info("sweep %s: trial %d queued as run %s (%s)", sweep.sweep_id, trial.number, run_id, values)
+    return True
+
+
+def end_sweep(held: Held) -> None:
+    """Every trial has a result: 'finished', or 'failed' if none ended with one."""
+    trials = held.study.get_trials(deepcopy=False)
+    results = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    if results:
+        held.sweep.write_state("finished")
+    else:
+        held.sweep.write_state("failed", f"none of its {len(trials)} trials ended with a result")
+    log.info("sweep %s %s", held.sweep.sweep_id, "finished" if results else "failed")
+
+
+def set_attr(held: Held, trial, key: str, value) -> None:
+    import optuna
+    optuna.trial.Trial(held.study, trial._trial_id).set_user_attr(key, value)
+
+
+def fail_trial(held: Held, trial, reason: str) -> None:
+    """Tell the study the trial failed, and why (the sweep view shows it)."""
+    set_attr(held, trial, "error", reason[:300])
+    held.study.tell(trial.number, state=_state("FAIL"))
+
+
+def _state(name: str):
+    import optuna
+    return getattr(optuna.trial.TrialState, name)
+
+
+def objective(store: RunStore, run_id: str, model: int | None = None) -> float:
+    """A run's best validation accuracy (percent), of its best model, or of model ``model`` (the
+    one whose settings the sweep varies)."""
+    run = store.run(run_id)
+    rows, _ = store.metrics.read(run) if run else ([], None)
+    values = [r["val_accuracy"] for r in rows if r.get("kind") == "eval" and r.get("val_accuracy") is not None
+              and (model is None or r.get("model") == model)]
+    return max(values, default=0.0)

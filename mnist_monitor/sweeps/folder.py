@@ -1,0 +1,232 @@
+"""A sweep's folder: the only code that knows its file names; the sweeps of a runs folder, made,
+listed and summed up.
+
+runs/sweeps/<sweep_id>/sweep.json     the spec (a POST /sweeps body that makes the sweep again), when
+runs/sweeps/<sweep_id>/state.json     running | finished | stopped | failed, and when it ended
+runs/sweeps/<sweep_id>/journal.log    Optuna's journal: trials, their values, reports and verdicts
+runs/sweeps/<sweep_id>/driver.lock    flock'd by the one process that drives the sweep
+runs/sweeps/<sweep_id>/stop.asked     asks that process to stop the sweep
+
+A trial's run folder is an ordinary run; its facts (run.json) name the sweep, the trial and the
+values chosen for it. The objective is the run's best validation accuracy (its best model's), or
+that of the one model whose own settings vary.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from mnist_monitor.config import ConfigError
+from mnist_monitor.runstore import RUN_ID_PATTERN, new_run_id
+from mnist_monitor.runstore.files import (Unreadable, atomic_write_bytes, atomic_write_json, read_json_object,
+                                          write_error)
+from mnist_monitor.sweeps.spec import Range, SweepSpec, parse_sweep, setting_kind
+from mnist_monitor.sweeps.study import (IMPORTANCE_METHOD, decode, encode, importances, journal_storage, load_optuna,
+                                        objective_text, trial_row)
+
+log = logging.getLogger("sweeps")
+
+SWEEPS_DIR = "sweeps"  # inside the runs folder: its name is no run id, so run listings skip it
+SPEC_FILE, STATE_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE = (
+    "sweep.json", "state.json", "journal.log", "driver.lock", "stop.asked")
+SWEEP_STATES = ("running", "finished", "stopped", "failed")
+
+
+class SweepError(Exception):
+    """A sweep's folder cannot be read as written (the message says what is wrong)."""
+
+
+class Sweep:
+    """One sweep folder (``path``; its name is the sweep id)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.sweep_id = self.path.name
+        self._spec: SweepSpec | None = None
+
+    def __repr__(self) -> str:
+        return f"Sweep({str(self.path)!r})"
+
+    # ---------------------------------------------------------------- records
+    def record(self) -> dict:
+        try:
+            data = read_json_object(self.path / SPEC_FILE)
+        except Unreadable as exc:
+            raise SweepError(str(exc)) from None
+        if data is None:
+            raise SweepError(f"{SPEC_FILE} is missing")
+        return data
+
+    def spec(self) -> SweepSpec:
+        if self._spec is None:
+            try:
+                self._spec = parse_sweep(self.record().get("spec"))
+            except ConfigError as exc:
+                raise SweepError(f"{SPEC_FILE}: {exc}") from None
+        return self._spec
+
+    def state(self) -> dict:
+        """{"state", "ended_at", "error"}; a sweep without a readable state is 'failed'."""
+        try:
+            data = read_json_object(self.path / STATE_FILE)
+        except Unreadable:
+            data = None
+        if not data or data.get("state") not in SWEEP_STATES:
+            return {"state": "failed", "ended_at": None, "error": f"{STATE_FILE} is missing or unreadable"}
+        return {"state": data["state"], "ended_at": data.get("ended_at"), "error": data.get("error")}
+
+    def write_state(self, state: str, error: str | None = None) -> None:
+        ended = None if state == "running" else time.time()
+        atomic_write_json(self.path / STATE_FILE, {"state": state, "ended_at": ended, "error": error})
+
+    def stop_requested(self) -> bool:
+        return (self.path / STOP_FILE).exists()
+
+    def request_stop(self) -> None:
+        atomic_write_bytes(self.path / STOP_FILE, b"stop\n")
+
+    # ---------------------------------------------------------------- the study
+    def study(self):
+        """The Optuna study in the sweep's journal, with the sweep's sampler and pruner."""
+        optuna = load_optuna()
+        spec = self.spec()
+        seed = spec.base.get("seed", 0)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials)
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.prune_after, n_warmup_steps=0)
+                  if spec.prune == "median" else optuna.pruners.NopPruner())
+        return optuna.load_study(study_name=self.sweep_id, storage=journal_storage(self.path / JOURNAL_FILE),
+                                 sampler=sampler, pruner=pruner)
+
+    def suggest(self, trial) -> dict:
+        """The values of a new trial: Optuna picks them (a grid's next combination was enqueued)."""
+        values = {}
+        for key, space in self.spec().space.items():
+            if isinstance(space, Range):
+                pick = trial.suggest_int if setting_kind(key) is int else trial.suggest_float
+                values[key] = pick(key, space.low, space.high, log=space.log)
+            else:
+                values[key] = decode(key, trial.suggest_categorical(key, [encode(key, v) for v in space]))
+        return values
+
+    # ---------------------------------------------------------------- the driver's lock
+    def try_lock(self):
+        """An open file holding the driver's lock, or None if another process drives the sweep."""
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+
+class SweepStore:
+    """The sweeps of a runs folder: made, listed and summed up."""
+
+    def __init__(self, runs_dir: str | os.PathLike):
+        self.root = Path(runs_dir) / SWEEPS_DIR
+        self._summaries: dict[str, tuple] = {}  # sweep id -> (journal key, trials, importances)
+        self._lock = threading.Lock()
+
+    def create(self, spec: SweepSpec) -> Sweep:
+        """A new sweep folder: its spec, a 'running' state, a study (a grid's combinations enqueued)."""
+        newest = max(self.ids(), default="")
+        sweep_id = new_run_id(after=newest)
+        sweep = Sweep(self.root / sweep_id)
+        try:
+            sweep.path.mkdir(parents=True)
+        except OSError as exc:  # a full disk, a runs folder without permission: 507, naming the folder
+            raise write_error(exc, sweep.path) from None
+        try:
+            atomic_write_json(sweep.path / SPEC_FILE, {"sweep_id": sweep_id, "created_at": time.time(),
+                                                       "spec": spec.to_dict()})
+            optuna = load_optuna()
+            study = optuna.create_study(study_name=sweep_id, storage=journal_storage(sweep.path / JOURNAL_FILE),
+                                        direction="maximize")
+            for combo in spec.grid:
+                study.enqueue_trial({k: encode(k, v) for k, v in combo.items()})
+            sweep.write_state("running")
+        except BaseException as exc:
+            shutil.rmtree(sweep.path, ignore_errors=True)  # no half-made sweep left behind
+            if isinstance(exc, OSError):
+                raise write_error(exc, sweep.path) from None
+            raise
+        log.info("sweep %s made: %s of %d trials over %s", sweep_id, spec.kind, spec.trials, ", ".join(spec.varied))
+        return sweep
+
+    def ids(self) -> list[str]:
+        """Sweep ids, newest first."""
+        try:
+            names = [e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
+        return sorted((n for n in names if RUN_ID_PATTERN.fullmatch(n)), reverse=True)
+
+    def get(self, sweep_id: str) -> Sweep | None:
+        if not isinstance(sweep_id, str) or not RUN_ID_PATTERN.fullmatch(sweep_id):
+            return None
+        path = self.root / sweep_id
+        return Sweep(path) if path.is_dir() and not path.is_symlink() else None
+
+    def running(self) -> list[Sweep]:
+        return [s for i in self.ids() if (s := self.get(i)) and s.state()["state"] == "running"]
+
+    # ---------------------------------------------------------------- summaries
+    def summary(self, sweep: Sweep, runs) -> dict:
+        """The sweep as GET /sweeps/<id> answers it: its state, each trial's run with the values
+        chosen for it, its state and objective, the best run, and each setting's importance.
+        ``runs``: the RunStore of the runs folder (for the states of the trials' runs)."""
+        record, spec, state = sweep.record(), sweep.spec(), sweep.state()
+        trials, importance = self._trials(sweep)
+        rows = [trial_row(t, runs, state["state"] == "running", spec.objective_model) for t in trials]
+        scored = [r for r in rows if r["objective"] is not None and r["counted"]]
+        best = max(scored, key=lambda r: (r["objective"], -r["trial"]), default=None)
+        for row in rows:
+            row.pop("counted")
+        return {
+            "sweep_id": sweep.sweep_id, "name": spec.name, "kind": spec.kind, "state": state["state"],
+            "created_at": record.get("created_at"), "ended_at": state["ended_at"], "error": state["error"],
+            "objective": objective_text(spec), "varied": spec.varied, "spec": spec.to_dict(), "trials": spec.trials,
+            "prune": spec.prune, "runs": rows, "best_run_id": best["run_id"] if best else None,
+            "importance": importance, "importance_method": IMPORTANCE_METHOD,
+        }
+
+    def listing(self, runs) -> list[dict]:
+        """Every sweep's summary without its runs' rows (a count of them by state instead), newest first."""
+        out = []
+        for sweep_id in self.ids():
+            sweep = self.get(sweep_id)
+            try:
+                summary = self.summary(sweep, runs)
+            except (SweepError, OSError, ValueError) as exc:
+                log.warning("sweep %s cannot be read: %s", sweep_id, exc)
+                continue
+            counts: dict[str, int] = {}
+            for row in summary.pop("runs"):
+                counts[row["state"]] = counts.get(row["state"], 0) + 1
+            out.append({**summary, "run_states": counts})
+        return out
+
+    def _trials(self, sweep: Sweep) -> tuple[list, dict]:
+        """The study's trials and the importances, read again only when the journal changed."""
+        try:
+            stat = os.stat(sweep.path / JOURNAL_FILE)
+            key = (stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            raise SweepError(f"{JOURNAL_FILE} is missing") from None
+        with self._lock:
+            cached = self._summaries.get(sweep.sweep_id)
+        if cached and cached[0] == key:
+            return cached[1], cached[2]
+        trials = sweep.study().get_trials(deepcopy=False)
+        importance = importances(trials, sweep.spec(), sweep.sweep_id)
+        with self._lock:
+            self._summaries[sweep.sweep_id] = (key, trials, importance)
+        return trials, importance
+
+

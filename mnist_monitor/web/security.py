@@ -1,0 +1,97 @@
+"""Request guard and response headers: what keeps other sites and foreign host names out.
+
+- Host: only the names in ``ALLOWED_HOSTS`` (DNS rebinding: a foreign page whose name resolves
+  to 127.0.0.1 still sends its own Host); ``"*"`` turns the check off.
+- Writes (POST, PUT, PATCH, DELETE): an ``Origin`` header, when sent, must equal this server's
+  own origin (scheme, host and port); ``Sec-Fetch-Site: cross-site`` is refused; the body must be JSON (an HTML form on
+  another site cannot send that without a CORS preflight, which this server never grants).
+- An access token, when the app has one (``TOKEN``; the server makes one whenever it listens on a
+  non-loopback address): every request must carry it, as ``Authorization: Bearer <token>``, as the
+  cookie the page gets on its first visit to ``/?token=<token>``, or as that query parameter;
+  else 401. Tokens are compared in constant time.
+- Every response: a strict Content-Security-Policy (only this server's own scripts and styles),
+  no framing, no MIME sniffing, no referrer.
+"""
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, request
+
+from mnist_monitor.web.errors import Forbidden, Unauthorized, UnsupportedMediaType
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_COOKIE = "mnist_monitor_token"
+TOKEN_COOKIE_SECONDS = 30 * 24 * 3600  # a month: the page keeps working after the first visit
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+                           "frame-ancestors 'none'")
+
+
+def host_name(value: str) -> str:
+    """'localhost:5000' -> 'localhost', '[::1]:5000' -> '::1'."""
+    try:
+        return (urlsplit("//" + value).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def token_cookie() -> str:
+    """The cookie's name carries the port: browsers share cookies across the ports of a host, so two
+    servers on one machine would overwrite each other's token (and any service there would get it)."""
+    port = urlsplit("//" + request.host).port if host_name(request.host) else None
+    return f"{TOKEN_COOKIE}_{port or (443 if request.scheme == 'https' else 80)}"
+
+
+def presented_tokens() -> list[tuple[str, str]]:
+    """(token, how it came) for each way the request carries one: the header, the address (a newly
+    printed address beats a cookie left by an earlier start), the cookie."""
+    found = []
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        found.append((header[len("Bearer "):].strip(), "header"))
+    if request.args.get("token"):
+        found.append((request.args["token"], "query"))
+    if request.cookies.get(token_cookie()):
+        found.append((request.cookies[token_cookie()], "cookie"))
+    return found
+
+
+def check_token(token: str) -> None:
+    """Unauthorized unless one of the tokens the request carries is ``token`` (compared in constant time)."""
+    valid = [how for presented, how in presented_tokens() if hmac.compare_digest(presented.encode(), token.encode())]
+    if not valid:
+        raise Unauthorized("this server needs its access token: open the address it printed when it started "
+                           "(http://<host>:<port>/?token=...), or send 'Authorization: Bearer <token>'")
+    g.token_from_query = "query" in valid
+
+
+def init_app(app: Flask) -> None:
+    allowed_hosts = {h.lower() for h in app.config.get("ALLOWED_HOSTS", LOCAL_HOSTS)}
+    token = app.config.get("TOKEN")
+
+    @app.before_request
+    def guard():
+        if token:
+            check_token(token)
+        if "*" not in allowed_hosts and host_name(request.host) not in allowed_hosts:
+            raise Forbidden(f"host {request.host!r} is not allowed; start the server with --allowed-host")
+        if request.method in WRITE_METHODS:
+            origin = request.headers.get("Origin")
+            if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
+                raise Forbidden(f"cross-origin request from {origin!r} refused")
+            if request.headers.get("Sec-Fetch-Site") == "cross-site":
+                raise Forbidden("cross-site request refused")
+            if request.mimetype != "application/json" and (request.method != "DELETE" or request.content_length):
+                raise UnsupportedMediaType("Content-Type must be application/json")
+
+    @app.after_request
+    def headers(response: Response):
+        if token and g.get("token_from_query"):  # the first visit: the page keeps the token in a cookie
+            response.set_cookie(token_cookie(), token, max_age=TOKEN_COOKIE_SECONDS, httponly=True, samesite="Strict")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response

@@ -1,0 +1,58 @@
+"""The sweeps' routes: make a sweep, list them, one sweep's summary, stop one. Thin: the spec is
+validated by ``sweeps.spec``, sweeps are driven by ``sweeps.driver`` and read by ``sweeps.folder``."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from mnist_monitor.sweeps.driver import SweepDriver
+from mnist_monitor.sweeps.folder import SweepError, SweepStore
+from mnist_monitor.sweeps.spec import parse_sweep
+from mnist_monitor.web.common import conditional_json, json_body, no_fields_body, store
+from mnist_monitor.web.errors import NotFound
+
+bp = Blueprint("sweeps", __name__)
+
+
+def sweeps() -> SweepStore:
+    return current_app.extensions["sweeps"]
+
+
+def driver() -> SweepDriver:
+    return current_app.extensions["sweep_driver"]
+
+
+def summary_of(sweep_id: str) -> dict:
+    sweep = sweeps().get(sweep_id)
+    if sweep is None:
+        raise NotFound(f"no sweep {sweep_id!r}")
+    try:
+        return sweeps().summary(sweep, store())
+    except (SweepError, OSError, ValueError) as exc:  # a folder damaged by hand, say
+        raise NotFound(f"sweep {sweep_id!r} cannot be read: {exc}"[:300]) from None
+
+
+@bp.post("/sweeps")
+def create_sweep():
+    """Make a sweep (a grid of every combination, or a search) and queue its first trials."""
+    spec = parse_sweep(json_body())
+    sweep = driver().create(spec)
+    return jsonify(summary_of(sweep.sweep_id)), 202
+
+
+@bp.get("/sweeps")
+def list_sweeps():
+    return conditional_json({"sweeps": sweeps().listing(store())})
+
+
+@bp.get("/sweeps/<sweep_id>")
+def get_sweep(sweep_id):
+    return conditional_json(summary_of(sweep_id))
+
+
+@bp.post("/sweeps/<sweep_id>/stop")
+def stop_sweep(sweep_id):
+    """Stop a sweep: its queued trials are cancelled, the training ones stopped."""
+    no_fields_body()
+    summary_of(sweep_id)  # 404 first
+    driver().stop(sweep_id)
+    return jsonify(summary_of(sweep_id))

@@ -1,0 +1,57 @@
+"""The command line of several runs at once, without starting Ray (the Ray tests themselves are in
+integration/test_ray.py)."""
+import sys
+
+import pytest
+
+import server
+from mnist_monitor.scheduling.ray_pool import ClusterError, import_ray
+
+
+def test_without_ray_installed_workers_is_a_one_line_error_that_says_what_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray gives: ImportError
+    with pytest.raises(ClusterError, match=r"pip install -r requirements-ray.txt"):
+        import_ray()
+    code = server.main(["--workers", "2", "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: --workers and --ray-address need Ray")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "must be at least 1"),
+    (["--workers", "2", "--gpus-per-run", "0"], "greater than 0"),
+    (["--gpus-per-run", "-1"], "greater than 0"),
+])
+def test_bad_worker_options_are_refused_by_the_command_line(args, message, capsys):
+    with pytest.raises(SystemExit):
+        server.build_parser().parse_args(args)
+    assert message in capsys.readouterr().err
+
+
+def test_gpus_per_run_alone_is_refused(tmp_path, capsys):
+    code = server.main(["--gpus-per-run", "0.5", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2 and "--gpus-per-run needs --workers or --ray-address" in capsys.readouterr().err
+
+
+class UnreachableRay:
+    """A pool whose Ray cannot be reached: every hand-over fails."""
+    capacity = 2
+
+    def submit(self, *args):
+        raise ConnectionError("the Ray cluster went away")
+
+
+def test_a_run_ray_does_not_take_is_503_and_leaves_nothing_behind(tmp_path, tiny_mnist):
+    from helpers import QUICK, fake_run
+    from server import create_app
+
+    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+                      "RAY_POOL": UnreachableRay()})
+    client = app.test_client()
+    answer = client.post("/start_training", json=QUICK)
+    assert answer.status_code == 503 and "Ray did not take run" in answer.get_json()["error"]
+    assert app.extensions["runs"].run_ids() == [] and app.extensions["training"].active_run_ids == []
+    queued = fake_run(app.extensions["runs"], "queued", images=False)
+    (app.extensions["runs"].run(queued).path / "config.json").write_text('{"models": [{"kernels": [2, 2, 2, 2]}]}')
+    assert app.extensions["training"].start_next() == []
+    assert client.get(f"/runs/{queued}").get_json()["state"] == "queued"  # it waits for Ray to be back
