@@ -27,7 +27,7 @@ log = logging.getLogger("train")
 
 # ---------------------------------------------------------------- command line
 
-FLAG_HELP = {  # run-wide settings; defaults, choices and limits come from config.py
+FLAG_HELP = {  # run-wide settings; defaults, choices and limits come from mnist_monitor/config.py
     "epochs": "passes over the training images",
     "optimizer": "optimizer of every model",
     "learning_rate": "learning rate, the peak of the one-cycle schedule",

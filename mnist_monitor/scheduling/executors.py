@@ -1,5 +1,5 @@
 """Where runs train: a slot each, a thread of this process (the default, one at a time) or a Ray
-task in a worker process (``cluster.RayPool``, several at once); the slots in use, and what
+task in a worker process (``ray_pool.RayPool``, several at once); the slots in use, and what
 happens when one ends (clean-up, then the manager's queue goes on)."""
 from __future__ import annotations
 
@@ -133,8 +133,8 @@ class Slots:
     """The runs training now, in start order, from the moment their folder exists until their slot
     has ended (nothing else starts in them meanwhile, and clean-up never removes them); at most
     ``capacity`` (1 in a thread here, the pool's with Ray). ``on_free()`` runs after a slot ends.
-    ``trainer_class``: train.Trainer, given by whoever builds the worker (so that train.py, whose
-    ``--sweep`` drives a worker, is not imported back by it)."""
+    ``trainer_class``: the Trainer (``training.trainer``), given by whoever builds the manager, so
+    tests and benchmarks can hand in one that records what it is asked."""
 
     def __init__(self, store: RunStore, data_dir, trainer_options: dict, pool, on_free, trainer_class):
         self.store, self.data_dir, self.trainer_options, self.pool = store, data_dir, trainer_options, pool

@@ -1,5 +1,5 @@
-"""The training worker: starts, queues, resumes, cancels and stops runs: one at a time in a thread
-of this process (the default), or several at once as Ray tasks (``cluster.RayPool``). Queued runs
+"""The training manager: starts, queues, resumes, cancels and stops runs: one at a time in a thread
+of this process (the default), or several at once as Ray tasks (``ray_pool.RayPool``). Queued runs
 are folders with config.json and a 'queued' status.json: they start oldest first, each when a
 slot is free, and survive a restart of the server.
 

@@ -18,15 +18,13 @@ from mnist_monitor.data import MNISTTensors
 from mnist_monitor.runstore import (QUEUED_STATE, Attempt, MetricsWriter, ModelStatus, RunStatus, StatusWriter,
                                     metrics_row)
 from mnist_monitor.training.checkpoints import Resumption, save_checkpoints
-from mnist_monitor.training.renderer import CurvePoints, EpochImage, RenderClient
+from mnist_monitor.training.renderer import ERROR_COUNT, SAMPLE_COUNT, CurvePoints, EpochImage, RenderClient
 from mnist_monitor.training.steps import Evaluation, ModelRun
 from mnist_monitor.training.time_left import CLOSING_SECONDS_PER_MODEL
 from model import describe
 
 log = logging.getLogger("train")
 
-SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
-ERROR_COUNT = 24  # misclassified test digits shown per model
 HOST_NAME = socket.gethostname()  # where a run trains, in its status
 FLUSH_INTERVAL = 0.5  # seconds between appends of new metrics lines (and at every epoch end)
 STATUS_INTERVAL = 1.0  # seconds between status.json writes: at most one fsync a second

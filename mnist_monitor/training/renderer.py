@@ -25,6 +25,8 @@ from mnist_monitor.palette import RIGHT, WRONG, color
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # where the package is found (config.py imports torch)
+SAMPLE_COUNT = 16  # fixed test digits shown with their predictions
+ERROR_COUNT = 24  # misclassified test digits shown per model
 
 
 def _figure(**kwargs) -> Figure:
@@ -124,6 +126,13 @@ def confusion_size() -> tuple[int, int]:
     return round(CONFUSION_SIZE[0] * 100), round(CONFUSION_SIZE[1] * 100)
 
 
+def picture_settings() -> dict:
+    """What the page needs to reserve the pictures' space and map a click to a digit (GET /config)."""
+    return {"image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),
+                            "confusion": confusion_size(), "filters": filters_size()},
+            "digit_grid": {**digit_grid_layout(), "samples": SAMPLE_COUNT}}
+
+
 def render_digits(title: str, images: np.ndarray, predictions, labels, capacity: int) -> bytes:
     """A grid of test digits with room for ``capacity`` (always the same size), each labelled
     with the prediction, in green when right, and in red with the true digit when wrong.
@@ -208,7 +217,7 @@ def render_filters(title: str, weights: np.ndarray) -> bytes:
 #
 # Training must not wait for matplotlib, and in a thread matplotlib would hold the GIL that the
 # training loop needs between PyTorch ops (measured: 17% fewer images/s). So the PNGs are drawn in
-# a child process at low CPU priority (`python plots.py --serve RUN_DIR MODELS_JSON EPOCHS`), fed
+# a child process at low CPU priority (`python -m mnist_monitor.training.renderer --serve RUN_DIR MODELS_JSON EPOCHS`), fed
 # pickled messages (the two dataclasses below) on stdin by RenderClient. End of input: draw what
 # is pending and exit. The page draws the live curves itself from the metrics rows; curves.png is
 # a figure of the run to keep, drawn at each epoch end and at the end.

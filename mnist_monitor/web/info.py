@@ -7,8 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from mnist_monitor.config import form_settings, parse_kernels_text
 from mnist_monitor.runstore import ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, QUEUED_STATE, RESUMABLE_STATES
 from mnist_monitor.sweeps.spec import MAX_TRIALS
-from mnist_monitor.training.recorder import ERROR_COUNT, SAMPLE_COUNT
-from mnist_monitor.training.renderer import confusion_size, digit_grid_layout, digit_grid_size, filters_size
+from mnist_monitor.training.renderer import picture_settings
 from mnist_monitor.web.common import conditional_json, reject_unknown_args
 from mnist_monitor.web.errors import BadRequest
 from mnist_monitor.web.openapi import openapi_document
@@ -37,9 +36,7 @@ def form_settings_route():
     return jsonify({**settings,
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
-                    "image_sizes": {"samples": digit_grid_size(SAMPLE_COUNT), "errors": digit_grid_size(ERROR_COUNT),
-                                    "confusion": confusion_size(), "filters": filters_size()},
-                    "digit_grid": {**digit_grid_layout(), "samples": SAMPLE_COUNT}})
+                    **picture_settings()})
 
 
 @bp.get("/model_info")

@@ -23,6 +23,18 @@ def test_a_grid_is_every_combination_in_order():
     assert parse_sweep(spec.to_dict()) == spec  # sweep.json makes the same sweep again
 
 
+def test_every_optimizer_can_be_a_grids_value_or_a_searchs_choice():
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.training.optimizers import OPTIMIZERS
+
+    grid = parse_sweep({"base": BASE, "grid": {"optimizer": list(OPTIMIZERS)}})
+    assert [combo["optimizer"] for combo in grid.grid] == ["adam", "adamw", "sgd", "rmsprop"]
+    trained = [parse_train_config(apply_values(BASE, combo)).models[0].optimizer for combo in grid.grid]
+    assert trained == list(OPTIMIZERS)
+    search = parse_sweep({"base": BASE, "search": {"optimizer": ["adamw", "rmsprop"]}, "trials": 4})
+    assert search.space["optimizer"] == ["adamw", "rmsprop"]
+
+
 def test_a_varied_setting_applies_to_every_model_even_one_that_sets_its_own():
     base = {"models": [{"kernels": [4, 8, 8, 8], "learning_rate": 0.5}, {"kernels": [2, 4, 4, 4]}]}
     body = apply_values(base, {"learning_rate": 0.002, "batch_size": 16})
