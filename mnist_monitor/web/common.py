@@ -19,7 +19,10 @@ def store() -> RunStore:
 
 
 def json_body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # brackets nested deeper than the parser goes: not a body anyone means
+        raise BadRequest("body: JSON nested too deeply", field="body") from None
     if data is None:
         raise BadRequest("body: must be valid JSON", field="body")
     if not isinstance(data, dict):

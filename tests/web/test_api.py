@@ -108,6 +108,15 @@ def test_non_json_bodies_are_refused(client, app, data, content_type, code):
     assert app.extensions["runs"].run_ids() == []
 
 
+@pytest.mark.parametrize("path", ["/start_training", "/sweeps", "/predict"])
+def test_json_nested_deeper_than_the_parser_goes_is_a_400_that_changes_nothing(client, app, path):
+    body = "[" * 100_000 + "]" * 100_000  # 200 KB of brackets: a RecursionError in the parser
+    response = client.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json() == {"error": "body: JSON nested too deeply", "field": "body"}
+    assert app.extensions["runs"].run_ids() == [] and app.extensions["sweeps"].ids() == []
+
+
 def test_oversized_bodies_are_413(client):
     response = client.post("/start_training", data='{"x": "' + "a" * (3 * 1024 * 1024) + '"}',
                            headers={"Content-Type": "application/json"})
