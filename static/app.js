@@ -63,7 +63,6 @@ async function init() {
   forgetTokenInAddress();
   setupCanvas();
   setupImages();
-  setupCharts();
   setupHistory();
   setupSweeps();
   setupNotifications();
@@ -71,6 +70,7 @@ async function init() {
   setupForm();
   setupStatus();
   applySettings(await loadSettings());
+  setupCharts(); // a chart box per chart of the metric kinds the settings list
   setConnection("");
   state.viewedRunId = new URLSearchParams(window.location.search).get("run"); // a bookmarked run opened
   window.addEventListener("popstate", () => { // back and forward: the views the address names

@@ -10,8 +10,8 @@ export const X_AXES = {
   step: { label: "step", value: (row) => row.step, format: (v) => String(Math.round(v)) },
   time: { label: "time", value: (row) => row.time, format: (v) => `${Math.floor(v / 60)}:${String(Math.floor(v % 60)).padStart(2, "0")}` },
 };
-const FIELD_NAMES = { val_accuracy: "validation", test_accuracy: "test" };
-// How each layer learns (rows of kind "layers"): one line per layer, for one model at a time.
+// A "layer_lines" chart: one line per element of a list field (a layer each, named by the spec's
+// "names" field), for one model at a time.
 const LAYER_COLORS = ["#000000", "#8c564b", "#9467bd", "#e377c2", "#17becf", "#7f7f00"]; // none of the model colours
 export const LOG_FLOOR = 1e-12; // a zero on a log chart (a dead layer's gradient) is drawn at the bottom, read as 0
 
@@ -48,10 +48,16 @@ async function fetchRows(run, kinds, rowsKey, nextKey) {
   return changed;
 }
 
+export function panelKinds(...panels) {
+  // The metric kinds (GET /config) whose charts go in these parts of the page, comma-separated.
+  return state.settings.metric_kinds.filter((k) => panels.includes(k.panel)).map((k) => k.name).join(",");
+}
+
 export async function fetchCurveRows() {
-  // New curve rows of every shown run; true if any arrived.
+  // New rows of every shown run, of the kinds charted at every poll; true if any arrived.
   let changed = false;
-  for (const run of curves.runs) if (await fetchRows(run, "train,eval", "rows", "next")) changed = true;
+  const kinds = panelKinds("curves", "classes");
+  for (const run of curves.runs) if (await fetchRows(run, kinds, "rows", "next")) changed = true;
   return changed;
 }
 
@@ -63,7 +69,7 @@ export function layerRun() {
 export async function fetchLayerRows() {
   // The layer rows of the picked run, only while that part of the page is open.
   const run = layerRun();
-  return Boolean(run && $("layer-details").open && (await fetchRows(run, "layers", "layerRows", "layerNext")));
+  return Boolean(run && $("layer-details").open && (await fetchRows(run, panelKinds("layers"), "layerRows", "layerNext")));
 }
 
 // ------------------------------------------------------------------ lines
@@ -71,12 +77,12 @@ export async function fetchLayerRows() {
 export function buildLayerTables(spec) {
   const x = X_AXES[curves.xAxis];
   const run = layerRun();
-  const rows = run ? run.layerRows.filter((r) => r.model === curves.layerModel) : [];
-  const names = rows.length ? rows[rows.length - 1].layers : [];
+  const rows = run ? run.layerRows.filter((r) => r.kind === spec.kind && r.model === curves.layerModel) : [];
+  const names = rows.length ? rows[rows.length - 1][spec.names] : [];
   return names.map((name, i) => ({
     xs: rows.map(x.value),
     ys: rows.map((r) => {
-      const v = r[spec.field][i];
+      const v = r[spec.fields[0]][i];
       if (v === null || v === undefined) return null;
       return spec.scale === "log" ? Math.max(v, LOG_FLOOR) : v * (spec.factor || 1);
     }),
@@ -118,9 +124,10 @@ function fieldTables(spec, run, m, field, look) {
   const rows = run.rows.filter((row) => row.kind === spec.kind && row.model === m && row[field] !== null && row[field] !== undefined);
   const xs = rows.map(x.value);
   const ys = rows.map((row) => row[field]);
-  const label = `${look.label}${spec.fields.length > 1 ? ` ${FIELD_NAMES[field]}` : ""}`;
-  const dash = field === "test_accuracy" ? [6, 4] : spec.overlap && look.line > 0 ? OVERLAP_DASHES[(look.line - 1) % OVERLAP_DASHES.length] : undefined;
-  const points = { show: spec.kind === "eval", size: 6 };
+  const label = `${look.label}${spec.fields.length > 1 ? ` ${(spec.field_labels || {})[field] || field}` : ""}`;
+  const dashed = (spec.dashed || []).includes(field);
+  const dash = dashed ? [6, 4] : spec.overlap && look.line > 0 ? OVERLAP_DASHES[(look.line - 1) % OVERLAP_DASHES.length] : undefined;
+  const points = { show: Boolean(spec.points), size: 6 };
   if (smoothing > 0) { // the raw line is drawn, not listed: the legend names the smoothed one
     return [
       { xs, ys, series: { label: `${label} (raw)`, class: "raw-series", stroke: faint(look.color), width: 1, spanGaps: true, points: { show: false } } },

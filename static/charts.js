@@ -6,24 +6,38 @@ import { $, el } from "./common.js";
 import { pollNow } from "./poll.js";
 import { state } from "./state.js";
 import { alignTables, buildLayerTables, buildTables, fetchCurveRows, fetchLayerRows, layerRun, LOG_FLOOR, sharedXRange, X_AXES } from "./chartdata.js";
+import { heatStripBox, renderHeatStrip } from "./heatstrip.js";
 
 const curves = state.curves; // the curves' part of the page state
 const CHART_HEIGHT = 200; // px of plot; the box around it is sized in style.css so nothing jumps
 const CHART_SYNC_KEY = "curves"; // one cursor across all charts
-// digits: a value in the legend; tick: an axis label (as few digits as tell the ticks apart).
-const CHART_SPECS = [
-  { id: "loss", title: "Training loss", kind: "train", fields: ["loss"], smooth: true, scale: "loss", digits: (v) => v.toPrecision(4), tick: (v) => String(Number(v.toPrecision(2))) },
-  { id: "accuracy", title: "Training accuracy (%)", kind: "train", fields: ["accuracy"], smooth: true, scale: "percent", digits: (v) => v.toFixed(2), tick: (v) => String(Number(v.toFixed(1))) },
-  { id: "eval", title: "Validation and test accuracy (%)", kind: "eval", fields: ["val_accuracy", "test_accuracy"], scale: "percent", digits: (v) => v.toFixed(2), tick: (v) => String(Number(v.toFixed(1))) },
-  { id: "lr", title: "Learning rate", kind: "train", fields: ["lr"], overlap: true, digits: (v) => v.toExponential(2), tick: (v) => (v === 0 ? "0" : v.toExponential(1)) },
-  { id: "speed", title: "Images per second", kind: "train", fields: ["samples_per_sec"], smooth: true, digits: (v) => Math.round(v).toLocaleString("en-US"), tick: (v) => Math.round(v).toLocaleString("en-US") },
-];
-const LAYER_SPECS = [
-  { id: "layer-grad", title: "Gradient norm per layer", field: "grad_norm", scale: "log", digits: (v) => v.toPrecision(3), tick: (v) => v.toExponential(0) },
-  { id: "layer-update", title: "Update / weight ratio per step, per layer", field: "update_ratio", scale: "log", digits: (v) => v.toExponential(2), tick: (v) => v.toExponential(0) },
-  { id: "layer-weight", title: "Weight norm per layer", field: "weight_norm", digits: (v) => v.toPrecision(4), tick: (v) => String(Number(v.toPrecision(2))) },
-  { id: "layer-dead", title: "ReLU outputs that are zero, per layer (%)", field: "dead_relu", scale: "percent", factor: 100, digits: (v) => v.toFixed(1), tick: (v) => String(Number(v.toFixed(1))) },
-];
+// How a value reads in a legend (a chart spec's "format") or on an axis ("tick"), by name.
+const FORMATS = {
+  fixed2: (v) => v.toFixed(2),
+  fixed1: (v) => v.toFixed(1),
+  short1: (v) => (Math.abs(v) >= 99.95 ? v.toFixed(0) : v.toFixed(1)), // at most 4 characters for 0-100
+  round1: (v) => String(Number(v.toFixed(1))),
+  precision4: (v) => v.toPrecision(4),
+  precision3: (v) => v.toPrecision(3),
+  round2p: (v) => String(Number(v.toPrecision(2))),
+  exponential2: (v) => v.toExponential(2),
+  exponential1: (v) => (v === 0 ? "0" : v.toExponential(1)),
+  exponential0: (v) => v.toExponential(0),
+  integer: (v) => Math.round(v).toLocaleString("en-US"),
+};
+// What each chart of a form draws with: uPlot lines, or a page module of its own.
+const RENDERERS = { lines: renderChart, layer_lines: renderChart, heat_strip: renderHeatStrip };
+
+export function chartSpecs(panel) {
+  // The charts of the metric kinds (GET /config) that go in ``panel``, with their formats resolved.
+  return state.settings.metric_kinds.filter((k) => k.panel === panel).flatMap((k) => k.charts).map((chart) => ({
+    ...chart, digits: FORMATS[chart.format], tick: FORMATS[chart.tick || chart.format],
+  }));
+}
+
+function allSpecs() {
+  return [...new Set(state.settings.metric_kinds.map((k) => k.panel))].flatMap(chartSpecs);
+}
 
 // ------------------------------------------------------------------ chart options
 
@@ -68,7 +82,7 @@ function chartOptions(spec, tables, width) {
   const x = X_AXES[curves.xAxis];
   const read = (u, v, s, idx) => {
     // Lines of other runs or models have their points at other x values: read their nearest one.
-    const value = v ?? (spec.field || idx === null || idx === undefined ? null : nearestValue(u.data[s], idx));
+    const value = v ?? (spec.form === "layer_lines" || idx === null || idx === undefined ? null : nearestValue(u.data[s], idx));
     if (value === null || value === undefined) return null;
     return spec.scale === "log" && value <= LOG_FLOOR ? "0" : spec.digits(value);
   };
@@ -103,7 +117,7 @@ function chartOptions(spec, tables, width) {
 
 function zoomAll(zoomed) {
   // The charts share their x-axis: a zoom (drag) or its reset (double-click) holds for all of them.
-  for (const spec of [...CHART_SPECS, ...LAYER_SPECS]) curves.zoomed[spec.id] = zoomed;
+  for (const spec of allSpecs()) curves.zoomed[spec.id] = zoomed;
   if (!zoomed) for (const chart of Object.values(curves.charts)) chart.setData(chart.data, true);
 }
 
@@ -134,7 +148,7 @@ function showNoData(spec, box) {
 
 function renderChart(spec) {
   const box = $(`chart-${spec.id}`);
-  const tables = spec.field ? buildLayerTables(spec) : buildTables(spec);
+  const tables = spec.form === "layer_lines" ? buildLayerTables(spec) : buildTables(spec);
   const data = alignTables(tables);
   if (data[0].length === 0) { showNoData(spec, box); return; }
   const shape = JSON.stringify([curves.xAxis, curves.logLoss, tables.map((t) => t.series.label)]);
@@ -176,7 +190,7 @@ function renderCharts() {
   const empty = curves.runs.every((r) => r.rows.length === 0);
   $("curves-empty").hidden = !empty;
   $("loss-floor").textContent = lossFloorNote();
-  for (const spec of CHART_SPECS) renderChart(spec);
+  for (const spec of [...chartSpecs("curves"), ...chartSpecs("classes")]) RENDERERS[spec.form](spec);
   renderLayerCharts();
 }
 
@@ -199,7 +213,7 @@ function renderLayerCharts() {
     curves.layerModel = Math.min(curves.layerModel, Math.max(0, names.length - 1));
     select.value = String(curves.layerModel);
   }
-  for (const spec of LAYER_SPECS) renderChart(spec);
+  for (const spec of chartSpecs("layers")) RENDERERS[spec.form](spec);
 }
 
 function rebuildCharts() {
@@ -221,16 +235,17 @@ export async function updateCurves() {
 
 function chartBox(spec) {
   const caption = el("figcaption", { text: spec.title });
-  if (spec.id === "loss") caption.append(el("span", { id: "loss-floor", className: "muted" })); // in the caption's line: nothing moves
+  if (spec.scale === "loss") caption.append(el("span", { id: "loss-floor", className: "muted" })); // in the caption's line: nothing moves
   return el("figure", { className: "chart-box" }, caption,
     el("div", { id: `chart-${spec.id}`, className: "chart", "data-points": "0", role: "img", "aria-label": `${spec.title}: no data yet` }));
 }
 
 function resizeCharts() {
-  for (const spec of [...CHART_SPECS, ...LAYER_SPECS]) {
+  for (const spec of allSpecs()) {
     const chart = curves.charts[spec.id];
+    if (!chart) continue;
     const width = Math.max(240, $(`chart-${spec.id}`).clientWidth);
-    if (chart && chart.width !== width) chart.setSize({ width, height: CHART_HEIGHT });
+    if (chart.width !== width) chart.setSize({ width, height: CHART_HEIGHT });
   }
 }
 
@@ -257,12 +272,14 @@ function setupControls() {
 }
 
 export function setupCharts() {
-  const grid = $("chart-grid");
-  for (const spec of CHART_SPECS) grid.append(chartBox(spec));
-  for (const spec of LAYER_SPECS) $("layer-chart-grid").append(chartBox(spec));
-  setupControls();
+  // Each panel's grid ([data-panel] in the page) gets a box per chart of its metric kinds.
   const resize = new ResizeObserver(resizeCharts);
-  resize.observe(grid);
-  resize.observe($("layer-chart-grid"));
+  for (const grid of document.querySelectorAll(".chart-grid[data-panel]")) {
+    for (const spec of chartSpecs(grid.dataset.panel)) {
+      grid.append(spec.form === "heat_strip" ? heatStripBox(spec) : chartBox(spec));
+    }
+    resize.observe(grid);
+  }
+  setupControls();
   renderCharts();
 }

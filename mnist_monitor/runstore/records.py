@@ -8,6 +8,8 @@ import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 
+from mnist_monitor.metrics import KINDS, PLACE
+
 ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("finished", "stopped", "failed", "interrupted", "pruned")
 PRUNED_STATE = "pruned"  # a sweep's trial stopped early by the sweep's pruner: a result, not to be resumed
@@ -114,21 +116,19 @@ def _checked(cls, data, where: str) -> dict:
             for f in fields(cls)}
 
 
-# Metrics rows: "train" rows are curve points (a window of steps), "eval" rows epoch ends.
-# "layers" rows: how each layer learned in the last step of a curve window (lists, one value a layer).
-METRIC_COLUMNS = ("kind", "model", "epoch", "step", "loss", "accuracy", "lr", "val_loss", "val_accuracy",
-                  "test_loss", "test_accuracy", "samples_per_sec", "time", "layers", "weight_norm", "grad_norm",
-                  "update_ratio", "dead_relu")
-METRIC_KINDS = {
-    "train": ("model", "epoch", "step", "loss", "accuracy", "lr", "samples_per_sec", "time"),
-    "eval": ("model", "epoch", "step", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "time"),
-    "layers": ("model", "epoch", "step", "time", "layers", "weight_norm", "grad_norm", "update_ratio", "dead_relu"),
-}
-TABLE_KINDS = ("train", "eval")  # the rows with one number a column (the CSV download holds these)
+# Metrics rows: one a line of metrics.jsonl, of a kind the metrics registry declares (its module
+# says what the kind is, its fields and units). A row holds "kind", where it stands and its fields.
+METRIC_KINDS = {name: kind.columns for name, kind in KINDS.items()}  # kind -> its row's keys besides "kind"
+METRIC_COLUMNS = ("kind",) + PLACE[:3] + tuple(dict.fromkeys(
+    f.name for kind in KINDS.values() for f in kind.fields)) + PLACE[3:]  # every key, in the order rows keep
+TABLE_KINDS = tuple(name for name, kind in KINDS.items() if kind.tabular)  # one number a column (the CSV's)
 
 
 def metrics_row(kind: str, **values) -> dict:
-    """A metrics row of ``kind`` with exactly its fields, in METRIC_COLUMNS order."""
+    """A metrics row of ``kind`` with exactly its fields, in METRIC_COLUMNS order; a kind the
+    registry does not declare cannot be written."""
+    if kind not in METRIC_KINDS:
+        raise ValueError(f"{kind!r} is no metric kind (the registry has {', '.join(METRIC_KINDS)})")
     expected = METRIC_KINDS[kind]
     if set(values) != set(expected):
         raise ValueError(f"a {kind!r} metrics row needs {expected}, got {sorted(values)}")

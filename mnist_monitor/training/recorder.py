@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from mnist_monitor import metrics as metric_kinds
 from mnist_monitor.config import TrainConfig
 from mnist_monitor.data import MNISTTensors
 from mnist_monitor.runstore import (QUEUED_STATE, Attempt, MetricsWriter, ModelStatus, RunStatus, StatusWriter,
@@ -112,12 +113,7 @@ class Recorder:
                 f"{m.name}: the training loss became {loss} in epoch {max(epoch, 1)}; "
                 f"the learning rate ({m.config.learning_rate:g}) is probably too high")
         where = {"model": m.index, "step": m.step, "epoch": round(m.step / m.batches, 4), "time": self.clock()}
-        rows = [metrics_row("train", **where, loss=loss, accuracy=accuracy, lr=m.optimizer.param_groups[0]["lr"],
-                            samples_per_sec=m.samples / m.compute_seconds if m.compute_seconds else None)]
-        layers = m.probe.read()
-        if layers is not None:
-            rows.append(metrics_row("layers", **where, **layers))
-        return rows
+        return produced_rows("window", metric_kinds.Window(m, loss, accuracy), where)
 
     def epoch_end(self, m: ModelRun, val: Evaluation, test: Evaluation, seconds: float, data: MNISTTensors) -> None:
         """Validation and test figures (on disk first), then checkpoints and the epoch's pictures."""
@@ -125,14 +121,13 @@ class Recorder:
         epoch = m.step // m.batches
         best = m.evaluated(epoch, seconds, val.accuracy)
         t.time_left.evaluated(evaluations(t.models))
-        self.metrics.add([metrics_row("eval", model=m.index, step=m.step, epoch=epoch, val_loss=val.loss,
-                                      val_accuracy=val.accuracy, test_loss=test.loss, test_accuracy=test.accuracy,
-                                      time=self.clock())], flush=True)
+        matrix = confusion_matrix(test.predictions, data)
+        where = {"model": m.index, "step": m.step, "epoch": epoch, "time": self.clock()}
+        self.metrics.add(produced_rows("epoch_end", metric_kinds.EpochEnd(m, val, test, matrix), where), flush=True)
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, validation %.2f%%, test %.2f%%", m.name, epoch,
                  t.config.epochs, m.last["loss"], m.last["accuracy"], val.accuracy, test.accuracy)
         save_checkpoints(self.attempt, m, epoch, val.accuracy, test.accuracy, best,
                          run_steps=sum(model.step for model in t.models))
-        matrix = confusion_matrix(test.predictions, data)
         wrong = torch.nonzero(test.predictions != data.test_y).flatten()[:ERROR_COUNT].tolist()
         self.attempt.write_confusion(m.index, {"model": m.name, "epoch": epoch, "matrix": matrix.tolist(),
                                                "errors": wrong})
@@ -216,6 +211,12 @@ class Recorder:
             self._status_writer.close()
         if self.attempt is not None:
             self.attempt.end()
+
+
+def produced_rows(moment: str, at, where: dict) -> list[dict]:
+    """The rows of every metric kind produced at ``moment`` (a kind may have none this time)."""
+    return [metrics_row(kind.name, **where, **values) for kind in metric_kinds.at(moment)
+            if (values := kind.produce(at)) is not None]
 
 
 def confusion_matrix(predictions: torch.Tensor, data: MNISTTensors) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from mnist_monitor.config import form_settings, parse_kernels_text
+from mnist_monitor.metrics import describe as metric_kinds
 from mnist_monitor.runstore import ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, QUEUED_STATE, RESUMABLE_STATES
 from mnist_monitor.sweeps.spec import MAX_TRIALS
 from mnist_monitor.training.renderer import picture_settings
@@ -36,7 +37,7 @@ def form_settings_route():
     return jsonify({**settings,
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
-                    **picture_settings()})
+                    "metric_kinds": metric_kinds(), **picture_settings()})
 
 
 @bp.get("/model_info")

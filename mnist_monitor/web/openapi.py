@@ -10,6 +10,7 @@ from dataclasses import MISSING, fields
 
 from mnist_monitor.config import KERNEL_RANGE, MAX_MODELS, NAME_MAX, OPTIMIZERS, request_schema
 from mnist_monitor.inference.predict import MAX_SIDE
+from mnist_monitor.metrics import KINDS
 from mnist_monitor.runstore import (BROKEN_STATE, IDLE_STATE, METRIC_KINDS, NOTE_MAX, RUN_ID_PATTERN, SERVED_FILES,
                                     WRITTEN_STATES, ModelStatus, RunStatus)
 from mnist_monitor.sweeps.folder import SWEEP_STATES
@@ -170,6 +171,20 @@ RUN_ANSWER = ok_json("the run and its new state", _ref("RunAnswer"))
 NO_BODY = (_object({}, description="no fields; the body may be left out"), False)
 
 
+def _settings_schema() -> dict:
+    """GET /config: what the form accepts and the page draws with."""
+    return _object({key: {"type": "object"} for key in (
+        "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
+        | {"name_characters": {"type": "string"},
+           "labels": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
+           "colors": _object({"models": COLOR_LIST, "more": COLOR_LIST}),
+           "metric_kinds": {"type": "array", "description": "the metric kinds a run records: fields with units, "
+                            "when each is produced, its charts", "items": _object({
+                                "name": {"enum": list(KINDS)}, "title": {"type": "string"},
+                                "moment": {"type": "string"}, "panel": {"type": "string"},
+                                "fields": {"type": "array"}, "charts": {"type": "array"}})}})
+
+
 def _app_paths() -> dict:
     """The page, the settings, the active run, starting and stopping, drawings."""
     predict_body = _object({
@@ -185,11 +200,7 @@ def _app_paths() -> dict:
             parameters=[{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}])},
         "/config": {"get": _operation(
             "the form's defaults, limits, choices and their labels, the palette, the run states, picture sizes",
-            ok_json("settings", _object({key: {"type": "object"} for key in (
-                "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
-                | {"name_characters": {"type": "string"}, "labels": _object({"optimizer": _object(
-                    {name: {"type": "string"} for name in OPTIMIZERS})}),
-                   "colors": _object({"models": COLOR_LIST, "more": COLOR_LIST})})))},
+            ok_json("settings", _settings_schema()))},
         "/training_status": {"get": _operation(
             "the run followed (?run=), else the run started last among the active ones, else the run updated "
             "last; state 'idle' with null fields when there is none", ok_json("a run's status", _ref("TrainingStatus")),
@@ -220,11 +231,28 @@ def _app_paths() -> dict:
     }
 
 
+FIELD_SCHEMAS = {"number": {"type": ["number", "null"]}, "per_layer": {"type": "array"},
+                 "per_digit": {"type": "array", "minItems": 10, "maxItems": 10,
+                               "items": {"type": ["number", "null"]}}}
+
+
+def _metrics_row() -> dict:
+    """A metrics row: one of the registry's kinds, where it stands, and that kind's fields."""
+    place = {"model": {"type": "integer"}, "epoch": {"type": "number"}, "step": {"type": "integer"},
+             "time": {"type": "number"}}
+    return {"anyOf": [{"type": "object", "additionalProperties": False, "required": ["kind", *kind.columns],
+                       "description": kind.title,
+                       "properties": {"kind": {"const": name}, **place,
+                                      **{f.name: {**FIELD_SCHEMAS[f.shape], "description": f.description
+                                                  + (f" ({f.unit})" if f.unit else "")} for f in kind.fields}}}
+                      for name, kind in KINDS.items()]}
+
+
 def _run_paths(metrics_page_rows: int) -> dict:
     """The runs: list, status, settings, metrics, files, and what can be done to one."""
     file_name = {"name": "name", "in": "path", "required": True, "schema": {"enum": sorted(SERVED_FILES)},
                  "description": "one of the files the trainer writes"}
-    metrics = _object({"run_id": {"type": "string"}, "rows": {"type": "array", "items": {"type": "object"}},
+    metrics = _object({"run_id": {"type": "string"}, "rows": {"type": "array", "items": _metrics_row()},
                        "next": {"type": "integer"}, "more": {"type": "boolean"}, "version": {"type": "string"}})
     return {
         "/runs": {"get": _operation("every run, newest first", ok_json("the runs", _object({

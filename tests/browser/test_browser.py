@@ -1,7 +1,9 @@
 """The page in real Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server."""
 import re
 
-from helpers import POLL_WAIT_MS, expect, wait_for  # the browser and page fixtures live in conftest
+import shutil
+
+from helpers import FIXTURE_ID, FIXTURE_RUNS, POLL_WAIT_MS, axe_violations, expect, wait_for  # fixtures: conftest
 
 BLUE, ORANGE, GREEN, RED = "rgb(31, 119, 180)", "rgb(255, 127, 14)", "rgb(44, 160, 44)", "rgb(214, 39, 40)"  # the models' palette
 
@@ -366,6 +368,11 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
         picker.select_option(ids[1])
     wait_for(lambda: chart_points(page, "eval") >= 4, timeout=POLL_WAIT_MS / 1000,
              message="both runs' evaluations")  # 2 runs x validation and test, one epoch
+    # per-digit accuracy side by side: a table per run, named by it
+    strips = page.locator("#chart-classes .heat-strip")
+    expect(strips).to_have_count(2)
+    expect(strips.nth(0).locator("caption")).to_contain_text("lr 0.01 · lr 0.01")
+    expect(strips.nth(1).locator("caption")).to_contain_text("lr 0.003 · lr 0.003")
     # re-run with the settings of the first run
     page.locator(f"#runs-rows tr[data-run-id='{ids[0]}'] button", has_text="re-run").click()
     row = page.locator("#model-rows tr")
@@ -400,4 +407,38 @@ def test_the_run_table_sorts_by_any_column(page, server_factory, tiny_mnist):
     expect(page.locator("#runs-rows tr")).to_have_count(3, timeout=POLL_WAIT_MS)
     assert lr_cells() == [0.003, 0.01, 0.02]
     expect(page.locator("#runs-head th", has_text="Learning rate")).to_have_attribute("aria-sort", "ascending")
+    assert page.console_errors == []
+
+
+def test_per_digit_accuracy_shows_which_digits_lag_and_old_runs_say_they_have_none(page, server_factory, tiny_mnist,
+                                                                                    tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURE_RUNS / FIXTURE_ID, runs / FIXTURE_ID)  # a run made before per-digit accuracy
+    server = server_factory(tiny_mnist, runs)
+    code, body = server.request("POST", "/start_training", {
+        "epochs": 2, "batch_size": 64, "learning_rate": 0.01, "precision": "fp32",
+        "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4], "name": "small"}]})
+    assert code == 202
+    wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{server.url}/?run={body['run_id']}")
+        strips = page.locator("#chart-classes .heat-strip")
+        expect(strips).to_have_count(2, timeout=POLL_WAIT_MS)
+        expect(strips.nth(1).locator("caption")).to_contain_text("small")
+        expect(strips.nth(0).locator("caption")).to_contain_text(
+            re.compile(r"weakest: \d \(\d+\.\d %\)|all alike \(100 %\)"))
+        cells = strips.nth(0).locator("tbody tr").last.locator("td")
+        expect(cells).to_have_count(10)  # digits 0 to 9, each with its number
+        assert all(re.fullmatch(r"\d+\.\d|100|–", c) for c in cells.all_text_contents())
+        assert strips.nth(0).locator("tbody tr").count() == 2  # one row per epoch
+        assert strips.nth(0).locator("thead th").all_text_contents() == ["epoch", *map(str, range(10))]
+        box = strips.nth(0).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width  # readable without scrolling sideways
+        page.locator("#chart-classes").scroll_into_view_if_needed()
+        assert axe_violations(page) == []
+    page.goto(f"{server.url}/?run={FIXTURE_ID}")
+    expect(page.locator("#chart-classes .heat-missing")).to_contain_text(
+        "trained before per-digit accuracy was recorded", timeout=POLL_WAIT_MS)
+    expect(page.locator("#chart-classes .heat-strip")).to_have_count(0)
     assert page.console_errors == []

@@ -34,6 +34,12 @@ def test_quick_run_on_real_mnist_learns_both_models(real_client):
         assert m["test_accuracy"] > 85.0, m
         assert m["val_accuracy"] > 85.0 and m["loss"] < 1.0
     assert status["models"][0]["kernels"] == [32, 64, 64, 64] and status["models"][1]["kernels"] == [16, 32, 32, 32]
+    # per-digit test accuracy: ten values whose mean is within a few points of the test accuracy
+    classes = client.get(f"/runs/{status['run_id']}/metrics?kind=classes").get_json()["rows"]
+    assert [(r["model"], r["epoch"]) for r in classes] == [(0, 1), (1, 1)]
+    for row, m in zip(classes, status["models"]):
+        assert len(row["class_accuracy"]) == 10 and min(row["class_accuracy"]) > 50
+        assert abs(sum(row["class_accuracy"]) / 10 - m["test_accuracy"]) < 2, (row, m["test_accuracy"])
     assert "curves" in status["images"] and all("samples" in m["images"] for m in status["models"])
     for url in list(status["images"].values()) + [u for m in status["models"] for u in m["images"].values()]:
         image = client.get(url)
