@@ -222,7 +222,7 @@ def ask_trial(held: Held, manager: TrainingManager) -> bool:
     sweep, study = held.sweep, held.study
     if manager.closing or len(manager.store.queued()) >= MAX_QUEUED:
         return False  # asked again at a later look
-    trial = study.ask()
+    trial = ask_next(sweep, study)
     try:
         values = sweep.suggest(trial)
         trial.set_user_attr("values", values)
@@ -244,6 +244,12 @@ def ask_trial(held: Held, manager: TrainingManager) -> bool:
     trial.set_user_attr("run_id", run_id)
     log.info("sweep %s: trial %d queued as run %s (%s)", sweep.sweep_id, trial.number, run_id, values)
     return True
+
+
+def ask_next(sweep: Sweep, study):
+    """Ask the study for its next trial, picked by that trial number's own sampler."""
+    study.sampler = sweep.sampler(len(study.get_trials(deepcopy=False)))
+    return study.ask()
 
 
 def end_sweep(held: Held) -> None:

@@ -91,12 +91,21 @@ class Sweep:
         atomic_write_bytes(self.path / STOP_FILE, b"stop\n")
 
     # ---------------------------------------------------------------- the study
+    def sampler(self, number: int):
+        """The sampler that picks trial ``number``'s values: seeded from the sweep's seed and the
+        number, so a trial's values depend on the seed, its number and the trials before it (which
+        TPE reads from the journal), never on how long the driving process has lived (a sampler
+        seeded once replayed its first random trials after each restart)."""
+        optuna = load_optuna()
+        spec = self.spec()
+        seed = (spec.base.get("seed", 0) * 1_000_003 + number) % 2**32
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials)
+
     def study(self):
         """The Optuna study in the sweep's journal, with the sweep's sampler and pruner."""
         optuna = load_optuna()
         spec = self.spec()
-        seed = spec.base.get("seed", 0)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials)
+        sampler = self.sampler(0)
         pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.prune_after, n_warmup_steps=0)
                   if spec.prune == "median" else optuna.pruners.NopPruner())
         return optuna.load_study(study_name=self.sweep_id, storage=journal_storage(self.path / JOURNAL_FILE),

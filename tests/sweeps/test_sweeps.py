@@ -284,3 +284,29 @@ def test_a_stopped_grid_shows_its_combinations_never_run_as_cancelled(client, ap
     done = sweep_when(client, sweep_id, lambda s: s["runs"][0]["state"] == "stopped")
     assert done["state"] == "stopped"
     assert [(r["state"], r["values"]) for r in done["runs"][1:]] == [("cancelled", {"seed": 2}), ("cancelled", {"seed": 3})]
+
+
+def test_a_searchs_trial_values_do_not_depend_on_how_long_its_driver_lived(tmp_path):
+    """A driver restarted after two trials asks the same third and fourth trials as one that went on;
+    a sampler seeded once per process replayed the first trials' values after every restart."""
+    from mnist_monitor.sweeps.driver import ask_next
+    from mnist_monitor.sweeps.folder import SweepStore
+
+    spec = parse_sweep({"base": BASE, "trials": 12,  # 4 random start-up trials: the ones that were replayed
+                        "search": {"learning_rate": {"low": 0.0001, "high": 0.1, "log": True}, "seed": [0, 1, 2]}})
+
+    def run(restart_after: int | None) -> list[tuple]:
+        sweep = SweepStore(tmp_path / f"runs-{restart_after}").create(spec)
+        study, asked = sweep.study(), []
+        for number in range(4):
+            if number == restart_after:
+                study = sweep.study()  # a new process: the study read back from the journal
+            trial = ask_next(sweep, study)
+            values = sweep.suggest(trial)
+            asked.append((round(values["learning_rate"], 8), values["seed"]))
+            study.tell(trial, 50.0 + number)
+        return asked
+
+    uninterrupted, restarted = run(None), run(2)
+    assert restarted == uninterrupted
+    assert len(set(uninterrupted)) == 4  # no trial repeats another's values
