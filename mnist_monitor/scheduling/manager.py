@@ -64,6 +64,12 @@ class TrainingManager:
         return self._closing
 
     # ---------------------------------------------------------------- starting
+    def check_device(self, config: TrainConfig) -> None:
+        """ConfigError (naming "device") if this server cannot train on the device ``config`` asks
+        for; a Ray task finds its own device, so with a pool nothing is checked here."""
+        if self.pool is None:
+            select_device(config.device)
+
     def start(self, config: TrainConfig, queue: bool = False, facts: dict | None = None) -> tuple[str, str]:
         """Start a run now (a slot is free), or with ``queue`` put it in line; (run id, 'starting'
         or 'queued'). An unavailable device is refused before anything is written. ``facts``: the

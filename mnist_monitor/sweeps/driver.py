@@ -87,6 +87,10 @@ class SweepDriver:
         with self._lock:
             if self._closing or self.manager.closing:
                 raise Refused("the server is shutting down: start the sweep when it is back")
+            try:  # what a trial's start would refuse is refused before the sweep exists
+                self.manager.check_device(spec.config_for({}))
+            except ConfigError as exc:
+                raise ConfigError(f"base.{exc.field}", exc.problem) from None
             sweep = self.sweeps.create(spec)
             self._take(sweep)
             self.pump(sweep.sweep_id)

@@ -131,6 +131,17 @@ def test_a_bad_sweep_is_400_with_its_field_and_makes_nothing(client, app):
     assert client.post("/sweeps/20261202-120000-000abc/stop", json={}).status_code == 404
 
 
+def test_a_sweep_on_a_device_this_server_lacks_is_refused_before_it_exists(client, app, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # this machine has no CUDA GPU
+    answer = client.post("/sweeps", json={"base": {**BASE, "device": "cuda"}, "grid": {"learning_rate": [0.01]}})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "base.device"
+    assert "CUDA" in answer.get_json()["error"]
+    assert client.get("/sweeps").get_json() == {"sweeps": []}  # it was a 400, then a sweep listed 'running'
+    assert app.extensions["sweeps"].ids() == [] and client.get("/runs").get_json()["runs"] == []
+
+
 @pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
 def test_a_grid_sweep_trains_each_combination_and_names_the_best(client, app):
     answer = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.0001, 0.02]}, "name": "lr"})
