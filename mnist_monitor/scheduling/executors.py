@@ -56,6 +56,7 @@ class RaySlot:
 
     def __init__(self, pool, run: Run, data_dir, options: dict, resume: bool, on_end):
         self.run_id, self.run, self.pool, self.on_end = run.run_id, run, pool, on_end
+        self.resume = resume
         self.taken = threading.Event()  # the task's trainer has claimed the run
         self.finished = threading.Event()
         self.error: str | None = None  # what Ray reported, for a task that failed
@@ -236,7 +237,12 @@ class Slots:
     @staticmethod
     def _end_unbegun(slot: RaySlot, status: RunStatus) -> None:
         """A run handed to Ray whose trainer never began: back in the queue when the server shuts
-        down, 'stopped' (with nothing trained) when stopped, else 'failed' with what Ray said."""
+        down, 'stopped' (with nothing trained) when stopped, else 'failed' with what Ray said. A
+        resume that never began leaves the run exactly as it was (its checkpoints are what a later
+        resume goes on from; a run put back in the queue would be trained from scratch over them),
+        and whoever asked for it was told why."""
+        if slot.resume:
+            return
         if slot.requeue:
             slot.run.write_status(dataclasses.replace(status, state=QUEUED_STATE, updated_at=time.time()))
         elif slot.stop_wanted:

@@ -308,3 +308,26 @@ def test_the_queue_has_a_limit(client, app, monkeypatch):
     assert client.post(f"/runs/{queued[0]}/cancel", json={}).status_code == 200
     assert client.post("/start_training", json=dict(QUICK, queue=True)).status_code == 202  # room again
     client.post("/stop_training", json={})
+
+
+@pytest.mark.parametrize("requeue, stop_wanted", [(True, False), (False, True), (False, False)])
+def test_a_resume_no_ray_worker_began_leaves_the_run_exactly_as_it_was(tmp_path, requeue, stop_wanted):
+    """A resumed run whose status still said 'starting' (an earlier attempt cut off before its
+    trainer claimed it), handed to Ray and never begun: at a shutdown it was written 'queued', and
+    the next start trained it from scratch in the folder that holds its checkpoints."""
+    import types
+
+    from mnist_monitor.runstore import RunStatus
+    from mnist_monitor.scheduling.executors import Slots
+
+    run = RunStore(tmp_path / "runs").create()
+    status = RunStatus(state="starting", run_id=run.run_id, updated_at=1.0)
+    run.write_status(status)
+    before = (run.path / "status.json").read_bytes()
+    slot = types.SimpleNamespace(run=run, run_id=run.run_id, resume=True, requeue=requeue, stop_wanted=stop_wanted,
+                                 error="Ray cancelled the task")
+    Slots._end_unbegun(slot, status)
+    assert (run.path / "status.json").read_bytes() == before
+    slot.resume = False  # a new run handed to Ray and never begun still goes back in line or ends
+    Slots._end_unbegun(slot, status)
+    assert run.status().state == ("queued" if requeue else "stopped" if stop_wanted else "failed")
