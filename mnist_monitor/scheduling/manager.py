@@ -137,10 +137,15 @@ class TrainingManager:
                 if self.slots.full:
                     break
                 try:
-                    self.slots.launch(run)
+                    with run.locked():  # compare and set: another process sharing the folder may start it first
+                        if snapshot(run).state != QUEUED_STATE:
+                            continue
+                        self.slots.launch(run)
                     self.last_run_id = run.run_id
                     log.info("started queued run %s", run.run_id)
                     started.append(run.run_id)
+                except FileNotFoundError:  # cancelled or deleted meanwhile
+                    continue
                 except WorkerUnavailable as exc:  # Ray is away: the run stays queued for the next try
                     log.error("queued run %s waits: %s", run.run_id, exc)
                     break

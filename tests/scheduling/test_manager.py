@@ -331,3 +331,53 @@ def test_a_resume_no_ray_worker_began_leaves_the_run_exactly_as_it_was(tmp_path,
     slot.resume = False  # a new run handed to Ray and never begun still goes back in line or ends
     Slots._end_unbegun(slot, status)
     assert run.status().state == ("queued" if requeue else "stopped" if stop_wanted else "failed")
+
+
+def test_two_processes_sharing_a_runs_folder_never_start_the_same_queued_run(tmp_path, tiny_mnist):
+    """A server and train.py --sweep (or two servers) on one runs folder both started the oldest
+    queued run, 3 times out of 3; now the start is a compare-and-set under the folder's lock."""
+    import threading
+    import time
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.runstore import Run, RunStatus
+    from mnist_monitor.scheduling.manager import TrainingManager, enqueue
+
+    started = []
+
+    class SlowToClaim:  # a trainer whose claim takes long enough for both managers to be at it at once
+        def __init__(self, config, data_dir, run_dir, resume=False, device=None, **options):
+            self.folder = Run(run_dir)
+            self.run_id, self.stop_event, self.ended = self.folder.run_id, threading.Event(), False
+
+        def prepare(self):
+            time.sleep(0.3)
+            self.folder.write_status(RunStatus(state="starting", run_id=self.run_id, updated_at=time.time()))
+            started.append(self.run_id)
+
+        def run(self):
+            self.stop_event.wait(30)
+            self.ended = True
+
+        def close(self):
+            pass
+
+    store = RunStore(tmp_path / "runs")
+    config = parse_train_config(QUICK)
+    queued = []
+    for _ in range(2):
+        run = store.create()
+        enqueue(run, config)
+        queued.append(run.run_id)
+    managers = [TrainingManager(RunStore(tmp_path / "runs"), tiny_mnist, {}, trainer_class=SlowToClaim)
+                for _ in range(2)]
+    threads = [threading.Thread(target=m.start_next) for m in managers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert sorted(started) == sorted(queued)  # each queued run started once, by one of them
+    finally:
+        for m in managers:
+            m.shutdown(10)
