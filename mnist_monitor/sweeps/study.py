@@ -3,7 +3,10 @@ summary shows it, and the settings' importances. Optuna is imported only here an
 sweep is used (a few hundred ms)."""
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -24,9 +27,64 @@ def load_optuna():
 
 def journal_storage(journal: Path):
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from optuna.storages.journal import JournalFileOpenLock
     # The open-lock (O_EXCL lock file) works across processes and machines sharing the folder.
-    return JournalStorage(JournalFileBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal))))
+    return JournalStorage(whole_line_backend()(str(journal), JournalFileOpenLock(str(journal))))
+
+
+@functools.cache
+def whole_line_backend():
+    """Optuna's journal file backend, its appends all or nothing: a failed append (a full disk, a
+    file-size limit) leaves the file exactly as it was, and a line torn by a crash is cut off before
+    the next append, which would otherwise glue onto it and make every later read fail. The format
+    is Optuna's own: one JSON line per log."""
+    from optuna.storages.journal import JournalFileBackend
+
+    class WholeLineJournalBackend(JournalFileBackend):
+        def __init__(self, file_path: str, lock):
+            super().__init__(file_path, lock_obj=lock)
+            self.path, self.lock = file_path, lock
+
+        def append_logs(self, logs: list[dict]) -> None:
+            data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+            self.lock.acquire()
+            try:
+                with open(self.path, "r+b", buffering=0) as f:  # unbuffered: nothing is written after a failure
+                    end = cut_torn_line(f)
+                    f.seek(end)
+                    try:
+                        view = memoryview(data)
+                        while view:  # a short write (the disk filling up) raises at the next one
+                            view = view[f.write(view):]
+                        os.fsync(f.fileno())
+                    except BaseException:
+                        f.truncate(end)  # nothing of a failed append stays
+                        raise
+            finally:
+                self.lock.release()
+
+    return WholeLineJournalBackend
+
+
+def cut_torn_line(f) -> int:
+    """Cut a last line that has no newline (a write cut short) off the open file; its new size."""
+    size = f.seek(0, os.SEEK_END)
+    start = size
+    while start > 0:
+        step = min(start, 65536)
+        f.seek(start - step)
+        chunk = f.read(step)
+        if start == size and chunk.endswith(b"\n"):
+            return size  # whole lines only
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            start = start - step + newline + 1
+            break
+        start -= step
+    if start != size:
+        log.warning("%s: cut a torn last line of %d bytes", f.name, size - start)
+        f.truncate(start)
+    return start
 
 
 def encode(key: str, value):
