@@ -20,6 +20,24 @@ from mnist_monitor.training.checkpoints import ResumeError
 log = logging.getLogger("sweeps")
 
 PUMP_INTERVAL = 1.0  # seconds between looks at the sweeps' runs (a run's end is also told at once)
+MAX_RUNNING_SWEEPS = 16  # each running sweep holds its driver's lock file open and is looked at every
+# second; 16 at most keeps a busy server well inside its open-files limit and its CPU
+
+
+class QueueRoom:
+    """Places left in the run queue, counted once per look at the sweeps (listing the queue reads
+    every run folder's status), then as trials are queued."""
+
+    def __init__(self, store: RunStore):
+        self.store, self._left = store, None
+
+    def take(self) -> bool:
+        if self._left is None:
+            self._left = MAX_QUEUED - len(self.store.queued())
+        if self._left <= 0:
+            return False
+        self._left -= 1
+        return True
 
 
 class Held:
@@ -87,6 +105,10 @@ class SweepDriver:
         with self._lock:
             if self._closing or self.manager.closing:
                 raise Refused("the server is shutting down: start the sweep when it is back")
+            running = len(self.sweeps.running())
+            if running >= MAX_RUNNING_SWEEPS:
+                raise Refused(f"{running} sweeps are running, the most this server drives at once: stop one, "
+                              "or start this one when one has ended")
             try:  # what a trial's start would refuse is refused before the sweep exists
                 self.manager.check_device(spec.config_for({}))
             except ConfigError as exc:
@@ -119,8 +141,10 @@ class SweepDriver:
             for sweep in self.sweeps.running():
                 if sweep.sweep_id not in self._held:
                     self._take(sweep)
+            room = QueueRoom(self.store)  # one look at the queue for every sweep
             for sweep_id in list(self._held):
-                self.pump(sweep_id)
+                self.pump(sweep_id, room)
+        self.manager.start_next()
 
     def _take(self, sweep: Sweep) -> bool:
         fd = sweep.try_lock()
@@ -136,7 +160,7 @@ class SweepDriver:
         log.info("driving sweep %s", sweep.sweep_id)
         return True
 
-    def pump(self, sweep_id: str) -> None:
+    def pump(self, sweep_id: str, room: QueueRoom | None = None) -> None:
         """Tell the study the results of the trials whose runs ended, then ask for new trials while
         workers are free (or, for a sweep asked to stop, cancel and stop its runs)."""
         with self._lock:
@@ -157,8 +181,9 @@ class SweepDriver:
                     log.info("sweep %s stopped", sweep_id)
             else:
                 made = sum(t.state.name != "WAITING" for t in trials)  # a grid's combinations wait enqueued
+                places = room or QueueRoom(self.store)
                 while pending < self.manager.capacity and made < sweep.spec().trials:
-                    if not ask_trial(held, self.manager):
+                    if not ask_trial(held, self.manager, places):
                         break
                     made += 1
                     pending += 1
@@ -167,7 +192,8 @@ class SweepDriver:
             if pending == 0 and (stopping or sweep.state()["state"] != "running"):
                 held.release()
                 del self._held[sweep_id]
-        self.manager.start_next()
+        if room is None:  # a look at one sweep; a look at them all starts the queue once, after them
+            self.manager.start_next()
 
     def _settle(self, held: Held, trial, stopping: bool) -> bool:
         """Look at an unfinished trial's run: tell the study its result if it ended; whether it is
@@ -221,10 +247,11 @@ class SweepDriver:
             fail_trial(held, trial, f"cut off and could not be resumed: {exc}")
             return False
 
-def ask_trial(held: Held, manager: TrainingManager) -> bool:
+
+def ask_trial(held: Held, manager: TrainingManager, room: QueueRoom) -> bool:
     """A new trial of the sweep, queued as a run; False if the queue has no room now."""
     sweep, study = held.sweep, held.study
-    if manager.closing or len(manager.store.queued()) >= MAX_QUEUED:
+    if manager.closing or not room.take():
         return False  # asked again at a later look
     trial = ask_next(sweep, study)
     try:

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from mnist_monitor.config import form_settings, parse_kernels_text
 from mnist_monitor.metrics import describe as metric_kinds
 from mnist_monitor.runstore import ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, QUEUED_STATE, RESUMABLE_STATES
+from mnist_monitor.sweeps.driver import MAX_RUNNING_SWEEPS
 from mnist_monitor.sweeps.spec import MAX_TRIALS
 from mnist_monitor.training.renderer import picture_settings
 from mnist_monitor.web.common import conditional_json, reject_unknown_args
@@ -34,6 +35,7 @@ def form_settings_route():
     """The form's defaults, limits and choices, the run states and picture sizes, so the page copies none."""
     settings = form_settings()
     settings["limits"]["sweep_runs"] = [1, MAX_TRIALS]  # runs one sweep trains (several comma-separated values)
+    settings["limits"]["running_sweeps"] = [0, MAX_RUNNING_SWEEPS]  # sweeps running at once
     return jsonify({**settings,
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers import wait_for
+from helpers import SLOW, wait_for
 from mnist_monitor.config import ConfigError
 from mnist_monitor.sweeps.spec import MAX_TRIALS, apply_values, parse_sweep
 
@@ -321,3 +321,25 @@ def test_a_searchs_trial_values_do_not_depend_on_how_long_its_driver_lived(tmp_p
     uninterrupted, restarted = run(None), run(2)
     assert restarted == uninterrupted
     assert len(set(uninterrupted)) == 4  # no trial repeats another's values
+
+
+def test_running_sweeps_are_capped_and_one_look_at_the_sweeps_lists_the_queue_once(client, app, monkeypatch):
+    """The 61st sweep was accepted (202) already failed, when files ran out: sweeps beyond the cap
+    are refused with 409 and nothing made; every pump listed every run once per sweep."""
+    from mnist_monitor.sweeps import driver
+
+    monkeypatch.setattr(driver, "MAX_RUNNING_SWEEPS", 2)
+    busy = client.post("/start_training", json=SLOW).get_json()["run_id"]  # the worker stays busy
+    made = [client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.01, 0.02]}}) for _ in range(2)]
+    assert [m.status_code for m in made] == [202, 202]
+    refused = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.03]}})
+    assert refused.status_code == 409 and "2 sweeps are running" in refused.get_json()["error"]
+    assert len(app.extensions["sweeps"].ids()) == 2
+    store = app.extensions["runs"]
+    looks = []
+    real = store.queued
+    monkeypatch.setattr(store, "queued", lambda: looks.append(1) or real())
+    app.extensions["sweep_driver"].pump_all()
+    assert len(looks) <= 1  # one look at the queue for both sweeps (none: no trial could be asked)
+    assert client.get("/config").get_json()["limits"]["running_sweeps"] == [0, 16]
+    client.post(f"/runs/{busy}/stop", json={})
