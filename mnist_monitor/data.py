@@ -1,10 +1,12 @@
 """MNIST from IDX files into tensors: read once, normalized once, split once."""
 from __future__ import annotations
 
+import fcntl
 import gzip
 import logging
 import os
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+DOWNLOAD_LOCK = ".mnist-download.lock"  # in the data folder: held by the one process that downloads
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -71,12 +74,8 @@ def ensure_mnist(data_dir: str | os.PathLike, download: bool = True) -> dict[str
     where = raw_dir(data_dir)
     missing = ", ".join(FILES[k] for k, p in paths.items() if p is None)
     if download:
-        log.info("MNIST not found in %s; downloading it there with torchvision", where)
         try:
-            from torchvision.datasets import MNIST
-
-            for train in (True, False):
-                MNIST(root=str(data_dir), train=train, download=True)
+            download_mnist(data_dir)
         except Exception as exc:  # network errors come in many types
             raise DataError(
                 f"MNIST is missing from {where} ({missing}) and downloading it failed: {exc}. "
@@ -86,6 +85,30 @@ def ensure_mnist(data_dir: str | os.PathLike, download: bool = True) -> dict[str
             ) from exc
         return ensure_mnist(data_dir, download=False)
     raise DataError(f"MNIST is missing from {where}: {missing}")
+
+
+def download_mnist(data_dir: str | os.PathLike) -> None:
+    """Download MNIST into ``data_dir`` with torchvision, one process at a time (several workers
+    starting on a fresh install would each download it into the same folder): the first takes the
+    folder's download lock, the others wait and then find the files. The files are downloaded into
+    a temporary folder beside them and moved in whole, so no reader sees half a file."""
+    from torchvision.datasets import MNIST
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    # opened for writing: an exclusive lock on a network file system needs a file open for writing
+    with open(Path(data_dir) / DOWNLOAD_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(_find(data_dir, stem) for stem in FILES.values()):
+            return  # another process downloaded it while this one waited
+        log.info("MNIST not found in %s; downloading it there with torchvision", raw_dir(data_dir))
+        with tempfile.TemporaryDirectory(dir=data_dir, prefix=".mnist-download-") as tmp:
+            for train in (True, False):
+                MNIST(root=tmp, train=train, download=True)
+            raw_dir(data_dir).mkdir(parents=True, exist_ok=True)
+            for stem in FILES.values():
+                found = _find(tmp, stem)
+                if found is not None:
+                    os.replace(found, raw_dir(data_dir) / found.name)
 
 
 @dataclass(frozen=True)

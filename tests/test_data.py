@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from mnist_monitor import data
 from helpers import make_mnist_dir, synthetic_digits, write_idx
-from mnist_monitor.data import DataError, MEAN, STD, load_mnist, read_idx
+from mnist_monitor import data
+from mnist_monitor.data import MEAN, STD, DataError, load_mnist, read_idx
 
 
 def test_read_idx_round_trips_plain_and_gzipped(tmp_path):
@@ -73,3 +75,48 @@ def test_real_mnist_has_the_official_sizes(mnist_dir):
     assert (d.train_x.shape[0], d.val_x.shape[0], d.test_x.shape[0]) == (55_000, 5_000, 10_000)
     assert d.train_x.mean().abs().item() < 0.02  # normalized with the training-set statistics
     assert data.VALIDATION_SIZE == 5_000
+
+
+def test_workers_on_a_fresh_install_download_mnist_once_and_whole(tmp_path, monkeypatch):
+    """Several workers starting on a fresh install each downloaded MNIST into the same folder; now
+    one downloads (into a folder beside it, moved in whole) and the others find its files."""
+    import threading
+    import time
+
+    import torchvision.datasets
+
+    from mnist_monitor.data import ensure_mnist
+
+    source = make_mnist_dir(tmp_path / "source")
+    downloads = []
+
+    class SlowMNIST:  # torchvision's MNIST, downloading from the tiny source set, slowly
+        def __init__(self, root, train, download):
+            downloads.append(train)
+            raw = Path(root) / "MNIST" / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            for name in (["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] if train else
+                         ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]):
+                time.sleep(0.1)
+                (raw / name).write_bytes((source / "MNIST" / "raw" / name).read_bytes())
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", SlowMNIST)
+    target = tmp_path / "data"
+    found, errors = [], []
+
+    def worker():
+        try:
+            found.append(ensure_mnist(target))
+        except Exception as exc:  # noqa: BLE001  (recorded, the assertion below says it)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and downloads == [True, False]  # one download: the training and the test files
+    assert len(found) == 3 and all(paths == found[0] for paths in found)
+    assert sorted(p.name for p in (target / "MNIST" / "raw").iterdir()) == sorted(
+        p.name for p in (source / "MNIST" / "raw").iterdir())
+    assert [p.name for p in target.iterdir() if p.name.startswith(".mnist-download-")] == []  # no leftovers
