@@ -343,3 +343,36 @@ def test_running_sweeps_are_capped_and_one_look_at_the_sweeps_lists_the_queue_on
     assert len(looks) <= 1  # one look at the queue for both sweeps (none: no trial could be asked)
     assert client.get("/config").get_json()["limits"]["running_sweeps"] == [0, 16]
     client.post(f"/runs/{busy}/stop", json={})
+
+
+@pytest.mark.slow
+def test_a_trial_cut_off_in_its_first_epoch_is_trained_again_with_the_same_values(tmp_path, tiny_mnist):
+    """A restart in a trial's first epoch left no checkpoint: resuming it raised and the trial was
+    failed, its grid combination never trained, and the sweep still ended 'finished'."""
+    from server import create_app
+
+    config = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+              "TRAINER_OPTIONS": {"pictures": False, "status_interval": 0.05}}
+    app = create_app(config)
+    client = app.test_client()
+    body = {"base": {**BASE, "epochs": 1, "batch_size": 1}, "grid": {"seed": [1, 2]}}  # 540 steps an epoch
+    sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    first = sweep_when(client, sweep_id, lambda s: s["runs"] and s["runs"][0]["state"] == "running")
+    cut_off = first["runs"][0]["run_id"]
+    app.extensions["sweep_driver"].close()  # a shutdown in the first epoch: no checkpoint yet
+    assert app.extensions["training"].shutdown(60)
+    assert client.get(f"/runs/{cut_off}").get_json()["state"] == "stopped"
+
+    app = create_app(config)
+    client = app.test_client()
+    try:
+        done = sweep_when(client, sweep_id, lambda s: s["state"] != "running", timeout=180)
+        assert done["state"] == "finished"
+        assert [(r["state"], r["values"]) for r in done["runs"]] == [("finished", {"seed": 1}),
+                                                                     ("finished", {"seed": 2})]
+        again = done["runs"][0]["run_id"]
+        assert again != cut_off and client.get(f"/runs/{cut_off}").status_code == 404  # it took the old one's place
+        assert client.get(f"/runs/{again}/config").get_json()["seed"] == 1
+    finally:
+        app.extensions["sweep_driver"].close()
+        app.extensions["training"].shutdown(60)
