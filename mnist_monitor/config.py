@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from mnist_monitor.palette import MODEL_COLORS, MORE_COLORS
-from mnist_monitor.training.optimizers import OPTIMIZER_LABELS, OPTIMIZERS
+from mnist_monitor.training.optimizers import OPTIMIZER_ADVICE, OPTIMIZER_LABELS, OPTIMIZERS
 from model import map_sides
 
 # Limits (documented in the README). They keep every accepted config inside memory and time
@@ -275,6 +275,7 @@ def form_settings() -> dict:
         },
         "choices": {key: list(values) for key, values in CHOICES.items()},
         "labels": {"optimizer": dict(OPTIMIZER_LABELS)},
+        "advice": {"optimizer": dict(OPTIMIZER_ADVICE)},
         "colors": {"models": list(MODEL_COLORS), "more": list(MORE_COLORS)},
         "name_characters": NAME_CHARACTERS,
     }

@@ -102,7 +102,7 @@ function ema(values, weight) {
   });
 }
 
-function seriesColor(runIndex, modelIndex) {
+export function seriesColor(runIndex, modelIndex) {
   // Compare mode: one colour per run and model (the model colours, then more).
   if (curves.runs.length <= 1) return curves.runs[0].colors[modelIndex]; // each model's own
   const offset = curves.runs.slice(0, runIndex).reduce((n, r) => n + r.names.length, 0);

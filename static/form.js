@@ -244,6 +244,8 @@ export function applySettings(settings) {
   state.settings = settings;
   usePalette(settings.colors);
   useLabels(settings.labels);
+  $("optimizer-advice").replaceChildren(...Object.entries(settings.advice.optimizer).flatMap(([name, advice]) => [
+    el("dt", { text: OPTIMIZER_NAMES[name] || name }), el("dd", { text: advice })]));
   $("train_samples").placeholder = `all ${limits().train_samples[1].toLocaleString("en-US")}`;
   for (const key of ["lr_schedule", "precision"]) {
     $(key).replaceChildren(...settings.choices[key].map((value) => el("option", { value, text: CHOICE_NAMES[value] || value })));

@@ -3,6 +3,7 @@
 // below the model's mean for the epoch, so the columns that lag stand out; the numbers are in the cells, for eyes and screen
 // readers alike. With runs compared, the tables stand side by side, each named by its run.
 
+import { seriesColor } from "./chartdata.js";
 import { el } from "./common.js";
 import { state } from "./state.js";
 
@@ -16,11 +17,12 @@ export function heatStripBox(spec) {
     el("div", { id: `chart-${spec.id}`, className: "heat-strips", "data-points": "0" }));
 }
 
-function shownEpochs(rows) {
-  // At most MAX_ROWS rows: every one, or evenly spaced ones with the first and the last.
-  if (rows.length <= MAX_ROWS) return rows;
-  const step = (rows.length - 1) / (MAX_ROWS - 1);
-  return [...new Set(Array.from({ length: MAX_ROWS }, (_, i) => Math.round(i * step)))].map((i) => rows[i]);
+function shownEpochs(epochs) {
+  // The epochs a table has rows for, known when the run starts (its space is kept from then on):
+  // every one, or MAX_ROWS evenly spaced with the first and the last.
+  if (epochs <= MAX_ROWS) return Array.from({ length: epochs }, (_, i) => i + 1);
+  const step = (epochs - 1) / (MAX_ROWS - 1);
+  return [...new Set(Array.from({ length: MAX_ROWS }, (_, i) => 1 + Math.round(i * step)))];
 }
 
 function shade(lag) {
@@ -53,46 +55,49 @@ function cell(value, average, format) {
   return td;
 }
 
-function stripTable(spec, title, color, rows) {
+function stripTable(spec, title, color, rows, epochs) {
   const field = spec.fields[0];
-  const shown = shownEpochs(rows);
-  const last = rows[rows.length - 1][field];
+  const byEpoch = new Map(rows.map((row) => [Math.round(row.epoch), row[field]]));
+  const shown = shownEpochs(Math.max(epochs, ...byEpoch.keys()));
+  const last = rows.length ? rows[rows.length - 1][field] : null;
   const swatch = el("span", { className: "swatch", "aria-hidden": "true" });
   swatch.style.background = color; // through the CSSOM: the page's CSP refuses style attributes
-  const caption = el("caption", {}, swatch, ` ${title}`, el("span", { className: "muted", text: ` · ${weakest(last, spec.digits, spec.columns)}` }));
+  const caption = el("caption", {}, swatch, ` ${title}`,
+    el("span", { className: "muted", text: ` · ${last ? weakest(last, spec.digits, spec.columns) : spec.waiting}` }));
   const head = el("tr", {}, el("th", { scope: "col", text: "epoch" }),
     ...spec.columns.map((name) => el("th", { scope: "col", text: name })));
-  const body = shown.map((row) => {
-    const values = row[field];
+  const body = shown.map((epoch) => {
+    const values = byEpoch.get(epoch) || spec.columns.map(() => null);
     const average = mean(values);
-    return el("tr", {}, el("th", { scope: "row", text: String(Math.round(row.epoch)) }),
-      ...values.map((v) => cell(v, average, spec.digits)));
+    return el("tr", {}, el("th", { scope: "row", text: String(epoch) }), ...values.map((v) => cell(v, average, spec.digits)));
   });
-  const note = shown.length < rows.length ? el("p", { className: "muted", text: `${shown.length} of ${rows.length} epochs shown, evenly spaced` }) : "";
+  const note = shown.length < Math.max(epochs, rows.length)
+    ? el("p", { className: "muted", text: `${shown.length} of ${epochs} epochs shown, evenly spaced` }) : "";
   return el("div", { className: "heat-strip" }, el("table", {}, caption, el("thead", {}, head), el("tbody", {}, ...body)), note);
 }
 
-function missingNote(spec, run, name) {
-  // Why a run's model has no table: nothing yet, or a run made before the kind existed (its other
-  // kinds have rows from later than the strip's would be).
-  const others = run.rows.filter((r) => r.kind !== spec.kind).map((r) => r.epoch);
-  const before = others.length && Math.max(...others) >= 1;
-  return el("p", { className: "muted heat-missing", text: `${name}: ${before ? spec.missing : spec.waiting}` });
+function hasLaterRows(spec, run) {
+  // A run made before the kind existed: it has rows of the other kinds written at the same moment
+  // as this kind's would be (at an epoch end, say: they are appended together).
+  const moment = (name) => (state.settings.metric_kinds.find((k) => k.name === name) || {}).moment;
+  return run.rows.some((r) => r.kind !== spec.kind && moment(r.kind) === moment(spec.kind));
+}
+
+function missingNote(spec, name) {
+  return el("p", { className: "muted heat-missing", text: `${name}: ${spec.missing}` });
 }
 
 export function renderHeatStrip(spec) {
+  // A group of tables per run (its models side by side), in the colours its curves have.
   const box = document.getElementById(`chart-${spec.id}`);
-  const parts = [];
   let points = 0;
-  curves.runs.forEach((run, r) => {
-    run.names.forEach((name, m) => {
-      const title = curves.runs.length > 1 ? `${run.label} · ${name}` : name;
-      const rows = run.rows.filter((row) => row.kind === spec.kind && row.model === m).sort((a, b) => a.epoch - b.epoch);
-      points += rows.length;
-      const color = run.colors[m];
-      parts.push(rows.length ? stripTable(spec, title, color, rows) : missingNote(spec, run, title));
-    });
-  });
-  box.replaceChildren(...(parts.length ? parts : [el("p", { className: "muted chart-empty", text: "no data yet" })]));
+  const groups = curves.runs.map((run, r) => el("div", { className: "heat-run" }, ...run.names.map((name, m) => {
+    const title = curves.runs.length > 1 ? `${run.label} · ${name}` : name;
+    const rows = run.rows.filter((row) => row.kind === spec.kind && row.model === m).sort((a, b) => a.epoch - b.epoch);
+    points += rows.length;
+    if (!rows.length && hasLaterRows(spec, run)) return missingNote(spec, title);
+    return stripTable(spec, title, seriesColor(r, m), rows, run.epochs || 1);
+  })));
+  box.replaceChildren(...(groups.length ? groups : [el("p", { className: "muted chart-empty", text: "no data yet" })]));
   box.dataset.points = String(points);
 }

@@ -3,7 +3,7 @@
 
 import { $, el, fmt, fmtSeconds, modelColor } from "./common.js";
 import { setCurveRuns } from "./chartdata.js";
-import { scheduleName } from "./names.js";
+import { optimizerName, scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
 import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
 import { state } from "./state.js";
@@ -33,7 +33,7 @@ const RUN_COLUMNS = [
   { key: "final", label: "Final test %", value: (r) => Math.max(-1, ...r.models.map((m) => m.final_test_accuracy ?? -1)), text: (r) => perModel(r, (m) => (m.final_test_accuracy === null ? null : m.final_test_accuracy.toFixed(2))) },
   { key: "duration", label: "Duration", value: (r) => r.duration_seconds ?? -1, text: (r) => fmtSeconds(r.duration_seconds) },
   { key: "models", label: "Models", value: (r) => r.models.map((m) => m.name).join(), text: (r) => r.models.map((m) => `${m.name} [${m.kernels.join(",")}]`).join("; ") },
-  { key: "optimizer", label: "Optimizer", value: (r) => perModel(r, (m) => m.optimizer), text: (r) => perModel(r, (m) => m.optimizer) },
+  { key: "optimizer", label: "Optimizer", value: (r) => perModel(r, (m) => m.optimizer), text: (r) => perModel(r, (m) => optimizerName(m.optimizer)) },
   { key: "lr", label: "Learning rate", value: (r) => Math.max(...r.models.map((m) => m.learning_rate)), text: (r) => perModel(r, (m) => Number(m.learning_rate.toPrecision(4))) },
   { key: "batch", label: "Batch", value: (r) => Math.max(...r.models.map((m) => m.batch_size)), text: (r) => perModel(r, (m) => m.batch_size) },
   { key: "epochs", label: "Epochs", value: (r) => r.settings.epochs, text: (r) => String(r.settings.epochs ?? "–") },
@@ -265,7 +265,7 @@ function bestRun(runs) {
 
 const COMPARE_ROWS = [
   ["Models", (r) => r.models.map((m) => `${m.name} [${m.kernels.join(",")}]`).join("; ")],
-  ["Optimizer", (r) => perModel(r, (m) => m.optimizer)],
+  ["Optimizer", (r) => perModel(r, (m) => optimizerName(m.optimizer))],
   ["Learning rate", (r) => perModel(r, (m) => Number(m.learning_rate.toPrecision(4)))],
   ["Batch size", (r) => perModel(r, (m) => m.batch_size)],
   ["LR schedule", (r) => scheduleName(r.settings.lr_schedule)],

@@ -6,6 +6,10 @@ export const OPTIMIZER_NAMES = {}; // the optimizers' labels, as GET /config giv
 export function useLabels(labels) {
   Object.assign(OPTIMIZER_NAMES, labels.optimizer);
 }
+
+export function optimizerName(value) {
+  return OPTIMIZER_NAMES[value] || value || "–";
+}
 export const SCHEDULE_NAMES = { onecycle: "one-cycle", constant: "constant", none: "constant" }; // none: the old word, in runs from before
 export const CHOICE_NAMES = { ...SCHEDULE_NAMES, auto: "auto", fp32: "fp32", bf16: "bf16" };
 

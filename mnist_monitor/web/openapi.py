@@ -177,6 +177,7 @@ def _settings_schema() -> dict:
         "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
         | {"name_characters": {"type": "string"},
            "labels": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
+           "advice": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "colors": _object({"models": COLOR_LIST, "more": COLOR_LIST}),
            "metric_kinds": {"type": "array", "description": "the metric kinds a run records: fields with units, "
                             "when each is produced, its charts", "items": _object({

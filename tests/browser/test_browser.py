@@ -373,6 +373,8 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
     expect(strips).to_have_count(2)
     expect(strips.nth(0).locator("caption")).to_contain_text("lr 0.01 · lr 0.01")
     expect(strips.nth(1).locator("caption")).to_contain_text("lr 0.003 · lr 0.003")
+    swatches = [strips.nth(i).locator(".swatch").evaluate("e => e.style.background") for i in range(2)]
+    assert swatches == [BLUE, ORANGE]  # each table in its line's colour (both runs' Model 1 was blue)
     # re-run with the settings of the first run
     page.locator(f"#runs-rows tr[data-run-id='{ids[0]}'] button", has_text="re-run").click()
     row = page.locator("#model-rows tr")
@@ -423,6 +425,8 @@ def test_per_digit_accuracy_shows_which_digits_lag_and_old_runs_say_they_have_no
     for width, height in ((1280, 900), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.goto(f"{server.url}/?run={body['run_id']}")
+        expect(page.locator("#optimizer-advice dt")).to_have_text(  # what each optimizer does, in the form
+            ["Adam", "AdamW (weight decay 0.01)", "SGD (Nesterov momentum 0.9)", "RMSprop (no momentum)"])
         strips = page.locator("#chart-classes .heat-strip")
         expect(strips).to_have_count(2, timeout=POLL_WAIT_MS)
         expect(strips.nth(1).locator("caption")).to_contain_text("small")

@@ -19,6 +19,7 @@ def test_the_choices_are_the_registry_and_each_builds_its_own_class():
     assert OPTIMIZERS == tuple(REGISTRY) == tuple(CLASSES)  # adding a name without a factory is impossible
     assert form_settings()["choices"]["optimizer"] == list(OPTIMIZERS)
     assert set(form_settings()["labels"]["optimizer"]) == set(OPTIMIZERS)
+    assert set(form_settings()["advice"]["optimizer"]) == set(OPTIMIZERS)  # the form says what each one does
     for name, cls in CLASSES.items():
         optimizer = make_optimizer(name, [torch.nn.Parameter(torch.zeros(2))], 0.01)
         assert type(optimizer) is cls, name  # never a silent fallback to another optimizer
