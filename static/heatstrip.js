@@ -8,7 +8,8 @@ import { el } from "./common.js";
 import { state } from "./state.js";
 
 const curves = state.curves; // the rows of the shown runs (fetched with the curves)
-const MAX_ROWS = 12; // epochs shown per table; a longer run shows evenly spaced ones, first and last kept
+const MAX_ROWS = 6; // epochs shown per table (style.css keeps room for them, so a table never grows and
+// nothing below it moves); a longer run shows evenly spaced ones, the first and the last kept
 const LAG_FULL = 10; // points below the epoch's mean at which a cell is at its strongest shade
 
 export function heatStripBox(spec) {
@@ -84,7 +85,7 @@ function hasLaterRows(spec, run) {
 }
 
 function missingNote(spec, name) {
-  return el("p", { className: "muted heat-missing", text: `${name}: ${spec.missing}` });
+  return el("div", { className: "heat-strip" }, el("p", { className: "muted heat-missing", text: `${name}: ${spec.missing}` }));
 }
 
 export function renderHeatStrip(spec) {

@@ -64,12 +64,6 @@ class TrainingManager:
         return self._closing
 
     # ---------------------------------------------------------------- starting
-    def check_device(self, config: TrainConfig) -> None:
-        """ConfigError (naming "device") if this server cannot train on the device ``config`` asks
-        for; a Ray task finds its own device, so with a pool nothing is checked here."""
-        if self.pool is None:
-            select_device(config.device)
-
     def start(self, config: TrainConfig, queue: bool = False, facts: dict | None = None) -> tuple[str, str]:
         """Start a run now (a slot is free), or with ``queue`` put it in line; (run id, 'starting'
         or 'queued'). An unavailable device is refused before anything is written. ``facts``: the
@@ -248,6 +242,13 @@ def refuse_unless_room(active: list[str], waiting: int, queue: bool, busy: bool)
     if waiting >= MAX_QUEUED:
         raise Refused(f"the queue is full ({MAX_QUEUED} runs wait already): cancel some, or queue this one when "
                       "they have started")
+
+
+def check_device(config: TrainConfig, pool) -> None:
+    """ConfigError (naming "device") if this server cannot train on the device ``config`` asks for;
+    a Ray task (``pool``) finds its own device, so then nothing is checked here."""
+    if pool is None:
+        select_device(config.device)
 
 
 def enqueue(run: Run, config: TrainConfig) -> None:

@@ -14,7 +14,7 @@ import threading
 from mnist_monitor.config import MAX_MODELS, ConfigError, parse_train_config
 from mnist_monitor.runstore import (ACTIVE_STATES, PRUNED_STATE, QUEUED_STATE, RESUMABLE_STATES, RecordError, Run,
                                     RunStore)
-from mnist_monitor.scheduling.manager import MAX_QUEUED, Refused, TrainingManager, UnknownRun
+from mnist_monitor.scheduling.manager import MAX_QUEUED, Refused, TrainingManager, UnknownRun, check_device
 from mnist_monitor.sweeps.folder import Sweep, SweepError, SweepStore
 from mnist_monitor.sweeps.spec import SweepSpec
 from mnist_monitor.training.checkpoints import ResumeError
@@ -113,7 +113,7 @@ class SweepDriver:
                 raise Refused(f"{running} sweeps are running, the most this server drives at once: stop one, "
                               "or start this one when one has ended")
             try:  # what a trial's start would refuse is refused before the sweep exists
-                self.manager.check_device(spec.config_for({}))
+                check_device(spec.config_for({}), self.manager.pool)
             except ConfigError as exc:
                 raise ConfigError(f"base.{exc.field}", exc.problem) from None
             sweep = self.sweeps.create(spec)
@@ -231,55 +231,55 @@ class SweepDriver:
         elif self.manager.closing:
             return True  # stopped by the shutdown: resumed by the next driver
         elif (run_id in (held.to_resume or ()) or snap.state == "interrupted") and not stopping:
-            return self._resume(held, trial, run_id)  # cut off by the machinery: not a result
+            return resume_trial(self.manager, held, trial, run_id)  # cut off by the machinery: not a result
         else:  # failed (a NaN loss), stopped by the user, interrupted, broken: a result of the sweep
             reason = (snap.status.error if snap.status else snap.problem) or snap.state
             fail_trial(held, trial, f"{snap.state}: {reason}" if reason != snap.state else snap.state)
         log.info("sweep %s: trial %d (run %s) %s", held.sweep.sweep_id, trial.number, run_id, snap.state)
         return False
 
-    def _resume(self, held: Held, trial, run_id: str) -> bool:
-        """A trial cut off by the machinery (a restart, a lost worker or node) goes on from its
-        checkpoints, or is trained again with the same values when it has none; a trial cut off
-        more than MAX_CUT_OFFS times is failed (something kills it every time)."""
-        if self.manager.slots.full:
-            return True  # waits for a free worker
-        (held.to_resume or set()).discard(run_id)
-        cut_offs = trial.user_attrs.get("cut_offs", 0) + 1
-        if cut_offs > MAX_CUT_OFFS:
-            fail_trial(held, trial, f"cut off {cut_offs - 1} times: not tried again")
-            return False
-        set_attr(held, trial, "cut_offs", cut_offs)
-        run = self.store.run(run_id)
-        if run is not None and not any(run.checkpoint(i, "latest") for i in range(MAX_MODELS)):
-            return self._start_again(held, trial, run, cut_offs)
-        try:
-            self.manager.resume(run_id)
-            log.info("sweep %s: trial %d resumed (run %s)", held.sweep.sweep_id, trial.number, run_id)
-            return True
-        except (Refused, ResumeError, ConfigError, UnknownRun) as exc:
-            fail_trial(held, trial, f"cut off and could not be resumed: {exc}")
-            return False
-
-    def _start_again(self, held: Held, trial, run: Run, cut_offs: int) -> bool:
-        """A trial cut off before its first epoch ended (nothing to resume from): a new run with the
-        same settings and values takes its place in the trial, and the cut-off one goes."""
-        try:
-            config = parse_train_config(run.config())
-            new_id, _ = self.manager.start(config, queue=True, facts={"sweep": run.facts()["sweep"]})
-        except (Refused, OSError) as exc:  # the queue is full or the server closing: tried at a later look
-            log.warning("sweep %s: trial %d not started again yet: %s", held.sweep.sweep_id, trial.number, exc)
-            set_attr(held, trial, "cut_offs", cut_offs - 1)
-            return True
-        except (RecordError, ConfigError, KeyError) as exc:
-            fail_trial(held, trial, f"cut off before its first epoch ended, and its settings cannot be read: {exc}")
-            return False
-        set_attr(held, trial, "run_id", new_id)
-        with contextlib.suppress(Refused, UnknownRun, OSError):
-            self.manager.delete(run.run_id)
-        log.info("sweep %s: trial %d cut off before its first checkpoint: started again as run %s",
-                 held.sweep.sweep_id, trial.number, new_id)
+def resume_trial(manager: TrainingManager, held: Held, trial, run_id: str) -> bool:
+    """A trial cut off by the machinery (a restart, a lost worker or node) goes on from its
+    checkpoints, or is trained again with the same values when it has none; a trial cut off
+    more than MAX_CUT_OFFS times is failed (something kills it every time)."""
+    if manager.slots.full:
+        return True  # waits for a free worker
+    (held.to_resume or set()).discard(run_id)
+    cut_offs = trial.user_attrs.get("cut_offs", 0) + 1
+    if cut_offs > MAX_CUT_OFFS:
+        fail_trial(held, trial, f"cut off {cut_offs - 1} times: not tried again")
+        return False
+    set_attr(held, trial, "cut_offs", cut_offs)
+    run = manager.store.run(run_id)
+    if run is not None and not any(run.checkpoint(i, "latest") for i in range(MAX_MODELS)):
+        return start_trial_again(manager, held, trial, run, cut_offs)
+    try:
+        manager.resume(run_id)
+        log.info("sweep %s: trial %d resumed (run %s)", held.sweep.sweep_id, trial.number, run_id)
         return True
+    except (Refused, ResumeError, ConfigError, UnknownRun) as exc:
+        fail_trial(held, trial, f"cut off and could not be resumed: {exc}")
+        return False
+
+def start_trial_again(manager: TrainingManager, held: Held, trial, run: Run, cut_offs: int) -> bool:
+    """A trial cut off before its first epoch ended (nothing to resume from): a new run with the
+    same settings and values takes its place in the trial, and the cut-off one goes."""
+    try:
+        config = parse_train_config(run.config())
+        new_id, _ = manager.start(config, queue=True, facts={"sweep": run.facts()["sweep"]})
+    except (Refused, OSError) as exc:  # the queue is full or the server closing: tried at a later look
+        log.warning("sweep %s: trial %d not started again yet: %s", held.sweep.sweep_id, trial.number, exc)
+        set_attr(held, trial, "cut_offs", cut_offs - 1)
+        return True
+    except (RecordError, ConfigError, KeyError) as exc:
+        fail_trial(held, trial, f"cut off before its first epoch ended, and its settings cannot be read: {exc}")
+        return False
+    set_attr(held, trial, "run_id", new_id)
+    with contextlib.suppress(Refused, UnknownRun, OSError):
+        manager.delete(run.run_id)
+    log.info("sweep %s: trial %d cut off before its first checkpoint: started again as run %s",
+             held.sweep.sweep_id, trial.number, new_id)
+    return True
 
 
 def ask_trial(held: Held, manager: TrainingManager, room: QueueRoom) -> bool:
