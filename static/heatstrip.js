@@ -1,7 +1,8 @@
 // A "heat_strip" chart: for each shown run and model, a table of a list field (epochs down, the
 // spec's columns across: digits 0-9 for per-digit accuracy), each cell shaded by how far it is
-// below the model's mean for the epoch, so the columns that lag stand out; the numbers are in the cells, for eyes and screen
-// readers alike. With runs compared, the tables stand side by side, each named by its run.
+// below the model's mean for the epoch, so the columns that lag stand out; the numbers are in the
+// cells, for eyes and screen readers alike. With runs compared, each run's tables stand together,
+// named by the run, in the colours of its curves.
 
 import { seriesColor } from "./chartdata.js";
 import { el } from "./common.js";
@@ -80,8 +81,8 @@ function stripTable(spec, title, color, rows, epochs) {
 function hasLaterRows(spec, run) {
   // A run made before the kind existed: it has rows of the other kinds written at the same moment
   // as this kind's would be (at an epoch end, say: they are appended together).
-  const moment = (name) => (state.settings.metric_kinds.find((k) => k.name === name) || {}).moment;
-  return run.rows.some((r) => r.kind !== spec.kind && moment(r.kind) === moment(spec.kind));
+  const moments = Object.fromEntries(state.settings.metric_kinds.map((k) => [k.name, k.moment]));
+  return run.rows.some((r) => r.kind !== spec.kind && moments[r.kind] === moments[spec.kind]);
 }
 
 function missingNote(spec, name) {
