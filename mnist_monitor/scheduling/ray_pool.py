@@ -71,6 +71,21 @@ def probe_task(marker: str, data_dir: str) -> dict:
     return {"host": socket.gethostname(), "runs": Path(marker).is_file(), "data": Path(data_dir).is_dir()}
 
 
+def check_fits_a_node(nodes: list[dict], gpus_per_run: float) -> None:
+    """ClusterError if no single alive node has the GPUs one run asks for: a run is one task on one
+    node, so Ray could never place it (it would wait 'starting' forever, and the queue behind it),
+    however many GPUs the cluster has in all."""
+    if not gpus_per_run:
+        return
+    alive = [n for n in nodes if n.get("Alive")]
+    largest = max(alive, key=lambda n: n.get("Resources", {}).get("GPU", 0), default=None)
+    most = largest.get("Resources", {}).get("GPU", 0) if largest else 0
+    if gpus_per_run > most:
+        where = f" (node {largest.get('NodeManagerAddress') or largest.get('NodeID')})" if largest else ""
+        raise ClusterError(f"--gpus-per-run {gpus_per_run:g}: no node has that many; the largest has {most:g} "
+                           f"GPU(s){where}, and a run trains on one node")
+
+
 class RayPool:
     """A connection to Ray that trains runs as tasks; ``capacity`` runs at once."""
 
@@ -98,6 +113,11 @@ class RayPool:
         if gpus_per_run and not gpus:
             log.warning("--gpus-per-run %g: Ray reports no GPU, so runs train on CPUs", gpus_per_run)
             gpus_per_run = 0.0
+        try:
+            check_fits_a_node(self.ray.nodes(), gpus_per_run)
+        except ClusterError:
+            self.shutdown()  # a local instance started here goes with the refusal
+            raise
         fit = int(gpus // gpus_per_run) if gpus_per_run else cpus  # runs Ray can place at once
         if workers is None:  # a cluster: as many runs as it has GPUs (or shares of one) for, else one a CPU
             workers = fit

@@ -55,3 +55,39 @@ def test_a_run_ray_does_not_take_is_503_and_leaves_nothing_behind(tmp_path, tiny
     (app.extensions["runs"].run(queued).path / "config.json").write_text('{"models": [{"kernels": [2, 2, 2, 2]}]}')
     assert app.extensions["training"].start_next() == []
     assert client.get(f"/runs/{queued}").get_json()["state"] == "queued"  # it waits for Ray to be back
+
+
+class FakeRay:
+    """Ray as a cluster of two nodes with one GPU each answers it (two GPUs in all)."""
+
+    def __init__(self):
+        self.shut = False
+
+    def is_initialized(self):
+        return True  # the test's own instance: used as it is, not started here
+
+    def cluster_resources(self):
+        return {"CPU": 8, "GPU": 2}
+
+    def nodes(self):
+        return [{"Alive": True, "NodeID": f"node-{i}", "NodeManagerAddress": f"gpu-node-{i}",
+                 "Resources": {"CPU": 4, "GPU": 1}} for i in range(2)] + [
+            {"Alive": False, "NodeID": "gone", "Resources": {"GPU": 8}}]  # a dead node counts for nothing
+
+    def remote(self, **options):
+        return lambda fn: fn
+
+    def shutdown(self):
+        self.shut = True
+
+
+def test_a_gpu_share_no_single_node_can_hold_is_refused_naming_the_largest_node(monkeypatch):
+    """--gpus-per-run 2 on two one-GPU nodes passed the check against the cluster's total: every run
+    was a task Ray could never place, 'starting' forever, the queue stuck behind it."""
+    from mnist_monitor.scheduling import ray_pool
+
+    monkeypatch.setattr(ray_pool, "import_ray", FakeRay)
+    with pytest.raises(ClusterError, match=r"--gpus-per-run 2: no node has that many; the largest has 1 GPU"):
+        ray_pool.RayPool(address="ray-head:6379", gpus_per_run=2)
+    assert ray_pool.RayPool(address="ray-head:6379", gpus_per_run=1).capacity == 2  # one run per node fits
+    assert ray_pool.RayPool(address="ray-head:6379", gpus_per_run=0.5).capacity == 4
