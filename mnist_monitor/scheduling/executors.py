@@ -97,11 +97,14 @@ class RaySlot:
         return self.taken.is_set()
 
     def _watch(self) -> None:
-        self.error = self.pool.wait(self.ref)
+        error, status = self.pool.wait(self.ref)
         if self._hold is not None:
             self._hold.stop()
-        if self.error:
-            log.error("run %s: the Ray task failed: %s", self.run_id, self.error)
+        if error:
+            log.error("run %s: the Ray task failed: %s", self.run_id, error)
+        elif isinstance(status, dict) and status.get("state") == "failed":
+            error = status.get("error") or "its trainer failed"  # before its claim, only the task knows why
+        self.error = error
         self.finished.set()
         self.on_end(self)
 
@@ -250,7 +253,7 @@ class Slots:
             slot.run.write_status(dataclasses.replace(status, state="stopped", updated_at=now, finished_at=now,
                                                       error="stopped before a worker began to train it"))
         else:
-            end_unstarted(slot.run, f"no Ray worker could train it: {slot.error}")
+            end_unstarted(slot.run, f"it never began on Ray: {slot.error}")
 
     def _clean_up(self, run_id: str) -> None:
         try:  # while the run still counts as active, so nothing starts in a folder being removed

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,19 @@ def train_task(run_path: str, data_dir: str, resume: bool, options: dict) -> dic
 
 
 def probe_task(marker: str, data_dir: str) -> dict:
-    """On one node: can it see the runs folder (the marker the server wrote) and the MNIST folder?"""
-    return {"host": socket.gethostname(), "runs": Path(marker).is_file(), "data": Path(data_dir).is_dir()}
+    """On one node: can it see the runs folder (the marker the server wrote) and the MNIST folder,
+    and write into both (a trainer writes its run folder; MNIST is downloaded where it is missing)?"""
+    return {"host": socket.gethostname(), "runs": Path(marker).is_file(), "data": Path(data_dir).is_dir(),
+            "runs_writable": can_write(Path(marker).parent), "data_writable": can_write(Path(data_dir))}
+
+
+def can_write(folder: Path) -> bool:
+    """Whether a file can be made (and removed) in ``folder``: tried, not read off its mode bits."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ray-write-check-"):
+            return True
+    except OSError:
+        return False
 
 
 def check_fits_a_node(nodes: list[dict], gpus_per_run: float) -> None:
@@ -137,14 +149,13 @@ class RayPool:
         return self._train.options(num_cpus=self.placement.threads, num_gpus=self.placement.gpus).remote(
             str(run_path), str(data_dir), resume, options)
 
-    def wait(self, ref) -> str | None:
-        """Block until the task ends; None if it returned, else what Ray reported (a worker process
-        killed, a node gone, the task cancelled)."""
+    def wait(self, ref) -> tuple[str | None, dict | None]:
+        """Block until the task ends: (None, the trainer's final status) if it returned, else (what
+        Ray reported: a worker process killed, a node gone, the task cancelled; None)."""
         try:
-            self.ray.get(ref)
-            return None
+            return None, self.ray.get(ref)
         except Exception as exc:  # Ray's own errors: WorkerCrashedError, NodeDiedError, TaskCancelledError...
-            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", None
 
     def check_shared_storage(self, runs_dir: Path, data_dir: str) -> None:
         """ClusterError unless every alive node sees the runs folder and the MNIST folder at the
@@ -169,6 +180,10 @@ class RayPool:
         if no_data:
             raise ClusterError(f"Ray node(s) {', '.join(no_data)} have no MNIST folder at {data_dir}: put it at "
                                "the same path on every node (shared storage)")
+        for key, folder in (("runs_writable", runs_dir), ("data_writable", data_dir)):
+            if read_only := [a["host"] for a in answers if not a[key]]:
+                raise ClusterError(f"Ray node(s) {', '.join(read_only)} cannot write into {folder}: its trainers "
+                                   "write there, so it must be writable on every node")
 
     def cancel(self, ref) -> None:
         try:

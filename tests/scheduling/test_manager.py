@@ -9,8 +9,8 @@ import time
 import pytest
 
 import mnist_monitor.runstore.files
-from mnist_monitor.runstore import RunStore
 from helpers import QUICK, SLOW, start_run, wait_for, wait_run_end
+from mnist_monitor.runstore import RunStore
 
 
 def queue_run(client, body) -> str:
@@ -381,3 +381,60 @@ def test_two_processes_sharing_a_runs_folder_never_start_the_same_queued_run(tmp
     finally:
         for m in managers:
             m.shutdown(10)
+
+
+def test_a_ray_trainer_that_fails_before_its_claim_ends_the_run_failed_with_its_message(tmp_path):
+    """A trainer on Ray that could not claim its run (its folder not writable on that node) ended its
+    task normally with a 'failed' status it could not write: the run read 'interrupted, stopped
+    getting heartbeats', the real error only in Ray's worker log."""
+    import threading
+    import types
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.scheduling import ray_pool
+    from mnist_monitor.scheduling.executors import Slots
+
+    message = "could not write runs/x/claim.json: Read-only file system"
+    pool = ray_pool.RayPool.__new__(ray_pool.RayPool)  # Ray itself faked: its task returns the trainer's status
+    pool.ray = types.SimpleNamespace(get=lambda ref: {"state": "failed", "error": message},
+                                     cancel=lambda ref, force: None)
+    pool._train = types.SimpleNamespace(options=lambda **o: types.SimpleNamespace(remote=lambda *a: "task-ref"))
+    pool.placement, pool.capacity = ray_pool.Placement(threads=1, gpus=0), 1
+    freed = threading.Event()
+    store = RunStore(tmp_path / "runs")
+    slots = Slots(store, tmp_path, {}, pool, on_free=freed.set, trainer_class=None)
+    run = store.create()
+    slots.launch(run, parse_train_config(QUICK))
+    assert freed.wait(10)
+    status = run.status()
+    assert status.state == "failed" and message in status.error
+
+
+def test_the_storage_probe_finds_a_node_that_cannot_write_the_runs_folder(tmp_path):
+    import os
+    import types
+
+    from mnist_monitor.scheduling import ray_pool
+
+    (tmp_path / "data").mkdir()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    pool = ray_pool.RayPool.__new__(ray_pool.RayPool)
+
+    def probe_as(host, writable):
+        def remote(marker, data_dir):
+            answer = ray_pool.probe_task(marker, data_dir)
+            return dict(answer, host=host, runs_writable=answer["runs_writable"] and writable)
+        return remote
+
+    tasks = [probe_as("node-a", True), probe_as("node-b", False)]  # node-b mounts the runs folder read-only
+    fake = types.SimpleNamespace(
+        nodes=lambda: [{"Alive": True, "NodeID": f"{i:056x}"} for i in range(2)],
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(options=lambda **o: types.SimpleNamespace(
+            remote=lambda *a: tasks.pop(0)(*a))),
+        get=lambda refs, timeout: refs)
+    pool.ray = fake
+    with pytest.raises(ray_pool.ClusterError, match="node-b cannot write into"):
+        pool.check_shared_storage(runs, str(tmp_path / "data"))
+    assert os.listdir(runs) == []  # the marker and the write checks leave nothing behind
+    assert ray_pool.can_write(runs) and not ray_pool.can_write(tmp_path / "missing")
