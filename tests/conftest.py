@@ -155,3 +155,29 @@ def page(browser):
     yield page
     context.close()
 
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A run some test left training is stopped and waited for before the interpreter exits: a
+    thread still inside torch then is ended by the interpreter's teardown, and with Ray loaded (its
+    terminate handler) that aborts the whole process after every test has passed."""
+    import gc
+    import threading
+    import time
+
+    from mnist_monitor.training.trainer import Trainer
+
+    def trains(thread) -> bool:
+        target = getattr(thread, "_target", None)
+        return isinstance(getattr(target, "__self__", None), Trainer) or any(
+            isinstance(arg, Trainer) for arg in getattr(thread, "_args", ()))
+
+    left = [t for t in threading.enumerate() if t.is_alive() and trains(t)]
+    if not left:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, Trainer):
+            obj.stop_event.set()
+    deadline = time.monotonic() + 60
+    for thread in left:
+        thread.join(max(0.0, deadline - time.monotonic()))
