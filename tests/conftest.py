@@ -164,6 +164,7 @@ def pytest_sessionfinish(session, exitstatus):
     import gc
     import threading
     import time
+    import warnings
 
     from mnist_monitor.training.trainer import Trainer
 
@@ -175,9 +176,11 @@ def pytest_sessionfinish(session, exitstatus):
     left = [t for t in threading.enumerate() if t.is_alive() and trains(t)]
     if not left:
         return
-    for obj in gc.get_objects():
-        if isinstance(obj, Trainer):
-            obj.stop_event.set()
+    with warnings.catch_warnings():  # isinstance on some of torch's deprecated objects warns
+        warnings.simplefilter("ignore")
+        for obj in gc.get_objects():
+            if isinstance(obj, Trainer):
+                obj.stop_event.set()
     deadline = time.monotonic() + 60
     for thread in left:
         thread.join(max(0.0, deadline - time.monotonic()))
