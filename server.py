@@ -204,6 +204,7 @@ def main(argv=None) -> int:
         waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor",
                        max_request_body_size=MAX_REQUEST_BYTES)  # refused as soon as the length is known
     finally:
+        app.extensions["sweep_driver"].close()  # no trial is asked for or started past this point
         if pool is not None:
             pool.shutdown()  # a local instance goes with its worker processes
     return 0

@@ -3,6 +3,7 @@ server process, Chromium; and which tests are slow. The helpers they use are in 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,18 +79,52 @@ def mnist_sample(mnist_dir, tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def app(request, tmp_path, tiny_mnist):
-    """The app on a runs folder of its own and tiny MNIST. Its runs draw no pictures (the renderer
-    process takes most of a tiny run's time) unless the test is marked ``pictures``."""
-    from server import create_app
+# Threads an app starts: its sweep driver, and one a run (in this process or watching a Ray task).
+APP_THREADS = ("sweeps", "training-worker", "ray-")
 
-    pictures = request.node.get_closest_marker("pictures") is not None
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
-                      "TRAINER_OPTIONS": {"status_interval": 0.05, "pictures": pictures}})
-    yield app
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    """A test ends what its apps started. A sweep driver left behind goes on reading and starting
+    runs for the rest of the session, and a test that counts reads then counts its reads too."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in set(threading.enumerate()) - before if t.name.startswith(APP_THREADS)]
+    for thread in left:
+        thread.join(10)  # a run that has just ended is still writing its last files
+    alive = sorted(t.name for t in left if t.is_alive())
+    assert not alive, f"the test left these threads running: {alive} (close its apps: the make_app fixture)"
+
+
+def close_app(app) -> None:
     app.extensions["sweep_driver"].close()  # first: runs a shutdown stops are not a sweep's results
     assert app.extensions["training"].shutdown(60)  # the active run stops (a run just ending: no race)
+
+
+@pytest.fixture
+def make_app():
+    """``create_app`` for a test that builds its own apps (a restart, a Ray pool, a token); each one
+    is closed when the test ends, as the server does on exit."""
+    from server import create_app
+
+    apps = []
+
+    def make(config: dict):
+        apps.append(create_app(config))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        close_app(app)
+
+
+@pytest.fixture
+def app(request, tmp_path, tiny_mnist, make_app):
+    """The app on a runs folder of its own and tiny MNIST. Its runs draw no pictures (the renderer
+    process takes most of a tiny run's time) unless the test is marked ``pictures``."""
+    pictures = request.node.get_closest_marker("pictures") is not None
+    return make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+                     "TRAINER_OPTIONS": {"status_interval": 0.05, "pictures": pictures}})
 
 
 @pytest.fixture
@@ -109,7 +144,7 @@ def trained(tmp_path_factory):
     run_id = start_run(client)
     assert wait_run_end(client)["state"] == "finished"
     yield client, run_id
-    app.extensions["training"].shutdown(60)
+    close_app(app)
 
 
 @pytest.fixture

@@ -28,19 +28,17 @@ def local_ray():
     ray.shutdown()
 
 
-def make_app(tmp_path, pool):
-    from server import create_app
-
-    return create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(make_mnist_dir(tmp_path / "mnist")),
-                       "TESTING": True, "RAY_POOL": pool,
-                       "TRAINER_OPTIONS": {"status_interval": 0.1, "pictures": False}})
+def ray_app(make_app, tmp_path, pool):
+    return make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(make_mnist_dir(tmp_path / "mnist")),
+                     "TESTING": True, "RAY_POOL": pool,
+                     "TRAINER_OPTIONS": {"status_interval": 0.1, "pictures": False}})
 
 
 @pytest.fixture
-def two_workers(local_ray, tmp_path):
+def two_workers(local_ray, tmp_path, make_app):
     from mnist_monitor.scheduling.ray_pool import RayPool
 
-    app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=0.0))
+    app = ray_app(make_app, tmp_path, RayPool(workers=2, gpus_per_run=0.0))
     yield app
     assert app.extensions["training"].shutdown(30)
 
@@ -139,12 +137,12 @@ def test_stop_one_stop_all_cancel_and_shutdown_with_two_workers(two_workers):
     assert status(client, seventh)["state"] == "queued"
 
 
-def test_four_runs_share_one_gpu_with_a_quarter_each(local_ray, tmp_path):
+def test_four_runs_share_one_gpu_with_a_quarter_each(local_ray, tmp_path, make_app):
     from mnist_monitor.scheduling.ray_pool import RayPool
 
     pool = RayPool(workers=4, gpus_per_run=0.25)
     assert pool.placement.gpus == 0.25 and pool.capacity == 4
-    app = make_app(tmp_path, pool)
+    app = ray_app(make_app, tmp_path, pool)
     client = app.test_client()
     runs = [start(client, LONG) for _ in range(4)]
     for run_id in runs:  # all four admitted by Ray at once on the one declared GPU
@@ -153,13 +151,13 @@ def test_four_runs_share_one_gpu_with_a_quarter_each(local_ray, tmp_path):
     assert app.extensions["training"].shutdown(20)
 
 
-def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unstarted(local_ray, tmp_path):
+def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unstarted(local_ray, tmp_path, make_app):
     """One GPU declared, a GPU each: the second run waits in Ray. The server holds it ('starting',
     well past the heartbeat limit); stopped, it ends without training; at shutdown, it is queued again."""
     from mnist_monitor.scheduling.ray_pool import RayPool
     from mnist_monitor.runstore import HEARTBEAT_LIMIT_S
 
-    app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=1.0))
+    app = ray_app(make_app, tmp_path, RayPool(workers=2, gpus_per_run=1.0))
     client = app.test_client()
     first = start(client, LONG)
     wait_state(client, first, ("running",))
@@ -177,10 +175,10 @@ def test_a_run_waiting_for_a_gpu_reads_starting_and_is_stopped_or_requeued_unsta
     assert status(client, first)["state"] == "stopped" and status(client, again)["state"] == "queued"
 
 
-def test_a_resume_stopped_while_it_waits_for_a_worker_leaves_the_run_as_it_was(local_ray, tmp_path):
+def test_a_resume_stopped_while_it_waits_for_a_worker_leaves_the_run_as_it_was(local_ray, tmp_path, make_app):
     from mnist_monitor.scheduling.ray_pool import RayPool
 
-    app = make_app(tmp_path, RayPool(workers=2, gpus_per_run=1.0))  # one GPU declared: one run at a time
+    app = ray_app(make_app, tmp_path, RayPool(workers=2, gpus_per_run=1.0))  # one GPU declared: one run at a time
     client, manager = app.test_client(), app.extensions["training"]
     first = start(client, LONG)
     wait_for(lambda: app.extensions["runs"].run(first).checkpoint(0, "latest") is not None, timeout=90,
@@ -231,23 +229,22 @@ def _connections(process):
         return []
 
 
-def test_a_run_trains_the_same_in_the_thread_and_in_a_worker(local_ray, tmp_path):
+def test_a_run_trains_the_same_in_the_thread_and_in_a_worker(local_ray, tmp_path, make_app):
     """fp32 with the same number of threads: the same losses, step for step."""
     import torch
 
     from mnist_monitor.scheduling.ray_pool import RayPool
-    from server import create_app
 
     body = dict(SHORT, epochs=1)
     pool = RayPool(workers=2, gpus_per_run=0.0)
-    worker_app = make_app(tmp_path / "ray", pool)
+    worker_app = ray_app(make_app, tmp_path / "ray", pool)
     run_id = start(worker_app.test_client(), body)
     wait_state(worker_app.test_client(), run_id, ("finished",))
     threads = torch.get_num_threads()
     torch.set_num_threads(pool.placement.threads)
     try:
-        thread_app = create_app({"RUNS_DIR": str(tmp_path / "thread-runs"), "TESTING": True,
-                                 "DATA_DIR": worker_app.config["DATA_DIR"], "TRAINER_OPTIONS": {"pictures": False}})
+        thread_app = make_app({"RUNS_DIR": str(tmp_path / "thread-runs"), "TESTING": True,
+                               "DATA_DIR": worker_app.config["DATA_DIR"], "TRAINER_OPTIONS": {"pictures": False}})
         client = thread_app.test_client()
         other = start(client, body)
         wait_state(client, other, ("finished",))
@@ -259,7 +256,7 @@ def test_a_run_trains_the_same_in_the_thread_and_in_a_worker(local_ray, tmp_path
     assert all(abs(a - b) <= 1e-4 * abs(b) for a, b in zip(*losses)), losses
 
 
-def test_a_two_node_cluster_trains_two_runs_on_two_nodes_at_once(tmp_path):
+def test_a_two_node_cluster_trains_two_runs_on_two_nodes_at_once(tmp_path, make_app):
     """Last in this module: it ends the local instance and connects to a cluster of two nodes with
     one CPU each, as --ray-address does (the shared-storage check included)."""
     from ray.cluster_utils import Cluster
@@ -275,7 +272,7 @@ def test_a_two_node_cluster_trains_two_runs_on_two_nodes_at_once(tmp_path):
         pool = RayPool(address=cluster.address)
         try:
             assert pool.capacity == 2 and pool.placement.threads == 1  # one run per CPU of the cluster
-            app = make_app(tmp_path, pool)
+            app = ray_app(make_app, tmp_path, pool)
             pool.check_shared_storage(app.extensions["runs"].root, app.config["DATA_DIR"])
             with pytest.raises(ClusterError, match="no MNIST folder at"):
                 pool.check_shared_storage(app.extensions["runs"].root, str(tmp_path / "nowhere"))

@@ -5,10 +5,8 @@ from helpers import PNG_SIGNATURE as PNG, wait_for
 
 
 @pytest.fixture
-def real_client(tmp_path, mnist_sample):
-    from server import create_app
-
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_sample)})
+def real_client(tmp_path, mnist_sample, make_app):
+    app = make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_sample)})
     yield app.test_client()
     app.extensions["training"].shutdown(120)
 

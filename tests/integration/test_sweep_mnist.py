@@ -4,12 +4,10 @@ in Chromium on tiny data: tests/browser/test_sweep_view.py.)"""
 from helpers import wait_for
 
 
-def test_a_learning_rate_search_on_mnist_prunes_and_ranks_the_learning_rate_first(tmp_path, mnist_sample):
-    from server import create_app
-
+def test_a_learning_rate_search_on_mnist_prunes_and_ranks_the_learning_rate_first(tmp_path, mnist_sample, make_app):
     # 8 trials over learning rate 1e-4..0.3 (log) and seed, 2 epochs of 3,000 real training images, pruning on.
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_sample), "TESTING": True,
-                      "TRAINER_OPTIONS": {"pictures": False, "layer_stats": False}})
+    app = make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(mnist_sample), "TESTING": True,
+                    "TRAINER_OPTIONS": {"pictures": False, "layer_stats": False}})
     client = app.test_client()
     try:
         made = client.post("/sweeps", json={

@@ -51,12 +51,10 @@ def test_queued_runs_wait_then_start_in_order_and_one_can_be_cancelled(client, a
 
 
 @pytest.mark.slow  # over 2 s on a 2-core CPU: the whole suite runs it
-def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
-    from server import create_app
-
+def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist, make_app):
     options = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist),
                "TRAINER_OPTIONS": {"status_interval": 0.05, "pictures": False}}
-    app = create_app(options)
+    app = make_app(options)
     client = app.test_client()
     first = start_run(client, SLOW)
     queued = [queue_run(client, QUICK) for _ in range(2)]
@@ -65,7 +63,7 @@ def test_the_queue_survives_a_restart_of_the_server(tmp_path, tiny_mnist):
     assert refused.status_code == 409 and "shutting down" in refused.get_json()["error"]
     assert runs_by_id(client)[first]["state"] == "stopped"
     assert [runs_by_id(client)[q]["state"] for q in queued] == ["queued", "queued"]
-    again = create_app(options)
+    again = make_app(options)
     restarted = again.test_client()
     wait_for(lambda: all(runs_by_id(restarted)[q]["state"] == "finished" for q in queued), timeout=120,
              message="the queue to run after the restart")

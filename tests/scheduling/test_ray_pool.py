@@ -41,12 +41,11 @@ class UnreachableRay:
         raise ConnectionError("the Ray cluster went away")
 
 
-def test_a_run_ray_does_not_take_is_503_and_leaves_nothing_behind(tmp_path, tiny_mnist):
+def test_a_run_ray_does_not_take_is_503_and_leaves_nothing_behind(tmp_path, tiny_mnist, make_app):
     from helpers import QUICK, fake_run
-    from server import create_app
 
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
-                      "RAY_POOL": UnreachableRay()})
+    app = make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+                    "RAY_POOL": UnreachableRay()})
     client = app.test_client()
     answer = client.post("/start_training", json=QUICK)
     assert answer.status_code == 503 and "Ray did not take run" in answer.get_json()["error"]

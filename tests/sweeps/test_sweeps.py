@@ -235,12 +235,10 @@ def test_a_search_prunes_hopeless_runs_and_ranks_the_learning_rate(client, app):
 
 
 @pytest.mark.slow
-def test_a_sweep_cut_off_by_a_restart_goes_on_and_resumes_its_trial(tmp_path, tiny_mnist):
-    from server import create_app
-
+def test_a_sweep_cut_off_by_a_restart_goes_on_and_resumes_its_trial(tmp_path, tiny_mnist, make_app):
     config = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
               "TRAINER_OPTIONS": {"pictures": False, "status_interval": 0.05}}
-    app = create_app(config)
+    app = make_app(config)
     client = app.test_client()
     body = {"base": {**BASE, "epochs": 3, "batch_size": 8}, "grid": {"seed": [1, 2]}}
     sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
@@ -250,7 +248,7 @@ def test_a_sweep_cut_off_by_a_restart_goes_on_and_resumes_its_trial(tmp_path, ti
     assert app.extensions["training"].shutdown(60)
     assert client.get(f"/runs/{run_id}").get_json()["state"] == "stopped"
 
-    app = create_app(config)  # a restart: the sweep is taken over, its cut-off trial resumed
+    app = make_app(config)  # a restart: the sweep is taken over, its cut-off trial resumed
     client = app.test_client()
     try:
         done = sweep_when(client, sweep_id, lambda s: s["state"] != "running", timeout=180)
@@ -264,9 +262,8 @@ def test_a_sweep_cut_off_by_a_restart_goes_on_and_resumes_its_trial(tmp_path, ti
 
 
 @pytest.mark.slow
-def test_train_py_runs_a_sweep_headless_and_the_server_lists_it(tmp_path, tiny_mnist, capsys):
+def test_train_py_runs_a_sweep_headless_and_the_server_lists_it(tmp_path, tiny_mnist, capsys, make_app):
     import train
-    from server import create_app
 
     spec = tmp_path / "sweep.json"
     spec.write_text(json.dumps({"base": BASE, "grid": {"learning_rate": [0.0001, 0.02]}}))
@@ -274,7 +271,7 @@ def test_train_py_runs_a_sweep_headless_and_the_server_lists_it(tmp_path, tiny_m
     assert train.main(["--sweep", str(spec), "--runs-dir", str(runs), "--data-dir", str(tiny_mnist)]) == 0
     out = capsys.readouterr().out
     assert "finished" in out and "(best)" in out and "{'learning_rate': 0.02}" in out
-    app = create_app({"RUNS_DIR": str(runs), "DATA_DIR": str(tiny_mnist), "TESTING": True})
+    app = make_app({"RUNS_DIR": str(runs), "DATA_DIR": str(tiny_mnist), "TESTING": True})
     try:
         listed = app.test_client().get("/sweeps").get_json()["sweeps"]
         assert len(listed) == 1 and listed[0]["state"] == "finished" and listed[0]["run_states"] == {"finished": 2}
@@ -346,14 +343,12 @@ def test_running_sweeps_are_capped_and_one_look_at_the_sweeps_lists_the_queue_on
 
 
 @pytest.mark.slow
-def test_a_trial_cut_off_in_its_first_epoch_is_trained_again_with_the_same_values(tmp_path, tiny_mnist):
+def test_a_trial_cut_off_in_its_first_epoch_is_trained_again_with_the_same_values(tmp_path, tiny_mnist, make_app):
     """A restart in a trial's first epoch left no checkpoint: resuming it raised and the trial was
     failed, its grid combination never trained, and the sweep still ended 'finished'."""
-    from server import create_app
-
     config = {"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
               "TRAINER_OPTIONS": {"pictures": False, "status_interval": 0.05}}
-    app = create_app(config)
+    app = make_app(config)
     client = app.test_client()
     body = {"base": {**BASE, "epochs": 1, "batch_size": 1}, "grid": {"seed": [1, 2]}}  # 540 steps an epoch
     sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
@@ -363,7 +358,7 @@ def test_a_trial_cut_off_in_its_first_epoch_is_trained_again_with_the_same_value
     assert app.extensions["training"].shutdown(60)
     assert client.get(f"/runs/{cut_off}").get_json()["state"] == "stopped"
 
-    app = create_app(config)
+    app = make_app(config)
     client = app.test_client()
     try:
         done = sweep_when(client, sweep_id, lambda s: s["state"] != "running", timeout=180)

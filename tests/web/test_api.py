@@ -481,14 +481,13 @@ def test_only_the_names_the_worker_writes_are_served(client, app):
 
 
 @pytest.mark.parametrize("content", [b"[1]", b'{"state": "finished", "models": [1]}', b'{"state": "fin', b""])
-def test_a_malformed_status_is_listed_broken_and_every_route_still_answers(tmp_path, tiny_mnist, content):
+def test_a_malformed_status_is_listed_broken_and_every_route_still_answers(tmp_path, tiny_mnist, content, make_app):
     from mnist_monitor.runstore import RunStore
-    from server import create_app
 
     store = RunStore(tmp_path / "runs")
     good, bad = fake_run(store), fake_run(store)
     (store.root / bad / "status.json").write_bytes(content)
-    client = create_app({"RUNS_DIR": str(store.root), "DATA_DIR": str(tiny_mnist)}).test_client()  # it starts
+    client = make_app({"RUNS_DIR": str(store.root), "DATA_DIR": str(tiny_mnist)}).test_client()  # it starts
     listing = {r["run_id"]: r for r in client.get("/runs").get_json()["runs"]}
     assert listing[good]["state"] == "finished"
     broken = listing[bad]

@@ -66,11 +66,9 @@ def test_default_bind_is_loopback_and_other_binds_warn(monkeypatch, caplog, tmp_
 # ---------------------------------------------------------------- the access token of an exposed server
 
 @pytest.fixture
-def locked_client(tmp_path, tiny_mnist):
-    from server import create_app
-
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TOKEN": "s3cret-token",
-                      "ALLOWED_HOSTS": ["*"]})
+def locked_client(tmp_path, tiny_mnist, make_app):
+    app = make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TOKEN": "s3cret-token",
+                    "ALLOWED_HOSTS": ["*"]})
     return app, app.test_client()
 
 
@@ -151,11 +149,9 @@ def test_every_address_printed_for_a_wildcard_host_opens_the_page(monkeypatch, t
     assert client.get("/?token=sekrit", headers={"Host": "0.0.0.0:5084"}).status_code == 403  # no longer printed
 
 
-def test_a_new_token_in_the_address_beats_a_stale_cookie_and_each_port_has_its_own_cookie(tmp_path, tiny_mnist):
-    from server import create_app
-
-    app = create_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TOKEN": "new-token",
-                      "ALLOWED_HOSTS": ["*"]})
+def test_a_new_token_in_the_address_beats_a_stale_cookie_and_each_port_has_its_own_cookie(tmp_path, tiny_mnist, make_app):
+    app = make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TOKEN": "new-token",
+                    "ALLOWED_HOSTS": ["*"]})
     client = app.test_client()
     client.set_cookie("mnist_monitor_token_5084", "old-token", domain="localhost")  # left by the last start
     headers = {"Host": "localhost:5084"}
