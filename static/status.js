@@ -281,8 +281,10 @@ function busyWorkers(status) {
 function renderButtons(status) {
   const training = liveRunState(status);
   const full = busyWorkers(status) >= state.workers;
-  $("start").disabled = full;
-  const why = full ? (state.workers > 1 ? `All ${state.workers} workers are busy: Queue puts this run in line.` : "A run is training: Queue puts this one in line after it.") : "";
+  const away = status.workers_unavailable; // Ray's workers are being restarted (or their cluster is lost)
+  $("start").disabled = full || Boolean(away);
+  const why = away ? `Ray's workers are unavailable (${away}): Queue puts this run in line, and it starts when they are back.`
+    : full ? (state.workers > 1 ? `All ${state.workers} workers are busy: Queue puts this run in line.` : "A run is training: Queue puts this one in line after it.") : "";
   $("start").title = why;
   $("start-note").textContent = why; // a line kept empty when Start can start: nothing below it moves
   const several = busyWorkers(status) > 1;
@@ -329,9 +331,11 @@ function renderResume(status) {
   }
   $("resume").hidden = !status.resumable;
   const busy = workersBusy(status.run_id);
-  $("resume").disabled = busy.length > 0;
+  const away = status.workers_unavailable;
+  $("resume").disabled = busy.length > 0 || Boolean(away);
   $("resume").title = "";
-  $("resume-note").textContent = resumeNote(status, busy);
+  $("resume-note").textContent = away && status.resumable ? `Ray's workers are unavailable (${away}): resume it when they are back.`
+    : resumeNote(status, busy);
 }
 
 export function refreshRunButtons() {

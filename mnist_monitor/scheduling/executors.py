@@ -12,6 +12,7 @@ import time
 from mnist_monitor.config import TrainConfig, parse_train_config
 from mnist_monitor.runstore import ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStatus, RunStore, snapshot
 from mnist_monitor.runstore.files import write_error
+from mnist_monitor.scheduling.ray_pool import TaskLost
 from mnist_monitor.training.checkpoints import ResumeError
 from mnist_monitor.training.hardware import select_device
 from mnist_monitor.training.recorder import planned_status
@@ -20,6 +21,7 @@ log = logging.getLogger("worker")
 
 SETTLE_SECONDS = 5.0  # at most this long for a run whose final status is written to finish its clean-up
 TAKEOVER_SECONDS = 60.0  # a resume on Ray waits this long for a worker to begin it (a worker starts in ~5 s)
+LOST_TRIES = 3  # a run whose task Ray loses before it begins goes back in line this often, then fails
 
 
 class WorkerUnavailable(RuntimeError):
@@ -60,6 +62,8 @@ class RaySlot:
         self.taken = threading.Event()  # the task's trainer has claimed the run
         self.finished = threading.Event()
         self.error: str | None = None  # what Ray reported, for a task that failed
+        self.lost = False  # Ray lost the task to the machinery (not the trainer's failure)
+        self._end_lock = threading.Lock()
         self._stop_wanted = self.requeue = False
         self._claim_before = run.claim()
         # A resumed run is not held: its trainer checks that it was cut off (no live claim), and
@@ -97,15 +101,31 @@ class RaySlot:
         return self.taken.is_set()
 
     def _watch(self) -> None:
-        error, status = self.pool.wait(self.ref)
-        if self._hold is not None:
-            self._hold.stop()
-        if error:
-            log.error("run %s: the Ray task failed: %s", self.run_id, error)
-        elif isinstance(status, dict) and status.get("state") == "failed":
+        try:
+            error, status = self.pool.wait(self.ref)
+        except TaskLost as exc:  # a worker or node died, or the local instance went away
+            self.pool.task_lost(str(exc))
+            self._end(str(exc), lost=True)
+            return
+        if not error and isinstance(status, dict) and status.get("state") == "failed":
             error = status.get("error") or "its trainer failed"  # before its claim, only the task knows why
-        self.error = error
-        self.finished.set()
+        self._end(error)
+
+    def abandon(self, why: str) -> None:
+        """The Ray instance the task was handed to is gone (restarted): end the slot now, as if Ray
+        had said the task was lost (a task of a lost instance may never answer)."""
+        self._end(why, lost=True)
+
+    def _end(self, error: str | None, lost: bool = False) -> None:
+        with self._end_lock:
+            if self.finished.is_set():
+                return
+            if self._hold is not None:
+                self._hold.stop()
+            if error:
+                log.error("run %s: the Ray task %s: %s", self.run_id, "was lost" if lost else "failed", error)
+            self.error, self.lost = error, lost
+            self.finished.set()
         self.on_end(self)
 
     def stop(self, requeue: bool = False) -> None:
@@ -146,6 +166,9 @@ class Slots:
         self.capacity = pool.capacity if pool else 1
         self.on_free = on_free
         self._active: dict[str, ThreadSlot | RaySlot] = {}
+        self._lost: dict[str, int] = {}  # run id: its tasks Ray lost before they began
+        if pool is not None and hasattr(pool, "restart_listeners"):
+            pool.restart_listeners.append(self._ray_restarted)
 
     @property
     def ids(self) -> list[str]:
@@ -187,6 +210,8 @@ class Slots:
     def _dispatch(self, run: Run, config: TrainConfig | None, resume: bool) -> RaySlot:
         """A new or queued run gets its settings and a 'starting' status first; a resumed one
         keeps its status until its trainer takes it over."""
+        if reason := self.pool.available():
+            raise WorkerUnavailable(f"Ray workers are unavailable: {reason}")
         if not resume:
             run.write_config(config.to_dict())
             run.write_status(dataclasses.replace(planned_status(config, run.run_id), state="starting"))
@@ -215,6 +240,9 @@ class Slots:
             if slot.finished.is_set() and not slot.is_taken():
                 if slot.stop_wanted:
                     raise ResumeError(f"run {slot.run_id} was stopped before a worker began to resume it")
+                if slot.lost:
+                    raise WorkerUnavailable(f"run {slot.run_id} was not resumed: Ray lost its task before it "
+                                            f"began ({slot.error}); it is as it was: resume it again")
                 state = snapshot(slot.run).state
                 raise ResumeError(f"run {slot.run_id} cannot be resumed: "
                                   + (slot.error or f"its trainer ended at once ({state})"))
@@ -228,7 +256,9 @@ class Slots:
             self.on_free()
 
     def _ray_ended(self, slot: RaySlot) -> None:
-        if slot.error and not slot.is_taken():  # it never began: the run must not stay 'starting'
+        if slot.is_taken():
+            self._lost.pop(slot.run_id, None)
+        elif slot.error:  # it never began: the run must not stay 'starting'
             with contextlib.suppress(FileNotFoundError), slot.run.locked():
                 current = slot.run.status()
                 if current is not None and current.state == "starting":
@@ -237,23 +267,38 @@ class Slots:
         self._active.pop(slot.run_id, None)
         self.on_free()
 
-    @staticmethod
-    def _end_unbegun(slot: RaySlot, status: RunStatus) -> None:
+    def _ray_restarted(self, why: str) -> None:
+        """The Ray instance was restarted: the tasks handed to the old one are gone (their runs read
+        interrupted, from their heartbeats, or go back in line if they never began)."""
+        for slot in list(self._active.values()):
+            if isinstance(slot, RaySlot):
+                slot.abandon(why)
+
+    def _end_unbegun(self, slot: RaySlot, status: RunStatus) -> None:
         """A run handed to Ray whose trainer never began: back in the queue when the server shuts
-        down, 'stopped' (with nothing trained) when stopped, else 'failed' with what Ray said. A
+        down, or when Ray lost its task (a dead worker or node, the instance gone: at most
+        ``LOST_TRIES`` times), 'stopped' (with nothing trained) when stopped, else 'failed' with
+        what Ray said (the trainer's own error, or the last loss). A
         resume that never began leaves the run exactly as it was (its checkpoints are what a later
         resume goes on from; a run put back in the queue would be trained from scratch over them),
         and whoever asked for it was told why."""
         if slot.resume:
             return
-        if slot.requeue:
+        tries = self._lost.get(slot.run_id, 0) + 1 if slot.lost else 0
+        if slot.lost and tries < LOST_TRIES and not slot.stop_wanted:
+            self._lost[slot.run_id] = tries
+            log.warning("run %s goes back in line: Ray lost its task before it began (%s)", slot.run_id, slot.error)
+            slot.run.write_status(dataclasses.replace(status, state=QUEUED_STATE, updated_at=time.time()))
+        elif slot.requeue:
             slot.run.write_status(dataclasses.replace(status, state=QUEUED_STATE, updated_at=time.time()))
         elif slot.stop_wanted:
             now = time.time()
             slot.run.write_status(dataclasses.replace(status, state="stopped", updated_at=now, finished_at=now,
                                                       error="stopped before a worker began to train it"))
         else:
-            end_unstarted(slot.run, f"it never began on Ray: {slot.error}")
+            self._lost.pop(slot.run_id, None)
+            end_unstarted(slot.run, f"it never began on Ray: {slot.error}"
+                          + (f" (Ray lost its task {tries} times)" if tries else ""))
 
     def _clean_up(self, run_id: str) -> None:
         try:  # while the run still counts as active, so nothing starts in a folder being removed

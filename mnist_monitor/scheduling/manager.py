@@ -42,8 +42,8 @@ class TrainingManager:
         self.pool = pool  # a cluster.RayPool, or None: one run at a time in a thread here
         self.slots = Slots(store, data_dir, trainer_options or {}, pool, on_free=self.start_next,
                            trainer_class=trainer_class)  # train.Trainer
-        self.capacity = self.slots.capacity
-        self.data_dir, self.trainer_options = data_dir, self.slots.trainer_options  # the one dict the slots use
+        self.capacity, self.data_dir = self.slots.capacity, data_dir
+        self.trainer_options = self.slots.trainer_options  # the one dict the slots use
         self._lock = threading.Lock()
         self._closing = False  # shutting down: nothing new starts, the queue waits on disk
         self.last_run_id: str | None = None  # the run started last here (shown when idle)
@@ -56,12 +56,14 @@ class TrainingManager:
     @property
     def active_run_id(self) -> str | None:
         """The run started last among those training here."""
-        ids = self.active_run_ids
-        return ids[-1] if ids else None
+        return self.active_run_ids[-1] if self.active_run_ids else None
 
     @property
-    def closing(self) -> bool:
-        return self._closing
+    def workers_unavailable(self) -> str | None:
+        """Why Ray cannot take runs now (its instance is being restarted, say); else None."""
+        return self.pool.available() if self.pool is not None else None
+
+    closing = property(lambda self: self._closing)
 
     # ---------------------------------------------------------------- starting
     def start(self, config: TrainConfig, queue: bool = False, facts: dict | None = None) -> tuple[str, str]:
@@ -69,12 +71,12 @@ class TrainingManager:
         or 'queued'). An unavailable device is refused before anything is written. ``facts``: the
         first facts of the run (run.json), e.g. the sweep it is a trial of."""
         device = None if self.pool else select_device(config.device)  # a Ray task finds its own
-        self.settle()
+        self.slots.settle()
         self.start_next()  # a queue left waiting by a failure goes on first
         with self._lock:
             self._refuse_while_closing()
-            waiting = len(self.store.queued())
-            busy = self.slots.full or bool(waiting)
+            waiting = len(self.store.queued())  # (Ray away: a run asked to queue waits; a start is 503)
+            busy = self.slots.full or bool(waiting) or (queue and bool(self.workers_unavailable))
             refuse_unless_room(self.active_run_ids, waiting, queue, busy)
             run = self.store.create()
             if facts:
@@ -98,7 +100,7 @@ class TrainingManager:
 
     def resume(self, run_id: str) -> str:
         """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
-        self.settle()
+        self.slots.settle()
         run = self._run(run_id)
         with self._lock:
             self._refuse_while_closing()
@@ -124,6 +126,8 @@ class TrainingManager:
         """Start the oldest queued runs while slots are free; their ids. A queued run that cannot
         start (its device is gone, say) ends 'failed' with the reason, and the next one is tried."""
         started = []
+        if self.workers_unavailable:  # the queue waits for Ray to be back (said in /training_status)
+            return started
         with self._lock:
             if self._closing:
                 return started
@@ -153,7 +157,7 @@ class TrainingManager:
     def stop(self, run_id: str) -> str:
         """Stop one run within one batch: one trained here, or one that another process trains
         (python train.py into the same runs folder, or another machine), through its stop request."""
-        self.settle()
+        self.slots.settle()
         run = self._run(run_id)
         with self._lock:
             slot = self.slots.get(run_id)
@@ -167,7 +171,7 @@ class TrainingManager:
 
     def stop_all(self) -> list[str]:
         """Stop every run training here and every run another process trains into this runs folder."""
-        self.settle()
+        self.slots.settle()
         run_ids = list(dict.fromkeys(self.active_run_ids[::-1] + self.store.live()))
         if not run_ids:
             raise Refused("no run is active")
@@ -195,7 +199,7 @@ class TrainingManager:
 
     def delete(self, run_id: str) -> None:
         """Delete a run and all its files; never one that trains (here or elsewhere)."""
-        self.settle()
+        self.slots.settle()
         run = self._run(run_id)
         with self._lock:
             if self.slots.get(run_id) or not delete_unless_training(run):
@@ -212,9 +216,6 @@ class TrainingManager:
     def _refuse_while_closing(self) -> None:
         if self._closing:
             raise Refused("the server is shutting down: start or resume the run when it is back")
-
-    def settle(self) -> None:
-        self.slots.settle()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the runs training here to end (tests, shutdown); True if they have."""

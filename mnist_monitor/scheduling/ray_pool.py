@@ -9,19 +9,31 @@ Ray is optional: ``import ray`` happens only when ``RayPool`` is built, and a mi
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_monitor.config import PROJECT_DIR
+from mnist_monitor.scheduling.cluster_health import ClusterHealth
 
 log = logging.getLogger("cluster")
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # with it, a local Ray binds to 127.0.0.1 only (Linux)
+# With Ray's default (60 s), a process whose cluster's control store (GCS) is gone for a minute is
+# ended by Ray: the server with it. Waiting (about 11 days) lets the server restart its own instance,
+# or connect again to a cluster that is back, and go on serving meanwhile.
+GCS_WAIT_ENV = {"RAY_gcs_rpc_server_reconnect_timeout_s": "1000000",
+                # ray.init installs a C++ handler for SIGTERM that ends the process at once. The
+                # server sets its own (a graceful stop) after the first init, but a restart of Ray
+                # runs in another thread, where Python cannot set it again.
+                "RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
 OBJECT_STORE_BYTES = 100 * 2**20  # the tasks return small dicts: Ray's default (30 % of RAM) is far too much
 PROBE_TIMEOUT_S = 60.0  # for the shared-storage check on every node
 
@@ -30,10 +42,71 @@ class ClusterError(RuntimeError):
     """Ray is missing, cannot be reached, or its workers cannot see the run folders."""
 
 
+class TaskLost(RuntimeError):
+    """Ray lost a task to the machinery (its worker process or node died, the local instance went
+    away), as opposed to the trainer raising or the task being cancelled; the message is Ray's."""
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """ClusterError unless something accepts connections at a ``host:port`` address (other forms,
+    such as ``auto`` or ``ray://``, are left to Ray): with GCS reconnection waiting long (see
+    import_ray), ray.init would otherwise wait for a cluster that is not there."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, theirs, ...), read from /proc (empty where there is none)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def end_processes(pids: list[int], grace: float = 3.0) -> None:
+    """Kill those of ``pids`` still running ``grace`` seconds from now. A local Ray instance started
+    again by a restart leaves its agent processes running after ray.shutdown (Ray 2.60: they outlive
+    the raylet they belong to); the server ends what it started."""
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if running(p)]
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def import_ray():
-    """Ray, imported with LOOPBACK_ENV in the environment: Ray reads it when it is imported (set
-    later, a local instance's GCS server listens on every address of the machine)."""
+    """Ray, imported with LOOPBACK_ENV and GCS_WAIT_ENV in the environment: Ray reads them when it
+    is imported (set later, a local instance's GCS server listens on every address of the machine,
+    a lost GCS ends this process after a minute, and a restarted Ray takes over SIGTERM). A
+    GCS_WAIT_ENV value set by the user is kept."""
     os.environ.update(LOOPBACK_ENV)
+    for name, value in GCS_WAIT_ENV.items():
+        os.environ.setdefault(name, value)
     try:
         import ray
     except ImportError:
@@ -105,20 +178,10 @@ class RayPool:
         """``workers``: runs at once (a cluster: by default as many as its GPUs or CPUs allow).
         Ray already initialized in this process (tests) is used as it is, and left running."""
         self.ray = import_ray()
-        self.address = address
+        self.address, self.workers = address, workers
         self.owned = not self.ray.is_initialized()
-        env = {"PYTHONPATH": str(PROJECT_DIR)}  # the project is at the same path on every node
-        try:
-            if self.owned and address:
-                self.ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-            elif self.owned:  # room for every worker's threads, also with more workers than cores
-                cores = os.cpu_count() or 1
-                self.ray.init(address="local", num_cpus=max(cores, workers or 1), include_dashboard=False,
-                              object_store_memory=OBJECT_STORE_BYTES, runtime_env={"env_vars": env},
-                              log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc}" if address else
-                               f"cannot start a local Ray instance: {exc}") from None
+        if self.owned:
+            self._connect()
         resources = self.ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
         gpus_per_run = (1.0 if gpus else 0.0) if gpus_per_run is None else gpus_per_run
@@ -143,6 +206,68 @@ class RayPool:
         self._train = self.ray.remote(max_retries=0)(train_task)  # a retry would train again in the same folder
         log.info("Ray %s: %d run(s) at once, %d thread(s) and %g GPU each", address or "on this machine",
                  self.capacity, threads, gpus_per_run)
+        # A Ray instance this server started is restarted when it dies, a cluster it connected to
+        # is connected to again when it is back; one the process had already (tests) is only watched.
+        self.health = ClusterHealth(self._probe, self._restart if self.owned else None)
+        self.restart_listeners: list = []  # called with why after a restart (the old tasks are gone)
+
+    def _connect(self) -> None:
+        """Start the local instance (--workers) or connect to the cluster (--ray-address)."""
+        env = {"PYTHONPATH": str(PROJECT_DIR)}  # the project is at the same path on every node
+        try:
+            if self.address:
+                check_reachable(self.address)
+                self.ray.init(address=self.address, runtime_env={"env_vars": env}, log_to_driver=False)
+            else:  # room for every worker's threads, also with more workers than cores
+                cores = os.cpu_count() or 1
+                self.ray.init(address="local", num_cpus=max(cores, self.workers or 1), include_dashboard=False,
+                              object_store_memory=OBJECT_STORE_BYTES, runtime_env={"env_vars": env},
+                              log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot reach the Ray cluster at {self.address}: {exc}" if self.address else
+                               f"cannot start a local Ray instance: {exc}") from None
+
+    def _probe(self) -> str | None:
+        """None if a node is alive to train on, else why not (the local instance's raylet died, or
+        every node of the cluster is gone)."""
+        if not any(n.get("Alive") for n in self.ray.nodes()):
+            return ("the Ray cluster has no live node" if self.address else
+                    "the local Ray instance's node died (its raylet is gone)")
+        return None
+
+    def _restart(self) -> None:
+        """Leave the Ray that went away and start (or connect to) it again; the training task
+        defined on the first one is submitted the same way to the new one."""
+        if self.address:
+            check_reachable(self.address)  # before ray.shutdown: nothing to connect to yet
+        left = self._local_processes()
+        self.ray.shutdown()
+        end_processes(left)
+        self._connect()
+        why = f"connected again to the Ray cluster at {self.address}" if self.address else "the Ray instance was restarted"
+        for listener in self.restart_listeners:
+            listener(why)
+
+    def _local_processes(self) -> list[int]:
+        """The processes of the local instance this server started (its GCS server, raylet, ...
+        and theirs, such as the agents); none for a cluster, or where Ray does not say."""
+        node = getattr(getattr(self.ray, "_private", None) and self.ray._private.worker, "_global_node", None)
+        if self.address or node is None:
+            return []
+        roots = [info.process.pid for infos in node.all_processes.values() for info in infos
+                 if getattr(info, "process", None) is not None]
+        return roots + [pid for root in roots for pid in descendants(root)]
+
+    def task_lost(self, what: str) -> None:
+        """A task was lost to the machinery: look at the cluster now (and restart it if it is gone)."""
+        if self.health is not None:
+            self.health.lost(what)
+
+    health: ClusterHealth | None = None
+
+    def available(self) -> str | None:
+        """None if runs can be handed to Ray now, else why not (this never waits for Ray)."""
+        return self.health.available() if self.health is not None else None
 
     def submit(self, run_path: Path, data_dir: str, resume: bool, options: dict):
         """Hand one run to Ray; the task's reference (``wait`` it)."""
@@ -154,8 +279,11 @@ class RayPool:
         Ray reported: a worker process killed, a node gone, the task cancelled; None)."""
         try:
             return None, self.ray.get(ref)
-        except Exception as exc:  # Ray's own errors: WorkerCrashedError, NodeDiedError, TaskCancelledError...
-            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", None
+        except Exception as exc:  # the trainer's exception (RayTaskError), or Ray's own: a worker or node lost...
+            what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if not isinstance(exc, (self.ray.exceptions.RayTaskError, self.ray.exceptions.TaskCancelledError)):
+                raise TaskLost(what) from None
+            return what, None
 
     def check_shared_storage(self, runs_dir: Path, data_dir: str) -> None:
         """ClusterError unless every alive node sees the runs folder and the MNIST folder at the
@@ -193,5 +321,10 @@ class RayPool:
 
     def shutdown(self) -> None:
         """Disconnect; a local instance (--workers) is stopped with its worker processes."""
+        if self.health is not None:
+            self.health.close()
         if self.owned:
+            left = self._local_processes()
             self.ray.shutdown()
+            log.info("Ray stopped; %d of its processes to end", len(left))
+            end_processes(left)

@@ -23,13 +23,17 @@ ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong"
                "or wrong (servers started with one)", 403: "a foreign Host, Origin or cross-site request",
                404: "no such run, sweep or file", 405: "method not allowed", 409: "not now: the message says why",
                413: "request body over the limit", 415: "a body that is not application/json",
-               503: "Ray did not take the run (a server started with --workers or --ray-address)",
+               503: "Ray did not take the run, or its workers are unavailable (a server started with --workers "
+                    "or --ray-address: the message says why)",
                507: "the runs folder cannot be written"}
 READ_ERRORS = (401, 403)
 ACTIVITY = {"active_runs": {"type": "array", "items": {"type": "string"},
                             "description": "the runs training now (here and into this runs folder), newest first"},
             "queued": {"type": "integer", "minimum": 0, "description": "runs waiting in the queue"},
-            "workers": {"type": "integer", "minimum": 1, "description": "runs this server trains at once"}}
+            "workers": {"type": "integer", "minimum": 1, "description": "runs this server trains at once"},
+            "workers_unavailable": {"type": ["string", "null"], "description": "why Ray cannot take runs now (its "
+                                    "local instance died and is being restarted, its cluster is lost): starts and "
+                                    "resumes are 503 and queued runs wait; null when it can, or without Ray"}}
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "list": "array", "None": "null"}
 

@@ -43,7 +43,8 @@ def training_status():
         view = status_view(snapshot)
     live, queued = store().activity()
     elsewhere = [s for s in live if s not in active]  # trained by another process into this folder
-    view.update(active_runs=active[::-1] + elsewhere, queued=queued, workers=manager().capacity)
+    view.update(active_runs=active[::-1] + elsewhere, queued=queued, workers=manager().capacity,
+                workers_unavailable=manager().workers_unavailable)
     return conditional_json(view)
 
 

@@ -51,12 +51,13 @@ def test_while_the_server_is_down_the_status_says_last_known_and_stop_is_disable
     server = server_factory(tiny_mnist)
     code, answer = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100))
     assert code == 202
-    eta = {"seconds": None}  # what the answers say of the time left (until the route is taken away)
+    eta = {"seconds": None, "away": None}  # what the answers say of the time left and of Ray (until unrouted)
 
     def with_eta(route):
         status = route.fetch().json()
         for part in [status, *status["models"]]:
             part["eta_seconds"] = eta["seconds"]
+        status["workers_unavailable"] = eta["away"]
         route.fulfill(json=status)
 
     page.route("**/training_status*", with_eta)
@@ -68,6 +69,14 @@ def test_while_the_server_is_down_the_status_says_last_known_and_stop_is_disable
     eta["seconds"] = 75.4
     expect(page.locator("#run-meta")).to_contain_text("time left ≈ 1 min 15 s", timeout=POLL_WAIT_MS)
     expect(page.locator('#model-cards dd[data-field="Time left"]').first).to_have_text("1 min 15 s")
+    eta["away"] = "the local Ray instance's node died (its raylet is gone)"  # as a --workers server says it
+    expect(page.locator("#start-note")).to_have_text(f"Ray's workers are unavailable ({eta['away']}): Queue puts "
+                                                     "this run in line, and it starts when they are back.",
+                                                     timeout=POLL_WAIT_MS)
+    expect(page.locator("#start")).to_be_disabled()
+    eta["away"] = None
+    expect(page.locator("#start-note")).to_have_text("A run is training: Queue puts this one in line after it.",
+                                                     timeout=POLL_WAIT_MS)
     page.unroute("**/training_status*")
     server.kill()
     expect(page.locator("#run-meta")).to_contain_text("the server is not reachable", timeout=POLL_WAIT_MS)

@@ -60,29 +60,60 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server_factory, tiny
 
 
 def test_with_workers_two_runs_train_at_once_and_a_stop_ends_them_and_ray(server_factory, tiny_mnist):
-    """python server.py --workers 2: a local Ray instance trains two runs at once; SIGTERM stops
-    both resumably within 10 s, leaves the queued run queued, and takes Ray's processes with it."""
+    """python server.py --workers 2: a local Ray instance trains two runs at once. Its agent
+    processes killed (the raylet goes down with them, as after an out-of-memory kill): the runs in
+    flight end interrupted and resumable, the server restarts the instance by itself, the queued
+    run finishes and a new run trains (the queued run failed, and every start, until a restart by
+    hand). SIGTERM stops the runs resumably within 10 s, leaves the queued run queued, and takes
+    Ray's processes with it."""
     import psutil
 
     server = server_factory(tiny_mnist, extra_args=["--workers", "2"])
     long_run = dict(QUICK, epochs=100, batch_size=32)
     runs = [server.request("POST", "/start_training", long_run)[1]["run_id"] for _ in range(2)]
+    code, queued = server.request("POST", "/start_training", dict(QUICK, epochs=2, queue=True))
+    assert code == 202 and queued["state"] == "queued"
+
+    def past_an_epoch(run_ids):
+        states = [server.request("GET", f"/runs/{r}")[1] for r in run_ids]
+        return all(s["state"] == "running" and s["models"][0]["epoch"] >= 2 for s in states)
+    wait_for(lambda: past_an_epoch(runs), timeout=120, interval=0.5, message="both runs to train past an epoch end")
+    code, status = server.request("GET", "/training_status")
+    assert sorted(status["active_runs"]) == sorted(runs) and status["queued"] == 1 and status["node_id"]
+    assert status["workers_unavailable"] is None
+
+    ray_processes = psutil.Process(server.process.pid).children(recursive=True)
+    raylet = next(p for p in ray_processes if "raylet" in " ".join(p.cmdline()))
+    agents = [p for p in ray_processes if p.cmdline()[0].endswith("Agent")]  # ray::DashboardAgent, ...
+    assert agents, [p.cmdline() for p in ray_processes]
+    for agent in agents:
+        agent.kill()
+    raylet.wait(30)  # the raylet goes down with its agents (psutil.TimeoutExpired if it does not)
+    for run_id in runs:
+        ended = wait_state(server, run_id, ("interrupted",), timeout=30)
+        assert ended["resumable"], ended
+    assert wait_state(server, queued["run_id"], ("finished",), timeout=120)["error"] is None
+    gone, alive = psutil.wait_procs(ray_processes, timeout=15)  # the first instance's are ended with it
+    assert alive == [], [p.cmdline() for p in alive]
+    log = server.log_path.read_text()
+    assert "WARNING cluster: Ray workers are unavailable: " in log  # the node died, or the cluster is silent
+    assert "restarting Ray (try 1)" in log and "Ray workers are available again (restarted)" in log
+    code, fresh = server.request("POST", "/start_training", long_run)
+    assert code == 202, fresh
+    code, second = server.request("POST", "/start_training", dict(long_run, queue=True))
+    assert code == 202 and second["state"] == "starting"  # a worker is free: it starts at once
+    runs = [fresh["run_id"], second["run_id"]]
+    wait_for(lambda: past_an_epoch(runs), timeout=120, interval=0.5, message="new runs to train")
     code, queued = server.request("POST", "/start_training", dict(long_run, queue=True))
     assert code == 202 and queued["state"] == "queued"
 
-    def both_past_an_epoch():
-        states = [server.request("GET", f"/runs/{r}")[1] for r in runs]
-        return all(s["state"] == "running" and s["models"][0]["epoch"] >= 2 for s in states)
-    wait_for(both_past_an_epoch, timeout=120, interval=0.5, message="both runs to train past an epoch end")
-    code, status = server.request("GET", "/training_status")
-    assert sorted(status["active_runs"]) == sorted(runs) and status["queued"] == 1 and status["node_id"]
     ray_processes = psutil.Process(server.process.pid).children(recursive=True)
     assert any("raylet" in " ".join(p.cmdline()) for p in ray_processes)
     sent = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(10) == 0 and time.monotonic() - sent < 10
     gone, alive = psutil.wait_procs(ray_processes, timeout=15)
-    assert alive == [], [p.cmdline() for p in alive]
+    assert alive == [], ([p.cmdline() for p in alive], server.log_path.read_text()[-3000:])
     on_disk = json.loads((server.runs_dir / queued["run_id"] / "status.json").read_text())
     assert on_disk["state"] == "queued"  # waits for the next start of the server
     restarted = server_factory(tiny_mnist, runs_dir=server.runs_dir)  # the default: no Ray
@@ -90,3 +121,13 @@ def test_with_workers_two_runs_train_at_once_and_a_stop_ends_them_and_ray(server
         code, status = restarted.request("GET", f"/runs/{run_id}")
         assert status["state"] == "stopped" and status["resumable"], status
     restarted.process.send_signal(signal.SIGTERM)
+
+
+def wait_state(server, run_id, states, timeout) -> dict:
+    found = {}
+
+    def reached():
+        found.update(server.request("GET", f"/runs/{run_id}")[1])
+        return found.get("state") in states
+    wait_for(reached, timeout=timeout, interval=0.2, message=f"run {run_id} to be {states}")
+    return found

@@ -323,11 +323,12 @@ def test_a_resume_no_ray_worker_began_leaves_the_run_exactly_as_it_was(tmp_path,
     run.write_status(status)
     before = (run.path / "status.json").read_bytes()
     slot = types.SimpleNamespace(run=run, run_id=run.run_id, resume=True, requeue=requeue, stop_wanted=stop_wanted,
-                                 error="Ray cancelled the task")
-    Slots._end_unbegun(slot, status)
+                                 error="Ray cancelled the task", lost=False)
+    slots = Slots(RunStore(tmp_path / "runs"), tmp_path, {}, None, on_free=lambda: None, trainer_class=None)
+    slots._end_unbegun(slot, status)
     assert (run.path / "status.json").read_bytes() == before
     slot.resume = False  # a new run handed to Ray and never begun still goes back in line or ends
-    Slots._end_unbegun(slot, status)
+    slots._end_unbegun(slot, status)
     assert run.status().state == ("queued" if requeue else "stopped" if stop_wanted else "failed")
 
 
@@ -436,3 +437,130 @@ def test_the_storage_probe_finds_a_node_that_cannot_write_the_runs_folder(tmp_pa
         pool.check_shared_storage(runs, str(tmp_path / "data"))
     assert os.listdir(runs) == []  # the marker and the write checks leave nothing behind
     assert ray_pool.can_write(runs) and not ray_pool.can_write(tmp_path / "missing")
+
+
+def fake_ray_pool(get, listeners=False):
+    """A RayPool with Ray itself faked: ``get(ref)`` is what waiting for a task gives."""
+    import types
+
+    from mnist_monitor.scheduling import ray_pool
+
+    pool = ray_pool.RayPool.__new__(ray_pool.RayPool)
+    pool.ray = types.SimpleNamespace(get=get, cancel=lambda ref, force: None, exceptions=types.SimpleNamespace(
+        RayTaskError=TrainerRaised, TaskCancelledError=Cancelled))
+    pool._train = types.SimpleNamespace(options=lambda **o: types.SimpleNamespace(remote=lambda *a: "task-ref"))
+    pool.placement, pool.capacity = ray_pool.Placement(threads=1, gpus=0), 1
+    if listeners:
+        pool.restart_listeners = []
+    return pool
+
+
+class TrainerRaised(Exception):
+    """Ray's RayTaskError: the trainer's own exception."""
+
+
+class Cancelled(Exception):
+    """Ray's TaskCancelledError."""
+
+
+def test_a_run_whose_task_ray_loses_before_it_begins_goes_back_in_line_then_fails_after_three(tmp_path):
+    """The local instance died under a run handed to it (LocalRayletDiedError): the run failed, and
+    so did every queued run behind it. Now it waits in line; only a run lost again and again fails."""
+    import threading
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.scheduling.executors import LOST_TRIES, Slots
+
+    def lost(ref):
+        raise RuntimeError("LocalRayletDiedError: The task's local raylet died")
+
+    freed = threading.Event()
+    store = RunStore(tmp_path / "runs")
+    slots = Slots(store, tmp_path, {}, fake_ray_pool(lost), on_free=freed.set, trainer_class=None)
+    run = store.create()
+    for attempt in range(1, LOST_TRIES + 1):
+        freed.clear()
+        with run.locked():
+            slots.launch(run, parse_train_config(QUICK) if attempt == 1 else None)
+        assert freed.wait(10) and slots.ids == []
+        status = run.status()
+        if attempt < LOST_TRIES:
+            assert status.state == "queued" and status.error is None, status
+    assert status.state == "failed" and "Ray lost its task 3 times" in status.error
+    assert "LocalRayletDiedError" in status.error
+
+    raised = store.create()  # the trainer's own exception is a training outcome: failed at once
+    slots = Slots(store, tmp_path, {}, fake_ray_pool(lambda ref: (_ for _ in ()).throw(TrainerRaised("bad folder"))),
+                  on_free=freed.set, trainer_class=None)
+    freed.clear()
+    slots.launch(raised, parse_train_config(QUICK))
+    assert freed.wait(10)
+    assert raised.status().state == "failed" and "bad folder" in raised.status().error
+
+
+def test_a_restart_of_ray_ends_the_slots_of_tasks_the_old_instance_never_answered(tmp_path):
+    """A lost control store leaves every wait for a task blocked for good: after the restart, the
+    slots are freed (a run that never began goes back in line) and the queue goes on."""
+    import threading
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.scheduling.executors import Slots
+
+    never = threading.Event()
+    pool = fake_ray_pool(lambda ref: never.wait(60), listeners=True)
+    freed = threading.Event()
+    store = RunStore(tmp_path / "runs")
+    slots = Slots(store, tmp_path, {}, pool, on_free=freed.set, trainer_class=None)
+    run = store.create()
+    slots.launch(run, parse_train_config(QUICK))
+    assert run.status().state == "starting" and not freed.wait(0.2)
+    for listener in pool.restart_listeners:
+        listener("the Ray instance was restarted")
+    assert freed.is_set() and slots.ids == []
+    assert run.status().state == "queued"
+    never.set()  # the old wait returning late changes nothing
+    wait_for(lambda: not slots_threads(), timeout=10, message="the old watcher to return")
+    assert run.status().state == "queued"
+
+
+def slots_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("ray-")]
+
+
+class AwayRay:
+    """A pool whose workers are unavailable (its instance is being restarted) until told otherwise."""
+    capacity = 2
+
+    def __init__(self):
+        self.reason = "the local Ray instance's node died (its raylet is gone); restart 1 failed, next in 2 s"
+        self.handed = []
+
+    def available(self):
+        return self.reason
+
+    def submit(self, *args):
+        self.handed.append(args)
+        raise AssertionError("nothing is handed to Ray while it is unavailable")
+
+
+def test_while_ray_is_unavailable_starts_are_503_queued_runs_wait_and_the_status_says_why(tmp_path, tiny_mnist,
+                                                                                             make_app):
+    from helpers import fake_run
+
+    pool = AwayRay()
+    app = make_app({"RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+                    "RAY_POOL": pool})
+    client = app.test_client()
+    assert client.get("/training_status").get_json()["workers_unavailable"] == pool.reason
+    answer = client.post("/start_training", json=QUICK)
+    assert answer.status_code == 503 and answer.get_json()["error"] == f"Ray workers are unavailable: {pool.reason}"
+    assert app.extensions["runs"].run_ids() == []  # nothing left behind
+    queued = queue_run(client, QUICK)
+    interrupted = fake_run(app.extensions["runs"], "interrupted")
+    answer = client.post(f"/runs/{interrupted}/resume", json={})
+    assert answer.status_code == 503 and "unavailable" in answer.get_json()["error"]
+    assert app.extensions["training"].start_next() == [] and pool.handed == []
+    assert client.get(f"/runs/{queued}").get_json()["state"] == "queued"
+    assert client.get(f"/runs/{interrupted}").get_json()["state"] == "interrupted"
