@@ -14,6 +14,7 @@ import threading
 from mnist_monitor.config import MAX_MODELS, ConfigError, parse_train_config
 from mnist_monitor.runstore import (ACTIVE_STATES, PRUNED_STATE, QUEUED_STATE, RESUMABLE_STATES, RecordError, Run,
                                     RunStore)
+from mnist_monitor.scheduling.executors import WorkerUnavailable
 from mnist_monitor.scheduling.manager import MAX_QUEUED, Refused, TrainingManager, UnknownRun, check_device
 from mnist_monitor.sweeps.folder import Sweep, SweepError, SweepStore
 from mnist_monitor.sweeps.spec import SweepSpec
@@ -203,6 +204,13 @@ class SweepDriver:
         still pending (queued, training, or waiting to be resumed)."""
         study = held.study
         run_id = trial.user_attrs.get("run_id")
+        if not run_id and "values" in trial.user_attrs:  # asked, but not queued yet
+            if stopping:
+                fail_trial(held, trial, "cancelled: the sweep was stopped")
+                return False
+            values = trial.user_attrs["values"]
+            queue_trial(held, self.manager, trial, values, held.sweep.spec().config_for(values))
+            return True
         snap = self.store.snapshot(run_id) if run_id else None
         if snap is None:
             fail_trial(held, trial, "its run was deleted before it ended" if run_id else "its run was never made")
@@ -296,17 +304,27 @@ def ask_trial(held: Held, manager: TrainingManager, room: QueueRoom) -> bool:
         trial.set_user_attr("error", str(exc))
         study.tell(trial, state=_state("FAIL"))
         return True
+    return queue_trial(held, manager, trial, values, config)
+
+
+def queue_trial(held: Held, manager: TrainingManager, trial, values: dict, config) -> bool:
+    """Queue an asked trial as a run; False if it could not be now (the queue filled or the server
+    began to close since the look, a full disk, Ray away): the trial keeps its values and waits,
+    and is queued at a later look (Optuna cannot take an asked trial back, and a failed one would
+    count as one of the sweep's trials: a grid's combination would never be trained)."""
+    sweep = held.sweep
     facts = {"sweep": {"sweep_id": sweep.sweep_id, "trial": trial.number,
                        "trial_id": trial._trial_id,  # Optuna's id of the trial (what Trial() is made from)
                        "values": values}}
     try:
         run_id, _ = manager.start(config, queue=True, facts=facts)
-    except (Refused, OSError) as exc:  # filled or closing since the look above, or a full disk
-        log.warning("sweep %s: trial %d not queued: %s", sweep.sweep_id, trial.number, exc)
-        trial.set_user_attr("error", f"not queued: {exc}")
-        study.tell(trial, state=_state("FAIL"))  # Optuna cannot take an asked trial back
+    except (Refused, OSError, WorkerUnavailable) as exc:
+        log.warning("sweep %s: trial %d not queued yet: %s", sweep.sweep_id, trial.number, exc)
+        set_attr(held, trial, "error", f"waiting to be queued: {exc}")
         return False
-    trial.set_user_attr("run_id", run_id)
+    set_attr(held, trial, "run_id", run_id)
+    if trial.user_attrs.get("error"):
+        set_attr(held, trial, "error", None)
     log.info("sweep %s: trial %d queued as run %s (%s)", sweep.sweep_id, trial.number, run_id, values)
     return True
 

@@ -371,3 +371,33 @@ def test_a_trial_cut_off_in_its_first_epoch_is_trained_again_with_the_same_value
     finally:
         app.extensions["sweep_driver"].close()
         app.extensions["training"].shutdown(60)
+
+
+def test_a_trial_that_could_not_be_queued_for_a_passing_reason_waits_and_is_not_counted(client, app, monkeypatch):
+    """The queue full for a moment (or a full disk, Ray away) when a trial was asked: the trial was
+    failed and counted, so a grid's combination was never trained. Now it waits with its values,
+    says why, and is queued at a later look."""
+    from mnist_monitor.scheduling.manager import Refused
+
+    manager = app.extensions["training"]
+    real_start, refusals = manager.start, []
+
+    def start(config, queue=False, facts=None):
+        if facts and len(refusals) < 3:  # the first three tries of a trial: the queue is full
+            refusals.append(facts["sweep"]["trial"])
+            raise Refused("the queue is full (256 runs wait already)")
+        return real_start(config, queue=queue, facts=facts)
+
+    monkeypatch.setattr(manager, "start", start)
+    answer = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.0001, 0.02]}})
+    assert answer.status_code == 202, answer.get_json()
+    sweep_id = answer.get_json()["sweep_id"]
+    waiting = sweep_when(client, sweep_id, lambda s: any("waiting to be queued" in (r.get("error") or "")
+                                                         for r in s["runs"]) or len(refusals) == 3)
+    assert waiting["state"] == "running"
+    done = sweep_when(client, sweep_id, lambda s: s["state"] != "running")
+    assert refusals == [0, 0, 0]  # the same trial, tried again
+    assert done["state"] == "finished"
+    assert sorted(r["values"]["learning_rate"] for r in done["runs"]) == [0.0001, 0.02]
+    assert [r["state"] for r in done["runs"]] == ["finished", "finished"]
+    assert all(not r.get("error") for r in done["runs"])
