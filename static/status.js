@@ -194,6 +194,7 @@ function runLine(status, active) {
   const trial = sweepTrial(status.run_id);
   if (trial) meta.push(`trial ${trial.trial + 1} of sweep ${trial.sweep_id} (see the Sweeps panel)`);
   if (status.state === state.settings.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
+  if (status.state === "starting" && status.waiting) meta.push(status.waiting); // Ray has had no room for it
   if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
   if (active && timeLeft(status)) meta.push(timeLeft(status));
   return meta.join(" · ");

@@ -63,6 +63,7 @@ class RunStatus:
     train_images: int | None = None  # training images per epoch
     error: str | None = None
     end_reason: str | None = None  # why a run ended early when no error did it (a sweep's pruner)
+    waiting: str | None = None  # why a run handed to Ray has not begun after a while ('starting' only)
     started_at: float | None = None  # Unix seconds
     updated_at: float | None = None
     finished_at: float | None = None

@@ -22,6 +22,7 @@ log = logging.getLogger("worker")
 SETTLE_SECONDS = 5.0  # at most this long for a run whose final status is written to finish its clean-up
 TAKEOVER_SECONDS = 60.0  # a resume on Ray waits this long for a worker to begin it (a worker starts in ~5 s)
 LOST_TRIES = 3  # a run whose task Ray loses before it begins goes back in line this often, then fails
+WAIT_NOTE_SECONDS = 60.0  # a run handed to Ray that no worker has begun by then says so in its status
 
 
 class WorkerUnavailable(RuntimeError):
@@ -66,6 +67,7 @@ class RaySlot:
         self._end_lock = threading.Lock()
         self._stop_wanted = self.requeue = False
         self._claim_before = run.claim()
+        self.handed_at, self.wait_noted = time.monotonic(), False
         # A resumed run is not held: its trainer checks that it was cut off (no live claim), and
         # its status says what it was until then (the resume waits for the takeover).
         self._hold = None if resume else run.hold(on_taken=self._taken)
@@ -266,6 +268,24 @@ class Slots:
         self._clean_up(slot.run_id)
         self._active.pop(slot.run_id, None)
         self.on_free()
+
+    def note_waits(self) -> None:
+        """A run handed to Ray that no worker has begun within WAIT_NOTE_SECONDS says so in its
+        status (``waiting``), once: Ray has no room for it now (a busy cluster, or resources no
+        node has free); it still starts when a worker is free. Its trainer's first status clears it."""
+        for slot in list(self._active.values()):
+            if (isinstance(slot, RaySlot) and not slot.wait_noted and not slot.resume
+                    and time.monotonic() - slot.handed_at > WAIT_NOTE_SECONDS and not slot.is_taken()):
+                slot.wait_noted = True
+                place = self.pool.placement
+                note = (f"no Ray worker has begun it in {time.monotonic() - slot.handed_at:.0f} s: Ray has no room "
+                        f"for it now (it asks {place.threads} CPU(s)" + (f" and {place.gpus:g} GPU" if place.gpus else "")
+                        + "); it starts when a worker is free")
+                with contextlib.suppress(FileNotFoundError, RecordError, OSError), slot.run.locked():
+                    status = slot.run.status()
+                    if status is not None and status.state == "starting" and not slot.is_taken():
+                        slot.run.write_status(dataclasses.replace(status, waiting=note, updated_at=time.time()))
+                        log.warning("run %s: %s", slot.run_id, note)
 
     def _ray_restarted(self, why: str) -> None:
         """The Ray instance was restarted: the tasks handed to the old one are gone (their runs read

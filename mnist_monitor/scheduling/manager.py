@@ -126,6 +126,7 @@ class TrainingManager:
         """Start the oldest queued runs while slots are free; their ids. A queued run that cannot
         start (its device is gone, say) ends 'failed' with the reason, and the next one is tried."""
         started = []
+        self.slots.note_waits()
         if self.workers_unavailable:  # the queue waits for Ray to be back (said in /training_status)
             return started
         with self._lock:

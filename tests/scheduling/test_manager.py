@@ -564,3 +564,30 @@ def test_while_ray_is_unavailable_starts_are_503_queued_runs_wait_and_the_status
     assert app.extensions["training"].start_next() == [] and pool.handed == []
     assert client.get(f"/runs/{queued}").get_json()["state"] == "queued"
     assert client.get(f"/runs/{interrupted}").get_json()["state"] == "interrupted"
+
+
+def test_a_run_no_ray_worker_begins_for_a_while_says_so_in_its_status(tmp_path, monkeypatch):
+    """A run Ray had no room for (a busy cluster, or resources no node has free) read 'starting'
+    for ever, with nothing to say why."""
+    import threading
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.scheduling import executors
+    from mnist_monitor.scheduling.executors import Slots
+
+    never = threading.Event()
+    pool = fake_ray_pool(lambda ref: never.wait(60))
+    store = RunStore(tmp_path / "runs")
+    slots = Slots(store, tmp_path, {}, pool, on_free=lambda: None, trainer_class=None)
+    run = store.create()
+    slots.launch(run, parse_train_config(QUICK))
+    slots.note_waits()
+    assert run.status().waiting is None  # within the limit: nothing to say yet
+    monkeypatch.setattr(executors, "WAIT_NOTE_SECONDS", 0.0)
+    slots.note_waits()
+    status = run.status()
+    assert status.state == "starting" and status.waiting.startswith("no Ray worker has begun it in ")
+    assert "Ray has no room for it now (it asks 1 CPU(s)); it starts when a worker is free" in status.waiting
+    slots.stop_all()
+    never.set()
+    wait_for(lambda: slots.ids == [], timeout=10, message="the slot to end")
