@@ -32,13 +32,16 @@ from pathlib import Path
 from mnist_monitor.runstore.files import (Unreadable, append_jsonl, atomic_write_bytes, atomic_write_json, read_json,
                                           read_json_object, read_jsonl, rewrite_jsonl)
 from mnist_monitor.runstore.liveness import Beat, Claim, Heartbeat, beat_from
-from mnist_monitor.runstore.records import RecordError, RunStatus
+from mnist_monitor.runstore.records import FINAL_STATES, RecordError, RunStatus
 
 CONFIG_FILE, STATUS_FILE, METRICS_FILE = "config.json", "status.json", "metrics.jsonl"
 FACTS_FILE = "run.json"
 META_FILE = "meta.json"
 CLAIM_FILE, HEARTBEAT_FILE = "claim.json", "heartbeat.json"
 STOP_FILE = "stop.request"
+# Disk space kept for the run's final status while a trainer holds it: a run that fails because the
+# disk is full could not write the status that says so (it read 'interrupted', the reason lost).
+RESERVE_FILE, RESERVE_BYTES = ".space-reserve", 64 * 1024  # a status.json is a few KB; its temp file too
 CURVES_IMAGE = "curves"  # run-level image: curves.png
 EPOCH_IMAGES = ("samples", "errors", "confusion", "filters")  # per model, redrawn at every epoch end
 CHECKPOINT_KINDS = ("latest", "best")  # latest epoch end (with what a resume needs); best validation accuracy
@@ -278,7 +281,20 @@ class Run:
         self.clear_stop()
         heartbeat = Heartbeat(claim, self.claim, lambda beat: atomic_write_json(
             self._file(HEARTBEAT_FILE), beat.to_dict(), durable=False), on_superseded)
+        reserve_space(self._file(RESERVE_FILE))
         return Attempt(self, claim, heartbeat.start())
+
+
+def reserve_space(path: Path) -> None:
+    """Take RESERVE_BYTES of disk at ``path`` (real bytes, not a sparse file); nothing if the disk
+    has no room for them already."""
+    try:
+        with open(path, "wb") as f:
+            f.write(bytes(RESERVE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
 
 
 class Attempt:
@@ -304,7 +320,17 @@ class Attempt:
         atomic_write_json(self._path(FACTS_FILE), facts)
 
     def write_status(self, status: dict) -> None:
-        atomic_write_json(self._path(STATUS_FILE), status)
+        """The status; a final one that the full disk refuses is written into the space kept for it."""
+        path = self._path(STATUS_FILE)
+        try:
+            atomic_write_json(path, status)
+        except OSError as exc:
+            reserve = self.run.path / RESERVE_FILE
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or status.get("state") not in FINAL_STATES \
+                    or not reserve.exists():
+                raise
+            reserve.unlink()
+            atomic_write_json(path, status)
 
     def append_metrics(self, rows: list[dict], sync: bool = False) -> None:
         append_jsonl(self._path(METRICS_FILE), rows, sync)
@@ -323,5 +349,6 @@ class Attempt:
         self.heartbeat.stop()
         if self.run.claim() in (None, self.claim):
             self.run.clear_stop()
+            (self.run.path / RESERVE_FILE).unlink(missing_ok=True)
 
 

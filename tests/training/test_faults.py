@@ -86,3 +86,43 @@ def test_stop_during_evaluation_is_well_defined(client, app, monkeypatch):
     evals = [r for r in app.extensions["runs"].run(run_id).metrics() if r["kind"] == "eval"]
     assert evals == []  # a half-finished evaluation is not recorded
     assert client.post("/stop_training", json={}).status_code == 409
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A file system of 16 MB of its own (tmpfs), to fill up; skipped where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_run_that_fills_the_disk_ends_failed_with_the_reason(small_disk, tiny_mnist, make_app):
+    """A run whose writes hit a full disk could not write the final status that says so: it read
+    'interrupted, stopped getting heartbeats'. The space kept for it now takes that status."""
+    from helpers import SLOW
+
+    app = make_app({"RUNS_DIR": str(small_disk / "runs"), "DATA_DIR": str(tiny_mnist), "TESTING": True,
+                    "TRAINER_OPTIONS": {"pictures": False, "status_interval": 0.1}})
+    client = app.test_client()
+    run_id = start(client, dict(SLOW, batch_size=8))
+    wait_for(lambda: client.get("/training_status").get_json()["state"] == "running", message="the run to train")
+    with open(small_disk / "filler", "wb") as filler:  # the disk fills up while it trains
+        try:
+            while True:
+                filler.write(bytes(1 << 16))
+                filler.flush()
+        except OSError:
+            pass
+    try:
+        ended = finished(client, states=("failed", "interrupted", "finished", "stopped"))
+        assert ended["run_id"] == run_id
+        assert ended["state"] == "failed" and "No space left on device" in ended["error"], ended
+        assert not (small_disk / "runs" / run_id / ".space-reserve").exists()
+    finally:
+        (small_disk / "filler").unlink()
