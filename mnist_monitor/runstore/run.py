@@ -281,7 +281,6 @@ class Run:
         self.clear_stop()
         heartbeat = Heartbeat(claim, self.claim, lambda beat: atomic_write_json(
             self._file(HEARTBEAT_FILE), beat.to_dict(), durable=False), on_superseded)
-        reserve_space(self._file(RESERVE_FILE))
         return Attempt(self, claim, heartbeat.start())
 
 
@@ -302,6 +301,7 @@ class Attempt:
 
     def __init__(self, run: Run, claim: Claim, heartbeat: Heartbeat):
         self.run, self.claim, self.heartbeat = run, claim, heartbeat
+        reserve_space(run.path / RESERVE_FILE)
 
     def check(self) -> None:
         current = self.run.claim()

@@ -23,6 +23,7 @@ SETTLE_SECONDS = 5.0  # at most this long for a run whose final status is writte
 TAKEOVER_SECONDS = 60.0  # a resume on Ray waits this long for a worker to begin it (a worker starts in ~5 s)
 LOST_TRIES = 3  # a run whose task Ray loses before it begins goes back in line this often, then fails
 WAIT_NOTE_SECONDS = 60.0  # a run handed to Ray that no worker has begun by then says so in its status
+STOP_LIMIT_SECONDS = 60.0  # a run asked to stop that still trains after this long is ended (a Ray worker)
 
 
 class WorkerUnavailable(RuntimeError):
@@ -41,7 +42,17 @@ class ThreadSlot:
 
     def stop(self, requeue: bool = False) -> None:
         """Stop at the next batch (a thread's trainer has begun by the time it is in a slot)."""
+        self.stop_asked = self.stop_asked or time.monotonic()
         self.trainer.stop_event.set()
+
+    stop_asked = 0.0  # when a stop was asked (monotonic seconds), 0 before
+    escalated = False
+
+    def escalate(self) -> None:
+        """A thread cannot be ended from outside: say so once (its training step does not return)."""
+        self.escalated = True
+        log.error("run %s has not stopped %.0f s after it was asked to: its training step does not return "
+                  "(a stuck device?); restart the server to end it", self.run_id, time.monotonic() - self.stop_asked)
 
     @property
     def ended(self) -> bool:
@@ -135,9 +146,22 @@ class RaySlot:
         at all (its task is cancelled): with ``requeue`` (the server shuts down) a new one goes
         back to the queue, a resumed one stays as it was."""
         self._stop_wanted, self.requeue = True, requeue
+        self.stop_asked = self.stop_asked or time.monotonic()
         self.run.request_stop()
         if not self.is_taken():
             self.pool.cancel(self.ref)
+
+    stop_asked = 0.0  # when a stop was asked (monotonic seconds), 0 before
+    escalated = False
+
+    def escalate(self) -> None:
+        """The trainer was asked to stop and goes on beating (a step that does not return, a trainer
+        that misses the request): its worker process is ended, and the run is written 'stopped'
+        when the task has ended (resumable from its last checkpoint, like any stopped run)."""
+        self.escalated = True
+        log.warning("run %s has not stopped %.0f s after it was asked to: ending its worker process",
+                    self.run_id, time.monotonic() - self.stop_asked)
+        self.pool.cancel(self.ref)
 
     @property
     def ended(self) -> bool:
@@ -260,6 +284,8 @@ class Slots:
     def _ray_ended(self, slot: RaySlot) -> None:
         if slot.is_taken():
             self._lost.pop(slot.run_id, None)
+            if slot.escalated:
+                end_escalated(slot.run)
         elif slot.error:  # it never began: the run must not stay 'starting'
             with contextlib.suppress(FileNotFoundError), slot.run.locked():
                 current = slot.run.status()
@@ -270,9 +296,8 @@ class Slots:
         self.on_free()
 
     def note_waits(self) -> None:
-        """A run handed to Ray that no worker has begun within WAIT_NOTE_SECONDS says so in its
-        status (``waiting``), once: Ray has no room for it now (a busy cluster, or resources no
-        node has free); it still starts when a worker is free. Its trainer's first status clears it."""
+        """A run handed to Ray that no worker has begun within WAIT_NOTE_SECONDS says why in its
+        status (``waiting``), once; its trainer's first status clears it."""
         for slot in list(self._active.values()):
             if (isinstance(slot, RaySlot) and not slot.wait_noted and not slot.resume
                     and time.monotonic() - slot.handed_at > WAIT_NOTE_SECONDS and not slot.is_taken()):
@@ -346,6 +371,29 @@ class Slots:
             if not slot.join(left):
                 return False
         return True
+
+
+def tend(slots: Slots) -> None:
+    """The checks made every second (by the sweep driver's loop): runs waiting long for a Ray
+    worker say so; a run asked to stop STOP_LIMIT_SECONDS ago that has not ended is ended (its Ray
+    worker), or the log says it cannot be (a thread of this server)."""
+    slots.note_waits()
+    for slot in [slots.get(run_id) for run_id in slots.ids]:
+        if slot is not None and slot.stop_asked and not slot.escalated and not slot.ended \
+                and time.monotonic() - slot.stop_asked > STOP_LIMIT_SECONDS:
+            slot.escalate()
+
+
+def end_escalated(run: Run) -> None:
+    """A run whose worker was ended because it did not stop when asked: 'stopped', with why,
+    unless its trainer wrote a final status meanwhile."""
+    with contextlib.suppress(FileNotFoundError, RecordError, OSError), run.locked():
+        status = run.status()
+        if status is not None and status.state in ACTIVE_STATES:
+            now = time.time()
+            run.write_status(dataclasses.replace(status, state="stopped", updated_at=now, finished_at=now,
+                                                 error=f"did not stop within {STOP_LIMIT_SECONDS:.0f} s of the "
+                                                       "request: its worker process was ended"))
 
 
 def end_unstarted(run: Run, error: str) -> bool:

@@ -14,7 +14,7 @@ import threading
 from mnist_monitor.config import ConfigError, TrainConfig
 from mnist_monitor.runstore import (ACTIVE_STATES, QUEUED_STATE, RecordError, Run, RunStore, delete_unless_training,
                                     snapshot)
-from mnist_monitor.scheduling.executors import Slots, WorkerUnavailable, end_unstarted
+from mnist_monitor.scheduling.executors import Slots, WorkerUnavailable, end_unstarted, tend
 from mnist_monitor.training.checkpoints import ResumeError, check_can_resume
 from mnist_monitor.training.hardware import select_device
 from mnist_monitor.training.recorder import planned_status
@@ -126,7 +126,7 @@ class TrainingManager:
         """Start the oldest queued runs while slots are free; their ids. A queued run that cannot
         start (its device is gone, say) ends 'failed' with the reason, and the next one is tried."""
         started = []
-        self.slots.note_waits()
+        tend(self.slots)  # long waits for a worker said, stops not obeyed escalated
         if self.workers_unavailable:  # the queue waits for Ray to be back (said in /training_status)
             return started
         with self._lock:

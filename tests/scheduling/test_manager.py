@@ -591,3 +591,42 @@ def test_a_run_no_ray_worker_begins_for_a_while_says_so_in_its_status(tmp_path, 
     slots.stop_all()
     never.set()
     wait_for(lambda: slots.ids == [], timeout=10, message="the slot to end")
+
+
+def test_a_ray_run_that_does_not_stop_when_asked_is_ended_after_the_limit(tmp_path, monkeypatch):
+    """A trainer that goes on beating after a stop request (a step that never returns) trained on
+    for good: the stop was only a request. Now its worker process is ended after the limit and
+    the run is written 'stopped', with why."""
+    import threading
+
+    from mnist_monitor.config import parse_train_config
+    from mnist_monitor.runstore import RunStatus
+    from mnist_monitor.scheduling import executors
+    from mnist_monitor.scheduling.executors import Slots, tend
+
+    killed = threading.Event()
+
+    def get(ref):
+        killed.wait(60)
+        raise Cancelled("the worker was ended")
+
+    pool = fake_ray_pool(get)
+    pool.ray.cancel = lambda ref, force: killed.set()
+    freed = threading.Event()
+    store = RunStore(tmp_path / "runs")
+    slots = Slots(store, tmp_path, {}, pool, on_free=freed.set, trainer_class=None)
+    run = store.create()
+    slots.launch(run, parse_train_config(QUICK))
+    attempt = run.start_attempt(1, "the-worker's-trainer", on_superseded=lambda: None)  # it began, and beats
+    try:
+        run.write_status(RunStatus(state="running", run_id=run.run_id, updated_at=time.time()))
+        slots.get(run.run_id).stop()
+        tend(slots)
+        assert not killed.is_set()  # within the limit: only asked
+        monkeypatch.setattr(executors, "STOP_LIMIT_SECONDS", 0.0)
+        tend(slots)
+        assert killed.is_set() and freed.wait(10)
+        status = run.status()
+        assert status.state == "stopped" and "did not stop within 0 s of the request" in status.error
+    finally:
+        attempt.heartbeat.stop()
