@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import secrets
 import threading
 
 from mnist_monitor.config import MAX_MODELS, ConfigError, parse_train_config
@@ -45,15 +45,15 @@ class QueueRoom:
 
 
 class Held:
-    """A sweep this process drives: its lock, its study, and the trials to resume."""
+    """A sweep this process drives: its lease's owner, its study, and the trials to resume."""
 
-    def __init__(self, sweep: Sweep, lock_fd: int):
-        self.sweep, self.lock_fd = sweep, lock_fd
+    def __init__(self, sweep: Sweep, owner: str):
+        self.sweep, self.owner = sweep, owner
         self.study = sweep.study()
-        self.to_resume: set[str] | None = None  # decided at the first look after taking the lock
+        self.to_resume: set[str] | None = None  # decided at the first look after taking the lease
 
     def release(self) -> None:
-        os.close(self.lock_fd)
+        self.sweep.release_lease(self.owner)
 
 
 class SweepDriver:
@@ -63,6 +63,7 @@ class SweepDriver:
         self.sweeps, self.manager, self.store = sweeps, manager, manager.store
         self.interval = interval
         self._held: dict[str, Held] = {}
+        self.owner = secrets.token_hex(8)  # this driver, in the leases of the sweeps it drives
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._closing = False
@@ -145,19 +146,23 @@ class SweepDriver:
             for sweep in self.sweeps.running():
                 if sweep.sweep_id not in self._held:
                     self._take(sweep)
+            for sweep_id, held in list(self._held.items()):  # each lease renewed: it lapses unrenewed
+                if not held.sweep.take_lease(self.owner):
+                    log.warning("sweep %s is driven by another process now (this one was held up past its "
+                                "lease)", sweep_id)
+                    del self._held[sweep_id]
             room = QueueRoom(self.store)  # one look at the queue for every sweep
             for sweep_id in list(self._held):
                 self.pump(sweep_id, room)
         self.manager.start_next()
 
     def _take(self, sweep: Sweep) -> bool:
-        fd = sweep.try_lock()
-        if fd is None:
-            return False  # python train.py --sweep drives it
+        if not sweep.take_lease(self.owner):
+            return False  # python train.py --sweep (or another server) drives it
         try:
-            self._held[sweep.sweep_id] = Held(sweep, fd)
+            self._held[sweep.sweep_id] = Held(sweep, self.owner)
         except (SweepError, OSError, ValueError) as exc:
-            os.close(fd)
+            sweep.release_lease(self.owner)
             log.error("sweep %s cannot be driven: %s", sweep.sweep_id, exc)
             sweep.write_state("failed", f"cannot be driven: {exc}")
             return False

@@ -4,7 +4,8 @@ listed and summed up.
 runs/sweeps/<sweep_id>/sweep.json     the spec (a POST /sweeps body that makes the sweep again), when
 runs/sweeps/<sweep_id>/state.json     running | finished | stopped | failed, and when it ended
 runs/sweeps/<sweep_id>/journal.log    Optuna's journal: trials, their values, reports and verdicts
-runs/sweeps/<sweep_id>/driver.lock    flock'd by the one process that drives the sweep
+runs/sweeps/<sweep_id>/driver.json    the lease of the one process that drives the sweep (renewed
+                                      every second; taken, under driver.lock, only when it lapses)
 runs/sweeps/<sweep_id>/stop.asked     asks that process to stop the sweep
 
 A trial's run folder is an ordinary run; its facts (run.json) name the sweep, the trial and the
@@ -25,6 +26,7 @@ from mnist_monitor.config import ConfigError
 from mnist_monitor.runstore import RUN_ID_PATTERN, new_run_id
 from mnist_monitor.runstore.files import (Unreadable, atomic_write_bytes, atomic_write_json, read_json_object,
                                           write_error)
+from mnist_monitor.runstore.liveness import HOST, process_start, writer_gone
 from mnist_monitor.sweeps.spec import Range, SweepSpec, parse_sweep, setting_kind
 from mnist_monitor.sweeps.study import (IMPORTANCE_METHOD, decode, encode, importances, journal_storage, load_optuna,
                                         objective_text, trial_row)
@@ -32,8 +34,12 @@ from mnist_monitor.sweeps.study import (IMPORTANCE_METHOD, decode, encode, impor
 log = logging.getLogger("sweeps")
 
 SWEEPS_DIR = "sweeps"  # inside the runs folder: its name is no run id, so run listings skip it
-SPEC_FILE, STATE_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE = (
-    "sweep.json", "state.json", "journal.log", "driver.lock", "stop.asked")
+SPEC_FILE, STATE_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE, LEASE_FILE = (
+    "sweep.json", "state.json", "journal.log", "driver.lock", "stop.asked", "driver.json")
+# A driver's lease lapses when not renewed for this long (it is renewed about every second), or at
+# once when its process is gone (seen on the same host). Long enough that a driver held up for a
+# while by a busy machine keeps its sweep; a lease held by no file that stays open.
+LEASE_SECONDS = 30.0
 SWEEP_STATES = ("running", "finished", "stopped", "failed")
 
 
@@ -122,16 +128,61 @@ class Sweep:
                 values[key] = decode(key, trial.suggest_categorical(key, [encode(key, v) for v in space]))
         return values
 
-    # ---------------------------------------------------------------- the driver's lock
-    def try_lock(self):
-        """An open file holding the driver's lock, or None if another process drives the sweep."""
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
+    # ---------------------------------------------------------------- the driver's lease
+    def take_lease(self, owner: str) -> bool:
+        """Whether ``owner`` (a driver) drives the sweep now: its lease is renewed, or taken when
+        there is none or it has lapsed; False while another live driver holds it. Decided under the
+        folder's lock, taken for the moment of the decision only (no file stays open per sweep)."""
+        with self._locked():
+            try:
+                lease = read_json_object(self.path / LEASE_FILE)
+            except Unreadable:
+                lease = None  # torn by a crash: no one holds it
+            if lease and lease.get("owner") != owner and lease_alive(lease):
+                return False
+            atomic_write_json(self.path / LEASE_FILE, {"owner": owner, "renewed_at": time.time(), "host": HOST,
+                                                       "pid": os.getpid(), "pid_start": process_start(os.getpid())},
+                              durable=False)
+            return True
+
+    def release_lease(self, owner: str) -> None:
+        """Give the sweep up (another driver may take it at once)."""
+        with self._locked():
+            try:
+                lease = read_json_object(self.path / LEASE_FILE)
+            except Unreadable:
+                lease = None
+            if lease is not None and lease.get("owner") == owner:
+                (self.path / LEASE_FILE).unlink(missing_ok=True)
+
+    def _locked(self):
+        return flocked(self.path / LOCK_FILE)
+
+
+class flocked:
+    """An exclusive lock on ``path`` (a file opened for writing, as an exclusive lock over NFS
+    needs) for the length of a ``with`` block."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def lease_alive(lease: dict, now: float | None = None) -> bool:
+    """Whether a driver's lease still holds: renewed within LEASE_SECONDS by a process that is not
+    gone (on this host, its PID and that process's start time say so at once)."""
+    renewed = lease.get("renewed_at")
+    if not isinstance(renewed, (int, float)) or writer_gone(lease.get("host"), lease.get("pid"),
+                                                            lease.get("pid_start")):
+        return False
+    return (time.time() if now is None else now) - renewed <= LEASE_SECONDS
 
 
 class SweepStore:

@@ -207,11 +207,42 @@ def test_a_sweep_driven_by_another_process_is_not_driven_here(client, app):
     sweep_id = client.post("/sweeps", json={"base": BASE, "grid": {"learning_rate": [0.01, 0.02]}}).get_json()[
         "sweep_id"]
     sweep = Sweep(os.path.join(app.config["RUNS_DIR"], "sweeps", sweep_id))
-    assert sweep.try_lock() is None  # the server holds the driver's lock while the sweep runs
+    assert not sweep.take_lease("another-driver")  # the server holds the sweep's lease while it runs
+    open_files = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert not [f for f in open_files if f.endswith("driver.lock")]  # and no file open for it (one per sweep was)
     done = sweep_when(client, sweep_id, lambda s: s["state"] != "running")
     assert done["state"] == "finished"
-    fd = wait_for(sweep.try_lock, message="the lock released once the sweep ended")
-    os.close(fd)
+    wait_for(lambda: sweep.take_lease("another-driver"), message="the lease given up once the sweep ended")
+
+
+def test_a_drivers_lease_lapses_when_its_process_is_gone_or_it_is_not_renewed(tmp_path):
+    import json
+    import time
+
+    from helpers import dead_pid
+    from mnist_monitor.runstore.liveness import HOST, process_start
+    from mnist_monitor.sweeps.folder import LEASE_FILE, LEASE_SECONDS, Sweep
+
+    sweep = Sweep(tmp_path)
+    assert sweep.take_lease("a") and sweep.take_lease("a")  # taken, then renewed
+    assert not sweep.take_lease("b")  # a live driver of this process holds it
+    lease = json.loads((tmp_path / LEASE_FILE).read_text())
+    (tmp_path / LEASE_FILE).write_text(json.dumps(dict(lease, pid=dead_pid(), pid_start=None)))
+    assert sweep.take_lease("b")  # its process is gone (this host): taken at once
+    elsewhere = {"owner": "c", "host": "another-host/boot", "pid": 1, "pid_start": None}
+    (tmp_path / LEASE_FILE).write_text(json.dumps(dict(elsewhere, renewed_at=time.time())))
+    assert not sweep.take_lease("b")  # another host's driver, renewed just now
+    (tmp_path / LEASE_FILE).write_text(json.dumps(dict(elsewhere, renewed_at=time.time() - LEASE_SECONDS - 1)))
+    assert sweep.take_lease("b")  # not renewed for longer than the lease: lapsed
+    (tmp_path / LEASE_FILE).write_text('{"owner": "c", "renewed_')  # torn by a crash: no one holds it
+    assert sweep.take_lease("b")
+    sweep.release_lease("someone-else")
+    assert (tmp_path / LEASE_FILE).exists()  # only its owner gives it up
+    sweep.release_lease("b")
+    assert not (tmp_path / LEASE_FILE).exists() and sweep.take_lease("d")
+    assert json.loads((tmp_path / LEASE_FILE).read_text())["host"] == HOST
+    assert process_start(os.getpid()) == json.loads((tmp_path / LEASE_FILE).read_text())["pid_start"]
 
 
 @pytest.mark.slow
