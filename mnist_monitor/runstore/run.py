@@ -39,6 +39,7 @@ FACTS_FILE = "run.json"
 META_FILE = "meta.json"
 CLAIM_FILE, HEARTBEAT_FILE = "claim.json", "heartbeat.json"
 STOP_FILE = "stop.request"
+LOCK_FILE = ".lock"  # empty: the folder's lock is an flock on it
 # Disk space kept for the run's final status while a trainer holds it: a run that fails because the
 # disk is full could not write the status that says so (it read 'interrupted', the reason lost).
 RESERVE_FILE, RESERVE_BYTES = ".space-reserve", 64 * 1024  # a status.json is a few KB; its temp file too
@@ -202,17 +203,15 @@ class Run:
 
     @contextlib.contextmanager
     def locked(self):
-        """Hold the folder's lock (an flock on the folder itself), so that a delete, a resume's
-        claim and a meta update happen one at a time, whichever process does them (the server,
-        python train.py). FileNotFoundError if the folder is gone, also if it went while waiting."""
-        fd = os.open(self.path, os.O_RDONLY)
+        """Hold the folder's lock (an flock on its lock file, opened for writing: over NFS an
+        exclusive lock needs that, and one on a folder opened read-only is refused or not shared),
+        so that a delete, a start, a resume's claim and a meta update happen one at a time,
+        whichever process does them (the server, python train.py). FileNotFoundError if the folder
+        is gone, also if it went while waiting."""
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)  # FileNotFoundError: no folder
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                gone = os.stat(self.path).st_ino != os.fstat(fd).st_ino
-            except FileNotFoundError:
-                gone = True
-            if gone:  # deleted (and perhaps made again) by the one who held the lock before
+            if os.fstat(fd).st_nlink == 0:  # deleted (and perhaps made again) by the one who held the lock before
                 raise FileNotFoundError(errno.ENOENT, "the run folder was deleted", str(self.path))
             yield self
         finally:

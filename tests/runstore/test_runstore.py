@@ -339,3 +339,23 @@ def test_activity_finds_live_and_queued_runs_and_skips_finished_ones_it_has_read
     assert set(looked) == {queued, live, dead} and not set(looked) & set(finished)
     store.run(finished[0]).write_status({"state": "queued", "run_id": finished[0], "models": []})
     assert store.activity() == ([live], 2)  # a changed folder is read again
+
+
+def test_the_folders_lock_is_taken_on_a_file_opened_for_writing(tmp_path):
+    """An flock on the folder opened read-only: over NFS an exclusive lock needs a file open for
+    writing (NFS v4 maps flock to byte-range locks, which refuse a write lock on a read-only file)."""
+    import os
+
+    run = RunStore(tmp_path / "runs").create()
+    with run.locked():
+        held = [fd for fd in os.listdir("/proc/self/fd")
+                if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(run.path))]
+        assert len(held) == 1
+        flags = int(next(line.split()[1] for line in open(f"/proc/self/fdinfo/{held[0]}")
+                         if line.startswith("flags:")), 8)
+        assert flags & os.O_ACCMODE == os.O_RDWR
+        assert os.path.realpath(f"/proc/self/fd/{held[0]}") == str(run.path / ".lock")
+    run.delete()
+    with pytest.raises(FileNotFoundError):
+        with run.locked():
+            pass
