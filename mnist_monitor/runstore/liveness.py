@@ -36,7 +36,16 @@ def _boot_id() -> str:
         return ""
 
 
-HOST = f"{socket.gethostname()}/{_boot_id()}"
+def _pid_namespace() -> str:
+    """This process's PID namespace (Linux): containers that share a host name and a boot but not
+    their PIDs must not read each other's PIDs."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+HOST = f"{socket.gethostname()}/{_boot_id()}/{_pid_namespace()}"  # where a beat's PID means something
 
 
 def process_start(pid: int) -> int | None:

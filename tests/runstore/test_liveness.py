@@ -48,6 +48,12 @@ def test_on_this_host_a_gone_or_reused_pid_is_dead_at_once_but_not_on_another_ho
     assert not is_alive(CLAIM, beat(pid=dead_pid()), now=NOW)
     elsewhere = beat(pid=dead_pid(), host="another-machine/boot")  # a PID means nothing there
     assert is_alive(CLAIM, elsewhere, now=NOW + 1) and not is_alive(CLAIM, elsewhere, now=NOW + 60)
+    # A container on this machine with a PID namespace of its own: the same host name and boot,
+    # but its PIDs are not this process's (the PID check took its live trainer for a dead one).
+    name, boot, _ = liveness.HOST.split("/", 2)
+    container = beat(pid=dead_pid(), host=f"{name}/{boot}/pid:[4026532000]")
+    assert liveness.HOST.endswith(os.readlink("/proc/self/ns/pid"))
+    assert is_alive(CLAIM, container, now=NOW + 1) and not is_alive(CLAIM, container, now=NOW + 60)
 
 
 @pytest.fixture
