@@ -10,6 +10,7 @@ Ray is optional: ``import ray`` happens only when ``RayPool`` is built, and a mi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -36,6 +37,7 @@ GCS_WAIT_ENV = {"RAY_gcs_rpc_server_reconnect_timeout_s": "1000000",
                 "RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
 OBJECT_STORE_BYTES = 100 * 2**20  # the tasks return small dicts: Ray's default (30 % of RAM) is far too much
 PROBE_TIMEOUT_S = 60.0  # for the shared-storage check on every node
+MIN_RAY = (2, 59)  # requirements-ray.txt's floor, checked at run time too (an older Ray may be installed)
 
 
 class ClusterError(RuntimeError):
@@ -111,7 +113,22 @@ def import_ray():
         import ray
     except ImportError:
         raise ClusterError("--workers and --ray-address need Ray: pip install -r requirements-ray.txt") from None
+    if version_tuple(getattr(ray, "__version__", "0")) < MIN_RAY:
+        raise ClusterError(f"Ray {ray.__version__} is older than {'.'.join(map(str, MIN_RAY))}, the first release whose "
+                           "local instance requires a token of its own (before it, any user of this machine could "
+                           "run code in it): pip install -r requirements-ray.txt")
     return ray
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'2.60.1' -> (2, 60, 1); what follows the numbers ('rc1', 'dev0') is left out."""
+    parts = []
+    for part in version.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ import logging
 import threading
 
 from helpers import wait_for
-
 from mnist_monitor.scheduling.cluster_health import LOOK_EVERY, LOOK_TIMEOUT, ClusterHealth
 
 

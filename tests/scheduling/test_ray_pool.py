@@ -5,6 +5,7 @@ import sys
 import pytest
 
 import server
+from helpers import ROOT
 from mnist_monitor.scheduling.ray_pool import ClusterError, import_ray
 
 
@@ -15,6 +16,22 @@ def test_without_ray_installed_workers_is_a_one_line_error_that_says_what_to_ins
     code = server.main(["--workers", "2", "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: --workers and --ray-address need Ray")
+
+
+def test_a_ray_older_than_the_floor_is_refused_with_what_to_install(monkeypatch):
+    """requirements-ray.txt asks for 2.59 or later (the first release whose local instance needs
+    its own token), but an older Ray already installed was used as it was."""
+    import types
+
+    from mnist_monitor.scheduling.ray_pool import MIN_RAY, version_tuple
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(__version__="2.40.0"))
+    with pytest.raises(ClusterError, match=r"Ray 2.40.0 is older than 2.59.*pip install -r requirements-ray.txt"):
+        import_ray()
+    assert version_tuple("2.60.1") >= MIN_RAY and version_tuple("2.59.0rc1") >= MIN_RAY
+    assert version_tuple("2.58.9") < MIN_RAY and version_tuple("3.0.0.dev0") > MIN_RAY
+    floor = next(line for line in (ROOT / "requirements-ray.txt").read_text().splitlines() if line.startswith("ray"))
+    assert floor.split()[0] == f"ray>={'.'.join(map(str, MIN_RAY))}"  # the two floors agree
 
 
 @pytest.mark.parametrize("args, message", [
