@@ -51,7 +51,7 @@ class ClusterHealth:
         with self._lock:
             now = self.clock()
             looking = self._look is not None and self._look.is_alive()
-            if looking and now - self._look_started > LOOK_TIMEOUT and self._reason is None:
+            if looking and now - self._look_started > LOOK_TIMEOUT and not self._recovering():
                 self._lose(f"the Ray cluster has not answered for {LOOK_TIMEOUT:.0f} s")
             elif not looking and not self._recovering() and now - self._last_look >= LOOK_EVERY:
                 self._start_look(now)

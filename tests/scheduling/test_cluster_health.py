@@ -139,3 +139,18 @@ def test_a_probe_that_raises_is_a_reason_and_close_ends_the_restarts():
     count = len(tries)
     assert not health._recovery.is_alive()
     assert len(tries) == count  # closed: no more tries
+
+
+def test_a_lost_task_then_a_look_that_does_not_answer_restarts_ray():
+    """Ray's control store gone: a task is lost first (so a reason is shown already), then the
+    look waits for good. The restart must still come."""
+    clock, release, restarted = Clock(), threading.Event(), threading.Event()
+    health = ClusterHealth(lambda: release.wait(60) and None, restarted.set, clock, backoff=(0.01,))
+    try:
+        health.lost("LocalRayletDiedError: the raylet died")
+        clock.now += LOOK_TIMEOUT + 1
+        assert health.available() == f"the Ray cluster has not answered for {LOOK_TIMEOUT:.0f} s"
+        assert restarted.wait(10)
+    finally:
+        release.set()
+        health.close()
