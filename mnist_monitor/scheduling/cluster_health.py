@@ -36,9 +36,9 @@ class ClusterHealth:
         self._look: threading.Thread | None = None
         self._look_started = 0.0
         self._generation = 0  # a look begun before a restart is not waited for, nor heard, after it
-        # Restarts run in one thread that lives as long as this object: Ray binds the connection that
-        # ray.init makes to the thread that made it (once that thread ended, every other thread's
-        # call to Ray blocked, measured with Ray 2.60).
+        # Restarts run in one thread that lives as long as this object: the processes of a local
+        # instance that ray.init starts die with the thread that started them (Ray has the kernel
+        # kill them when it ends), so a thread per restart left a dead instance behind it.
         self._recovery: threading.Thread | None = None
         self._lost_reason: str | None = None  # set: a restart is wanted or under way
         self._wanted = threading.Event()
@@ -68,7 +68,13 @@ class ClusterHealth:
                 self._start_look(self.clock())
 
     def close(self) -> None:
-        """No more looks or restarts (the pool shuts down)."""
+        """No more looks or restarts (the pool shuts down); ``end()`` once Ray is shut down."""
+        self._closed.set()
+
+    def end(self) -> None:
+        """End the restarts' thread, after Ray is shut down: the processes of an instance it started
+        are bound to it (Ray asks the kernel to kill them when the thread that started them ends), and
+        killed so they would orphan their own children (the agents, which outlive them)."""
         self._closed.set()
         self._wanted.set()
         # (a look may wait on a lost cluster for good: it is a daemon thread, left to end with the process)

@@ -339,9 +339,10 @@ class RayPool:
     def shutdown(self) -> None:
         """Disconnect; a local instance (--workers) is stopped with its worker processes."""
         if self.health is not None:
-            self.health.close()
+            self.health.close()  # no more looks or restarts; its thread is ended last (below)
         if self.owned:
             left = self._local_processes()
             self.ray.shutdown()
-            log.info("Ray stopped; %d of its processes to end", len(left))
             end_processes(left)
+        if self.health is not None:
+            self.health.end()

@@ -113,7 +113,7 @@ def test_with_workers_two_runs_train_at_once_and_a_stop_ends_them_and_ray(server
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(10) == 0 and time.monotonic() - sent < 10
     gone, alive = psutil.wait_procs(ray_processes, timeout=15)
-    assert alive == [], ([p.cmdline() for p in alive], server.log_path.read_text()[-3000:])
+    assert alive == [], [p.cmdline() for p in alive]
     on_disk = json.loads((server.runs_dir / queued["run_id"] / "status.json").read_text())
     assert on_disk["state"] == "queued"  # waits for the next start of the server
     restarted = server_factory(tiny_mnist, runs_dir=server.runs_dir)  # the default: no Ray

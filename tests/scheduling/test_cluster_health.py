@@ -59,7 +59,7 @@ def test_a_lost_instance_is_restarted_with_a_back_off_and_a_log_line_until_it_an
         seen = {r for r in reasons if r}  # what /training_status said meanwhile: why, and each failed try
         assert any("restart 1 failed (RuntimeError: port in use (1)), next in 0.01 s" in r for r in seen), seen
     finally:
-        health.close()
+        health.end()
 
 
 def test_a_look_that_does_not_answer_counts_as_lost_and_never_blocks_the_asker():
@@ -87,7 +87,7 @@ def test_a_look_that_does_not_answer_counts_as_lost_and_never_blocks_the_asker()
         assert health.restarts == 1 and len(calls) >= 4
     finally:
         release.set()
-        health.close()
+        health.end()
 
 
 def test_a_ray_this_process_did_not_start_is_only_watched_until_it_answers_again():
@@ -100,7 +100,7 @@ def test_a_ray_this_process_did_not_start_is_only_watched_until_it_answers_again
         settled(health, clock, None)
         assert health.restarts == 0
     finally:
-        health.close()
+        health.end()
 
 
 def test_a_lost_task_makes_ray_unavailable_until_a_look_finds_the_cluster_well():
@@ -122,7 +122,7 @@ def test_a_lost_task_makes_ray_unavailable_until_a_look_finds_the_cluster_well()
         settled(health, clock, None)
         assert health.restarts == 0  # the cluster was well: nothing restarted
     finally:
-        health.close()
+        health.end()
 
 
 def test_a_probe_that_raises_is_a_reason_and_close_ends_the_restarts():
@@ -135,7 +135,7 @@ def test_a_probe_that_raises_is_a_reason_and_close_ends_the_restarts():
     wait_for(lambda: reason(health, clock) is not None and len(tries) >= 2, timeout=10, interval=0.01,
              message="two restart tries")
     assert health.available().startswith("ConnectionError: GCS unreachable;")  # its first line only
-    health.close()
+    health.end()
     count = len(tries)
     assert not health._recovery.is_alive()
     assert len(tries) == count  # closed: no more tries
@@ -153,4 +153,4 @@ def test_a_lost_task_then_a_look_that_does_not_answer_restarts_ray():
         assert restarted.wait(10)
     finally:
         release.set()
-        health.close()
+        health.end()
