@@ -151,8 +151,8 @@ def trained(tmp_path_factory):
 def server_factory(tmp_path):
     servers = []
 
-    def make(data_dir: Path, runs_dir: Path | None = None, extra_args=()) -> ServerProcess:
-        server = ServerProcess(data_dir, runs_dir or tmp_path / "runs", tmp_path / "server.log", extra_args)
+    def make(data_dir: Path, runs_dir: Path | None = None, extra_args=(), orphan: bool = False) -> ServerProcess:
+        server = ServerProcess(data_dir, runs_dir or tmp_path / "runs", tmp_path / "server.log", extra_args, orphan)
         servers.append(server)
         return server.start()
 

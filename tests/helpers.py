@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import struct
 import sys
 import time
@@ -161,12 +162,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Orphan:
+    """A process whose parent ends at once (so its parent is init, pid 1), with the part of
+    Popen's interface the tests use; its exit code goes to init, so ``wait`` says only that it ended."""
+
+    def __init__(self, command: list[str], log):
+        import shlex
+        import subprocess
+
+        started = subprocess.run(["bash", "-c", f"{shlex.join(command)} </dev/null >&2 &\necho $!"], stdout=subprocess.PIPE,
+                                 stderr=log, cwd=ROOT, text=True, check=True)
+        self.pid = int(started.stdout.split()[-1])
+        self.returncode = None
+
+    def poll(self):
+        import psutil
+
+        try:
+            gone = psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            gone = True
+        return self.returncode if not gone else (self.returncode or "ended")
+
+    def wait(self, timeout=None):
+        import subprocess
+
+        import psutil
+
+        try:
+            psutil.Process(self.pid).wait(timeout)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout) from None
+        return "ended"
+
+    def send_signal(self, signum) -> None:
+        os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class ServerProcess:
     """``python server.py`` in a subprocess on a free port, as a user runs it."""
 
-    def __init__(self, data_dir: Path, runs_dir: Path, log_path: Path, extra_args=()):
+    def __init__(self, data_dir: Path, runs_dir: Path, log_path: Path, extra_args=(), orphan: bool = False):
         self.data_dir, self.runs_dir, self.log_path = data_dir, runs_dir, log_path
-        self.extra_args = list(extra_args)
+        self.extra_args, self.orphan = list(extra_args), orphan
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -176,9 +222,12 @@ class ServerProcess:
         import urllib.request
 
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "server.py"), "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--runs-dir", str(self.runs_dir), *self.extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        command = [sys.executable, str(ROOT / "server.py"), "--port", str(self.port), "--data-dir", str(self.data_dir),
+                   "--runs-dir", str(self.runs_dir), *self.extra_args]
+        if self.orphan:  # its parent gone at once, as under a service manager or a shell that has exited
+            self.process = Orphan(command, log)
+        else:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
         def up():
             if self.process.poll() is not None:

@@ -109,6 +109,11 @@ def import_ray():
     os.environ.update(LOOPBACK_ENV)
     for name, value in GCS_WAIT_ENV.items():
         os.environ.setdefault(name, value)
+    # When a call to its raylet fails, Ray's driver ends its own process at once if it takes the
+    # raylet for dead, and without this it judges so from its *parent* process: a server whose
+    # parent is init (started by a service manager, or from a shell that has exited) ended there,
+    # in the ray.shutdown() of every restart. With it, it asks whether this process lives.
+    os.environ.setdefault("RAY_RAYLET_PID", str(os.getpid()))
     try:
         import ray
     except ImportError:
