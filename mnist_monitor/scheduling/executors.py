@@ -23,6 +23,7 @@ SETTLE_SECONDS = 5.0  # at most this long for a run whose final status is writte
 TAKEOVER_SECONDS = 60.0  # a resume on Ray waits this long for a worker to begin it (a worker starts in ~5 s)
 LOST_TRIES = 3  # a run whose task Ray loses before it begins goes back in line this often, then fails
 WAIT_NOTE_SECONDS = 60.0  # a run handed to Ray that no worker has begun by then says so in its status
+LOST_LABEL_SECONDS = 30.0  # how long the cause of a lost run waits to be written (its trainer seen gone)
 STOP_LIMIT_SECONDS = 60.0  # a run asked to stop that still trains after this long is ended (a Ray worker)
 
 
@@ -193,6 +194,7 @@ class Slots:
         self.on_free = on_free
         self._active: dict[str, ThreadSlot | RaySlot] = {}
         self._lost: dict[str, int] = {}  # run id: its tasks Ray lost before they began
+        self.lost_runs: dict[str, tuple] = {}  # run id: (run, why, until when) for runs lost while training
         if pool is not None and hasattr(pool, "restart_listeners"):
             pool.restart_listeners.append(self._ray_restarted)
 
@@ -286,6 +288,8 @@ class Slots:
             self._lost.pop(slot.run_id, None)
             if slot.escalated:
                 end_escalated(slot.run)
+            elif slot.lost:  # said once the trainer is seen gone (its worker dies after its raylet)
+                self.lost_runs[slot.run_id] = (slot.run, slot.error, time.monotonic() + LOST_LABEL_SECONDS)
         elif slot.error:  # it never began: the run must not stay 'starting'
             with contextlib.suppress(FileNotFoundError), slot.run.locked():
                 current = slot.run.status()
@@ -378,10 +382,31 @@ def tend(slots: Slots) -> None:
     worker say so; a run asked to stop STOP_LIMIT_SECONDS ago that has not ended is ended (its Ray
     worker), or the log says it cannot be (a thread of this server)."""
     slots.note_waits()
+    for run_id, (run, why, until) in list(slots.lost_runs.items()):
+        if say_lost(run, why) or time.monotonic() > until:
+            slots.lost_runs.pop(run_id, None)
     for slot in [slots.get(run_id) for run_id in slots.ids]:
         if slot is not None and slot.stop_asked and not slot.escalated and not slot.ended \
                 and time.monotonic() - slot.stop_asked > STOP_LIMIT_SECONDS:
             slot.escalate()
+
+
+def say_lost(run: Run, why: str) -> bool:
+    """A run whose Ray task was lost while it trained, once its trainer is gone: 'interrupted' with
+    the cause (readers would say only that its heartbeats stopped), resumable as ever; whether
+    there is nothing more to do (written, or the run is no longer left active)."""
+    with contextlib.suppress(FileNotFoundError, RecordError, OSError), run.locked():
+        status = run.status()
+        if status is None or status.state not in ACTIVE_STATES:
+            return True
+        if snapshot(run).state != "interrupted":
+            return False  # its trainer still beats (a worker dies a moment after its raylet)
+        now = time.time()
+        run.write_status(dataclasses.replace(status, state="interrupted", updated_at=now, finished_at=now,
+                                             error=f"its Ray worker was lost ({why}): resume it to go on from "
+                                                   "its last epoch-end checkpoint"))
+        return True
+    return True
 
 
 def end_escalated(run: Run) -> None:

@@ -95,6 +95,9 @@ def test_with_workers_two_runs_train_at_once_and_a_stop_ends_them_and_ray(server
     for run_id in runs:
         ended = wait_state(server, run_id, ("interrupted",), timeout=30)
         assert ended["resumable"], ended
+        # the cause, not only that its heartbeats stopped (written once the server has heard from Ray)
+        wait_for(lambda: "its Ray worker was lost" in (server.request("GET", f"/runs/{run_id}")[1]["error"] or ""),
+                 timeout=30, interval=0.2, message="the cause of the cut-off in its status")
     assert wait_state(server, queued["run_id"], ("finished",), timeout=120)["error"] is None
     gone, alive = psutil.wait_procs(ray_processes, timeout=15)  # the first instance's are ended with it
     assert alive == [], [p.cmdline() for p in alive]
