@@ -48,16 +48,26 @@ def _pid_namespace() -> str:
 HOST = f"{socket.gethostname()}/{_boot_id()}/{_pid_namespace()}"  # where a beat's PID means something
 
 
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (Linux); None if there is no such
-    process or the platform does not say."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, parent, ...; Linux), or None if
+    there is no such process or the platform does not say."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    try:  # the fields after the command name, which is in parentheses and may hold spaces
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    try:  # the command name is in parentheses and may hold spaces
+        return stat[stat.rindex(b")") + 2:].decode("ascii", "replace").split()
+    except ValueError:
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux); None if there is no such
+    process or the platform does not say."""
+    fields = proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
     except (ValueError, IndexError):
         return None
 

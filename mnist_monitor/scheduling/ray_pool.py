@@ -22,15 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_monitor.config import PROJECT_DIR
+from mnist_monitor.runstore.liveness import proc_stat
 from mnist_monitor.scheduling.cluster_health import ClusterHealth
 
 log = logging.getLogger("cluster")
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # with it, a local Ray binds to 127.0.0.1 only (Linux)
-# With Ray's default (60 s), a process whose cluster's control store (GCS) is gone for a minute is
-# ended by Ray: the server with it. Waiting (about 11 days) lets the server restart its own instance,
-# or connect again to a cluster that is back, and go on serving meanwhile.
-GCS_WAIT_ENV = {"RAY_gcs_rpc_server_reconnect_timeout_s": "1000000",
+# Ray settings this server needs, unless the user sets them. With Ray's default (60 s), a process
+# whose cluster's control store (GCS) is gone for a minute is ended by Ray: the server with it.
+# Waiting (about 11 days) lets the server restart its own instance, or connect again to a cluster
+# that is back, and go on serving meanwhile.
+RAY_DEFAULT_ENV = {"RAY_gcs_rpc_server_reconnect_timeout_s": "1000000",
                 # ray.init installs a C++ handler for SIGTERM that ends the process at once. The
                 # server sets its own (a graceful stop) after the first init, but a restart of Ray
                 # runs in another thread, where Python cannot set it again.
@@ -64,13 +66,11 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (children, theirs, ...), read from /proc (empty where there is none)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended meanwhile
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = proc_stat(int(entry.name))
+        if fields and len(fields) > 1:  # (None: ended meanwhile)
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         children = parents.get(todo.pop(), [])
@@ -94,20 +94,17 @@ def end_processes(pids: list[int], grace: float = 3.0) -> None:
 
 def running(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    fields = proc_stat(pid)
+    return bool(fields) and fields[0] != "Z"
 
 
 def import_ray():
-    """Ray, imported with LOOPBACK_ENV and GCS_WAIT_ENV in the environment: Ray reads them when it
+    """Ray, imported with LOOPBACK_ENV and RAY_DEFAULT_ENV in the environment: Ray reads them when it
     is imported (set later, a local instance's GCS server listens on every address of the machine,
     a lost GCS ends this process after a minute, and a restarted Ray takes over SIGTERM). A
-    GCS_WAIT_ENV value set by the user is kept."""
+    RAY_DEFAULT_ENV value set by the user is kept."""
     os.environ.update(LOOPBACK_ENV)
-    for name, value in GCS_WAIT_ENV.items():
+    for name, value in RAY_DEFAULT_ENV.items():
         os.environ.setdefault(name, value)
     # When a call to its raylet fails, Ray's driver ends its own process at once if it takes the
     # raylet for dead, and without this it judges so from its *parent* process: a server whose
@@ -195,6 +192,8 @@ def check_fits_a_node(nodes: list[dict], gpus_per_run: float) -> None:
 
 class RayPool:
     """A connection to Ray that trains runs as tasks; ``capacity`` runs at once."""
+
+    health: ClusterHealth | None = None  # (None in a pool built without __init__, as tests fake one)
 
     def __init__(self, workers: int | None = None, address: str | None = None, gpus_per_run: float | None = None):
         """``workers``: runs at once (a cluster: by default as many as its GPUs or CPUs allow).
@@ -284,8 +283,6 @@ class RayPool:
         """A task was lost to the machinery: look at the cluster now (and restart it if it is gone)."""
         if self.health is not None:
             self.health.lost(what)
-
-    health: ClusterHealth | None = None
 
     def available(self) -> str | None:
         """None if runs can be handed to Ray now, else why not (this never waits for Ray)."""
