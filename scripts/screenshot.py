@@ -1,8 +1,9 @@
 """Regenerate the README's screenshots from real training: python scripts/screenshot.py [--view run|sweep]
 
-Starts the server on a free port. ``run`` (images/screenshot.png): trains both default models
-for a short run through the page (3,000 training images, 3 epochs), draws a 7 on the canvas, and
-screenshots the top of the page. ``sweep`` (images/sweep.png): runs the README's search (12
+Starts the server on a free port. ``run`` (images/screenshot.png and images/explore.png): trains
+both default models for a short run through the page (3,000 training images, 3 epochs),
+screenshots the Train view as the window shows it at 1280 x 900 (the status and the curves), then
+draws a 7 on the canvas of the Explore view and screenshots it. ``sweep`` (images/sweep.png): runs the README's search (12
 trials over learning rate 1e-4..0.3 on a log scale and seed 0-2, 2 epochs of 3,000 training
 images, median pruning) and screenshots the sweep view.
 """
@@ -19,7 +20,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def draw_seven(page) -> None:
-    page.locator("#canvas").scroll_into_view_if_needed()
     box = page.locator("#canvas").bounding_box()
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + 0.25 * w, y + 0.2 * h)
@@ -43,11 +43,12 @@ def shoot_run(server, page, out: str) -> None:
     expect(page.locator("#state")).to_have_text("finished", timeout=300_000)
     page.wait_for_selector("#img-confusion-1 img", timeout=30_000)
     page.wait_for_timeout(3500)  # one more poll: the final curves
+    page.screenshot(path=out)  # the window as the user sees it after Start: the form folded, status, curves
+    page.locator("a[data-nav=explore]").click()
     draw_seven(page)
-    page.wait_for_selector("#prediction-bars .bars", timeout=30_000)
-    top = page.evaluate("() => document.getElementById('predictions').getBoundingClientRect().top + scrollY")
-    # the form, the status, the curves and the first pictures: the page's top, as a user first sees it
-    page.screenshot(path=out, full_page=True, clip={"x": 0, "y": 0, "width": 1320, "height": top + 700})
+    page.wait_for_selector("[data-answer]", timeout=30_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(Path(out).with_name("explore.png")))
 
 
 def shoot_sweep(server, page, out: str) -> None:
@@ -60,7 +61,7 @@ def shoot_sweep(server, page, out: str) -> None:
     sweep_id = made["sweep_id"]
     wait_for(lambda: server.request("GET", f"/sweeps/{sweep_id}")[1]["state"] != "running", timeout=1200,
              interval=2, message="the sweep to end")
-    page.goto(f"{server.url}/?sweep={sweep_id}")
+    page.goto(f"{server.url}/?view=sweeps&sweep={sweep_id}")
     expect(page.locator(".parcoords path[data-run-id]")).to_have_count(SEARCH["trials"], timeout=30_000)
     page.locator("#sweeps").screenshot(path=out)
 
@@ -83,7 +84,7 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-                page = browser.new_page(viewport={"width": 1320 if args.view == "run" else 1280, "height": 900})
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
                 (shoot_run if args.view == "run" else shoot_sweep)(server, page, out)
                 browser.close()
         finally:

@@ -4,7 +4,7 @@
 
 import { updateCurves, setupCharts } from "./charts.js";
 import { $ } from "./common.js";
-import { setupCanvas } from "./draw.js";
+import { applyExploreFromUrl, renderExploreRuns, setupCanvas } from "./draw.js";
 import { applySettings, setupForm } from "./form.js";
 import { applyCompareFromUrl, refreshCurveRuns, renderRuns, setupHistory } from "./history.js";
 import { renderImages, setupImages } from "./images.js";
@@ -14,6 +14,7 @@ import { state } from "./state.js";
 import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
 import { applyRunFromUrl } from "./runactions.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
+import { setTrainBadge, setupViews, showView } from "./views.js";
 
 function keepInView(change) {
   // Runs change() and, if it moved the panel the user is reading (the one at the middle of the
@@ -22,7 +23,7 @@ function keepInView(change) {
   // scroll anchoring let move 2,800 px (a first run of four models, scrolled to the canvas).
   if (window.scrollY === 0) { change(); return; } // at the top, the page grows below what is read
   const middle = window.innerHeight / 2;
-  const anchor = [...document.querySelectorAll("main > section")].find((p) => {
+  const anchor = [...document.querySelectorAll("main .panel")].find((p) => {
     const box = p.getBoundingClientRect();
     return box.top <= middle && box.bottom > middle;
   });
@@ -39,14 +40,25 @@ function showStatus(status) {
 }
 
 function showRuns(body) {
-  // A new GET /runs answer: the history, and the buttons that depend on the other runs.
-  keepInView(() => { renderRuns(body); refreshRunButtons(); });
+  // A new GET /runs answer: the history, the buttons that depend on the other runs, the runs
+  // Explore can read a drawing with, and how many train (beside the Train link).
+  keepInView(() => { renderRuns(body); refreshRunButtons(); renderExploreRuns(); });
+  setTrainBadge(body.runs.filter((r) => state.settings.states.active.includes(r.state)).length);
+}
+
+function applyAddress() {
+  // The address changed (a link, back or forward): the view it names, showing what it names.
+  showView();
+  applyRunFromUrl();
+  applyCompareFromUrl();
+  applySweepFromUrl();
+  applyExploreFromUrl();
 }
 
 async function afterPoll() {
   // After the status: the curves are never older than the numbers beside them.
   keepInView(refreshCurveRuns);
-  await updateCurves();
+  await updateCurves(keepInView);
   await updateSweeps();
 }
 
@@ -72,12 +84,10 @@ async function init() {
   applySettings(await loadSettings());
   setupCharts(); // a chart box per chart of the metric kinds the settings list
   setConnection("");
-  state.viewedRunId = new URLSearchParams(window.location.search).get("run"); // a bookmarked run opened
-  window.addEventListener("popstate", () => { // back and forward: the views the address names
-    applyRunFromUrl();
-    applyCompareFromUrl();
-    applySweepFromUrl();
-  });
+  setupViews();
+  applyRunFromUrl(); // a bookmarked run opened (followed live if it trains)
+  applyExploreFromUrl();
+  window.addEventListener("popstate", applyAddress); // back and forward, and the page's own links
   startPolling({ showStatus, showRuns, afterPoll, showDown: renderUnreachable });
 }
 

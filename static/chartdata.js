@@ -131,10 +131,10 @@ function fieldTables(spec, run, m, field, look) {
   if (smoothing > 0) { // the raw line is drawn, not listed: the legend names the smoothed one
     return [
       { xs, ys, series: { label: `${label} (raw)`, class: "raw-series", stroke: faint(look.color), width: 1, spanGaps: true, points: { show: false } } },
-      { xs, ys: ema(ys, smoothing), series: { label, stroke: look.color, width: 2, dash, spanGaps: true, points } },
+      { xs, ys: ema(ys, smoothing), series: { label, stroke: look.color, width: look.best ? 3.5 : 2, dash, spanGaps: true, points } },
     ];
   }
-  return [{ xs, ys, series: { label, stroke: look.color, width: 1.5, dash, spanGaps: true, points } }];
+  return [{ xs, ys, series: { label, stroke: look.color, width: look.best ? 3 : 1.5, dash, spanGaps: true, points } }];
 }
 
 export function buildTables(spec) {
@@ -143,7 +143,9 @@ export function buildTables(spec) {
   let line = 0; // the line's place on the chart, over every run shown
   curves.runs.forEach((run, r) => {
     run.names.forEach((name, m) => {
-      const look = { color: seriesColor(r, m), label: curves.runs.length > 1 ? `${run.label} · ${name}` : name, line: line++ };
+      // compared runs: each line named by its run; the best run's lines thicker and marked
+      const runLabel = run.best ? `★ best: ${run.label}` : run.label;
+      const look = { color: seriesColor(r, m), label: curves.runs.length > 1 ? `${runLabel} · ${name}` : name, line: line++, best: run.best };
       for (const field of spec.fields) tables.push(...fieldTables(spec, run, m, field, look));
     });
   });

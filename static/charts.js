@@ -9,7 +9,12 @@ import { alignTables, buildLayerTables, buildTables, fetchCurveRows, fetchLayerR
 import { heatStripBox, renderHeatStrip } from "./heatstrip.js";
 
 const curves = state.curves; // the curves' part of the page state
-const CHART_HEIGHT = 200; // px of plot; the box around it is sized in style.css so nothing jumps
+const CHART_HEIGHT = 200; // px of plot; the legend below it grows with the lines (see reserveLegends)
+const LEGEND_LINE = 19; // px of one line of a legend (12 px text)
+const LEGEND_ENTRY = 200; // px an entry takes on its line, about ("Model 1 validation: 98.12 (raw 98.05)")
+// A training loss above this is worse than guessing (ln 10 = 2.30 for 10 digits): the linear loss
+// axis stops here, so one run that diverges (to 100 and more) does not flatten every other line.
+const LOSS_AXIS_MAX = 2.5;
 const CHART_SYNC_KEY = "curves"; // one cursor across all charts
 // How a value reads in a legend (a chart spec's "format") or on an axis ("tick"), by name.
 const FORMATS = {
@@ -66,6 +71,7 @@ function percentTicks(spec) {
 function yScale(spec) {
   if (spec.scale === "percent") return { range: percentRange };
   if ((spec.scale === "loss" && curves.logLoss) || spec.scale === "log") return { distr: 3, log: 10 };
+  if (spec.scale === "loss") return { range: (u, min, max) => [Math.min(0, min ?? 0), Math.min((max ?? 1) * 1.05, LOSS_AXIS_MAX)] };
   return { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) * 1.05] };
 }
 
@@ -164,8 +170,33 @@ function renderChart(spec) {
     chart.setData(data, !curves.zoomed[spec.id]); // a zoomed chart keeps the user's range
   }
   box.dataset.points = String(countPoints(data));
+  if (spec.scale === "loss") sayLossClipped(tables);
   const drawn = tables.filter((t) => !t.series.label.endsWith("(raw)")).map((t) => t.series.label);
   box.setAttribute("aria-label", `${spec.title}: ${drawn.length ? drawn.join(", ") : "no data yet"}`);
+}
+
+function sayLossClipped(tables) {
+  // The lines that go above the loss axis's top (linear scale only), named, with how high.
+  const over = curves.logLoss ? [] : tables.filter((t) => !t.series.label.endsWith("(raw)"))
+    .map((t) => ({ label: t.series.label, top: Math.max(...t.ys.filter((v) => v !== null && Number.isFinite(v))) }))
+    .filter((t) => t.top > LOSS_AXIS_MAX);
+  const note = over.length ? `The loss axis stops at ${LOSS_AXIS_MAX} (a model that only guesses scores 2.30): `
+    + `${over.map((t) => `${t.label} goes up to ${Number(t.top.toPrecision(3))}`).join("; ")}. Tick "loss on a log scale" to see every line whole.` : "";
+  $("loss-clip").textContent = note;
+  $("loss-clip").hidden = !note;
+}
+
+export function reserveLegends() {
+  // Each chart's box keeps room for its legend (an entry per line drawn, wrapped to the box's
+  // width) from the moment the runs shown are known, so nothing below moves when the lines come.
+  for (const spec of allSpecs()) {
+    const box = document.getElementById(`chart-${spec.id}`);
+    if (!box || spec.form === "heat_strip") continue;
+    const models = spec.form === "layer_lines" ? 6 : curves.runs.reduce((n, r) => n + r.names.length, 0);
+    const entries = 1 + Math.max(1, models) * (spec.form === "layer_lines" ? 1 : spec.fields.length);
+    const perLine = Math.max(1, Math.floor((box.clientWidth || 400) / LEGEND_ENTRY));
+    box.style.minHeight = `${CHART_HEIGHT + 12 + LEGEND_LINE * Math.ceil(entries / perLine)}px`;
+  }
 }
 
 function lossFloor(smoothing, classes = 10) {
@@ -222,13 +253,14 @@ function rebuildCharts() {
   renderCharts();
 }
 
-export async function updateCurves() {
-  // New rows of the shown runs, drawn if any arrived (or the shown runs changed).
+export async function updateCurves(around = (draw) => draw()) {
+  // New rows of the shown runs, drawn if any arrived (or the shown runs changed); ``around``
+  // wraps the drawing (the page keeps what the user reads in place while the charts grow).
   const curvesChanged = (await fetchCurveRows()) || curves.dirty;
   const layersChanged = await fetchLayerRows();
   curves.dirty = false;
-  if (curvesChanged) renderCharts();
-  else if (layersChanged) renderLayerCharts();
+  if (curvesChanged) around(renderCharts);
+  else if (layersChanged) around(renderLayerCharts);
 }
 
 // ------------------------------------------------------------------ setup
@@ -236,7 +268,7 @@ export async function updateCurves() {
 function chartBox(spec) {
   const caption = el("figcaption", { text: spec.title });
   if (spec.scale === "loss") caption.append(el("span", { id: "loss-floor", className: "muted" })); // in the caption's line: nothing moves
-  return el("figure", { className: "chart-box" }, caption,
+  return el("figure", { className: "chart-box", "data-chart": spec.id }, caption,
     el("div", { id: `chart-${spec.id}`, className: "chart", "data-points": "0", role: "img", "aria-label": `${spec.title}: no data yet` }));
 }
 
@@ -247,6 +279,7 @@ function resizeCharts() {
     const width = Math.max(240, $(`chart-${spec.id}`).clientWidth);
     if (chart.width !== width) chart.setSize({ width, height: CHART_HEIGHT });
   }
+  reserveLegends();
 }
 
 function setupControls() {
@@ -275,7 +308,8 @@ export function setupCharts() {
   // Each panel's grid ([data-panel] in the page) gets a box per chart of its metric kinds.
   const resize = new ResizeObserver(resizeCharts);
   for (const grid of document.querySelectorAll(".chart-grid[data-panel]")) {
-    for (const spec of chartSpecs(grid.dataset.panel)) {
+    const detail = grid.hasAttribute("data-detail"); // charts declared "detail" go in the closed "Details"
+    for (const spec of chartSpecs(grid.dataset.panel).filter((s) => Boolean(s.detail) === detail)) {
       grid.append(spec.form === "heat_strip" ? heatStripBox(spec) : chartBox(spec));
     }
     resize.observe(grid);

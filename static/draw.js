@@ -4,6 +4,8 @@
 import { $, el, modelColor, send } from "./common.js";
 import { announce } from "./notify.js";
 import { state } from "./state.js";
+import { currentView, setUrl, urlParam } from "./url.js";
+import { goToView } from "./views.js";
 
 function clearCanvas() {
   const canvas = $("canvas");
@@ -50,6 +52,12 @@ function predictTestDigit() {
 
 export function setupCanvas() {
   clearCanvas();
+  $("explore-run").addEventListener("change", (event) => {
+    state.exploreRunId = event.target.value;
+    setUrl({ run: event.target.value }, false);
+    $("prediction-bars").replaceChildren();
+    renderExploreRuns();
+  });
   setupDrawing($("canvas"));
   $("clear-canvas").addEventListener("click", () => { clearCanvas(); $("prediction-bars").replaceChildren(); $("test-digit-image").hidden = true; });
   $("predict-test-digit").addEventListener("click", predictTestDigit);
@@ -68,8 +76,57 @@ export function pickDigit(event, img, kind, index) {
   if (testIndex === undefined || (kind === "samples" && position >= grid.samples)) return;
   $("test-index").value = String(testIndex);
   clearCanvas();
+  const runId = state.currentStatus && state.currentStatus.run_id; // the run whose pictures were clicked
+  goToView("explore", runId ? { run: runId } : {});
   predict({ test_index: testIndex });
-  $("draw").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+// ------------------------------------------------------------------ the run explored
+
+function checkpointRuns() {
+  // The runs a drawing can be read by (newest first): those with an epoch-end checkpoint.
+  return state.runs.filter((r) => r.has_checkpoint).sort((a, b) => (a.run_id < b.run_id ? 1 : -1));
+}
+
+export function exploreRun() {
+  // The run the address names, else the newest with a checkpoint (null: none yet).
+  if (state.exploreRunId) return state.runs.find((r) => r.run_id === state.exploreRunId) || { run_id: state.exploreRunId, models: [] };
+  return checkpointRuns()[0] || null;
+}
+
+function runText(r) {
+  const when = r.started_at ? new Date(r.started_at * 1000).toLocaleString() : r.run_id;
+  const best = r.best_test_accuracy === null || r.best_test_accuracy === undefined ? "" : ` · best ${r.best_test_accuracy.toFixed(2)} %`;
+  return `${when} · ${r.models.map((m) => m.name).join(", ")}${best} (${r.state})`;
+}
+
+export function renderExploreRuns() {
+  // The picker: every run with a checkpoint, the one explored selected and named beside it.
+  const runs = checkpointRuns();
+  const run = exploreRun();
+  if (run && !runs.some((r) => r.run_id === run.run_id)) runs.unshift(run);
+  const picker = $("explore-run");
+  const key = JSON.stringify(runs.map((r) => [r.run_id, runText(r)]));
+  if (picker.dataset.key !== key) {
+    picker.dataset.key = key;
+    picker.replaceChildren(...runs.map((r) => el("option", { value: r.run_id, text: runText(r) })));
+  }
+  picker.value = run ? run.run_id : "";
+  picker.disabled = !runs.length;
+  const note = !run ? "No run has a checkpoint yet: train one (a checkpoint is saved at every epoch end)."
+    : !run.has_checkpoint ? `Run ${run.run_id} has no checkpoint yet (one is saved at every epoch end).`
+      : state.exploreRunId ? `run ${run.run_id}` : `run ${run.run_id}, the newest with a checkpoint`;
+  if ($("explore-run-note").textContent !== note) $("explore-run-note").textContent = note;
+}
+
+export function applyExploreFromUrl() {
+  // ?view=explore&run=<id>: that run; none: the newest with a checkpoint.
+  if (currentView() !== "explore") return;
+  const runId = urlParam("run");
+  if (runId === state.exploreRunId) return;
+  state.exploreRunId = runId;
+  $("prediction-bars").replaceChildren(); // the answers were another run's
+  renderExploreRuns();
 }
 
 function renderLayerViews(data) {
@@ -93,9 +150,9 @@ function renderLayerViews(data) {
 }
 
 function predictionColor(p) {
-  // The answering model's colour: it is a model of the run shown.
-  const models = (state.currentStatus && state.currentStatus.models) || [];
-  return modelColor(models[p.index], p.index);
+  // The answering model's colour: it is a model of the run explored.
+  const run = exploreRun();
+  return modelColor(run && run.models[p.index], p.index);
 }
 
 function showPredictionError(message) {
@@ -119,13 +176,13 @@ function predictionBars(p) {
   const heading = el("h3", { className: "prediction model-heading", text: `${p.model}: ${p.digit}` });
   if (p.epoch) heading.append(el("span", { className: "muted", text: ` (epoch ${p.epoch} weights)` }));
   heading.style.borderLeftColor = color;
-  return el("div", {}, heading, grid);
+  return el("div", { className: "answer", "data-answer": p.model }, heading, grid);
 }
 
 async function predict(body) {
-  // POST /predict with the shown run's checkpoints, the layers' activations included.
-  const runId = state.viewedRunId || (state.currentStatus && state.currentStatus.run_id);
-  if (runId) body.run_id = runId;
+  // POST /predict with the explored run's checkpoints, the layers' activations included.
+  const run = exploreRun();
+  if (run) body.run_id = run.run_id;
   body.layers = true; // and what each layer computes, for "Inside the network"
   const result = await send("/predict", body);
   if (!result.ok) {
@@ -140,7 +197,7 @@ async function predict(body) {
   if (data.digit_image) { picture.src = data.digit_image; picture.alt = `test digit ${data.test_index}, a ${data.label}`; }
   const box = $("prediction-bars");
   box.replaceChildren();
-  if (data.test_index !== undefined) box.append(el("p", { text: `Test digit ${data.test_index}: its true label is ${data.label}.` }));
+  if (data.test_index !== undefined) box.append(el("p", { className: "answers-label", text: `Test digit ${data.test_index}: its true label is ${data.label}.` }));
   for (const p of data.predictions) box.append(predictionBars(p));
   renderLayerViews(data);
   announce(data.predictions.map((p) => `${p.model} reads ${p.digit}`).join(", "));

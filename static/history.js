@@ -3,11 +3,14 @@
 
 import { $, el, fmt, fmtSeconds, modelColor } from "./common.js";
 import { setCurveRuns } from "./chartdata.js";
+import { reserveLegends } from "./charts.js";
+import { exploreRun } from "./draw.js";
 import { optimizerName, scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
 import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
 import { state } from "./state.js";
-import { navigate, setUrl, urlList, urlParam } from "./url.js";
+import { currentView, setUrl, urlList, urlParam } from "./url.js";
+import { goToView } from "./views.js";
 
 function perModel(run, pick) {
   // One value if every model has the same, else each model's, in model order.
@@ -38,9 +41,14 @@ const RUN_COLUMNS = [
   { key: "batch", label: "Batch", value: (r) => Math.max(...r.models.map((m) => m.batch_size)), text: (r) => perModel(r, (m) => m.batch_size) },
   { key: "epochs", label: "Epochs", value: (r) => r.settings.epochs, text: (r) => String(r.settings.epochs ?? "–") },
   { key: "other", label: "Other settings", value: otherSettings, text: otherSettings },
-  { key: "sweep", label: "Sweep", value: (r) => (r.sweep ? `${r.sweep.sweep_id}:${String(r.sweep.trial).padStart(3, "0")}` : ""), text: (r) => (r.sweep ? `trial ${r.sweep.trial + 1}` : "") },
+  { key: "sweep", label: "Sweep", value: (r) => (r.sweep ? `${r.sweep.sweep_id}:${String(r.sweep.trial).padStart(3, "0")}` : ""), text: (r) => (r.sweep ? `trial ${r.sweep.trial + 1} of ${sweepName(r.sweep.sweep_id)}` : "") },
   { key: "note", label: "Note", value: (r) => r.note || "", text: (r) => r.note || "" },
 ];
+
+function sweepName(sweepId) {
+  // A sweep's name (GET /sweeps, kept by the Sweeps view), else its id.
+  return state.sweepNames[sweepId] || sweepId;
+}
 
 // ------------------------------------------------------------------ the run table
 
@@ -184,12 +192,11 @@ function historyRow(run) {
       const why = run.state === state.settings.states.broken && run.error ? { title: run.error, "aria-label": `broken: ${run.error}` } : {};
       cell.replaceChildren(el("span", { className: `state ${run.state}`, text: stateText(run), ...why }));
     } else if (column.key === "sweep" && run.sweep) {
-      const link = el("a", { href: `/?sweep=${encodeURIComponent(run.sweep.sweep_id)}`, text,
-        "aria-label": `${text} of sweep ${run.sweep.sweep_id}`, title: `sweep ${run.sweep.sweep_id}` });
+      const link = el("a", { href: `/?view=sweeps&sweep=${encodeURIComponent(run.sweep.sweep_id)}`, text,
+        title: `sweep ${run.sweep.sweep_id}` });
       link.addEventListener("click", (event) => {
         event.preventDefault();
-        navigate({ sweep: run.sweep.sweep_id });
-        $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" });
+        goToView("sweeps", { sweep: run.sweep.sweep_id });
       });
       cell.replaceChildren(link);
     } else {
@@ -210,8 +217,8 @@ function stateText(run) {
 // ------------------------------------------------------------------ comparison
 
 function setCompare(ids) {
-  setUrl({ runs: ids.join(","), ticked: null });
-  applyCompareFromUrl();
+  // The runs compared (none: the table alone), at an address of the Runs view of their own.
+  goToView("runs", { runs: ids.join(","), sort: urlParam("sort") });
 }
 
 function readUrl() {
@@ -305,14 +312,25 @@ function renderComparison() {
   $("compare-settings").replaceChildren(el("table", { id: "compare-table" }, el("thead", {}, head), body));
 }
 
+function exploredRun() {
+  // Explore charts the layers of the run it reads drawings with.
+  const run = exploreRun();
+  return run && run.models.length ? [{ runId: run.run_id, label: run.run_id, names: run.models.map((m) => m.name),
+    colors: run.models.map((m, j) => modelColor(m, j)), epochs: run.settings.epochs }] : [];
+}
+
 export function refreshCurveRuns() {
-  // The runs the curves show: the compared ones, else the run shown in the status panel.
+  // The runs the curves show: in Explore, the run explored; else the compared ones, else the run
+  // shown in the status panel.
   const status = state.currentStatus;
-  if (state.compareIds.length) {
+  if (currentView() === "explore") {
+    setCurveRuns(exploredRun());
+  } else if (state.compareIds.length) {
     const runs = comparedRuns();
     const labels = compareLabels(runs);
+    const best = bestRun(runs);
     setCurveRuns(runs.map((r, i) => ({ runId: r.run_id, label: labels[i], names: r.models.map((m) => m.name),
-      colors: r.models.map((m, j) => modelColor(m, j)), epochs: r.settings.epochs })));
+      colors: r.models.map((m, j) => modelColor(m, j)), epochs: r.settings.epochs, best: r === best })));
   } else if (status && status.run_id) {
     const epochs = status.models.length ? status.models[0].epochs : 0;
     setCurveRuns([{ runId: status.run_id, label: status.run_id, names: status.models.map((m) => m.name),
@@ -320,12 +338,12 @@ export function refreshCurveRuns() {
   } else {
     setCurveRuns([]);
   }
+  reserveLegends();
 }
 
 export function setupHistory() {
   $("compare-selected").addEventListener("click", () => {
     setCompare([...state.selected].sort());
-    $("charts").scrollIntoView({ behavior: "smooth", block: "start" });
   });
   $("stop-compare").addEventListener("click", () => setCompare([]));
   renderHistory([]); // the empty table, before the address's ticks (no run is known yet to keep them)

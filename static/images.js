@@ -69,6 +69,9 @@ export function setupImages() {
 }
 
 export function renderImages(status) {
+  // The run these pictures are of, named: the one the status above shows (runs compared have their
+  // curves in the Runs view; each run's pictures are in its own Train view, "open" in the table).
+  $("pictures-run").textContent = status.run_id ? `Pictures of run ${status.run_id}, the run shown in the status above.` : "";
   const images = status.images || {};
   $("curves-figure").hidden = !images.curves;
   if (images.curves) $("curves-figure").href = images.curves;

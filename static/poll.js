@@ -7,7 +7,7 @@ import { $, getJSON } from "./common.js";
 import { showFormError } from "./form.js";
 import { announce, showNote } from "./notify.js";
 import { state } from "./state.js";
-import { setUrl } from "./url.js";
+import { currentView, setUrl } from "./url.js";
 
 const POLL_MS = 3000;
 const chain = {
@@ -41,7 +41,7 @@ async function fetchStatus() {
     const gone = state.viewedRunId || state.followedRunId;
     state.viewedRunId = state.followedRunId = null;
     state.followedByPage = false;
-    setUrl({ run: null }, false);
+    if (currentView() === "train") setUrl({ run: null }, false);
     state.lastStatusText = "";
     await fetchStatus();
     showNote(`Run ${gone} no longer exists (deleted): showing the live run.`);
@@ -52,6 +52,13 @@ async function fetchStatus() {
   state.statusAt = Date.now(); // when the shown status was last known to be current
   if (text !== state.lastStatusText) { // unchanged: nothing to redraw
     const status = parsed(response, text);
+    if (state.viewedRunId && state.settings.states.active.includes(status.state)) { // it trains: followed live
+      state.followedRunId = state.viewedRunId;
+      state.viewedRunId = null;
+      state.followedByPage = false;
+      await fetchStatus();
+      return;
+    }
     state.lastStatusText = text;
     chain.handlers.showStatus(status);
   }

@@ -6,35 +6,40 @@ import { fillForm, showFormError } from "./form.js";
 import { announce, showNote } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { state } from "./state.js";
-import { setUrl, urlParam } from "./url.js";
+import { currentView, setUrl, urlParam } from "./url.js";
+import { goToView, openView } from "./views.js";
 
 export function showHistoryError(message) {
   $("history-error").textContent = message;
   $("history-error").hidden = !message;
 }
 
-export function openRun(runId) {
-  // The run that is training is followed live; any other run is shown as it ended.
+function showRun(runId) {
+  // The Train view shows this run: followed live while it trains, else as it ended; null: the
+  // newest run training (or the last one, when none trains).
   const run = state.runs.find((r) => r.run_id === runId);
-  const training = run && state.settings.states.active.includes(run.state);
-  state.viewedRunId = training ? null : runId;
-  state.followedRunId = training && state.workers > 1 ? runId : null; // with several at once: this one
+  const training = Boolean(run && state.settings.states.active.includes(run.state));
+  state.viewedRunId = runId && !training ? runId : null;
+  state.followedRunId = runId && training ? runId : null;
   state.followedByPage = false;
-  setUrl({ run: state.viewedRunId });
   state.lastStatusText = "";
+}
+
+export function openRun(runId) {
+  // Any run, training or not, opens at its own address (/?view=train&run=<id>).
+  showRun(runId);
   showFormError("");
+  goToView("train", { run: runId });
   pollNow();
-  $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
 export function applyRunFromUrl() {
-  // ?run=<id>: that run shown as it ended (back and forward, a bookmark); none: the live run.
+  // ?run=<id> in the Train view (back and forward, a bookmark): that run; none: the newest run.
+  if (currentView() !== "train") return;
   const runId = urlParam("run");
-  if (runId === state.viewedRunId) return;
-  state.viewedRunId = runId;
-  state.followedRunId = null;
-  state.followedByPage = false;
-  state.lastStatusText = "";
+  const shown = state.viewedRunId || (state.followedByPage ? null : state.followedRunId);
+  if (runId === shown) return;
+  showRun(runId);
   pollNow();
 }
 
@@ -56,16 +61,17 @@ export async function runAction(runId, action, said, showError = showHistoryErro
 
 export async function resumeRun(runId, showError = showHistoryError) {
   if (await runAction(runId, "resume", `Run ${runId} resumed from its last epoch-end checkpoint.`, showError)) {
-    state.viewedRunId = null; // follow it live
-    state.followedRunId = state.workers > 1 ? runId : null; // with several at once: this one
+    state.viewedRunId = null; // follow it live, at its address
+    state.followedRunId = runId;
     state.followedByPage = false;
-    setUrl({ run: null });
-    $("status-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+    state.lastStatusText = "";
+    goToView("train", { run: runId });
   }
 }
 
 export async function deleteRun(runId) {
   if (!window.confirm(`Delete run ${runId} and all its files (metrics, pictures, checkpoints)? This cannot be undone.`)) return;
+  const shown = state.viewedRunId === runId || state.followedRunId === runId; // before a poll finds it gone
   let message = "";
   try {
     const response = await fetch(`/runs/${encodeURIComponent(runId)}`, { method: "DELETE" });
@@ -74,11 +80,11 @@ export async function deleteRun(runId) {
     message = "the server is not reachable; try again when it is back";
   }
   showHistoryError(message);
-  if (!message && (state.viewedRunId === runId || state.followedRunId === runId)) { // it was the run shown
+  if (!message && shown) { // it was the run shown
     state.viewedRunId = state.followedRunId = null;
     state.followedByPage = false;
     state.lastStatusText = "";
-    setUrl({ run: null }, false);
+    if (currentView() === "train") setUrl({ run: null }, false);
     showNote(`Run ${runId} deleted: showing the live run.`);
   } else if (!message) {
     announce(`Run ${runId} deleted.`);
@@ -90,7 +96,9 @@ export async function rerunSettings(runId) {
   try {
     fillForm(await getJSON(`/runs/${encodeURIComponent(runId)}/config`));
     showFormError("");
-    $("setup").scrollIntoView({ behavior: "smooth", block: "start" });
+    if (currentView() !== "train") openView("train");
+    $("setup-fold").open = true;
+    $("setup").scrollIntoView({ block: "start" });
     announce(`Form filled with the settings of run ${runId}`);
   } catch (err) {
     showFormError(`could not load the settings of run ${runId}: ${err.message}`);

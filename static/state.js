@@ -29,6 +29,10 @@ export const state = {
   sortDir: -1, // -1: descending
   selected: new Set(), // the ticked runs
   compareIds: [], // runs compared, from the URL
+  sweepNames: {}, // sweep id -> its name (GET /sweeps): the run table says which sweep a trial is of
+
+  // Explore: the run whose checkpoints answer a drawing and whose layers are charted.
+  exploreRunId: null, // from the address (?view=explore&run=); null: the newest run with a checkpoint
 
   // Pictures.
   misclassified: {}, // model index -> the test digits its "misclassified" picture shows, in order

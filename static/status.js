@@ -5,11 +5,11 @@ import { $, el, fmt, fmtSeconds, modelColor, send } from "./common.js";
 import { formAsTyped, readForms, readSweep, rememberForm, renderSweep, showFormError, showServerError, validateForm } from "./form.js";
 import { sweepSize } from "./formcheck.js";
 import { CHOICE_NAMES, OPTIMIZER_NAMES } from "./names.js";
-import { announce, notifyRunEnd } from "./notify.js";
+import { announce, notifyRunEnd, showNote } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
-import { navigate, setUrl } from "./url.js";
+import { currentView, setUrl } from "./url.js";
 
 const TITLE = "MNIST Training Monitor";
 
@@ -25,6 +25,7 @@ async function submitRuns(queueAll) {
     return;
   }
   const sweep = sweepSize() > 1;
+  foldForm(true); // at the press: the page moves in answer to it, not later by itself
   $("start").disabled = true;
   $("queue").disabled = true;
   const result = sweep ? await send("/sweeps", readSweep())
@@ -33,15 +34,14 @@ async function submitRuns(queueAll) {
   if (state.currentStatus) renderButtons(state.currentStatus); else $("start").disabled = false;
   if (!result.ok) {
     const error = result.data.error || `could not start (HTTP ${result.status})`;
+    foldForm(false); // the message points at a field
     if (sweep) showFormError(`the sweep was not made: ${error}`); else showServerError(error, result.data.field);
     state.formErrorIsConnection = Boolean(result.offline);
     return;
   }
   rememberForm(formAsTyped());
-  if (sweep) {
-    announce(`Sweep of ${result.data.trials} runs made: its runs start one per free worker.`);
-    navigate({ sweep: result.data.sweep_id });
-    $("sweeps").scrollIntoView({ behavior: "smooth", block: "start" }); // where the sweep is shown
+  if (sweep) { // the view stays here, on the curves of its first run; the Sweeps view shows it whole
+    showNote(`Sweep of ${result.data.trials} runs made: its runs start one per free worker; the Sweeps view shows them all.`);
   } else if (result.data.state === state.settings.states.queued) {
     announce("1 run queued.");
   }
@@ -50,6 +50,12 @@ async function submitRuns(queueAll) {
   state.followedByPage = false;
   setUrl({ run: null }, false);
   pollNow();
+}
+
+function foldForm(folded) {
+  // While a run trains, the form folds to one line under Start, so the status and the curves are
+  // on screen; "Models and run settings" opens it again.
+  $("setup-fold").open = !folded;
 }
 
 async function startTraining(event) {
@@ -98,6 +104,7 @@ function runLabel(runId, others) {
 function follow(runId, byPage = false) {
   state.followedRunId = runId;
   state.followedByPage = byPage;
+  if (!byPage && currentView() === "train") setUrl({ run: runId }, false); // the address names the run picked
   state.lastStatusText = "";
   pollNow();
 }
@@ -167,6 +174,7 @@ function backToLive() {
   state.viewedRunId = state.followedRunId = null;
   state.followedByPage = false;
   setUrl({ run: null });
+  $("viewing").hidden = true;
   state.lastStatusText = "";
   showFormError("");
   pollNow();
@@ -192,7 +200,7 @@ function runLine(status, active) {
   if (status.precision) meta.push(`precision ${status.precision}`);
   if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
   const trial = sweepTrial(status.run_id);
-  if (trial) meta.push(`trial ${trial.trial + 1} of sweep ${trial.sweep_id} (see the Sweeps panel)`);
+  if (trial) meta.push(`trial ${trial.trial + 1} of sweep ${trial.sweep_id} (see the Sweeps view)`);
   if (status.state === state.settings.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
   if (status.state === "starting" && status.waiting) meta.push(status.waiting); // Ray has had no room for it
   if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
@@ -233,7 +241,12 @@ export function renderStatus(status) {
   $("run-meta").textContent = runLine(status, active);
   $("run-error").textContent = status.error || "";
   $("run-error").hidden = !status.error;
-  $("viewing").hidden = live;
+  const picked = !live || (state.followedRunId !== null && !state.followedByPage && state.workers === 1);
+  $("viewing").hidden = !picked; // a run the user opened: the way back to the newest one
+  $("viewing").firstChild.textContent = live ? "(the run you opened: " : "(a run from the history: ";
+  $("live-mark").hidden = !(live && active);
+  $("run-link").hidden = !status.run_id;
+  if (status.run_id) $("run-link").href = `/?view=train&run=${encodeURIComponent(status.run_id)}`;
   if (live && status.workers && status.workers !== state.workers) {
     state.workers = status.workers;
     renderSweep(); // its hint says how many runs train at once
@@ -296,7 +309,7 @@ function renderButtons(status) {
   $("stop").title = viewingPast && several ? "several runs train: go back to live and pick one, or Stop all" : "";
   const trial = training && sweepTrial(status.run_id);
   $("stop").textContent = trial ? "Stop this trial" : several ? "Stop this run" : "Stop Training";
-  if (trial && !$("stop").title) $("stop").title = "stops this run only: the sweep goes on with its next trial (\"Stop this sweep\" in the Sweeps panel stops it all)";
+  if (trial && !$("stop").title) $("stop").title = "stops this run only: the sweep goes on with its next trial (\"Stop this sweep\" in the Sweeps view stops it all)";
   if (viewingPast) $("stop-all").hidden = !several;
 }
 
@@ -369,24 +382,29 @@ function modelCard(card, m, i, active) {
   card.style.borderLeftColor = modelColor(m, i);
   const rows = [
     ["Epoch", `${m.epoch} / ${m.epochs}`],
-    ["Batch", m.batches ? `${m.batch} / ${m.batches}` : "–"],
     ["Loss", fmt(m.loss, 4)],
-    ["Train accuracy", fmt(m.accuracy, 2, " %")],
+    ["Train accuracy (dropout on)", fmt(m.accuracy, 2, " %")],
     ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
     ["Test accuracy", fmt(m.test_accuracy, 2, " %")],
-    ["Images / s", m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–"],
     ["Time left", m.eta_seconds === null || m.eta_seconds === undefined ? (active ? "estimating" : "–") : fmtSeconds(m.eta_seconds)],
-    ["Progress", fmt(m.progress, 1, " %")],
   ];
   const dl = el("dl");
   for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-field": k }));
+  const speed = m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–";
+  const wasOpen = Boolean(card.querySelector("details[open]")); // a poll keeps it as the user left it
+  const details = el("details", { className: "card-details" }, el("summary", { text: "Details" }),
+    el("p", { text: "Training accuracy is measured on the training batches as they are trained, with dropout on (a share of the units switched off), so it reads below the validation accuracy, measured with every unit on." }),
+    el("dl", {}, ...[["Batch", m.batches ? `${m.batch} / ${m.batches}` : "–"], ["Progress", fmt(m.progress, 1, " %")],
+      ["Parameters", m.parameters ? m.parameters.toLocaleString("en-US") : "–"], ["Images / s", speed]]
+      .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-field": k })])));
+  details.open = wasOpen;
   const bar = el("div", { role: "progressbar", "aria-label": `${m.name} progress`, "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(m.progress || 0)) });
   bar.style.width = `${m.progress || 0}%`;
   bar.style.background = modelColor(m, i);
   const title = `${m.name} [${(m.kernels || []).join(", ")}]`;
-  const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate === null || m.learning_rate === undefined ? "" : Number(m.learning_rate.toPrecision(4))} · batch ${m.batch_size ?? ""} · ${m.parameters ? m.parameters.toLocaleString("en-US") + " parameters" : ""}`;
+  const sub = `${OPTIMIZER_NAMES[m.optimizer] || m.optimizer || ""} · lr ${m.learning_rate === null || m.learning_rate === undefined ? "" : Number(m.learning_rate.toPrecision(4))} · batch ${m.batch_size ?? ""}`;
   card.replaceChildren(el("h3", { text: title }), el("div", { className: "muted", text: sub }),
-    el("div", { className: "progress" }, bar), dl);
+    el("div", { className: "progress" }, bar), dl, details);
 }
 
 function renderModels(models, active) {

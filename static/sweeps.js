@@ -5,7 +5,9 @@
 
 import { $, el, fmt, fmtSeconds, send } from "./common.js";
 import { openRun, rerunSettings } from "./runactions.js";
-import { navigate, setUrl, urlParam } from "./url.js";
+import { state } from "./state.js";
+import { currentView, setUrl, urlParam } from "./url.js";
+import { goToView } from "./views.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
@@ -37,6 +39,7 @@ function valueText(key, value) {
 // ------------------------------------------------------------------ the list
 
 function renderList(sweeps) {
+  state.sweepNames = Object.fromEntries(sweeps.map((s) => [s.sweep_id, s.name || s.sweep_id])); // for the run table
   const box = $("sweep-list");
   box.replaceChildren();
   if (!sweeps.length) {
@@ -47,7 +50,7 @@ function renderList(sweeps) {
   for (const s of sweeps) {
     const counts = Object.entries(s.run_states).map(([k, n]) => `${n} ${k}`).join(", ") || "no runs yet";
     const label = `${s.name || s.sweep_id} · ${s.kind} over ${s.varied.map((k) => settingName(s, k)).join(", ")} · ${s.state} · ${counts}`;
-    const link = el("a", { href: `/?sweep=${encodeURIComponent(s.sweep_id)}`, text: label });
+    const link = el("a", { href: `/?view=sweeps&sweep=${encodeURIComponent(s.sweep_id)}`, text: label });
     link.addEventListener("click", (event) => { event.preventDefault(); showSweep(s.sweep_id); });
     list.append(el("li", s.sweep_id === view.sweepId ? { className: "current" } : {}, link));
   }
@@ -425,6 +428,7 @@ function sweepFromUrl() {
 }
 
 export function applySweepFromUrl() {
+  if (currentView() !== "sweeps") return; // another view: the sweep shown stays for when it comes back
   if (sweepFromUrl() !== view.sweepId) showSweep(sweepFromUrl(), false, false);
 }
 
@@ -440,8 +444,7 @@ export function setupSweeps() {
   $("sweep-compare").addEventListener("click", () => {
     // The sweep's runs' curves overlaid, each named by its values, in sweep order.
     const ids = view.sweep.runs.filter((r) => r.run_id && !["deleted", "cancelled", "queued", "waiting"].includes(r.state)).map((r) => r.run_id);
-    navigate({ runs: ids.join(","), ticked: null });
-    $("charts").scrollIntoView({ behavior: "smooth", block: "start" });
+    goToView("runs", { runs: ids.join(",") });
   });
   $("sweep-best").addEventListener("click", () => {
     if (view.sweep && view.sweep.best_run_id) rerunSettings(view.sweep.best_run_id);

@@ -300,3 +300,9 @@ def axe_violations(page) -> list:
         need(False, "axe-playwright-python is not installed (pip install -r requirements-dev.txt)")
     results = Axe().run(page)
     return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]]
+
+
+def show_view(page, name: str) -> None:
+    """Open a view of the page by its header link, as a user does, and wait until it shows."""
+    page.locator(f"a[data-nav={name}]").click()
+    expect(page.locator(f"main [data-view={name}]")).to_be_visible()

@@ -16,7 +16,8 @@ CHART_FORMS = ("lines", "layer_lines", "heat_strip")  # a line per model; a line
 # (the smoothing slider applies), "points" (a marker at each value), "overlap" (lines that often
 # coincide are dashed apart), "factor" (values shown multiplied), "field_labels" (a field's name in
 # the legend when the chart has several), "dashed" (fields drawn dashed), "names" (for "layer_lines":
-# the field that names each line), "columns", "explain", "waiting", "missing" (for "heat_strip": the
+# the field that names each line), "detail" (how the training runs rather than what it learns: drawn
+# in a "Details" disclosure, closed by default), "columns", "explain", "waiting", "missing" (for "heat_strip": the
 # columns' headings, what the strip shows, what a model without rows yet or a run made before the
 # kind existed says), "format" and "tick" (how a
 # value reads in the legend and on the axis: one of the page's named formats).

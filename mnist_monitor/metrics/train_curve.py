@@ -19,10 +19,11 @@ KIND = MetricKind(
     charts=(
         {"id": "loss", "title": "Training loss", "form": "lines", "fields": ["loss"], "smooth": True,
          "scale": "loss", "format": "precision4", "tick": "round2p"},
-        {"id": "accuracy", "title": "Training accuracy (%)", "form": "lines", "fields": ["accuracy"],
+        {"id": "accuracy", "title": "Training accuracy (%), with dropout on: below validation", "form": "lines",
+         "fields": ["accuracy"],
          "smooth": True, "scale": "percent", "format": "fixed2", "tick": "round1"},
         {"id": "lr", "title": "Learning rate", "form": "lines", "fields": ["lr"], "overlap": True,
          "format": "exponential2", "tick": "exponential1"},
         {"id": "speed", "title": "Images per second", "form": "lines", "fields": ["samples_per_sec"],
-         "smooth": True, "format": "integer", "tick": "integer"},
+         "smooth": True, "detail": True, "format": "integer", "tick": "integer"},
     ))

@@ -101,6 +101,7 @@ def _summary_schema(meta: dict) -> dict:
         "models": {"type": "array", "items": _object(summary_model)},
         "best_test_accuracy": {"type": ["number", "null"]}, "resumes": {"type": "integer"},
         "resumable": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+        "has_checkpoint": {"type": "boolean", "description": "an epoch-end checkpoint exists: POST /predict can read with it"},
         "sweep": {"oneOf": [{"type": "null"}, _object({"sweep_id": {"type": "string"}, "trial": {"type": "integer"}})],
                   "description": "the sweep the run is a trial of (its trial number counts from 0)"}, **meta})
 

@@ -82,6 +82,7 @@ def run_summary(s: RunSnapshot) -> dict:
         "best_test_accuracy": max(best) if best else None,
         "resumes": status.resumes if status else 0,
         "resumable": s.resumable,
+        "has_checkpoint": any(s.checkpoint(i, "latest") for i in range(len(models))),  # a drawing can be read
         "error": s.problem if s.state == BROKEN_STATE else status.error if status else None,
         "sweep": s.sweep,
         **s.meta,

@@ -3,7 +3,7 @@ import re
 
 import shutil
 
-from helpers import FIXTURE_ID, FIXTURE_RUNS, POLL_WAIT_MS, axe_violations, expect, wait_for  # fixtures: conftest
+from helpers import FIXTURE_ID, FIXTURE_RUNS, POLL_WAIT_MS, axe_violations, expect, show_view, wait_for  # fixtures: conftest
 
 BLUE, ORANGE, GREEN, RED = "rgb(31, 119, 180)", "rgb(255, 127, 14)", "rgb(44, 160, 44)", "rgb(214, 39, 40)"  # the models' palette
 
@@ -163,7 +163,9 @@ def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_sample
     for link in links.all():
         response = page.request.get(server.url + link.get_attribute("href"))
         assert response.status == 200 and len(response.body()) > 100
-    # draw a digit: both models answer with 10 probability bars
+    # draw a digit in Explore (it reads with the newest run's checkpoints): both models answer
+    show_view(page, "explore")
+    expect(page.locator("#explore-run")).to_have_value(run_id)
     draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.55, 0.5), (0.45, 0.85)])
     expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
     assert page.locator("#prediction-bars .bars").nth(0).locator(".bar").count() == 10
@@ -196,11 +198,14 @@ def test_history_opens_past_runs_and_survives_a_restart(page, server_factory, ti
     server.stop()
     server = server_factory(tiny_mnist, runs_dir)  # a restarted server shows the same history
     page.goto(server.url)
+    expect(page.locator("#model-cards .card h3")).to_contain_text("second", timeout=POLL_WAIT_MS)
+    show_view(page, "runs")
     rows = page.locator("#runs-rows tr")
     expect(rows).to_have_count(2, timeout=POLL_WAIT_MS)
     assert rows.nth(0).get_attribute("data-run-id") == ids[1]  # newest first
-    expect(page.locator("#model-cards .card h3")).to_contain_text("second")
     rows.nth(1).locator("button", has_text="open").click()
+    expect(page.locator("main [data-view=train]")).to_be_visible()  # opened where runs are shown
+    expect(page).to_have_url(re.compile(rf"view=train&run={ids[0]}$"))
     expect(page.locator("#viewing")).to_be_visible()
     expect(page.locator("#run-meta")).to_contain_text(ids[0])
     expect(page.locator("#model-cards .card h3")).to_contain_text("first")
@@ -238,6 +243,7 @@ def test_polling_never_overlaps_and_keeps_its_pace(page, server_factory, tiny_mn
     set_row(page, 1, kernels=[2, 4, 4, 4])
     page.click("#start")  # each of these clicks asks for an immediate poll, also while one is in flight
     for _ in range(2):
+        page.locator("a[data-nav=runs]").click()
         page.locator("#runs-rows tr[data-run-id] button", has_text="open").click(timeout=POLL_WAIT_MS)
         if page.locator("#back-live").is_visible():  # the run has ended: it is shown as a past run
             page.click("#back-live")
@@ -333,7 +339,7 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
         ids.append(body["run_id"])
         wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
     # select both in the run table and compare: the view goes into the URL
-    page.goto(server.url)
+    page.goto(server.url + "/?view=runs")
     for run_id in ids:
         page.locator(f"#runs-rows tr[data-run-id='{run_id}'] input[type=checkbox]").check()
     expect(page).to_have_url(re.compile(r"ticked="))
@@ -342,7 +348,7 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
         expect(page.locator(f"#runs-rows tr[data-run-id='{run_id}'] input[type=checkbox]")).to_be_checked(
             timeout=POLL_WAIT_MS)
     page.click("#compare-selected")
-    expect(page).to_have_url(re.compile(r"\?runs="))
+    expect(page).to_have_url(re.compile(r"[?&]runs="))
     url = page.url
     page.goto(url)  # reload or bookmark: the same comparison comes back
     table = page.locator("#compare-table")
@@ -361,11 +367,6 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
     listed = {r["run_id"]: r for r in server.request("GET", "/runs")[1]["runs"]}
     best = max(ids, key=lambda r: listed[r]["best_test_accuracy"])  # the first made, if they tie
     expect(table.locator("thead th.best")).to_contain_text(f"({best}) ★ best")
-    # How each layer learns: for any of the runs compared, picked by name.
-    picker = page.locator("#layer-run-pick")
-    expect(picker.locator("option")).to_have_count(2, timeout=POLL_WAIT_MS)
-    with page.expect_request(lambda r: f"/runs/{ids[1]}/metrics" in r.url and "layers" in r.url):
-        picker.select_option(ids[1])
     wait_for(lambda: chart_points(page, "eval") >= 4, timeout=POLL_WAIT_MS / 1000,
              message="both runs' evaluations")  # 2 runs x validation and test, one epoch
     # per-digit accuracy side by side: a table per run, named by it
@@ -375,14 +376,25 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
     expect(strips.nth(1).locator("caption")).to_contain_text("lr 0.003 · lr 0.003")
     swatches = [strips.nth(i).locator(".swatch").evaluate("e => e.style.background") for i in range(2)]
     assert swatches == [BLUE, ORANGE]  # each table in its line's colour (both runs' Model 1 was blue)
-    # re-run with the settings of the first run
+    # How each layer learns (in Explore): for any run, picked by name
+    show_view(page, "explore")
+    picker = page.locator("#explore-run")
+    expect(picker.locator("option")).to_have_count(2, timeout=POLL_WAIT_MS)
+    with page.expect_request(lambda r: f"/runs/{ids[0]}/metrics" in r.url and "layers" in r.url):
+        picker.select_option(ids[0])
+    expect(page).to_have_url(re.compile(rf"view=explore&run={ids[0]}$"))
+    page.go_back()  # the comparison, as it was left
+    expect(page.locator("#compare-table")).to_be_visible()
+    # re-run with the settings of the first run: the form in Train
     page.locator(f"#runs-rows tr[data-run-id='{ids[0]}'] button", has_text="re-run").click()
+    expect(page.locator("main [data-view=train]")).to_be_visible()
     row = page.locator("#model-rows tr")
     expect(row).to_have_count(1)
     expect(row.nth(0).locator(".name")).to_have_value("lr 0.01")
     expect(row.nth(0).locator(".lr")).to_have_value("0.01")
     expect(page.locator("#epochs")).to_have_value("1")
     expect(page.locator("#seed")).to_have_value("5")
+    page.go_back()
     page.click("#stop-compare")
     expect(page.locator("#compare-panel")).to_be_hidden()
     assert "runs=" not in page.url
@@ -397,6 +409,7 @@ def test_the_run_table_sorts_by_any_column(page, server_factory, tiny_mnist):
         assert code == 202
         wait_for(lambda: server.request("GET", "/training_status")[1]["state"] == "finished", message="run end")
     page.goto(server.url)
+    show_view(page, "runs")
     expect(page.locator("#runs-rows tr")).to_have_count(3, timeout=POLL_WAIT_MS)
     header = page.locator("#runs-head th", has_text="Learning rate")
     header.locator("button").click()

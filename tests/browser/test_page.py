@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from helpers import POLL_WAIT_MS, axe_violations, expect, wait_for
+from helpers import POLL_WAIT_MS, axe_violations, expect, show_view, wait_for
 
 TINY_RUN = {"epochs": 2, "batch_size": 32, "precision": "fp32", "learning_rate": 0.01,
             "models": [{"kernels": [4, 8, 8, 8]}, {"kernels": [2, 4, 4, 4]}]}
@@ -105,7 +105,7 @@ new PerformanceObserver((list) => {
 """
 
 
-def test_layout_does_not_jump_during_a_run_and_the_canvas_stays_put(page, server_factory, tiny_mnist):
+def test_layout_does_not_jump_during_a_run_and_the_charts_stay_put(page, server_factory, tiny_mnist):
     server = server_factory(tiny_mnist)
     finish(server)  # an earlier run whose pictures the new one replaces
     page.add_init_script(CLS_OBSERVER)
@@ -113,19 +113,20 @@ def test_layout_does_not_jump_during_a_run_and_the_canvas_stays_put(page, server
     page.wait_for_selector("#img-samples-0 img", timeout=POLL_WAIT_MS)
     page.wait_for_timeout(500)
     assert page.evaluate("() => window.__cls") < 0.1  # the page filling in at load moves nothing much either
-    canvas_y = page.locator("#canvas").bounding_box()["y"]
+    chart = page.locator("[data-chart=eval]")  # the second row of charts: under the status and the first row
+    canvas_y = chart.bounding_box()["y"]
     page.evaluate("() => { window.__cls = 0; }")
     code, _ = server.request("POST", "/start_training", dict(TINY_RUN, epochs=3))  # started elsewhere: no input here
     assert code == 202
     ys = []
 
-    def ended() -> bool:  # samples where the canvas is at every poll until the run ends
-        ys.append(page.locator("#canvas").bounding_box()["y"])
+    def ended() -> bool:  # samples where the chart is at every poll until the run ends
+        ys.append(chart.bounding_box()["y"])
         return server.request("GET", "/training_status")[1]["state"] in ("finished", "failed")
 
     wait_for(ended, timeout=120, interval=0.3, message="the run to end")
     page.wait_for_timeout(3500)  # the last poll
-    ys.append(page.locator("#canvas").bounding_box()["y"])
+    ys.append(chart.bounding_box()["y"])
     cls = page.evaluate("() => window.__cls")
     assert cls < 0.1, cls
     assert max(abs(y - canvas_y) for y in ys) < 1, (canvas_y, ys)
@@ -138,19 +139,21 @@ FOUR_MODELS = dict(TINY_RUN, epochs=2, models=[{"kernels": [4, 8, 8, 8]}, {"kern
 @pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
 def test_a_first_run_started_elsewhere_moves_nothing_a_user_scrolled_to(page, server_factory, tiny_mnist, width,
                                                                          height):
-    """From an idle page with no runs, scrolled to the drawing canvas: a run of one model that
-    starts without a click here (the command line, another tab), then a queued run of four models
-    that starts when it is stopped, fill in the status, the curves and the pictures above it, and
-    the canvas does not move (it moved 2,794 px before); axe-core finds nothing at the end."""
+    """From an idle page with no runs, scrolled to the pictures: a run of one model that starts
+    without a click here (the command line, another tab), then a queued run of four models that
+    starts when it is stopped, fill in the status and the curves above them, and the pictures'
+    heading does not move (the drawing canvas, then below them, moved 2,794 px once); the view
+    does not change (the Train link's badge says a run trains); axe-core finds nothing at the end."""
     server = server_factory(tiny_mnist)
     page.set_viewport_size({"width": width, "height": height})
     page.add_init_script(CLS_OBSERVER)
     page.goto(server.url)
     expect(page.locator("#run-meta")).to_contain_text("no run yet", timeout=POLL_WAIT_MS)
     expect(page.locator(".cards-placeholder")).to_contain_text("A card per model")  # the idle space says what it is for
-    page.locator("#canvas").scroll_into_view_if_needed()
+    anchor = page.locator("#predictions h2")
+    anchor.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
-    canvas_y = page.locator("#canvas").bounding_box()["y"]
+    canvas_y = anchor.bounding_box()["y"]
     page.evaluate("() => { window.__cls = 0; }")
     code, first = server.request("POST", "/start_training", dict(TINY_RUN, epochs=100, models=FOUR_MODELS["models"][:1]))
     assert code == 202
@@ -162,7 +165,7 @@ def test_a_first_run_started_elsewhere_moves_nothing_a_user_scrolled_to(page, se
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)
     page.wait_for_selector("#img-samples-3 img", timeout=POLL_WAIT_MS)
     page.wait_for_timeout(3500)  # the last poll's pictures
-    assert abs(page.locator("#canvas").bounding_box()["y"] - canvas_y) < 2
+    assert abs(anchor.bounding_box()["y"] - canvas_y) < 2
     cls = page.evaluate("() => window.__cls")
     assert cls < 0.1, cls
     assert axe_violations(page) == []
@@ -178,7 +181,7 @@ def test_prediction_bars_take_their_models_colour(page, server_factory, tiny_mni
         {"kernels": [2, 2, 2, 2], "name": "B"}, {"kernels": [2, 2, 2, 2], "name": "C"}]))
     for i in (0, 1):  # as mid-run, when only Model 3 has reached an epoch end
         (runs_dir / run_id / f"model{i}_latest.pt").unlink()
-    page.goto(server.url)
+    page.goto(server.url + "/?view=explore")
     page.fill("#test-index", "3")
     page.click("#predict-test-digit")
     bars = page.locator("#prediction-bars .bars")
@@ -197,13 +200,17 @@ def test_a_shown_run_that_is_deleted_returns_the_page_to_live(page, server_facto
     second = finish(server)
     page.goto(server.url)
     expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)
+    show_view(page, "runs")
     page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="open").click(timeout=POLL_WAIT_MS)
     expect(page.locator("#viewing")).to_be_visible()
-    expect(page).to_have_url(re.compile(rf"\?run={first}$"))  # the run opened is in the address ...
+    expect(page).to_have_url(re.compile(rf"\?view=train&run={first}$"))  # the run opened is in the address ...
     expect(page.locator("#run-meta")).to_contain_text(first)
-    page.go_back()  # ... back returns to the live view ...
+    page.go_back()  # ... back returns to the run table, and Train to the live view ...
+    expect(page.locator("main [data-view=runs]")).to_be_visible()
+    page.go_back()
     expect(page.locator("#viewing")).to_be_hidden()
     expect(page.locator("#run-meta")).to_contain_text(second, timeout=POLL_WAIT_MS)
+    page.go_forward()
     page.go_forward()
     expect(page.locator("#run-meta")).to_contain_text(first, timeout=POLL_WAIT_MS)
     bookmark = page.url
@@ -229,9 +236,18 @@ def test_opening_the_running_run_follows_it_live_and_the_buttons_follow_the_trai
     running = body["run_id"]
     page.goto(server.url)
     expect(page.locator("#state")).to_have_text("running", timeout=POLL_WAIT_MS)
+    expect(page.locator("#live-mark")).to_be_visible()
+    show_view(page, "runs")
     page.locator(f"#runs-rows tr[data-run-id='{running}'] button", has_text="open").click()
-    expect(page.locator("#viewing")).to_be_hidden()
+    expect(page).to_have_url(re.compile(rf"\?view=train&run={running}$"))  # the training run has an address too
+    expect(page.locator("#live-mark")).to_be_visible()  # and says it is live
+    expect(page.locator("#viewing")).to_contain_text("the run you opened")
     expect(page.locator("#start")).to_be_disabled()
+    page.reload()  # the address opens it, live
+    expect(page.locator("#run-meta")).to_contain_text(running, timeout=POLL_WAIT_MS)
+    expect(page.locator("#live-mark")).to_be_visible()
+    expect(page.locator("#state")).to_have_text("running")
+    show_view(page, "runs")
     page.locator(f"#runs-rows tr[data-run-id='{past}'] button", has_text="open").click()
     expect(page.locator("#viewing")).to_be_visible()
     expect(page.locator("#start")).to_be_disabled()  # a past run is shown, but a run trains: Start waits
@@ -311,22 +327,28 @@ def test_a_phone_sized_page_needs_no_sideways_scrolling_and_controls_are_big_eno
             .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
             .filter(([, r]) => r.width < 24 || r.height < 24).map(([n, r]) => `${n} ${r.width}x${r.height}`)""")
         assert small == []
-        for selector in ["#model-rows .lr", "#model-rows .batch", "#model-rows .remove", "#start", "#canvas",
-                         "#runs-rows button.delete", "#runs-rows td[data-column=best]", "#runs-head button.sort"]:
+        for selector in ["#model-rows .lr", "#model-rows .batch", "#model-rows .remove", "#start", "a[data-nav=explore]"]:
             box = page.locator(selector).first.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        show_view(page, "runs")
+        for selector in ["#runs-rows button.delete", "#runs-rows td[data-column=best]", "#runs-head button.sort"]:
+            box = page.locator(selector).first.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         # the run history: a card per run, each value headed by its column's name (it showed only two columns)
         heading = page.evaluate("""() => getComputedStyle(document.querySelector('#runs-rows td[data-column=best]'),
                                                            '::before').content""")
         assert heading == '"Best test %"'
         # the pictures at their own size (their labels 12 px tall, not 5), swiped sideways inside their figure
+        show_view(page, "train")
         for kind in ("samples", "confusion"):
             shown, natural = page.evaluate(f"""() => {{ const img = document.querySelector('#img-{kind}-0 img');
                 return [img.getBoundingClientRect().width, img.naturalWidth]; }}""")
             assert shown >= natural - 1, (kind, shown, natural)
         expect(page.locator("#img-samples-0 figcaption")).to_contain_text("swipe sideways")
         # drawing by touch: a tap-and-drag on the canvas asks the models
-        page.locator("#canvas").scroll_into_view_if_needed()
+        show_view(page, "explore")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         box = page.locator("#canvas").bounding_box()
         page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         expect(page.locator("#prediction-bars .bars")).to_have_count(2, timeout=POLL_WAIT_MS)
@@ -364,6 +386,9 @@ def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_f
     finish(server)
     page.goto(server.url)
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS)
+    page.locator("a[data-nav=explore]").focus()  # the views' links are reached by keyboard too
+    page.keyboard.press("Enter")
+    expect(page.locator("main [data-view=explore]")).to_be_visible()
     assert page.locator("#canvas").get_attribute("aria-label")
     page.locator("#test-index").focus()
     page.keyboard.press("Control+a")
@@ -380,6 +405,7 @@ def test_keyboard_alternative_to_drawing_and_polite_announcements(page, server_f
     page.expose_function("__said", lambda text: said.append(text))
     page.evaluate("""() => new MutationObserver(() => window.__said(document.getElementById('announcer').textContent))
         .observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true })""")
+    show_view(page, "train")
     code, new = server.request("POST", "/start_training", dict(TINY_RUN, epochs=6, batch_size=8))
     expect(page.locator("#run-meta")).to_contain_text(new["run_id"], timeout=POLL_WAIT_MS)
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 3)  # said, however fast it ran
@@ -428,7 +454,7 @@ def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_sile
     """)
     server = server_factory(tiny_mnist)
     first, second = finish(server), finish(server)
-    page.goto(server.url)
+    page.goto(server.url + "/?view=runs")
     row = page.locator(f"#runs-rows tr[data-run-id='{first}']")
     row.locator("button.star").click(timeout=POLL_WAIT_MS)
     expect(row.locator("button.star")).to_have_attribute("aria-pressed", "true", timeout=POLL_WAIT_MS)
@@ -448,10 +474,12 @@ def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_sile
     assert "cannot be undone" in answers[0]
     assert [r["run_id"] for r in server.request("GET", "/runs")[1]["runs"]] == [first]
     # notifications refused: said where the button was
+    show_view(page, "train")
     page.click("#notify")
     expect(page.locator("#notify-note")).to_contain_text("blocked for this page")
     expect(page.locator("#notify")).to_be_hidden()
     # a test digit number out of range: the error alone, not beside the previous digit's picture
+    show_view(page, "explore")
     page.fill("#test-index", "7")
     page.click("#predict-test-digit")
     expect(page.locator("#test-digit-image")).to_be_visible(timeout=POLL_WAIT_MS)
@@ -461,10 +489,13 @@ def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_sile
     expect(page.locator("#test-digit-image")).to_be_hidden()
     expect(page.locator("#test-index")).to_have_attribute("aria-invalid", "true")
     # the run shown deleted from this page: the page goes back to live and says so where it shows runs
+    show_view(page, "runs")
     page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="open").click()
     expect(page.locator("#viewing")).to_be_visible()
     expect(page).to_have_url(re.compile(f"run={first}"))
+    show_view(page, "runs")
     page.locator(f"#runs-rows tr[data-run-id='{first}'] button.delete").click()
+    show_view(page, "train")
     expect(page.locator("#status-note")).to_contain_text(f"Run {first} deleted: showing the live run.")
     expect(page.locator("#status-note")).to_be_visible()
     expect(page.locator("#viewing")).to_be_hidden()
@@ -518,7 +549,11 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     lr.fill("0.001, 0.003,0.01")
     expect(page.locator("#queue")).to_have_text("Queue 3 runs")
     expect(page.locator("#sweep-hint")).to_contain_text("Sweep of 3 runs (Model 1 learning rate 0.001 / 0.003 / 0.01)")
-    page.click("#queue")  # a sweep: made at once, its runs asked one per free worker
+    page.click("#queue")  # a sweep: made at once, its runs asked one per free worker; the view stays
+    expect(page.locator("#status-note")).to_contain_text("Sweep of 3 runs made", timeout=POLL_WAIT_MS)
+    expect(page.locator("main [data-view=train]")).to_be_visible()
+    show_view(page, "sweeps")
+    page.locator("#sweep-list a").first.click()
     expect(page.locator("#sweep-title")).to_contain_text("grid of 3 trials over learning rate", timeout=POLL_WAIT_MS)
     sweep_id = page.evaluate("new URLSearchParams(location.search).get('sweep')")
     sweep = server.request("GET", f"/sweeps/{sweep_id}")[1]
@@ -527,6 +562,7 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     first = sweep["runs"][0]["run_id"]
     assert run_states(server)[first]["models"][0]["learning_rate"] == 0.001
     expect(page.locator("#queue-count")).to_contain_text("1 run queued (see the run history)", timeout=POLL_WAIT_MS)
+    show_view(page, "runs")
     expect(page.locator(f"#runs-rows tr[data-run-id='{first}'] .state")).to_have_text("queued #1")
     page.locator(f"#runs-rows tr[data-run-id='{first}'] button", has_text="cancel").click()
     # The cancelled trial stays in the sweep (as deleted); the next combination is queued in its place.
@@ -553,6 +589,7 @@ def test_a_sweep_queues_one_run_per_value_a_queued_run_is_cancelled_and_a_stoppe
     wait_for(lambda: run_states(server)[last["run_id"]]["state"] == "running", timeout=60, interval=0.2,
              message="the long run to train")  # the page follows a run that starts: open the stopped one after
     row = page.locator(f"#runs-rows tr[data-run-id='{busy['run_id']}']")
+    show_view(page, "runs")
     row.get_by_role("button", name="open").click(timeout=POLL_WAIT_MS)  # the stopped run says it can go on...
     expect(page.locator("#resume-note")).to_contain_text(f"A run is training ({last['run_id']})", timeout=POLL_WAIT_MS)
     expect(page.locator("#resume")).to_be_disabled()  # ...once the long run has ended

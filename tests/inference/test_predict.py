@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, PngImagePlugin
 
-from helpers import POLL_WAIT_MS, QUICK, expect, start_run, tiny_config, wait_for, wait_run_end
+from helpers import POLL_WAIT_MS, QUICK, expect, show_view, start_run, tiny_config, wait_for, wait_run_end
 from mnist_monitor.runstore.files import read_jsonl
 from mnist_monitor.training.trainer import Trainer
 
@@ -93,8 +93,8 @@ def test_drawing_or_clicking_a_digit_shows_each_models_layers(page, server_facto
     assert code == 202
     page.goto(server.url)
     expect(page.locator("#state")).to_have_text("finished", timeout=POLL_WAIT_MS * 6)
-    # draw a 3
-    page.locator("#canvas").scroll_into_view_if_needed()
+    # draw a 3 (in Explore)
+    show_view(page, "explore")
     box = page.locator("#canvas").bounding_box()
     points = [(0.3, 0.2), (0.7, 0.25), (0.45, 0.5), (0.7, 0.7), (0.3, 0.85)]
     page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
@@ -111,7 +111,8 @@ def test_drawing_or_clicking_a_digit_shows_each_models_layers(page, server_facto
     assert columns.nth(0).locator("img").count() == 7
     assert all(img.evaluate("i => i.complete && i.naturalWidth > 0") for img in columns.nth(0).locator("img").all())
     expect(page.locator("#prediction-bars .bars")).to_have_count(2)  # and the 10 probabilities
-    # click a misclassified test digit: the same views, for that digit
+    # click a misclassified test digit (in Train's pictures): Explore, the same views, for that digit
+    show_view(page, "train")
     errors = page.locator("#img-errors-0 img")
     page.locator("#confusion-table-0").scroll_into_view_if_needed()
     wait_for(lambda: page.locator("#confusion-table-0 tbody tr").count() == 10, timeout=20, message="confusion numbers")
@@ -120,6 +121,7 @@ def test_drawing_or_clicking_a_digit_shows_each_models_layers(page, server_facto
     errors.scroll_into_view_if_needed()
     box = errors.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.06, box["y"] + box["height"] * 0.3)  # the first digit shown
+    expect(page.locator("main [data-view=explore]")).to_be_visible()
     expect(page.locator("#prediction-bars")).to_contain_text(f"Test digit {first_error}:", timeout=POLL_WAIT_MS)
     expect(columns.nth(0).locator("figcaption").first).to_have_text("conv 1 (after ReLU): 32×26×26")
     # how each layer learns: one line per layer, with what to look for beside it
