@@ -62,8 +62,8 @@ export async function fetchCurveRows() {
 }
 
 export function layerRun() {
-  // The run whose layers are charted: the one picked among the runs shown (the first by default).
-  return curves.runs.find((r) => r.runId === curves.layerRunId) || curves.runs[0];
+  // The run whose layers are charted: the one Explore shows.
+  return curves.runs[0];
 }
 
 export async function fetchLayerRows() {

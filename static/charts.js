@@ -147,7 +147,7 @@ function countPoints(data) {
 function showNoData(spec, box) {
   // No data: no axes made up from nothing.
   if (curves.charts[spec.id]) { curves.charts[spec.id].destroy(); delete curves.charts[spec.id]; }
-  box.replaceChildren(el("p", { className: "muted chart-empty", text: "no data yet" }));
+  box.replaceChildren(el("p", { className: "muted chart-empty", text: "no data yet: the curves appear a few seconds after training starts" }));
   box.dataset.points = "0";
   box.setAttribute("aria-label", `${spec.title}: no data yet`);
 }
@@ -192,7 +192,9 @@ export function reserveLegends() {
   for (const spec of allSpecs()) {
     const box = document.getElementById(`chart-${spec.id}`);
     if (!box || spec.form === "heat_strip") continue;
-    const models = spec.form === "layer_lines" ? 6 : curves.runs.reduce((n, r) => n + r.names.length, 0);
+    // a run's models (1 to 4: room for four, as a run that starts by itself may have four); runs compared: all theirs
+    const shown = curves.runs.reduce((n, r) => n + r.names.length, 0);
+    const models = spec.form === "layer_lines" ? 6 : curves.runs.length > 1 ? shown : state.settings.limits.models[1];
     const entries = 1 + Math.max(1, models) * (spec.form === "layer_lines" ? 1 : spec.fields.length);
     const perLine = Math.max(1, Math.floor((box.clientWidth || 400) / LEGEND_ENTRY));
     box.style.minHeight = `${CHART_HEIGHT + 12 + LEGEND_LINE * Math.ceil(entries / perLine)}px`;
@@ -218,8 +220,6 @@ function lossFloorNote() {
 }
 
 function renderCharts() {
-  const empty = curves.runs.every((r) => r.rows.length === 0);
-  $("curves-empty").hidden = !empty;
   $("loss-floor").textContent = lossFloorNote();
   for (const spec of [...chartSpecs("curves"), ...chartSpecs("classes")]) RENDERERS[spec.form](spec);
   renderLayerCharts();
@@ -228,14 +228,6 @@ function renderCharts() {
 function renderLayerCharts() {
   const run = layerRun();
   const names = run ? run.names : [];
-  const picker = $("layer-run-pick");
-  const runs = curves.runs.map((r) => `${r.runId}:${r.label}`).join("|");
-  if (picker.dataset.options !== runs) { // with runs compared: which one's layers
-    picker.dataset.options = runs;
-    picker.replaceChildren(...curves.runs.map((r) => el("option", { value: r.runId, text: r.label })));
-  }
-  picker.value = run ? run.runId : "";
-  $("layer-run-line").hidden = curves.runs.length < 2;
   const select = $("layer-model");
   const options = names.map((name, i) => `${i}:${name}`).join("|");
   if (select.dataset.options !== options) {
@@ -284,11 +276,6 @@ function resizeCharts() {
 
 function setupControls() {
   $("layer-model").addEventListener("change", (e) => { curves.layerModel = Number(e.target.value); renderLayerCharts(); });
-  $("layer-run-pick").addEventListener("change", async (e) => {
-    curves.layerRunId = e.target.value;
-    await fetchLayerRows();
-    renderLayerCharts();
-  });
   $("layer-details").addEventListener("toggle", () => { if ($("layer-details").open) pollNow(); }); // its rows are fetched only while it is open
   $("x-axis").addEventListener("change", (e) => { curves.xAxis = e.target.value; rebuildCharts(); });
   $("smoothing").addEventListener("input", (e) => {

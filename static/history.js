@@ -52,9 +52,9 @@ function sweepName(sweepId) {
 
 // ------------------------------------------------------------------ the run table
 
-function sortedRuns() {
+function sortedRuns(runs) {
   const column = RUN_COLUMNS.find((c) => c.key === state.sortKey);
-  return [...state.runs].sort((a, b) => {
+  return [...runs].sort((a, b) => {
     const x = column.value(a);
     const y = column.value(b);
     const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
@@ -74,7 +74,7 @@ function renderHistoryHead() {
       state.sortDir = state.sortKey === column.key ? -state.sortDir : -1;
       state.sortKey = column.key;
       setUrl({ sort: column.key === "started" && state.sortDir < 0 ? null : `${state.sortDir < 0 ? "-" : ""}${column.key}` }, false);
-      renderHistory();
+      listAll(); // the order changes anyway: every run in it
     });
     const sorted = state.sortKey === column.key ? (state.sortDir < 0 ? "descending" : "ascending") : "none";
     row.append(el("th", { "aria-sort": sorted, scope: "col" }, button));
@@ -88,13 +88,39 @@ function renderCompareButton() {
   $("compare-selected").textContent = `Compare selected (${state.selected.size})`;
 }
 
+function listedRuns(runs) {
+  // The runs the table lists. While it is on screen with rows in it, a run that appears by itself
+  // (a queue, a sweep, another tab) waits behind "Show 1 new run": inserted, it would push every
+  // row under it down while they are read. Elsewhere (or with the table empty) it is listed at once.
+  const listed = state.listedRunIds;
+  if (currentView() !== "runs" || listed === null || listed.size === 0) {
+    state.listedRunIds = new Set(runs.map((r) => r.run_id));
+    return runs;
+  }
+  for (const id of listed) if (!runs.some((r) => r.run_id === id)) listed.delete(id);
+  return runs.filter((r) => listed.has(r.run_id));
+}
+
+function renderNewRuns(runs, listed) {
+  const waiting = runs.length - listed.length;
+  $("show-new-runs").hidden = waiting === 0;
+  $("show-new-runs").textContent = `Show ${waiting} new run${waiting === 1 ? "" : "s"}`;
+}
+
+function listAll() {
+  state.listedRunIds = null;
+  renderHistory();
+}
+
 function renderHistory(runs = state.runs) {
   state.runs = runs;
   const known = new Set(runs.map((r) => r.run_id));
   for (const id of state.selected) if (!known.has(id)) state.selected.delete(id);
   renderHistoryHead();
   for (const id of rowCache.keys()) if (!known.has(id)) rowCache.delete(id);
-  const wanted = runs.length ? sortedRuns().map(historyRow)
+  const listed = listedRuns(runs);
+  renderNewRuns(runs, listed);
+  const wanted = runs.length ? sortedRuns(listed).map(historyRow)
     : [el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" }))];
   // Rows are updated in place and moved only when the order changed: the table changes at every
   // poll while a run trains, and a button rebuilt between press and release loses the click.
@@ -346,6 +372,7 @@ export function setupHistory() {
     setCompare([...state.selected].sort());
   });
   $("stop-compare").addEventListener("click", () => setCompare([]));
+  $("show-new-runs").addEventListener("click", listAll);
   renderHistory([]); // the empty table, before the address's ticks (no run is known yet to keep them)
   readUrl();
 }

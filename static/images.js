@@ -73,7 +73,7 @@ export function renderImages(status) {
   // curves in the Runs view; each run's pictures are in its own Train view, "open" in the table).
   $("pictures-run").textContent = status.run_id ? `Pictures of run ${status.run_id}, the run shown in the status above.` : "";
   const images = status.images || {};
-  $("curves-figure").hidden = !images.curves;
+  $("curves-figure").classList.toggle("unavailable", !images.curves); // its room kept: the controls' lines never change
   if (images.curves) $("curves-figure").href = images.curves;
   const models = status.models || [];
   for (let i = 0; i < state.settings.limits.models[1]; i++) {

@@ -7,7 +7,7 @@ import { $, getJSON } from "./common.js";
 import { showFormError } from "./form.js";
 import { announce, showNote } from "./notify.js";
 import { state } from "./state.js";
-import { currentView, setUrl } from "./url.js";
+import { currentView, forgetRun, setUrl } from "./url.js";
 
 const POLL_MS = 3000;
 const chain = {
@@ -42,6 +42,7 @@ async function fetchStatus() {
     state.viewedRunId = state.followedRunId = null;
     state.followedByPage = false;
     if (currentView() === "train") setUrl({ run: null }, false);
+    forgetRun(gone);
     state.lastStatusText = "";
     await fetchStatus();
     showNote(`Run ${gone} no longer exists (deleted): showing the live run.`);

@@ -6,7 +6,7 @@ import { fillForm, showFormError } from "./form.js";
 import { announce, showNote } from "./notify.js";
 import { pollNow } from "./poll.js";
 import { state } from "./state.js";
-import { currentView, setUrl, urlParam } from "./url.js";
+import { currentView, forgetRun, setUrl, urlParam } from "./url.js";
 import { goToView, openView } from "./views.js";
 
 export function showHistoryError(message) {
@@ -80,6 +80,7 @@ export async function deleteRun(runId) {
     message = "the server is not reachable; try again when it is back";
   }
   showHistoryError(message);
+  if (!message) forgetRun(runId);
   if (!message && shown) { // it was the run shown
     state.viewedRunId = state.followedRunId = null;
     state.followedByPage = false;

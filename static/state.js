@@ -28,6 +28,7 @@ export const state = {
   sortKey: "started",
   sortDir: -1, // -1: descending
   selected: new Set(), // the ticked runs
+  listedRunIds: null, // the runs the table lists while it is on screen (others wait behind "Show N new runs")
   compareIds: [], // runs compared, from the URL
   sweepNames: {}, // sweep id -> its name (GET /sweeps): the run table says which sweep a trial is of
 
@@ -50,6 +51,5 @@ export const state = {
     logLoss: false,
     fullRange: false,
     layerModel: 0, // the model whose layers are charted
-    layerRunId: null, // of the runs compared, the one whose layers are charted (null: the first)
   },
 };

@@ -28,7 +28,20 @@ export function rememberAddress() {
   const view = currentView();
   const params = Object.fromEntries(new URLSearchParams(window.location.search));
   lastAddress[view] = addressOf(view, params);
+  linkViews();
+}
+
+function linkViews() {
   for (const link of document.querySelectorAll("a[data-nav]")) link.href = lastAddress[link.dataset.nav] || `/?view=${link.dataset.nav}`;
+}
+
+export function forgetRun(runId) {
+  // A run that is gone (deleted): no view's header link leads back to it.
+  for (const [view, address] of Object.entries(lastAddress)) {
+    const params = Object.fromEntries(new URLSearchParams(address.slice(address.indexOf("?"))));
+    if (params.run === runId) lastAddress[view] = addressOf(view, { ...params, run: null });
+  }
+  linkViews();
 }
 
 export function urlParam(name) {
@@ -52,10 +65,4 @@ export function setUrl(changes, push = true) {
   if (url === window.location.pathname + window.location.search) return;
   if (push) window.history.pushState({}, "", url); else window.history.replaceState({}, "", url);
   rememberAddress();
-}
-
-export function navigate(changes) {
-  // Go to another view: a new address, then what back and forward do (the page shows what it names).
-  setUrl(changes, true);
-  window.dispatchEvent(new PopStateEvent("popstate"));
 }
