@@ -55,11 +55,11 @@ export function setupCanvas() {
   $("explore-run").addEventListener("change", (event) => {
     state.exploreRunId = event.target.value;
     setUrl({ run: event.target.value }, false);
-    $("prediction-bars").replaceChildren();
     renderExploreRuns();
+    if (state.lastDigit) predict({ ...state.lastDigit }); // the same digit, read by this run's models
   });
   setupDrawing($("canvas"));
-  $("clear-canvas").addEventListener("click", () => { clearCanvas(); $("prediction-bars").replaceChildren(); $("test-digit-image").hidden = true; });
+  $("clear-canvas").addEventListener("click", () => { clearCanvas(); state.lastDigit = null; $("prediction-bars").replaceChildren(); $("test-digit-image").hidden = true; });
   $("predict-test-digit").addEventListener("click", predictTestDigit);
   $("test-index").addEventListener("keydown", (event) => { if (event.key === "Enter") predictTestDigit(); });
 }
@@ -97,7 +97,7 @@ export function exploreRun() {
 function runText(r) {
   const when = r.started_at ? new Date(r.started_at * 1000).toLocaleString() : r.run_id;
   const best = r.best_test_accuracy === null || r.best_test_accuracy === undefined ? "" : ` · best ${r.best_test_accuracy.toFixed(2)} %`;
-  return `${when} · ${r.models.map((m) => m.name).join(", ")}${best} (${r.state})`;
+  return `${when} · ${r.models.map((m) => m.name).join(", ")}${best} (${r.state || "not in the run list"})`;
 }
 
 export function renderExploreRuns() {
@@ -181,6 +181,7 @@ function predictionBars(p) {
 
 async function predict(body) {
   // POST /predict with the explored run's checkpoints, the layers' activations included.
+  state.lastDigit = { ...body }; // read again when another run is picked
   const run = exploreRun();
   if (run) body.run_id = run.run_id;
   body.layers = true; // and what each layer computes, for "Inside the network"

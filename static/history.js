@@ -102,9 +102,11 @@ function listedRuns(runs) {
 }
 
 function renderNewRuns(runs, listed) {
-  const waiting = runs.length - listed.length;
-  $("show-new-runs").hidden = waiting === 0;
-  $("show-new-runs").textContent = `Show ${waiting} new run${waiting === 1 ? "" : "s"}`;
+  // "Show 1 new run (running)": what waits, and what it is doing, so nobody takes it for lost.
+  const waiting = runs.filter((r) => !listed.includes(r));
+  const states = [...new Set(waiting.map((r) => r.state))].join(", ");
+  $("show-new-runs").hidden = waiting.length === 0;
+  $("show-new-runs").textContent = `Show ${waiting.length} new run${waiting.length === 1 ? "" : "s"} (${states})`;
 }
 
 function listAll() {

@@ -34,6 +34,7 @@ export const state = {
 
   // Explore: the run whose checkpoints answer a drawing and whose layers are charted.
   exploreRunId: null, // from the address (?view=explore&run=); null: the newest run with a checkpoint
+  lastDigit: null, // the last POST /predict body (a drawing or a test digit): read again by another run picked
 
   // Pictures.
   misclassified: {}, // model index -> the test digits its "misclassified" picture shows, in order

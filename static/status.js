@@ -54,8 +54,11 @@ async function submitRuns(queueAll) {
 
 function foldForm(folded) {
   // While a run trains, the form folds to one line under Start, so the status and the curves are
-  // on screen; "Models and run settings" opens it again.
+  // on screen; "Models and run settings" opens it again. The buttons stay where they were on
+  // screen (scrolled down to Start on a phone, the fold would have thrown the page to the curves).
+  const before = $("start").getBoundingClientRect().top;
   $("setup-fold").open = !folded;
+  if (window.scrollY > 0) window.scrollBy(0, $("start").getBoundingClientRect().top - before);
 }
 
 async function startTraining(event) {
@@ -243,7 +246,7 @@ export function renderStatus(status) {
   $("run-error").hidden = !status.error;
   const picked = !live || (state.followedRunId !== null && !state.followedByPage && state.workers === 1);
   $("viewing").hidden = !picked; // a run the user opened: the way back to the newest one
-  $("viewing").firstChild.textContent = live ? "(the run you opened: " : "(a run from the history: ";
+  $("viewing").firstChild.textContent = live ? "the run you opened" : "a run from the history";
   $("live-mark").hidden = !(live && active);
   $("run-link").hidden = !status.run_id;
   if (status.run_id) $("run-link").href = `/?view=train&run=${encodeURIComponent(status.run_id)}`;
@@ -393,7 +396,7 @@ function modelCard(card, m, i, active) {
   const speed = m.samples_per_sec ? Math.round(m.samples_per_sec).toLocaleString("en-US") : "–";
   const wasOpen = Boolean(card.querySelector("details[open]")); // a poll keeps it as the user left it
   const details = el("details", { className: "card-details" }, el("summary", { text: "Details" }),
-    el("p", { text: "Training accuracy is measured on the training batches as they are trained, with dropout on (a share of the units switched off), so it reads below the validation accuracy, measured with every unit on." }),
+    el("p", { text: "Training accuracy is measured on the training batches as they are trained, with dropout on (a share of the units switched off), so it often reads below the validation accuracy, measured with every unit on." }),
     el("dl", {}, ...[["Batch", m.batches ? `${m.batch} / ${m.batches}` : "–"], ["Progress", fmt(m.progress, 1, " %")],
       ["Parameters", m.parameters ? m.parameters.toLocaleString("en-US") : "–"], ["Images / s", speed]]
       .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-field": k })])));

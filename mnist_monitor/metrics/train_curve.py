@@ -19,7 +19,7 @@ KIND = MetricKind(
     charts=(
         {"id": "loss", "title": "Training loss", "form": "lines", "fields": ["loss"], "smooth": True,
          "scale": "loss", "format": "precision4", "tick": "round2p"},
-        {"id": "accuracy", "title": "Training accuracy (%), with dropout on: below validation", "form": "lines",
+        {"id": "accuracy", "title": "Training accuracy (%), measured with dropout on", "form": "lines",
          "fields": ["accuracy"],
          "smooth": True, "scale": "percent", "format": "fixed2", "tick": "round1"},
         {"id": "lr", "title": "Learning rate", "form": "lines", "fields": ["lr"], "overlap": True,

@@ -380,8 +380,12 @@ def test_runs_compared_from_the_url_and_rerun_fills_the_form(page, server_factor
     show_view(page, "explore")
     picker = page.locator("#explore-run")
     expect(picker.locator("option")).to_have_count(2, timeout=POLL_WAIT_MS)
-    with page.expect_request(lambda r: f"/runs/{ids[0]}/metrics" in r.url and "layers" in r.url):
-        picker.select_option(ids[0])
+    page.click("#predict-test-digit")
+    expect(page.locator("[data-answer]")).to_have_count(1, timeout=POLL_WAIT_MS)
+    with page.expect_request(lambda r: f"/runs/{ids[0]}/metrics" in r.url and "layers" in r.url), \
+            page.expect_request(lambda r: r.url.endswith("/predict") and ids[0] in (r.post_data or "")):
+        picker.select_option(ids[0])  # the same digit, read again by the run picked
+    expect(page.locator("[data-answer]")).to_have_count(1, timeout=POLL_WAIT_MS)
     expect(page).to_have_url(re.compile(rf"view=explore&run={ids[0]}$"))
     page.go_back()  # the comparison, as it was left
     expect(page.locator("#compare-table")).to_be_visible()
