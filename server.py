@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import Flask
 
 from mnist_monitor import web
+from mnist_monitor.classroom.roster import ClassFileError, Roster, check_code
 from mnist_monitor.config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
 from mnist_monitor.inference.predict import CheckpointCache
 from mnist_monitor.runstore import RunStore
@@ -43,6 +44,9 @@ def create_app(test_config: dict | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
     app.config.update(test_config or {})
     app.json.sort_keys = False  # answers keep the contract's field order
+    if app.config.get("CLASS"):  # first: a damaged class file stops the start before anything runs
+        app.extensions["class"] = Roster(app.config["RUNS_DIR"], code=app.config.get("CLASS_CODE"))
+        app.config["TOKEN"] = app.config.get("TOKEN") or secrets.token_urlsafe(24)  # the teacher's
     store = RunStore(app.config["RUNS_DIR"], keep=app.config["KEEP_RUNS"], check_config=parse_train_config)
     store.cleanup()  # --keep-runs applies from the start, not only after the next run
     store.remove_stale_temp_files()
@@ -84,8 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "trusted network only, as Ray's documentation advises. The runs folder, the MNIST "
                         "folder and this project with its Python environment must be at the same paths on every node")
     p.add_argument("--token", help="access token every request must carry (default: none on a loopback address, "
-                                   "a random one printed at start-up on any other)")
+                                   "a random one printed at start-up on any other); with --class, the teacher's")
+    p.add_argument("--class", dest="class_mode", action="store_true",
+                   help="run a class: students join with a class code and a name, each sees and changes their own "
+                        "runs; the teacher's link (printed) may do everything. The class is kept in the runs folder")
+    p.add_argument("--class-code", metavar="CODE", type=class_code,
+                   help="with --class: the code students join with (default: the one kept from the last start, "
+                        "else a new random one, printed)")
     return p
+
+
+def class_code(text: str) -> str:
+    try:
+        return check_code(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:
@@ -183,23 +200,36 @@ def main(argv=None) -> int:
         log.warning("listening on %s: anyone who can reach this address and has the access token can start and "
                     "stop training", args.host)
         allowed |= {h.lower() for h in hosts} | {socket.gethostname().lower()}
-    token = args.token or (None if args.host in security.LOCAL_HOSTS else secrets.token_urlsafe(24))
+    if args.class_code and not args.class_mode:
+        print("error: --class-code needs --class", file=sys.stderr)
+        return 2
+    token = args.token or (None if args.host in security.LOCAL_HOSTS and not args.class_mode
+                           else secrets.token_urlsafe(24))
     Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
     try:
         pool = ray_pool(args)
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "KEEP_RUNS": args.keep_runs,
-                      "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": pool is None},
-                      "TOKEN": token, "RAY_POOL": pool})
+    try:
+        app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "KEEP_RUNS": args.keep_runs,
+                          "ALLOWED_HOSTS": sorted(allowed), "TRAINER_OPTIONS": {"progress_bar": pool is None},
+                          "TOKEN": token, "RAY_POOL": pool, "CLASS": args.class_mode, "CLASS_CODE": args.class_code})
+    except ClassFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if pool is not None:
+            pool.shutdown()
+        return 2
     tune_malloc()
     import waitress
     stop_gracefully(app.extensions["training"])
     addresses = [page_address(h, args.port, token) for h in hosts]
     log.info("MNIST Training Monitor on %s (data %s, runs %s)", ", ".join(addresses), args.data_dir, args.runs_dir)
     for address in addresses:
-        print(f"Open {address}", flush=True)
+        print(f"{'Teacher: open' if args.class_mode else 'Open'} {address}", flush=True)
+    if args.class_mode:
+        print(f"Class code: {app.extensions['class'].code} (students open "
+              f"{page_address(hosts[0], args.port, None)} and type it with their name)", flush=True)
     try:
         waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor",
                        max_request_body_size=MAX_REQUEST_BYTES)  # refused as soon as the length is known

@@ -80,9 +80,11 @@ def make_mnist_dir(root: Path, train: int = 600, test: int = 200, compress: bool
 PNG_BYTES = PNG_SIGNATURE + b"\0" * 64  # enough of a PNG for the file routes
 
 
-def fake_run(store, state="finished", models=1, images=True, beat: str | None = None, **status) -> str:
+def fake_run(store, state="finished", models=1, images=True, beat: str | None = None, owner: str | None = None,
+             **status) -> str:
     """A run folder as the worker leaves it, without training: status, config and pictures.
-    ``beat``: for an active state, a heartbeat of "this" process now, or of a "dead" one."""
+    ``beat``: for an active state, a heartbeat of "this" process now, or of a "dead" one;
+    ``owner``: the id of the student it belongs to, in a class."""
     from mnist_monitor.runstore import ModelStatus, RunStatus
     from mnist_monitor.runstore.files import atomic_write_json
     from mnist_monitor.runstore.liveness import Claim, this_process_beat
@@ -95,6 +97,8 @@ def fake_run(store, state="finished", models=1, images=True, beat: str | None = 
                                            batch=1, batches=2, eta_seconds=12.0) for i in range(models)], **status)
     atomic_write_json(run.path / "config.json", {"models": [{"kernels": [1, 1, 1, 1]}] * models})
     atomic_write_json(run.path / "status.json", record.to_dict())
+    if owner is not None:
+        atomic_write_json(run.path / "run.json", {"run_id": run.run_id, "owner": owner})
     if beat is not None:
         claim = Claim(1, "fake-owner", time.time())
         atomic_write_json(run.path / "claim.json", claim.__dict__)

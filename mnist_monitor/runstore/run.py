@@ -1,7 +1,8 @@
 """One run folder: the only code that knows its file names and reads or writes them.
 
 runs/<run_id>/config.json          the config as a request body (post it back to repeat the run)
-runs/<run_id>/run.json             facts recorded beside it: device, precision, versions, seed scheme
+runs/<run_id>/run.json             facts recorded beside it: device, precision, versions, seed scheme; the
+                                   sweep it is a trial of and (in a class) the student who owns it
 runs/<run_id>/status.json          current state (RunStatus), replaced atomically
 runs/<run_id>/metrics.jsonl        append-only, one metrics row (METRIC_COLUMNS) a line
 runs/<run_id>/meta.json            what the user says of the run: {"starred": bool, "note": str}
@@ -77,6 +78,12 @@ SERVED_FILES = frozenset(
     + [image_name(kind, i) for i in range(MAX_MODELS_SERVED) for kind in EPOCH_IMAGES]
     + [checkpoint_name(i, kind) for i in range(MAX_MODELS_SERVED) for kind in CHECKPOINT_KINDS]
     + [confusion_name(i) for i in range(MAX_MODELS_SERVED)])
+
+
+def owner_in(facts: dict) -> str | None:
+    """The id of the student who owns a run, from its facts (run.json); None: the teacher's, or no class."""
+    owner = facts.get("owner")
+    return owner if isinstance(owner, str) and owner else None
 
 
 class Superseded(RuntimeError):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from mnist_monitor.runstore.liveness import HEARTBEAT_LIMIT_S, is_alive, pid_alive
 from mnist_monitor.runstore.records import ACTIVE_STATES, BROKEN_STATE, RESUMABLE_STATES, RecordError, RunStatus
 from mnist_monitor.runstore.run import (CREATING_SECONDS, CURVES_IMAGE, EPOCH_IMAGES, Run, checkpoint_name,
-                                        confusion_name, image_name)
+                                        confusion_name, image_name, owner_in)
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class RunSnapshot:
     files: dict = field(default_factory=dict)
     problem: str | None = None  # why the run is broken
     sweep: dict | None = None  # {"sweep_id", "trial", "values"}: the sweep it is a trial of (run.json)
+    owner: str | None = None  # the id of the student who started it (run.json); None: the teacher's, or no class
 
     def images(self, index: int) -> dict[str, str]:
         """{kind: file name} of model ``index``'s epoch images that exist."""
@@ -81,20 +82,20 @@ def trained_now(run: Run, status: RunStatus | None = None) -> bool:
 
 def snapshot(run: Run, parsed=None) -> RunSnapshot:
     """The run as readers see it. ``parsed``: (status or RecordError, config or RecordError, meta,
-    files, sweep) already read (a cache); the liveness is always decided now. FileNotFoundError if the
+    files, sweep, owner) already read (a cache); the liveness is always decided now. FileNotFoundError if the
     folder is gone."""
-    status, config, meta, files, sweep = parsed or read_parts(run)
+    status, config, meta, files, sweep, owner = parsed or read_parts(run)
     if status is None:  # no status.json yet: being created, unless that was long ago
         if run.age_seconds() < CREATING_SECONDS:
-            return RunSnapshot(run.run_id, "starting", None, None, meta, files, sweep=sweep)
+            return RunSnapshot(run.run_id, "starting", None, None, meta, files, sweep=sweep, owner=owner)
         status = RecordError("status.json is missing")
     problem = next((str(p) for p in (status, config) if isinstance(p, RecordError)), None)
     if problem:  # what can still be read is kept: the settings, the files, what the user said
         return RunSnapshot(run.run_id, BROKEN_STATE, None, config if isinstance(config, dict) else None,
-                           meta, files, problem, sweep)
+                           meta, files, problem, sweep, owner)
     alive = status.state not in ACTIVE_STATES or trained_now(run, status)
     shown = shown_state(status, alive, status.state in ACTIVE_STATES and run.stop_requested())
-    return RunSnapshot(run.run_id, shown.state, shown, config, meta, files, sweep=sweep)
+    return RunSnapshot(run.run_id, shown.state, shown, config, meta, files, sweep=sweep, owner=owner)
 
 def read_parts(run: Run, check_config=None) -> tuple:
     """What a snapshot is made of, read from disk (see ``snapshot``). ``check_config(body)``
@@ -112,12 +113,13 @@ def read_parts(run: Run, check_config=None) -> tuple:
             check_config(parts[1])
         except ValueError as exc:
             parts[1] = RecordError(f"config.json: {exc}")
-    sweep = run.facts().get("sweep")
+    facts = run.facts()
+    sweep = facts.get("sweep")
     if not (isinstance(sweep, dict) and isinstance(sweep.get("sweep_id"), str) and isinstance(sweep.get("trial"), int)):
         sweep = None
     else:
         sweep = {"sweep_id": sweep["sweep_id"], "trial": sweep["trial"]}
-    return (*parts, run.meta(), run.files(), sweep)
+    return (*parts, run.meta(), run.files(), sweep, owner_in(facts))
 
 
 def delete_unless_training(run: Run) -> bool:

@@ -170,10 +170,10 @@ class TrainingManager:
         log.info("stop requested for run %s", run_id)
         return run_id
 
-    def stop_all(self) -> list[str]:
-        """Stop every run training here and every run another process trains into this runs folder."""
+    def stop_all(self, among=None) -> list[str]:
+        """Stop every run training here and every run another process trains here; ``among(run_id)``: those it picks."""
         self.slots.settle()
-        run_ids = list(dict.fromkeys(self.active_run_ids[::-1] + self.store.live()))
+        run_ids = [r for r in dict.fromkeys(self.active_run_ids[::-1] + self.store.live()) if among is None or among(r)]
         if not run_ids:
             raise Refused("no run is active")
         stopped = []

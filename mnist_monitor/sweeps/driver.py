@@ -105,8 +105,9 @@ class SweepDriver:
             self._thread.join(timeout=10)
 
     # ---------------------------------------------------------------- requests
-    def create(self, spec: SweepSpec) -> Sweep:
-        """Make a sweep and queue its first trials (202 at once: the runs train in the background)."""
+    def create(self, spec: SweepSpec, owner: str | None = None) -> Sweep:
+        """Make a sweep and queue its first trials (202 at once: the runs train in the background);
+        ``owner``: the student who makes it (its trials are theirs), in a class."""
         with self._lock:
             if self._closing or self.manager.closing:
                 raise Refused("the server is shutting down: start the sweep when it is back")
@@ -118,7 +119,7 @@ class SweepDriver:
                 check_device(spec.config_for({}), self.manager.pool)
             except ConfigError as exc:
                 raise ConfigError(f"base.{exc.field}", exc.problem) from None
-            sweep = self.sweeps.create(spec)
+            sweep = self.sweeps.create(spec, owner)
             self._take(sweep)
             self.pump(sweep.sweep_id)
         return sweep
@@ -279,7 +280,8 @@ def start_trial_again(manager: TrainingManager, held: Held, trial, run: Run, cut
     same settings and values takes its place in the trial, and the cut-off one goes."""
     try:
         config = parse_train_config(run.config())
-        new_id, _ = manager.start(config, queue=True, facts={"sweep": run.facts()["sweep"]})
+        facts = run.facts()
+        new_id, _ = manager.start(config, queue=True, facts={"sweep": facts["sweep"], "owner": facts.get("owner")})
     except (Refused, OSError) as exc:  # the queue is full or the server closing: tried at a later look
         log.warning("sweep %s: trial %d not started again yet: %s", held.sweep.sweep_id, trial.number, exc)
         set_attr(held, trial, "cut_offs", cut_offs - 1)
@@ -320,7 +322,7 @@ def queue_trial(held: Held, manager: TrainingManager, trial, values: dict, confi
     sweep = held.sweep
     facts = {"sweep": {"sweep_id": sweep.sweep_id, "trial": trial.number,
                        "trial_id": trial._trial_id,  # Optuna's id of the trial (what Trial() is made from)
-                       "values": values}}
+                       "values": values}, "owner": sweep.owner()}
     try:
         run_id, _ = manager.start(config, queue=True, facts=facts)
     except (Refused, OSError, WorkerUnavailable) as exc:

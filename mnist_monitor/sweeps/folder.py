@@ -68,6 +68,11 @@ class Sweep:
             raise SweepError(f"{SPEC_FILE} is missing")
         return data
 
+    def owner(self) -> str | None:
+        """The id of the student who made the sweep (None: the teacher's, or no class)."""
+        owner = self.record().get("owner")
+        return owner if isinstance(owner, str) and owner else None
+
     def spec(self) -> SweepSpec:
         if self._spec is None:
             try:
@@ -193,8 +198,9 @@ class SweepStore:
         self._summaries: dict[str, tuple] = {}  # sweep id -> (journal key, trials, importances)
         self._lock = threading.Lock()
 
-    def create(self, spec: SweepSpec) -> Sweep:
-        """A new sweep folder: its spec, a 'running' state, a study (a grid's combinations enqueued)."""
+    def create(self, spec: SweepSpec, owner: str | None = None) -> Sweep:
+        """A new sweep folder: its spec, a 'running' state, a study (a grid's combinations enqueued).
+        ``owner``: the student who makes it, in a class."""
         newest = max(self.ids(), default="")
         sweep_id = new_run_id(after=newest)
         sweep = Sweep(self.root / sweep_id)
@@ -204,7 +210,7 @@ class SweepStore:
             raise write_error(exc, sweep.path) from None
         try:
             atomic_write_json(sweep.path / SPEC_FILE, {"sweep_id": sweep_id, "created_at": time.time(),
-                                                       "spec": spec.to_dict()})
+                                                       "spec": spec.to_dict(), "owner": owner})
             optuna = load_optuna()
             study = optuna.create_study(study_name=sweep_id, storage=journal_storage(sweep.path / JOURNAL_FILE),
                                         direction="maximize")
@@ -253,7 +259,7 @@ class SweepStore:
             "created_at": record.get("created_at"), "ended_at": state["ended_at"], "error": state["error"],
             "objective": objective_text(spec), "varied": spec.varied, "spec": spec.to_dict(), "trials": spec.trials,
             "prune": spec.prune, "runs": rows, "best_run_id": best["run_id"] if best else None,
-            "importance": importance, "importance_method": IMPORTANCE_METHOD,
+            "importance": importance, "importance_method": IMPORTANCE_METHOD, "owner": sweep.owner(),
         }
 
     def listing(self, runs) -> list[dict]:

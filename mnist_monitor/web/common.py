@@ -1,13 +1,14 @@
 """What every route module shares: the app's run store and training manager, the request body
-and query parameters read with a clear 400, conditional JSON answers, a run looked up or 404."""
+and query parameters read with a clear 400, conditional JSON answers. (A run is looked up through
+``web.access``, which also says whether the caller may see or change it.)"""
 from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 
 from mnist_monitor.config import int_text, reject_unknown
-from mnist_monitor.runstore import Run, RunSnapshot, RunStore
+from mnist_monitor.runstore import RunStore
 from mnist_monitor.scheduling.manager import TrainingManager
-from mnist_monitor.web.errors import BadRequest, NotFound
+from mnist_monitor.web.errors import BadRequest
 
 
 def manager() -> TrainingManager:
@@ -41,20 +42,6 @@ def conditional_json(payload) -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.add_etag()
     return response.make_conditional(request)
-
-
-def require_run(run_id: str) -> Run:
-    run = store().run(run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id!r}")
-    return run
-
-
-def snapshot_of(run_id: str) -> RunSnapshot:
-    snapshot = store().snapshot(run_id)
-    if snapshot is None:
-        raise NotFound(f"no run {run_id!r}")
-    return snapshot
 
 
 def reject_unknown_args(allowed) -> None:

@@ -34,6 +34,7 @@ class Forbidden(ApiError): code = 403  # noqa: E701
 class NotFound(ApiError): code = 404  # noqa: E701
 class Conflict(ApiError): code = 409  # noqa: E701
 class UnsupportedMediaType(ApiError): code = 415  # noqa: E701
+class TooManyRequests(ApiError): code = 429  # noqa: E701
 class InsufficientStorage(ApiError): code = 507  # noqa: E701  (a full disk, an unwritable runs folder)
 
 
@@ -58,7 +59,10 @@ DOMAIN_CODES = {
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return jsonify(error_body(exc.message, exc.field)), exc.code
+        response = jsonify(error_body(exc.message, exc.field))
+        if getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, exc.code
 
     for kind, code in DOMAIN_CODES.items():
         app.register_error_handler(kind, lambda exc, code=code: (

@@ -39,7 +39,8 @@ def form_settings_route():
     return jsonify({**settings,
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
-                    "metric_kinds": metric_kinds(), **picture_settings()})
+                    "metric_kinds": metric_kinds(), **picture_settings(),
+                    "class": "class" in current_app.extensions})
 
 
 @bp.get("/model_info")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import MISSING, fields
 
-from mnist_monitor.config import KERNEL_RANGE, MAX_MODELS, NAME_MAX, OPTIMIZERS, request_schema
+from mnist_monitor.config import KERNEL_RANGE, MAX_MODELS, NAME_CHARACTERS, NAME_MAX, OPTIMIZERS, request_schema
 from mnist_monitor.inference.predict import MAX_SIDE
 from mnist_monitor.metrics import KINDS
 from mnist_monitor.runstore import (BROKEN_STATE, IDLE_STATE, METRIC_KINDS, NOTE_MAX, RUN_ID_PATTERN, SERVED_FILES,
@@ -20,9 +20,12 @@ from mnist_monitor.sweeps.spec import NAME_MAX as SWEEP_NAME_MAX
 VERSION = "1.0.0"
 JSON = "application/json"
 ERROR_CODES = {400: "bad input: the message (and ``field``) names what is wrong", 401: "the access token is missing "
-               "or wrong (servers started with one)", 403: "a foreign Host, Origin or cross-site request",
+               "or wrong (servers started with one, and every class server)",
+               403: "a foreign Host, Origin or cross-site request; in a class, a run or sweep that is not the "
+                    "caller's to see (runs not shared) or to change, or a teacher's operation asked by a student",
                404: "no such run, sweep or file", 405: "method not allowed", 409: "not now: the message says why",
                413: "request body over the limit", 415: "a body that is not application/json",
+               429: "too many wrong class codes: try again after the seconds in Retry-After",
                503: "Ray did not take the run, or its workers are unavailable (a server started with --workers "
                     "or --ray-address: the message says why)",
                507: "the runs folder cannot be written"}
@@ -42,6 +45,10 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+OWNER = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": False, "required": ["id", "name"],
+                                      "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}],
+         "description": "in a class, who owns it (id 'teacher' for the teacher's runs and those python train.py "
+                        "writes); null on a server without a class"}
 COLOR_LIST = {"type": "array", "items": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}}
 
 
@@ -78,7 +85,8 @@ def _view_schemas() -> tuple[dict, dict]:
         "models": {"type": "array", "items": _ref("ModelView")},
         "images": {"type": "object", "additionalProperties": url},
         "resumable": {"type": "boolean"},
-        "metrics_csv": {"type": "string", "description": "absent when there is no run"}})
+        "metrics_csv": {"type": "string", "description": "absent when there is no run"},
+        "owner": OWNER})
     run_view.pop("pid")  # known to the run folder, not answered
     return model_view, run_view
 
@@ -103,7 +111,8 @@ def _summary_schema(meta: dict) -> dict:
         "resumable": {"type": "boolean"}, "error": {"type": ["string", "null"]},
         "has_checkpoint": {"type": "boolean", "description": "an epoch-end checkpoint exists: POST /predict can read with it"},
         "sweep": {"oneOf": [{"type": "null"}, _object({"sweep_id": {"type": "string"}, "trial": {"type": "integer"}})],
-                  "description": "the sweep the run is a trial of (its trial number counts from 0)"}, **meta})
+                  "description": "the sweep the run is a trial of (its trial number counts from 0)"},
+        "owner": OWNER, **meta})
 
 
 def _schemas() -> dict:
@@ -141,6 +150,46 @@ def _answer(description: str, schema: dict | None = None, media: str = JSON) -> 
     if schema is not None:
         answer["content"] = {media: {"schema": schema}}
     return answer
+
+
+ACCESS = {  # who may call an operation in a class (x-class-access); without a class, whoever has the token
+    "open": "answers without a token in a class (elsewhere with the server's token, when it has one)",
+    "member": "the teacher or a student",
+    "read": "the owner of the run or sweep, the teacher, and other students when the teacher shares runs (else 403)",
+    "act": "the owner of the run or sweep and the teacher (403 to anyone else)",
+    "own": "the teacher, or a student for their own runs (what it reports or changes is theirs)",
+    "teacher": "the teacher only (403 to a student)",
+}
+
+
+OPEN = {("/", "get"), ("/static/{filename}", "get"), ("/config", "get"), ("/class/join", "post")}
+RUN_READS = {"/runs", "/runs/{run_id}", "/runs/{run_id}/config", "/runs/{run_id}/metrics", "/runs/{run_id}/metrics.csv",
+             "/runs/{run_id}/files/{name}", "/sweeps", "/sweeps/{sweep_id}", "/predict"}
+
+
+def access_of(path: str, method: str) -> str:
+    """Who may call an operation in a class (a key of ACCESS)."""
+    if (path, method) in OPEN:
+        return "open"
+    if path in ("/training_status", "/stop_training"):
+        return "own"
+    if path.startswith("/class") and path != "/class/me" and not path.startswith("/class/sign"):
+        return "teacher"
+    if path in RUN_READS and method in ("get", "post"):
+        return "read" if method == "get" or path == "/predict" else "member"
+    return "act" if "{run_id}" in path or "{sweep_id}" in path else "member"
+
+
+def with_access(paths: dict) -> dict:
+    """Each operation says who may call it in a class (``x-class-access``, and in its description);
+    those that answer without a token say so in their ``security``."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            access = access_of(path, method)
+            operation.update({"description": f"In a class: {ACCESS[access]}.", "x-class-access": access})
+            if access == "open":
+                operation["security"] = [{}, {"bearer": []}, {"queryToken": []}, {"cookieToken": []}]
+    return paths
 
 
 def _operation(summary: str, ok: dict, errors=READ_ERRORS, ok_code: int = 200, parameters=(), body=None,
@@ -181,6 +230,8 @@ def _settings_schema() -> dict:
     return _object({key: {"type": "object"} for key in (
         "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
         | {"name_characters": {"type": "string"},
+           "class": {"type": "boolean", "description": "the server runs a class (--class): GET /class/me says who "
+                                                       "the caller is; 401 there means: join first"},
            "labels": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "advice": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "colors": _object({"models": COLOR_LIST, "more": COLOR_LIST}),
@@ -349,7 +400,7 @@ def _sweep_schemas() -> dict:
         "runs": {"type": "array", "items": _ref("SweepTrial")}, "best_run_id": {"type": ["string", "null"]},
         "importance": {"type": "object", "additionalProperties": {"type": "number"},
                        "description": "setting -> its share of the objective's variation"},
-        "importance_method": {"type": "string"}}
+        "importance_method": {"type": "string"}, "owner": OWNER}
     listed = {k: v for k, v in summary.items() if k != "runs"}
     listed["run_states"] = {"type": "object", "additionalProperties": {"type": "integer"}}
     return {"SweepBody": body, "SweepTrial": trial, "Sweep": _object(summary), "SweepListed": _object(listed)}
@@ -376,19 +427,83 @@ def _sweep_paths() -> dict:
     }
 
 
+def _class_schemas() -> dict:
+    name = {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "description": f"1 to {NAME_MAX} {NAME_CHARACTERS}"}
+    student = {"id": {"type": "string"}, "name": {"type": "string"}, "joined_at": {"type": "number"},
+               "removed": {"type": "boolean", "description": "removed by the teacher: cannot sign in; runs kept"}}
+    settings = {"joining_open": {"type": "boolean", "description": "students can join with the code"},
+                "share_runs": {"type": "boolean", "description": "students can read (never change) each other's and "
+                                                                 "the teacher's runs"}}
+    return {
+        "JoinBody": _object({"code": {"type": "string", "maxLength": 100}, "name": name}),
+        "NewToken": _object({"id": {"type": "string"}, "name": {"type": "string"},
+                             "token": {"type": "string", "description": "the student's token: shown once (a "
+                                       "personal link is /?token=<token>)"}}),
+        "Member": _object({"role": {"enum": ["teacher", "student"]}, "id": {"type": "string"},
+                           "name": {"type": "string"}, **settings}),
+        "Student": _object(student),
+        "Class": _object({"code": {"type": "string"}, **settings, "students": {"type": "array", "items": _object(
+            {**student, "runs": {"type": "integer", "description": "runs the student owns"}})}}),
+        "ClassSettings": _object(settings, required=(), minProperties=1),
+    }
+
+
+STUDENT_ID = {"name": "student_id", "in": "path", "required": True, "schema": {"type": "string"},
+              "description": "a student's id (GET /class)"}
+
+
+def _class_paths() -> dict:
+    """A class on one server (--class); 404 on a server without one."""
+    cls = ok_json("the class", _ref("Class"))
+    member = ok_json("who the caller is", _ref("Member"))
+    return {
+        "/class/join": {"post": _operation(
+            "join the class with its code and a name; the answer's token is also set as the browser's cookie",
+            ok_json("joined", _ref("NewToken")), ok_code=201, errors=WRITE_ERRORS + (404, 409, 429),
+            body=(_ref("JoinBody"), True))},
+        "/class/signin": {"post": _operation(
+            "make the token this request carries (a personal link's) the browser's cookie", member,
+            errors=WRITE_ERRORS + (404,), body=NO_BODY)},
+        "/class/signout": {"post": _operation("forget the browser's cookie (the token goes on working)", member,
+                                              errors=WRITE_ERRORS + (404,), body=NO_BODY)},
+        "/class/me": {"get": _operation("who the caller is, and the class's settings", member,
+                                        errors=READ_ERRORS + (404,))},
+        "/class": {"get": _operation("the class: its code, settings and students", cls, errors=READ_ERRORS + (404,)),
+                   "patch": _operation("open or close joining; share runs between students or not", cls,
+                                       errors=WRITE_ERRORS + (404,), body=(_ref("ClassSettings"), True))},
+        "/class/students/{student_id}": {
+            "patch": _operation("rename a student", ok_json("the student", _ref("Student")),
+                                errors=WRITE_ERRORS + (404, 409), parameters=[STUDENT_ID],
+                                body=(_object({"name": {"type": "string"}}), True)),
+            "delete": _operation("remove a student: they cannot sign in again; their runs stay theirs",
+                                 ok_json("the student", _ref("Student")), errors=READ_ERRORS + (404, 415),
+                                 parameters=[STUDENT_ID])},
+        "/class/students/{student_id}/link": {"post": _operation(
+            "a new personal token for a student who lost their link (the old one stops working)",
+            ok_json("the new token", _ref("NewToken")), errors=WRITE_ERRORS + (404,), parameters=[STUDENT_ID],
+            body=NO_BODY)},
+    }
+
+
 @functools.cache
 def openapi_document(metrics_page_rows: int) -> dict:
     """The whole document; every path here is a route of the app and every route is here.
     ``metrics_page_rows``: the most metrics rows one answer holds (the API's paging)."""
-    paths = {**_app_paths(), **_run_paths(metrics_page_rows), **_sweep_paths()}
+    paths = with_access({**_app_paths(), **_run_paths(metrics_page_rows), **_sweep_paths(), **_class_paths()})
     return {
         "openapi": "3.1.0",
         "info": {"title": "MNIST Training Monitor", "version": VERSION,
                  "description": f"Train small CNNs on MNIST and watch them. Model names: 1 to {NAME_MAX} "
                                 "characters. Errors are {\"error\", \"field\"?} JSON, except 413 (plain text)."},
         "paths": paths,
-        "components": {"schemas": {**_schemas(), **_sweep_schemas()}, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "queryToken": {"type": "apiKey", "in": "query", "name": "token"}}},
-        "security": [{}, {"bearer": []}, {"queryToken": []}],  # a token only where the server has one
+        "components": {"schemas": {**_schemas(), **_sweep_schemas(), **_class_schemas()}, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "the server's token; in a class, the "
+                       "teacher's or a student's (POST /class/join answers it)"},
+            "queryToken": {"type": "apiKey", "in": "query", "name": "token"},
+            "cookieToken": {"type": "apiKey", "in": "cookie", "name": "mnist_monitor_token_<port>",
+                            "description": "set by the page's first visit to ?token= (without a class), by "
+                                           "POST /class/join and POST /class/signin (in one)"}}},
+        # without a class, a token only where the server has one; in a class, every operation not marked
+        # x-class-access "open" needs the teacher's or a student's token
+        "security": [{}, {"bearer": []}, {"queryToken": []}, {"cookieToken": []}],
     }

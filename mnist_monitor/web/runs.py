@@ -8,8 +8,9 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from mnist_monitor.config import reject_unknown
 from mnist_monitor.export.metrics_csv import metrics_csv as metrics_csv_text
 from mnist_monitor.runstore import BROKEN_STATE, METRIC_KINDS, NOTE_MAX, Run
+from mnist_monitor.web.access import may_read, own_run, readable_run, readable_snapshot
 from mnist_monitor.web.common import (conditional_json, int_arg, json_body, manager, no_fields_body,
-                                      reject_unknown_args, require_run, snapshot_of, store)
+                                      reject_unknown_args, store)
 from mnist_monitor.web.errors import BadRequest, NotFound
 from mnist_monitor.web.views import compact, run_summary, status_view
 
@@ -21,7 +22,7 @@ METRICS_PAGE_ROWS = 5000  # metrics rows in one answer (~0.7 MB); the page asks 
 @bp.post("/runs/<run_id>/resume")
 def resume_run(run_id):
     """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
-    require_run(run_id)
+    own_run(run_id)
     no_fields_body()
     return jsonify({"run_id": manager().resume(run_id), "state": "starting"}), 202
 
@@ -29,7 +30,7 @@ def resume_run(run_id):
 @bp.post("/runs/<run_id>/cancel")
 def cancel_run(run_id):
     """Take a queued run out of the queue."""
-    require_run(run_id)
+    own_run(run_id)
     no_fields_body()
     manager().cancel(run_id)
     return jsonify({"run_id": run_id, "state": "cancelled"})
@@ -38,21 +39,21 @@ def cancel_run(run_id):
 @bp.post("/runs/<run_id>/stop")
 def stop_run(run_id):
     """Stop one run at its next batch (resumable from its last epoch end)."""
-    require_run(run_id)
+    own_run(run_id)
     no_fields_body()
     return jsonify({"run_id": manager().stop(run_id), "state": "stopping"}), 200
 
 
 @bp.get("/runs")
 def runs():
-    listing = [run_summary(s) for s in store().snapshots()]
+    listing = [run_summary(s) for s in store().snapshots() if may_read(s.owner)]
     return conditional_json({"runs": listing, "keep_runs": store().keep, "runs_bytes": store().size_bytes()})
 
 
 @bp.post("/runs/<run_id>/meta")
 def run_meta(run_id):
     """Star a run (starred runs survive --keep-runs) or give it a short note."""
-    run = require_run(run_id)
+    run = own_run(run_id)
     body = json_body()
     reject_unknown(body, {"starred", "note"})
     if "starred" in body and not isinstance(body["starred"], bool):
@@ -68,7 +69,7 @@ def run_meta(run_id):
 @bp.delete("/runs/<run_id>")
 def delete_run(run_id):
     """Delete a run and all its files; never one that trains."""
-    require_run(run_id)
+    own_run(run_id)
     manager().delete(run_id)
     return jsonify({"run_id": run_id, "deleted": True})
 
@@ -76,7 +77,7 @@ def delete_run(run_id):
 @bp.get("/runs/<run_id>/config")
 def run_config(run_id):
     """The run's config.json: a request body that repeats the run."""
-    snapshot = snapshot_of(run_id)
+    snapshot = readable_snapshot(run_id)
     if snapshot.config is None:
         raise NotFound(f"run {run_id!r} has no readable config" + (f" ({snapshot.problem})" if snapshot.problem else ""))
     return jsonify(snapshot.config)
@@ -95,7 +96,7 @@ def run_metrics(run_id):
     kinds = set(request.args.get("kind", ",".join(METRIC_KINDS)).split(","))
     if not kinds <= set(METRIC_KINDS):
         raise BadRequest(f"kind: must be one or more of {', '.join(METRIC_KINDS)}, comma-separated", field="kind")
-    rows, inode = store().metrics.read(require_run(run_id))
+    rows, inode = store().metrics.read(readable_run(run_id))
     version = str(inode)  # text: an inode can be beyond the integers a browser's numbers hold exactly
     if known_version is not None and known_version != version:
         since = 0  # the rows the reader counted are gone: it gets the file from the start
@@ -109,7 +110,7 @@ def run_metrics(run_id):
 
 @bp.get("/runs/<run_id>")
 def run_status(run_id):
-    snapshot = snapshot_of(run_id)
+    snapshot = readable_snapshot(run_id)
     if snapshot.status is None and snapshot.state != BROKEN_STATE:
         raise NotFound(f"run {run_id!r} has no status yet")
     return conditional_json(status_view(snapshot))
@@ -117,8 +118,8 @@ def run_status(run_id):
 
 @bp.get("/runs/<run_id>/files/<name>")
 def run_file(run_id, name):
-    run = store().run(run_id)
-    path = run.served_file(name) if run else None
+    run = readable_run(run_id)
+    path = run.served_file(name)
     if path is None:
         raise NotFound(f"no file {name!r} in run {run_id!r}")
     try:  # send_file opens the file here: once open, a deletion cannot cut the answer short
@@ -138,7 +139,7 @@ def run_file(run_id, name):
 @bp.get("/runs/<run_id>/metrics.csv")
 def metrics_csv(run_id):
     """The run's metrics as CSV (training windows and evaluations, a column a number)."""
-    run = require_run(run_id)
-    return Response(metrics_csv_text(run, snapshot_of(run_id).config), mimetype="text/csv",
+    run = readable_run(run_id)
+    return Response(metrics_csv_text(run, readable_snapshot(run_id).config), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{run_id}-metrics.csv"'})
 

@@ -9,6 +9,11 @@
   non-loopback address): every request must carry it, as ``Authorization: Bearer <token>``, as the
   cookie the page gets on its first visit to ``/?token=<token>``, or as that query parameter;
   else 401. Tokens are compared in constant time.
+- In a class (``--class``), the same ways carry the teacher's token (``TOKEN``) or a student's (the
+  class's roster knows them only hashed); the identity found is ``g.identity`` (``web.access``
+  says what it may do). Only the page, its static files, ``GET /config`` and ``POST /class/join``
+  answer without one, on a loopback address too. The cookie is set only by joining and by
+  ``POST /class/signin`` (the page asks "continue as ...?" before a link replaces who a browser is).
 - Every response: a strict Content-Security-Policy (only this server's own scripts and styles),
   no framing, no MIME sniffing, no referrer.
 """
@@ -19,6 +24,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 
+from mnist_monitor.web.access import TEACHER, Identity
 from mnist_monitor.web.errors import Forbidden, Unauthorized, UnsupportedMediaType
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -67,13 +73,47 @@ def check_token(token: str) -> None:
     g.token_from_query = "query" in valid
 
 
+OPEN_IN_CLASS = {("GET", "info.index"), ("HEAD", "info.index"), ("GET", "static"), ("HEAD", "static"),
+                 ("GET", "info.form_settings_route"), ("HEAD", "info.form_settings_route"), ("POST", "classroom.join")}
+
+
+def identify(teacher_token: str, roster) -> tuple[Identity, str] | None:
+    """(who, their token) for the first token the request carries that is the teacher's or a
+    present student's; None if none is."""
+    for presented, _how in presented_tokens():
+        if hmac.compare_digest(presented.encode(), teacher_token.encode()):
+            return TEACHER, presented
+        student = roster.identify(presented)
+        if student is not None:
+            return Identity("student", student.id, student.name), presented
+    return None
+
+
+def check_member(teacher_token: str, roster) -> None:
+    """In a class: g.identity and g.token of the member the request comes from; 401 unless the
+    route is one that answers without a token."""
+    found = identify(teacher_token, roster)
+    if found is not None:
+        g.identity, g.token = found
+    elif (request.method, request.endpoint) not in OPEN_IN_CLASS:
+        raise Unauthorized("this class's server needs your token: open the page and join with the class code, "
+                           "open your personal link, or send 'Authorization: Bearer <token>'")
+
+
+def set_token_cookie(response: Response, token: str) -> None:
+    response.set_cookie(token_cookie(), token, max_age=TOKEN_COOKIE_SECONDS, httponly=True, samesite="Strict")
+
+
 def init_app(app: Flask) -> None:
     allowed_hosts = {h.lower() for h in app.config.get("ALLOWED_HOSTS", LOCAL_HOSTS)}
     token = app.config.get("TOKEN")
+    roster = app.extensions.get("class")
 
     @app.before_request
     def guard():
-        if token:
+        if roster is not None:
+            check_member(token, roster)
+        elif token:
             check_token(token)
         if "*" not in allowed_hosts and host_name(request.host) not in allowed_hosts:
             raise Forbidden(f"host {request.host!r} is not allowed; start the server with --allowed-host")
@@ -88,8 +128,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def headers(response: Response):
-        if token and g.get("token_from_query"):  # the first visit: the page keeps the token in a cookie
-            response.set_cookie(token_cookie(), token, max_age=TOKEN_COOKIE_SECONDS, httponly=True, samesite="Strict")
+        if token and g.get("token_from_query") and roster is None:  # the first visit: the page keeps it in a cookie
+            set_token_cookie(response, token)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

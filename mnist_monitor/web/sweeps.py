@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from mnist_monitor.sweeps.driver import SweepDriver
 from mnist_monitor.sweeps.folder import SweepError, SweepStore
 from mnist_monitor.sweeps.spec import parse_sweep
+from mnist_monitor.web.access import check_act, check_read, may_read, new_owner, owner_view
 from mnist_monitor.web.common import conditional_json, json_body, no_fields_body, store
 from mnist_monitor.web.errors import NotFound
 
@@ -21,27 +22,35 @@ def driver() -> SweepDriver:
     return current_app.extensions["sweep_driver"]
 
 
-def summary_of(sweep_id: str) -> dict:
+def summary_of(sweep_id: str, act: bool = False) -> dict:
+    """The sweep's summary (404 if there is none or it cannot be read; 403 if the caller may not
+    read it, or with ``act`` change it)."""
     sweep = sweeps().get(sweep_id)
     if sweep is None:
         raise NotFound(f"no sweep {sweep_id!r}")
     try:
-        return sweeps().summary(sweep, store())
+        summary = sweeps().summary(sweep, store())
     except (SweepError, OSError, ValueError) as exc:  # a folder damaged by hand, say
         raise NotFound(f"sweep {sweep_id!r} cannot be read: {exc}"[:300]) from None
+    (check_act if act else check_read)(summary["owner"], f"sweep {sweep_id}")
+    return shown(summary)
+
+
+def shown(summary: dict) -> dict:
+    return {**summary, "owner": owner_view(summary["owner"])}
 
 
 @bp.post("/sweeps")
 def create_sweep():
     """Make a sweep (a grid of every combination, or a search) and queue its first trials."""
     spec = parse_sweep(json_body())
-    sweep = driver().create(spec)
+    sweep = driver().create(spec, new_owner().get("owner"))
     return jsonify(summary_of(sweep.sweep_id)), 202
 
 
 @bp.get("/sweeps")
 def list_sweeps():
-    return conditional_json({"sweeps": sweeps().listing(store())})
+    return conditional_json({"sweeps": [shown(s) for s in sweeps().listing(store()) if may_read(s["owner"])]})
 
 
 @bp.get("/sweeps/<sweep_id>")
@@ -53,6 +62,6 @@ def get_sweep(sweep_id):
 def stop_sweep(sweep_id):
     """Stop a sweep: its queued trials are cancelled, the training ones stopped."""
     no_fields_body()
-    summary_of(sweep_id)  # 404 first
+    summary_of(sweep_id, act=True)  # 404, 403 first
     driver().stop(sweep_id)
     return jsonify(summary_of(sweep_id))

@@ -6,6 +6,7 @@ from mnist_monitor.config import ConfigError, parse_train_config
 from mnist_monitor.runstore import BROKEN_STATE, IDLE_STATE, MODEL_STATUS_FIELDS, RUN_STATUS_FIELDS, RunSnapshot
 from mnist_monitor.runstore.records import run_id_time
 from mnist_monitor.training.recorder import planned_models
+from mnist_monitor.web.access import owner_view
 
 RUN_SETTINGS = ("epochs", "lr_schedule", "warmup", "label_smoothing", "precision", "train_samples", "seed",
                 "device")  # of config.json
@@ -50,13 +51,14 @@ def status_view(s: RunSnapshot) -> dict:
     view["images"] = {"curves": file_url(s.run_id, s.curves(), s.files)} if s.curves() else {}
     view["resumable"] = s.resumable
     view["metrics_csv"] = f"/runs/{s.run_id}/metrics.csv"
+    view["owner"] = owner_view(s.owner)
     return view
 
 
 def empty_view(state: str = IDLE_STATE, run_id: str | None = None) -> dict:
     """The status shape with nothing in it: no run yet, or a run whose status.json is not written yet."""
     view = {key: None for key in VIEW_FIELDS}
-    view.update(state=state, run_id=run_id, models=[], images={}, resumable=False)
+    view.update(state=state, run_id=run_id, models=[], images={}, resumable=False, owner=None)
     return view
 
 
@@ -85,6 +87,7 @@ def run_summary(s: RunSnapshot) -> dict:
         "has_checkpoint": any(s.checkpoint(i, "latest") for i in range(len(models))),  # a drawing can be read
         "error": s.problem if s.state == BROKEN_STATE else status.error if status else None,
         "sweep": s.sweep,
+        "owner": owner_view(s.owner),
         **s.meta,
     }
 

@@ -269,8 +269,8 @@ def test_answers_keep_the_contracts_field_order(client):
 
     text = client.get("/training_status").get_data(as_text=True)
     keys = list(client.get("/training_status").get_json())
-    assert keys == [k for k in RUN_STATUS_FIELDS if k != "pid"] + ["images", "resumable", "active_runs", "queued",
-                                                                 "workers", "workers_unavailable"], text
+    assert keys == [k for k in RUN_STATUS_FIELDS if k != "pid"] + ["images", "resumable", "owner", "active_runs",
+                                                                 "queued", "workers", "workers_unavailable"], text
 
 
 # ---------------------------------------------------------------- metrics over HTTP, run table

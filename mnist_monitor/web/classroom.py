@@ -1,0 +1,158 @@
+"""The class's routes (a server started with --class): joining with the class code, signing a
+browser in with a personal link, who am I, and the teacher's operations on the class (close
+joining, share runs or not, rename, remove, a new link for a student who lost theirs)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, make_response, request
+
+from mnist_monitor.classroom.limits import WrongCodes
+from mnist_monitor.classroom.roster import Refusal, Roster, Student
+from mnist_monitor.config import reject_unknown
+from mnist_monitor.web.access import me, require_teacher, roster
+from mnist_monitor.web.common import json_body, no_fields_body, store
+from mnist_monitor.web.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from mnist_monitor.web.security import set_token_cookie, token_cookie
+
+bp = Blueprint("classroom", __name__)
+REFUSAL_ERRORS = {"closed": Forbidden, "name": BadRequest, "taken": Conflict, "full": Conflict, "unknown": NotFound}
+
+
+def the_class() -> Roster:
+    class_ = roster()
+    if class_ is None:
+        raise NotFound("this server does not run a class: start it with python server.py --class")
+    return class_
+
+
+def wrong_codes() -> WrongCodes:
+    """The app's count of wrong class codes (made at its first wrong code)."""
+    return current_app.extensions.setdefault("wrong_codes", WrongCodes())
+
+
+def refused(exc: Refusal):
+    return REFUSAL_ERRORS[exc.kind](str(exc), exc.field)
+
+
+def member() -> dict:
+    """Who the caller is, and the class settings that say what they may see."""
+    class_, who = the_class(), me()
+    return {"role": who.role, "id": who.id, "name": who.name, "joining_open": class_.joining_open,
+            "share_runs": class_.share_runs}
+
+
+def student_row(student: Student, runs: dict[str, int]) -> dict:
+    return {**student.public(), "runs": runs.get(student.id, 0)}
+
+
+def with_token(student: Student, token: str, code: int = 200):
+    """A student's new token, answered once, and set as this browser's cookie when it is theirs."""
+    return jsonify({"id": student.id, "name": student.name, "token": token}), code
+
+
+@bp.post("/class/join")
+def join():
+    """Join the class with its code and a name: 201 with the student's token (also set as the
+    cookie). Wrong codes are limited (a minute: 10 from one address, 60 in all); a right code never is."""
+    class_ = the_class()
+    body = json_body()
+    reject_unknown(body, {"code", "name"})
+    if not isinstance(body.get("code"), str) or not class_.matches(body["code"]):
+        wait = wrong_codes().retry_after(request.remote_addr or "")
+        if wait:
+            error = TooManyRequests(f"too many wrong class codes: try again in {wait} s", "code")
+            error.retry_after = wait
+            raise error
+        wrong_codes().count(request.remote_addr or "")
+        raise Forbidden("code: that is not this class's code: ask your teacher for it", "code")
+    try:
+        student, token = class_.join(body.get("name"))
+    except Refusal as exc:
+        raise refused(exc) from None
+    response = make_response(with_token(student, token, 201))
+    set_token_cookie(response, token)
+    return response
+
+
+@bp.post("/class/signin")
+def signin():
+    """Make the token this request carries (a personal link's) this browser's identity: the cookie."""
+    no_fields_body()
+    response = make_response(jsonify(member()))
+    set_token_cookie(response, g.token)
+    return response
+
+
+@bp.post("/class/signout")
+def signout():
+    """Forget this browser's identity (the token itself still works: it is the student's link)."""
+    no_fields_body()
+    response = make_response(jsonify(member()))
+    response.delete_cookie(token_cookie(), httponly=True, samesite="Strict")
+    return response
+
+
+@bp.get("/class/me")
+def whoami():
+    return jsonify(member())
+
+
+@bp.get("/class")
+def class_view():
+    """The teacher's view of the class: the code, the settings, every student with their run count."""
+    class_ = the_class()
+    require_teacher()
+    runs: dict[str, int] = {}
+    for snapshot in store().snapshots():
+        if snapshot.owner:
+            runs[snapshot.owner] = runs.get(snapshot.owner, 0) + 1
+    return jsonify({"code": class_.code, "joining_open": class_.joining_open, "share_runs": class_.share_runs,
+                    "students": [student_row(s, runs) for s in class_.students()]})
+
+
+@bp.patch("/class")
+def change_class():
+    """Open or close joining; share the runs between students or not."""
+    class_ = the_class()
+    require_teacher()
+    body = json_body()
+    reject_unknown(body, {"joining_open", "share_runs"})
+    for key, value in body.items():
+        if not isinstance(value, bool):
+            raise BadRequest(f"{key}: must be true or false", key)
+    class_.settings(**body)
+    return class_view()
+
+
+@bp.patch("/class/students/<student_id>")
+def rename_student(student_id):
+    class_ = the_class()
+    require_teacher()
+    body = json_body()
+    reject_unknown(body, {"name"})
+    try:
+        return jsonify(class_.rename(student_id, body.get("name")).public())
+    except Refusal as exc:
+        raise refused(exc) from None
+
+
+@bp.delete("/class/students/<student_id>")
+def remove_student(student_id):
+    """The student can no longer sign in; their runs stay, still theirs."""
+    class_ = the_class()
+    require_teacher()
+    try:
+        return jsonify(class_.remove(student_id).public())
+    except Refusal as exc:
+        raise refused(exc) from None
+
+
+@bp.post("/class/students/<student_id>/link")
+def reset_link(student_id):
+    """A new personal token for a student who lost their link (the old one stops working)."""
+    class_ = the_class()
+    require_teacher()
+    no_fields_body()
+    try:
+        return with_token(*class_.reset_link(student_id))
+    except Refusal as exc:
+        raise refused(exc) from None
