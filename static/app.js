@@ -13,6 +13,8 @@ import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { state } from "./state.js";
 import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
 import { applyRunFromUrl } from "./runactions.js";
+import { refreshClass, setupClass } from "./classroom.js";
+import { currentView } from "./url.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
 import { setTrainBadge, setupViews, showView } from "./views.js";
 
@@ -48,7 +50,7 @@ function showRuns(body) {
 
 function applyAddress() {
   // The address changed (a link, back or forward): the view it names, showing what it names.
-  showView();
+  if (showView() === "class") refreshClass();
   applyRunFromUrl();
   applyCompareFromUrl();
   applySweepFromUrl();
@@ -60,19 +62,23 @@ async function afterPoll() {
   keepInView(refreshCurveRuns);
   await updateCurves(keepInView);
   await updateSweeps();
+  if (currentView() === "class") await refreshClass();
 }
 
-function forgetTokenInAddress() {
-  // The first visit's ?token= is now in a cookie: take it out of the address bar and the history.
+function takeTokenFromAddress() {
+  // The first visit's ?token= is now in a cookie (in a class: a personal link, signed in by
+  // setupClass): out of the address bar and the history; the token, for setupClass.
   const url = new URL(window.location.href);
-  if (!url.searchParams.has("token")) return;
+  const token = url.searchParams.get("token");
+  if (token === null) return null;
   url.searchParams.delete("token");
   window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  return token;
 }
 
 async function init() {
   // What needs no settings is built at once, before the first paint, so nothing jumps in later.
-  forgetTokenInAddress();
+  const linkToken = takeTokenFromAddress();
   setupCanvas();
   setupImages();
   setupHistory();
@@ -81,7 +87,9 @@ async function init() {
   $("status-note-dismiss").addEventListener("click", () => showNote(""));
   setupForm();
   setupStatus();
-  applySettings(await loadSettings());
+  const settings = await loadSettings();
+  if (!(await setupClass(settings, linkToken))) return; // in a class, a browser that is nobody yet joins first
+  applySettings(settings);
   setupCharts(); // a chart box per chart of the metric kinds the settings list
   setConnection("");
   setupViews();

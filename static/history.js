@@ -11,6 +11,7 @@ import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } fr
 import { state } from "./state.js";
 import { currentView, setUrl, urlList, urlParam } from "./url.js";
 import { goToView } from "./views.js";
+import { mayAct, ownerText } from "./owners.js";
 
 function perModel(run, pick) {
   // One value if every model has the same, else each model's, in model order.
@@ -43,7 +44,13 @@ const RUN_COLUMNS = [
   { key: "other", label: "Other settings", value: otherSettings, text: otherSettings },
   { key: "sweep", label: "Sweep", value: (r) => (r.sweep ? `${r.sweep.sweep_id}:${String(r.sweep.trial).padStart(3, "0")}` : ""), text: (r) => (r.sweep ? `trial ${r.sweep.trial + 1} of ${sweepName(r.sweep.sweep_id)}` : "") },
   { key: "note", label: "Note", value: (r) => r.note || "", text: (r) => r.note || "" },
+  { key: "owner", label: "Owner", value: (r) => ownerText(r.owner), text: (r) => ownerText(r.owner), inClass: true },
 ];
+
+function runColumns() {
+  // The run table's columns: whose each run is only in a class.
+  return RUN_COLUMNS.filter((c) => !c.inClass || state.me);
+}
 
 function sweepName(sweepId) {
   // A sweep's name (GET /sweeps, kept by the Sweeps view), else its id.
@@ -53,7 +60,7 @@ function sweepName(sweepId) {
 // ------------------------------------------------------------------ the run table
 
 function sortedRuns(runs) {
-  const column = RUN_COLUMNS.find((c) => c.key === state.sortKey);
+  const column = runColumns().find((c) => c.key === state.sortKey);
   return [...runs].sort((a, b) => {
     const x = column.value(a);
     const y = column.value(b);
@@ -68,7 +75,7 @@ function renderHistoryHead() {
   if ($("runs-head").dataset.key === key) return;
   $("runs-head").dataset.key = key;
   const row = el("tr", {}, el("th", {}, el("span", { className: "desktop-only", text: "Compare" }), el("span", { className: "phone-only", text: "Sort by:" })));
-  for (const column of RUN_COLUMNS) {
+  for (const column of runColumns()) {
     const button = el("button", { type: "button", className: "sort", text: column.label });
     button.addEventListener("click", () => {
       state.sortDir = state.sortKey === column.key ? -state.sortDir : -1;
@@ -123,7 +130,7 @@ function renderHistory(runs = state.runs) {
   const listed = listedRuns(runs);
   renderNewRuns(runs, listed);
   const wanted = runs.length ? sortedRuns(listed).map(historyRow)
-    : [el("tr", {}, el("td", { colspan: String(RUN_COLUMNS.length + 2), className: "muted", text: "no runs yet" }))];
+    : [el("tr", {}, el("td", { colspan: String(runColumns().length + 2), className: "muted", text: "no runs yet" }))];
   // Rows are updated in place and moved only when the order changed: the table changes at every
   // poll while a run trains, and a button rebuilt between press and release loses the click.
   const body = $("runs-rows");
@@ -152,9 +159,14 @@ function actionButton(text, label, onClick, attrs = {}) {
 }
 
 function actionsCell(run) {
-  // star, open, re-run, note, then resume (a cut-off run), cancel (a queued one) or delete.
+  // star, open, re-run, note, then resume (a cut-off run), cancel (a queued one) or delete; on
+  // another's run in a class, only open and re-run (reading it, and its settings in the form).
   const label = `run ${run.run_id}`;
   const { states } = state.settings;
+  if (!mayAct(run.owner)) {
+    return el("td", { className: "actions" }, actionButton("open", `open ${label}`, () => openRun(run.run_id)),
+      actionButton("re-run", `re-run ${label} with its settings`, () => rerunSettings(run.run_id), { title: "fill the form with this run's settings" }));
+  }
   const actions = el("td", { className: "actions" },
     actionButton(run.starred ? "★" : "☆", `star ${label}`, () => changeRun(run.run_id, { starred: !run.starred }),
       { className: "star", "aria-pressed": String(run.starred), title: "starred runs are never removed by --keep-runs" }),
@@ -200,7 +212,7 @@ function historyRow(run) {
       renderCompareButton();
     });
     // data-label: on a phone each row is a card, each cell headed by its column's name
-    const cells = RUN_COLUMNS.map((column) => el("td", { "data-column": column.key, "data-label": column.label }));
+    const cells = runColumns().map((column) => el("td", { "data-column": column.key, "data-label": column.label }));
     row = { tr: el("tr", { "data-run-id": run.run_id }, el("td", { "data-label": "Compare" }, box), ...cells, el("td")), box, actionsKey: null, cells, texts: [] };
     rowCache.set(run.run_id, row);
   }
@@ -210,7 +222,7 @@ function historyRow(run) {
     row.actionsKey = key;
     row.tr.lastElementChild.replaceWith(actionsCell(run));
   }
-  RUN_COLUMNS.forEach((column, i) => {
+  runColumns().forEach((column, i) => {
     const text = column.key === "state" ? `${stateText(run)}\u0000${run.error || ""}` : column.text(run);
     if (row.texts[i] === text) return;
     row.texts[i] = text;
@@ -255,7 +267,7 @@ function readUrl() {
   state.selected = new Set([...state.compareIds, ...urlList("ticked")]);
   const sort = urlParam("sort") || "-started";
   const key = sort.replace(/^-/, "");
-  if (RUN_COLUMNS.some((c) => c.key === key)) {
+  if (runColumns().some((c) => c.key === key)) {
     state.sortKey = key;
     state.sortDir = sort.startsWith("-") ? -1 : 1;
   }

@@ -45,6 +45,7 @@ function setImage(container, kind, index, model, url) {
   if (!url) {
     frame.replaceChildren(el("p", { className: "muted placeholder", text: "appears at the end of the first epoch" }));
     delete shownImages[id];
+    keyboardScroll(fig); // a phone keeps the picture's room, wider than the figure
   } else if (shownImages[id] !== url) { // only fetch a picture when its version changed
     const img = el("img", { src: url, alt: `${caption}, epoch ${model.epoch}` });
     if (kind === "samples" || kind === "errors") {
@@ -53,6 +54,7 @@ function setImage(container, kind, index, model, url) {
       img.addEventListener("click", (event) => pickDigit(event, img, kind, index));
     }
     img.addEventListener("load", () => keyboardScroll(fig));
+    img.addEventListener("error", () => keyboardScroll(fig)); // its alt text may be wider than the figure too
     frame.replaceChildren(img);
     shownImages[id] = url;
   }

@@ -10,6 +10,7 @@ import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
 import { currentView, setUrl } from "./url.js";
+import { mayAct } from "./owners.js";
 
 const TITLE = "MNIST Training Monitor";
 
@@ -283,8 +284,8 @@ function liveRunState(status) {
   // The state of the run that trains now, or null: the shown status says it when it is the live
   // one; while a run from the history is shown, the run table does (it is fetched at every poll).
   const { active } = state.settings.states;
-  if (state.viewedRunId === null) return active.includes(status.state) ? status.state : null;
-  const run = state.runs.find((r) => active.includes(r.state));
+  if (state.viewedRunId === null) return active.includes(status.state) && mayAct(status.owner) ? status.state : null;
+  const run = state.runs.find((r) => active.includes(r.state) && mayAct(r.owner)); // in a class, a student stops their own
   return run ? run.state : null;
 }
 
@@ -314,6 +315,7 @@ function renderButtons(status) {
   $("stop").textContent = trial ? "Stop this trial" : several ? "Stop this run" : "Stop Training";
   if (trial && !$("stop").title) $("stop").title = "stops this run only: the sweep goes on with its next trial (\"Stop this sweep\" in the Sweeps view stops it all)";
   if (viewingPast) $("stop-all").hidden = !several;
+  if (state.me && state.me.role === "student") $("stop-all").textContent = "Stop all my runs";
 }
 
 function resumeNote(status, busy) {
@@ -335,7 +337,7 @@ function workersBusy(exceptRunId = null) {
 
 function renderResume(status) {
   // A cut-off run shown here says whether it can go on, and how.
-  const cutOff = state.settings.states.resumable.includes(status.state);
+  const cutOff = state.settings.states.resumable.includes(status.state) && mayAct(status.owner); // a student's own
   const refused = state.resumeError && state.resumeError.runId === status.run_id;
   $("resume-line").hidden = !cutOff;
   if (!cutOff) {

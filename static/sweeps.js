@@ -8,6 +8,7 @@ import { openRun, rerunSettings } from "./runactions.js";
 import { state } from "./state.js";
 import { currentView, setUrl, urlParam } from "./url.js";
 import { goToView } from "./views.js";
+import { mayAct } from "./owners.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
@@ -162,7 +163,7 @@ function renderSweep(sweep) {
   const made = sweep.runs.filter((r) => r.state !== "waiting").length;
   $("sweep-state").textContent = `${sweep.state}${ended} · ${made} of ${sweep.trials} trials made · objective: ${sweep.objective}`
     + (best ? ` · best ${fmt(best.objective, 2, " %")} (trial ${best.trial + 1})` : "") + (sweep.error ? ` · ${sweep.error}` : "");
-  $("sweep-stop").hidden = sweep.state !== "running";
+  $("sweep-stop").hidden = sweep.state !== "running" || !mayAct(sweep.owner);
   const top = Math.max(-1, ...sweep.runs.map((r) => r.objective ?? -1));
   $("sweep-note").textContent = sweep.runs.some((r) => r.objective !== null) && top < 20
     ? `No run has learned yet: the best validation accuracy is ${fmt(top, 2, " %")}, and guessing scores 10 %. Try more epochs or training images before reading which setting won.` : "";

@@ -3,14 +3,15 @@
 // ?sweep=<id> (a sweep), &sort=<column> (the run table's order; "-" for descending),
 // &ticked=<a>,<b> (runs ticked in the table, not compared yet); ?view= names the view (views.js).
 
-export const VIEWS = ["train", "runs", "sweeps", "explore"];
+export const VIEWS = ["train", "runs", "sweeps", "explore", "class"];
 const VIEW_PARAMS = { // what each view's address may hold besides view=
-  train: ["run"], runs: ["runs", "sort", "ticked"], sweeps: ["sweep"], explore: ["run"],
+  train: ["run"], runs: ["runs", "sort", "ticked"], sweeps: ["sweep"], explore: ["run"], class: [],
 };
 const lastAddress = {}; // view -> the address it had when it was left ("/?view=runs&sort=-best")
 
 export function currentView() {
   const named = urlParam("view");
+  if (named === "class" && !document.querySelector("#class-nav:not([hidden])")) return "train"; // the teacher's only
   if (VIEWS.includes(named)) return named;
   if (urlParam("runs") || urlParam("sort") || urlParam("ticked")) return "runs";
   if (urlParam("sweep")) return "sweeps";

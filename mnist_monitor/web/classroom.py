@@ -49,6 +49,12 @@ def with_token(student: Student, token: str, code: int = 200):
     return jsonify({"id": student.id, "name": student.name, "token": token}), code
 
 
+def member_or_none() -> dict | None:
+    """Who the request is, in a class (GET /config answers it: the page of a browser that is nobody
+    yet shows the join form without a 401); None without a class or a member."""
+    return member() if roster() is not None and g.get("identity") is not None else None
+
+
 @bp.post("/class/join")
 def join():
     """Join the class with its code and a name: 201 with the student's token (also set as the

@@ -10,6 +10,7 @@ from mnist_monitor.runstore import ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, QU
 from mnist_monitor.sweeps.driver import MAX_RUNNING_SWEEPS
 from mnist_monitor.sweeps.spec import MAX_TRIALS
 from mnist_monitor.training.renderer import picture_settings
+from mnist_monitor.web.classroom import member_or_none
 from mnist_monitor.web.common import conditional_json, reject_unknown_args
 from mnist_monitor.web.errors import BadRequest
 from mnist_monitor.web.openapi import openapi_document
@@ -40,7 +41,7 @@ def form_settings_route():
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
                     "metric_kinds": metric_kinds(), **picture_settings(),
-                    "class": "class" in current_app.extensions})
+                    "class": "class" in current_app.extensions, "member": member_or_none()})
 
 
 @bp.get("/model_info")

@@ -230,8 +230,9 @@ def _settings_schema() -> dict:
     return _object({key: {"type": "object"} for key in (
         "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
         | {"name_characters": {"type": "string"},
-           "class": {"type": "boolean", "description": "the server runs a class (--class): GET /class/me says who "
-                                                       "the caller is; 401 there means: join first"},
+           "class": {"type": "boolean", "description": "the server runs a class (--class)"},
+           "member": {"oneOf": [{"type": "null"}, _ref("Member")], "description": "in a class, who the request "
+                      "is (null: nobody yet, join first; always null without a class)"},
            "labels": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "advice": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "colors": _object({"models": COLOR_LIST, "more": COLOR_LIST}),

@@ -152,3 +152,65 @@ def test_without_the_token_every_operation_is_refused_and_nothing_changes(case, 
     assert response.status_code == 401, (case.method, case.formatted_path, response.text[:200])
     assert response.json()["error"].startswith("this server needs its access token")
     assert folder_state(locked_server.runs_dir) == locked_server.before
+
+
+# ---------------------------------------------------------------- a class: a student's and the teacher's token
+
+CLASS_CODE = "FUZZ-CODE"
+CLASS_EXAMPLES = 3  # each operation, as a student and as the teacher
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("fuzz") / "class", "--class", "--class-code", CLASS_CODE,
+                          "--token", TOKEN)
+    server.teacher = {"Authorization": f"Bearer {TOKEN}"}
+    server.teacher_run = finished_run(server, server.teacher)
+    code, student = server.request("POST", "/class/join", {"code": CLASS_CODE, "name": "Ana"})
+    assert code == 201, student
+    server.student = {"Authorization": f"Bearer {student['token']}"}
+    server.student_run = finished_run(server, server.student)
+    yield server
+    server.stop()
+    log = server.log_path.read_text()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def class_schema(class_server):
+    document = requests.get(f"{class_server.url}/openapi.json", timeout=30, headers=class_server.teacher).json()
+    return schemathesis.openapi.from_dict(document)
+
+
+in_class = schemathesis.pytest.from_fixture("class_schema")
+class_answers = collections.Counter()  # (who, x-class-access, status code)
+
+
+def call_as(case, server, who: str, headers: dict) -> None:
+    """The case as ``who``, on the teacher's run or the student's (in turn); checked against the
+    document, and a student's change to the teacher's run or sweep refused."""
+    params = case.path_parameters or {}
+    theirs = next(picks) % 2 == 0
+    if "run_id" in params:
+        params["run_id"] = server.teacher_run if theirs else server.student_run
+    response = case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS)
+    access = case.operation.definition.raw.get("x-class-access")
+    class_answers[who, access, response.status_code] += 1
+    if who == "student" and theirs and "run_id" in params and access == "act" \
+            and case.method.lower() == case.operation.method.lower():  # (not a method the route lacks: 405)
+        assert response.status_code in (400, 403, 415), (case.method, case.formatted_path, response.text[:200])
+
+
+@in_class.exclude(method="DELETE").parametrize()
+@settings(max_examples=CLASS_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_in_a_class_every_operation_answers_as_documented_to_a_student_and_the_teacher(case, class_server):
+    call_as(case, class_server, "student", class_server.student)
+    call_as(case, class_server, "teacher", class_server.teacher)
+
+
+def test_the_class_fuzzing_met_refusals_and_answers():
+    """A student was refused on the teacher's run and answered on their own; the teacher was never
+    refused (but for a wrong class code, which anyone gets)."""
+    assert class_answers["student", "act", 403] > 0 and class_answers["student", "read", 200] > 0, class_answers
+    assert not any(n for (who, access, code), n in class_answers.items()
+                   if who == "teacher" and code in (401, 403) and access != "open"), class_answers

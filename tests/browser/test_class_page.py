@@ -1,0 +1,152 @@
+"""A class in real Chromium: a student joins with the class code and a name and is shown their
+personal link once; their page follows only their own runs and offers no change on another's; a
+personal link opened in a browser that is someone else asks first; the teacher's Class view. At
+1280 x 900 and 390 x 844, with axe-core finding nothing."""
+import json
+import threading
+import time
+
+from helpers import POLL_WAIT_MS, axe_violations, expect, fake_run, show_view
+
+CODE = "ROOM-12"
+TEACHER = "teacher-token-for-the-page-test"
+
+
+class Beating:
+    """Keeps a fake run's heartbeat fresh (this process beats for it) while the test reads the page."""
+
+    def __init__(self, run_path):
+        from mnist_monitor.runstore.liveness import Claim, this_process_beat
+
+        self.path, self.claim, self.beat = run_path, Claim(**json.loads((run_path / "claim.json").read_text())), this_process_beat
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        from mnist_monitor.runstore.files import atomic_write_json
+
+        while not self.stopped.wait(1.0):
+            atomic_write_json(self.path / "heartbeat.json", self.beat(self.claim).to_dict(), durable=False)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(5)
+
+
+def class_server(server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist, extra_args=["--class", "--class-code", CODE, "--token", TEACHER])
+    code, ben = server.request("POST", "/class/join", {"code": CODE, "name": "Ben"})
+    assert code == 201, ben
+    return server, ben
+
+
+def join_in_page(page, name):
+    """Joins through the form; the personal link the page shows."""
+    page.fill("#join-code", "room 12")
+    page.fill("#join-name", name)
+    page.click("#join-button")
+    expect(page.locator("#joined")).to_be_visible()
+    link = page.input_value("#joined-link")
+    assert "/?token=" in link
+    return link
+
+
+def test_a_student_joins_and_sees_only_their_own_runs_to_follow_and_change(browser, server_factory, tiny_mnist):
+    from mnist_monitor.runstore import RunStore
+
+    server, ben = class_server(server_factory, tiny_mnist)
+    store = RunStore(server.runs_dir, create=False)
+    ben_done = fake_run(store, owner=ben["id"])
+    ben_live = fake_run(store, state="running", beat="this", owner=ben["id"])
+    with Beating(store.run(ben_live).path):
+        for number, (width, height) in enumerate(((1280, 900), (390, 844))):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.goto(server.url)
+            expect(page.locator("#join")).to_be_visible()
+            expect(page.locator(".views-nav")).to_be_hidden()  # nothing to see before joining
+            assert axe_violations(page) == [], width
+            page.fill("#join-code", "WRONG-CODE")
+            page.fill("#join-name", "Ana")
+            page.click("#join-button")
+            expect(page.locator("#join-error")).to_contain_text("not this class's code")
+            expect(page.locator("#join-code")).to_have_attribute("aria-invalid", "true")
+            page.fill("#join-code", "room 12")
+            page.fill("#join-name", "ben")
+            page.click("#join-button")
+            expect(page.locator("#join-error")).to_contain_text("is taken")
+            errors.clear()  # the two refusals above were answered 403 and 409, as they should be
+            join_in_page(page, f"Ana {number}")
+            assert axe_violations(page) == [], width
+            page.click("#joined-continue")
+            expect(page.locator("#who")).to_contain_text(f"Signed in as Ana {number}")
+            expect(page.locator("a[data-nav=class]")).to_be_hidden()  # the teacher's view only
+            # Ben's run trains, and is in her run table (runs are shared), but her page never follows it
+            show_view(page, "runs")
+            ben_row = page.locator(f"tr[data-run-id='{ben_live}']")
+            expect(ben_row).to_be_visible(timeout=POLL_WAIT_MS)
+            expect(page.locator(f"tr[data-run-id='{ben_done}'] td[data-column=owner]")).to_have_text("Ben")
+            for row in (ben_row, page.locator(f"tr[data-run-id='{ben_done}']")):
+                buttons = row.locator("td.actions button")
+                assert [buttons.nth(i).inner_text() for i in range(buttons.count())] == ["open", "re-run"]
+            assert axe_violations(page) == [], width
+            show_view(page, "train")
+            expect(page.locator("#state")).to_have_text("idle")
+            assert page.evaluate("() => document.body.innerText").count(ben_live) == 0
+            page.locator(f"a[data-nav=runs]").click()
+            page.locator(f"tr[data-run-id='{ben_live}'] button", has_text="open").click()
+            expect(page.locator("#run-meta")).to_contain_text(ben_live, timeout=POLL_WAIT_MS)  # read-only
+            expect(page.locator("#stop")).to_be_disabled()
+            assert axe_violations(page) == [], width
+            assert errors == [], errors
+            context.close()
+    mine = server.request("GET", "/runs", headers={"Authorization": f"Bearer {TEACHER}"})[1]["runs"]
+    assert {r["run_id"]: r["state"] for r in mine}[ben_live] in ("running", "interrupted")  # nobody stopped it
+
+
+def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teacher_sees_the_class(browser, server_factory,
+                                                                                                 tiny_mnist):
+    server, ben = class_server(server_factory, tiny_mnist)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(server.url)
+    join_in_page(page, "Ana")
+    page.click("#joined-continue")
+    expect(page.locator("#who")).to_contain_text("Signed in as Ana")
+    ben_link = f"{server.url}/?token={ben['token']}"
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+    page.once("dialog", lambda d: answer(d, False))
+    page.goto(ben_link)
+    expect(page.locator("#who")).to_contain_text("Signed in as Ana")  # she said no
+    assert asked == ["This browser is signed in as Ana. Continue as Ben instead?"]
+    assert "token" not in page.url  # the token leaves the address bar either way
+    page.once("dialog", lambda d: answer(d, True))
+    page.goto(ben_link)
+    expect(page.locator("#who")).to_contain_text("Signed in as Ben")
+    context.close()
+
+    teacher = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    teacher.goto(f"{server.url}/?token={TEACHER}")
+    expect(teacher.locator("#who")).to_contain_text("teacher")
+    show_view(teacher, "class")
+    expect(teacher.locator("#class-code")).to_have_text(CODE)
+    expect(teacher.locator("#class-rows tr")).to_have_count(2)
+    assert axe_violations(teacher) == []
+    teacher.once("dialog", lambda d: d.accept())
+    teacher.locator("button[aria-label='remove Ben from the class']").click()
+    expect(teacher.locator("#class-rows")).to_contain_text("Ben (removed)")
+    assert server.request("GET", "/class/me", headers={"Authorization": f"Bearer {ben['token']}"})[0] == 401
+    teacher.locator("#class-joining").uncheck()
+    expect(teacher.locator("#class-joining")).not_to_be_checked()
+    assert server.request("POST", "/class/join", {"code": CODE, "name": "Cleo"})[0] == 403
