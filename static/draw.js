@@ -6,6 +6,7 @@ import { announce } from "./notify.js";
 import { state } from "./state.js";
 import { currentView, setUrl, urlParam } from "./url.js";
 import { goToView } from "./views.js";
+import { mayAct, ownerText } from "./owners.js";
 
 function clearCanvas() {
   const canvas = $("canvas");
@@ -89,15 +90,18 @@ function checkpointRuns() {
 }
 
 export function exploreRun() {
-  // The run the address names, else the newest with a checkpoint (null: none yet).
+  // The run the address names, else the newest with a checkpoint (in a class, a student's own
+  // first) (null: none yet).
   if (state.exploreRunId) return state.runs.find((r) => r.run_id === state.exploreRunId) || { run_id: state.exploreRunId, models: [] };
-  return checkpointRuns()[0] || null;
+  const runs = checkpointRuns();
+  return runs.find((r) => mayAct(r.owner)) || runs[0] || null;
 }
 
 function runText(r) {
   const when = r.started_at ? new Date(r.started_at * 1000).toLocaleString() : r.run_id;
   const best = r.best_test_accuracy === null || r.best_test_accuracy === undefined ? "" : ` · best ${r.best_test_accuracy.toFixed(2)} %`;
-  return `${when} · ${r.models.map((m) => m.name).join(", ")}${best} (${r.state || "not in the run list"})`;
+  const whose = r.owner && ownerText(r.owner) !== "you" && state.me && state.me.role === "student" ? `${ownerText(r.owner)}'s · ` : "";
+  return `${whose}${when} · ${r.models.map((m) => m.name).join(", ")}${best} (${r.state || "not in the run list"})`;
 }
 
 export function renderExploreRuns() {
