@@ -17,7 +17,7 @@ def predict_digit():
     body = json_body()
     if isinstance(body.get("run_id"), str):
         readable_run(body["run_id"])
-    elif "run_id" not in body and is_student():
+    elif body.get("run_id") is None and is_student():
         own = next((s.run_id for s in store().snapshots() if may_act(s.owner) and s.state != QUEUED_STATE), None)
         body = {**body, "run_id": own} if own else body
         if own is None:

@@ -195,6 +195,11 @@ def test_every_operation_on_a_run_or_a_sweep_keeps_to_its_owner(klass, shared):
             assert answer.status_code not in (401, 403), (method, path, answer.get_json())
     predict = client.post("/predict", json={"test_index": 0, "run_id": ids["ben_run"]}, headers=ana_h)
     assert (predict.status_code == 403) != shared  # (a fake run has no checkpoint: 409 when it may be read)
+    ben_id = client.get("/class/me", headers=ben_h).get_json()["id"]
+    for body in ({"test_index": 0}, {"test_index": 0, "run_id": None}):  # no run named: the student's own newest
+        answer = client.post("/predict", json=body, headers=ben_h)
+        named = re.search(r"run (\S+) has no checkpoint", answer.get_json()["error"]).group(1)
+        assert answer.status_code == 409 and app.extensions["runs"].snapshot(named).owner == ben_id
 
 
 def test_lists_hold_a_students_own_runs_and_others_only_when_shared(klass):
@@ -227,6 +232,8 @@ def test_a_student_follows_only_their_own_runs_and_stops_only_those(klass):
     status = client.get("/training_status", headers=ana_h).get_json()
     assert status["run_id"] == ana_live and status["active_runs"] == [ana_live]
     assert status["owner"] == {"id": ana, "name": "Ana"}
+    for body in ({"test_index": 0}, {"test_index": 0, "run_id": None}):  # no run named: Ben's own newest, not Ana's
+        assert ben_live in client.post("/predict", json=body, headers=ben_h).get_json()["error"]
     teacher_view = client.get("/training_status", headers=bearer(TEACHER)).get_json()
     assert set(teacher_view["active_runs"]) == {ben_live, teacher_live, ana_live}
     stopped = client.post("/stop_training", json={}, headers=ana_h).get_json()
