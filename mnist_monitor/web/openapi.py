@@ -34,6 +34,8 @@ ACTIVITY = {"active_runs": {"type": "array", "items": {"type": "string"},
                             "description": "the runs training now (here and into this runs folder), newest first"},
             "queued": {"type": "integer", "minimum": 0, "description": "runs waiting in the queue"},
             "workers": {"type": "integer", "minimum": 1, "description": "runs this server trains at once"},
+            "workers_busy": {"type": "integer", "minimum": 0, "description": "of those, how many train now, "
+                             "whoever's (in a class, active_runs lists only a student's own)"},
             "workers_unavailable": {"type": ["string", "null"], "description": "why Ray cannot take runs now (its "
                                     "local instance died and is being restarted, its cluster is lost): starts and "
                                     "resumes are 503 and queued runs wait; null when it can, or without Ray"}}

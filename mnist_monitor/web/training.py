@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from mnist_monitor.config import parse_train_config
 from mnist_monitor.runstore import BROKEN_STATE, QUEUED_STATE, RunSnapshot
 from mnist_monitor.runstore.run import owner_in
+from mnist_monitor.scheduling.manager import Refused
 from mnist_monitor.web.access import is_student, may_act, me, new_owner, readable_run
 from mnist_monitor.web.common import conditional_json, json_body, manager, no_fields_body, reject_unknown_args, store
 from mnist_monitor.web.errors import BadRequest
@@ -58,7 +59,7 @@ def training_status():
     else:
         view = status_view(snapshot)
     view.update(active_runs=active, queued=queued, workers=manager().capacity,
-                workers_unavailable=manager().workers_unavailable)
+                workers_busy=len(manager().active_run_ids), workers_unavailable=manager().workers_unavailable)
     return conditional_json(view)
 
 
@@ -76,7 +77,13 @@ def start_training():
 def stop_training():
     """Stop every active run (one, without --workers); a student's: every one of their own."""
     no_fields_body()
-    stopped = manager().stop_all(among=(lambda run_id: owns(run_id)) if is_student() else None)
+    if not is_student():
+        stopped = manager().stop_all()
+    else:
+        try:
+            stopped = manager().stop_all(among=owns)
+        except Refused:
+            raise Refused("none of your runs is training") from None
     return jsonify({"run_id": stopped[0], "run_ids": stopped, "state": "stopping"}), 200
 
 

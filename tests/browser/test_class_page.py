@@ -97,6 +97,10 @@ def test_a_student_joins_and_sees_only_their_own_runs_to_follow_and_change(brows
                 buttons = row.locator("td.actions button")
                 assert [buttons.nth(i).inner_text() for i in range(buttons.count())] == ["open", "re-run"]
             assert axe_violations(page) == [], width
+            for view in ("sweeps", "explore"):  # her other views: nothing of Ben's to change, nothing for axe
+                show_view(page, view)
+                assert axe_violations(page) == [], (view, width)
+            expect(page.locator("#explore-run-note")).to_contain_text("No run has a checkpoint yet")
             show_view(page, "train")
             expect(page.locator("#state")).to_have_text("idle")
             assert page.evaluate("() => document.body.innerText").count(ben_live) == 0

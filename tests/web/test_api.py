@@ -158,8 +158,8 @@ def test_runs_history_details_files_and_csv(client):
     assert (runs[0]["models"][1]["name"], runs[0]["models"][1]["kernels"]) == ("small", [2, 4, 4, 4])
     detail = client.get(f"/runs/{run_id}").get_json()
     followed = client.get("/training_status").get_json()
-    assert (followed.pop("active_runs"), followed.pop("queued"), followed.pop("workers"),
-            followed.pop("workers_unavailable")) == ([], 0, 1, None)
+    assert (followed.pop("active_runs"), followed.pop("queued"), followed.pop("workers"), followed.pop("workers_busy"),
+            followed.pop("workers_unavailable")) == ([], 0, 1, 0, None)
     assert detail == followed
     checkpoint = client.get(detail["models"][0]["checkpoint"])
     assert checkpoint.status_code == 200 and "attachment" in checkpoint.headers["Content-Disposition"]
@@ -270,7 +270,7 @@ def test_answers_keep_the_contracts_field_order(client):
     text = client.get("/training_status").get_data(as_text=True)
     keys = list(client.get("/training_status").get_json())
     assert keys == [k for k in RUN_STATUS_FIELDS if k != "pid"] + ["images", "resumable", "owner", "active_runs",
-                                                                 "queued", "workers", "workers_unavailable"], text
+                                                                 "queued", "workers", "workers_busy", "workers_unavailable"], text
 
 
 # ---------------------------------------------------------------- metrics over HTTP, run table

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from helpers import fake_run
+from helpers import fake_run, wait_for
 
 TEACHER = "teacher-token-0123456789"
 CODE = "TEST-CODE"
@@ -254,11 +254,23 @@ def test_a_run_a_student_starts_is_theirs_and_the_class_survives_a_restart(make_
     assert answer.status_code == 202
     run_id = answer.get_json()["run_id"]
     assert client.get(f"/runs/{run_id}", headers=ana_h).get_json()["owner"] == {"id": ana, "name": "Ana"}
+    _, ben_h = student(client, "Ben")
+    long_run = client.post("/start_training", headers=ben_h, json={
+        "epochs": 50, "train_samples": 64, "models": [{"kernels": [2, 2, 2, 2], "batch_size": 1}], "queue": True})
+    long_id = long_run.get_json()["run_id"]
+    wait_for(lambda: client.get("/training_status", headers=ben_h).get_json()["active_runs"] == [long_id],
+             message="Ben's run to train")
+    seen_by_ana = client.get("/training_status", headers=ana_h).get_json()
+    assert seen_by_ana["active_runs"] == [] and seen_by_ana["workers_busy"] == 1  # the one worker is Ben's
+    refused = client.post("/stop_training", json={}, headers=ana_h)
+    assert refused.status_code == 409 and refused.get_json()["error"] == "none of your runs is training"
+    assert client.post("/stop_training", json={}, headers=bearer(TEACHER)).get_json()["run_ids"] == [long_id]
     client.patch("/class", json={"share_runs": False}, headers=bearer(TEACHER))
     again, client2 = make_class()  # the same runs folder: a restart
     me = client2.get("/class/me", headers=ana_h).get_json()
     assert me["id"] == ana and me["share_runs"] is False
     assert [r["run_id"] for r in client2.get("/runs", headers=ana_h).get_json()["runs"]] == [run_id]
+    assert app.extensions["training"].wait(30)
 
 
 def test_a_damaged_class_file_stops_the_server_at_start_with_the_file_named(tmp_path, monkeypatch, capsys, make_class):
