@@ -69,7 +69,13 @@ def start_training():
     queue = body.pop("queue", False)
     if not isinstance(queue, bool):
         raise BadRequest("queue: must be true or false", field="queue")
-    run_id, state = manager().start(parse_train_config(body), queue=queue, facts=new_owner())
+    try:
+        run_id, state = manager().start(parse_train_config(body), queue=queue, facts=new_owner())
+    except Refused as exc:
+        if is_student() and not queue:  # the message names the runs that train: in a class, others' runs
+            raise Refused("every worker is busy: queue this run (it starts when a worker is free), or wait for "
+                          "one of your runs to end") from None
+        raise
     return jsonify({"run_id": run_id, "state": state}), 202
 
 

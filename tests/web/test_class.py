@@ -262,6 +262,8 @@ def test_a_run_a_student_starts_is_theirs_and_the_class_survives_a_restart(make_
              message="Ben's run to train")
     seen_by_ana = client.get("/training_status", headers=ana_h).get_json()
     assert seen_by_ana["active_runs"] == [] and seen_by_ana["workers_busy"] == 1  # the one worker is Ben's
+    busy = client.post("/start_training", headers=ana_h, json={"models": [{"kernels": [2, 2, 2, 2]}]})
+    assert busy.status_code == 409 and long_id not in busy.get_json()["error"]  # not Ben's run named to her
     refused = client.post("/stop_training", json={}, headers=ana_h)
     assert refused.status_code == 409 and refused.get_json()["error"] == "none of your runs is training"
     assert client.post("/stop_training", json={}, headers=bearer(TEACHER)).get_json()["run_ids"] == [long_id]
