@@ -15,6 +15,7 @@ import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupSt
 import { applyRunFromUrl } from "./runactions.js";
 import { refreshClass, setupClass } from "./classroom.js";
 import { currentView } from "./url.js";
+import { mayAct } from "./owners.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
 import { setTrainBadge, setupViews, showView } from "./views.js";
 
@@ -45,7 +46,7 @@ function showRuns(body) {
   // A new GET /runs answer: the history, the buttons that depend on the other runs, the runs
   // Explore can read a drawing with, and how many train (beside the Train link).
   keepInView(() => { renderRuns(body); refreshRunButtons(); renderExploreRuns(); });
-  setTrainBadge(body.runs.filter((r) => state.settings.states.active.includes(r.state)).length);
+  setTrainBadge(body.runs.filter((r) => state.settings.states.active.includes(r.state) && mayAct(r.owner)).length);
 }
 
 function applyAddress() {

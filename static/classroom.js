@@ -45,7 +45,7 @@ export async function setupClass(settings, linkToken) {
   const problem = linkToken ? await signInFromLink(linkToken, settings.member) : "";
   const me = problem || !linkToken ? settings.member : await memberOf(null);
   if (!me) {
-    showJoin(problem);
+    showJoin(problem || (settings.token_refused ? "This browser's sign-in no longer works: your teacher made you a new personal link (open it), or removed you from the class. Or join again below." : ""));
     return false;
   }
   state.me = me;
@@ -97,7 +97,7 @@ async function join(event) {
   const answer = await request("POST", "/class/join", { code, name });
   $("join-button").disabled = false;
   if (!answer.ok) {
-    const field = answer.data.field === "name" || answer.status === 409 ? "name" : "code";
+    const field = answer.data.field === "name" || answer.status === 409 ? "name" : answer.data.field === "code" ? "code" : null;
     showJoinError(joinError(answer), field);
     return;
   }
@@ -110,7 +110,8 @@ async function join(event) {
 
 function joinError(answer) {
   if (answer.status === 403 && answer.data.field === "code") return "That is not this class's code: check it with your teacher.";
-  if (answer.status === 409) return `The name ${$("join-name").value.trim()} is taken in this class: add an initial, or choose another.`;
+  if (answer.status === 409) return `The name ${$("join-name").value.trim()} is taken in this class: add an initial, or choose another. If it is you (on another computer), open your personal link instead, or ask your teacher for a new one.`;
+  if (answer.status === 403) return "Joining is closed: ask your teacher to open it.";
   if (answer.status === 429) return `Too many wrong codes from this network: wait ${answer.data.error.match(/\d+ s/) || "a minute"} and try again.`;
   return answer.data.error || `could not join (HTTP ${answer.status})`;
 }
@@ -168,8 +169,8 @@ function studentRow(student) {
   if (!student.removed) {
     actions.append(
       button("rename", `rename ${student.name}`, () => renameStudent(student)),
-      button("new link", `make a new personal link for ${student.name}`, () => newLink(student)),
-      button("remove", `remove ${student.name} from the class`, () => removeStudent(student), "delete"));
+      button("new link", `new link for ${student.name}`, () => newLink(student)),
+      button("remove", `remove ${student.name}`, () => removeStudent(student), "delete"));
   }
   return el("tr", { className: student.removed ? "removed" : "" }, el("td", { text: name }), el("td", { text: joined }),
     el("td", { text: String(student.runs) }), actions);
@@ -190,13 +191,17 @@ async function renameStudent(student) {
 }
 
 async function newLink(student) {
-  if (!window.confirm(`Make a new personal link for ${student.name}? Their old link stops working at once.`)) return;
+  if (!window.confirm(`Make a new personal link for ${student.name}? Their old link stops working at once, and every browser signed in with it is signed out (each says so).`)) return;
   const answer = await request("POST", `/class/students/${encodeURIComponent(student.id)}/link`, {});
   showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
   if (answer.ok) {
     const link = `${window.location.origin}/?token=${encodeURIComponent(answer.data.token)}`;
     const box = el("input", { readonly: "", className: "link-box", value: link, "aria-label": `new personal link for ${student.name}` });
-    $("class-new-link").replaceChildren(el("span", { text: `New link for ${answer.data.name} (shown only now; the old one no longer works): ` }), box);
+    const copy = button("Copy", `copy the new link for ${answer.data.name}`, async () => {
+      box.select();
+      try { await navigator.clipboard.writeText(link); copy.textContent = "Copied"; } catch (err) { copy.textContent = "Select it and press Ctrl+C"; }
+    });
+    $("class-new-link").replaceChildren(el("span", { text: `New link for ${answer.data.name} (shown only now; the old one no longer works): ` }), box, " ", copy);
     $("class-new-link").hidden = false;
   }
   await refreshClass(true);

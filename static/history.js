@@ -71,7 +71,7 @@ function sortedRuns(runs) {
 
 function renderHistoryHead() {
   // Drawn again only when the sort changes: a button replaced under the pointer loses its click.
-  const key = `${state.sortKey}:${state.sortDir}`;
+  const key = `${state.sortKey}:${state.sortDir}:${runColumns().length}`; // (a class adds the Owner column)
   if ($("runs-head").dataset.key === key) return;
   $("runs-head").dataset.key = key;
   const row = el("tr", {}, el("th", {}, el("span", { className: "desktop-only", text: "Compare" }), el("span", { className: "phone-only", text: "Sort by:" })));
@@ -146,7 +146,8 @@ function renderHistory(runs = state.runs) {
 export function renderRuns(body) {
   // A GET /runs answer: how much the runs take on disk, and the table.
   const size = body.runs_bytes >= 1e9 ? `${(body.runs_bytes / 1e9).toFixed(2)} GB` : `${(body.runs_bytes / 1e6).toFixed(1)} MB`;
-  $("runs-size").textContent = `${body.runs.length} run${body.runs.length === 1 ? "" : "s"}, ${size} on disk. `
+  const student = state.me && state.me.role === "student"; // the runs folder's size is the class's, not theirs
+  $("runs-size").textContent = `${body.runs.length} run${body.runs.length === 1 ? "" : "s"}${student ? "" : `, ${size} on disk`}. `
     + (body.keep_runs > 0 ? `Only the newest ${body.keep_runs} are kept (server option --keep-runs): older ones are removed after each run, starred ones never.`
       : "Every run is kept until you delete it.");
   renderHistory(body.runs);
@@ -182,6 +183,13 @@ function actionsCell(run) {
       title: busy ? (state.workers > 1 ? "every worker is busy: resume this one when a run has ended" : "a run is training: resume this one when it has ended") : "go on from the last epoch-end checkpoint, in this same run" });
     resume.disabled = busy;
     actions.append(resume);
+  }
+  if (states.active.includes(run.state) && run.state !== "stopping") {
+    const whose = run.owner && ownerText(run.owner) !== "you" ? `${ownerText(run.owner)}'s run` : "this run";
+    actions.append(actionButton("stop", `stop ${label}`, () => {
+      if (run.owner && ownerText(run.owner) !== "you" && !window.confirm(`Stop ${whose} (${run.run_id})? It can be resumed from its last epoch end.`)) return;
+      runAction(run.run_id, "stop", `Run ${run.run_id} is stopping.`);
+    }, { className: "delete", title: `stop ${whose} at its next batch (resumable from its last epoch end)` }));
   }
   if (run.state === states.queued) {
     actions.append(actionButton("cancel", `cancel queued ${label}`, () => runAction(run.run_id, "cancel", `Queued run ${run.run_id} cancelled.`),

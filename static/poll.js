@@ -37,7 +37,8 @@ async function fetchStatus() {
   const followed = state.followedRunId ? `?run=${encodeURIComponent(state.followedRunId)}` : "";
   const url = state.viewedRunId ? `/runs/${encodeURIComponent(state.viewedRunId)}` : `/training_status${followed}`;
   const response = await fetch(url, { cache: "no-cache" });
-  if (response.status === 404 && (state.viewedRunId || state.followedRunId)) { // deleted while it was shown
+  checkMember(response);
+  if ([403, 404].includes(response.status) && (state.viewedRunId || state.followedRunId)) { // deleted, or hidden
     const gone = state.viewedRunId || state.followedRunId;
     state.viewedRunId = state.followedRunId = null;
     state.followedByPage = false;
@@ -45,7 +46,8 @@ async function fetchStatus() {
     forgetRun(gone);
     state.lastStatusText = "";
     await fetchStatus();
-    showNote(`Run ${gone} no longer exists (deleted): showing the live run.`);
+    showNote(response.status === 404 ? `Run ${gone} no longer exists (deleted): showing the live run.`
+      : `Run ${gone} is not yours, and the teacher no longer shares the runs of the class: showing your own.`);
     return;
   }
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -65,8 +67,22 @@ async function fetchStatus() {
   }
 }
 
+function checkMember(response) {
+  // In a class: the token this browser holds stopped working (a new link was made, or its student
+  // removed), or another tab made the browser someone else: the page starts again as who it is now.
+  if (!state.me) return;
+  const member = response.headers.get("X-Class-Member");
+  if (response.status === 401 || (member && member !== state.me.id)) {
+    window.location.reload();
+    const error = new Error("signed in as someone else: the page starts again");
+    error.reloading = true; // nothing more is drawn meanwhile, and nothing said
+    throw error;
+  }
+}
+
 async function fetchRuns() {
   const response = await fetch("/runs", { cache: "no-cache" });
+  checkMember(response);
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const text = await response.text();
   if (text === state.lastRunsText) return;
@@ -84,6 +100,7 @@ function connectionBack() {
 }
 
 function pollFailed(err) {
+  if (err.reloading) return;
   if (!(err instanceof TypeError && /fetch/i.test(err.message)) && !err.status && !/^HTTP/.test(err.message)) {
     console.error(err); // the page's own fault, not the network's: say so, and keep polling
     setConnection(`The page hit an error (${err.message}); retrying every ${POLL_MS / 1000} s.`);

@@ -10,7 +10,7 @@ import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
 import { currentView, setUrl } from "./url.js";
-import { mayAct } from "./owners.js";
+import { mayAct, ownerText } from "./owners.js";
 
 const TITLE = "MNIST Training Monitor";
 
@@ -88,7 +88,8 @@ function runLabel(runId, others) {
   const run = state.runs.find((r) => r.run_id === runId);
   const stamp = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(runId);
   const made = stamp ? new Date(Date.UTC(+stamp[1], stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6])) : null;
-  const parts = [made ? made.toLocaleTimeString() : runId];
+  const owner = run && run.owner && ownerText(run.owner) !== "you" ? `${ownerText(run.owner)} · ` : ""; // the teacher's chips
+  const parts = [owner + (made ? made.toLocaleTimeString() : runId)];
   if (!run || !run.models.length) return parts[0];
   const first = (r) => (r && r.models[0]) || {};
   const peerRuns = others.map((id) => state.runs.find((r) => r.run_id === id)).filter(Boolean);
@@ -247,7 +248,9 @@ export function renderStatus(status) {
   $("run-error").hidden = !status.error;
   const picked = !live || (state.followedRunId !== null && !state.followedByPage && state.workers === 1);
   $("viewing").hidden = !picked; // a run the user opened: the way back to the newest one
-  $("viewing").firstChild.textContent = live ? "the run you opened" : "a run from the history";
+  const whose = status.owner && ownerText(status.owner) !== "you" ? `${ownerText(status.owner)}'s run` : "";
+  $("viewing").firstChild.textContent = whose && !mayAct(status.owner) ? `${whose}, read-only`
+    : whose ? `${whose}, ${live ? "the one you opened" : "from the history"}` : live ? "the run you opened" : "a run from the history";
   $("live-mark").hidden = !(live && active);
   $("run-link").hidden = !status.run_id;
   if (status.run_id) $("run-link").href = `/?view=train&run=${encodeURIComponent(status.run_id)}`;
@@ -298,7 +301,7 @@ function busyWorkers(status) {
 
 function renderButtons(status) {
   const training = liveRunState(status);
-  const full = busyWorkers(status) >= state.workers;
+  const full = (status.workers_busy ?? busyWorkers(status)) >= state.workers; // in a class, every student's runs
   const away = status.workers_unavailable; // Ray's workers are being restarted (or their cluster is lost)
   $("start").disabled = full || Boolean(away);
   const why = away ? `Ray's workers are unavailable (${away}): Queue puts this run in line, and it starts when they are back.`

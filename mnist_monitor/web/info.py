@@ -2,7 +2,7 @@
 server says about itself, no run involved."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from mnist_monitor.config import form_settings, parse_kernels_text
 from mnist_monitor.metrics import describe as metric_kinds
@@ -41,7 +41,8 @@ def form_settings_route():
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},
                     "metric_kinds": metric_kinds(), **picture_settings(),
-                    "class": "class" in current_app.extensions, "member": member_or_none()})
+                    "class": "class" in current_app.extensions, "member": member_or_none(),
+                    "token_refused": bool(g.get("token_refused"))})
 
 
 @bp.get("/model_info")

@@ -235,6 +235,8 @@ def _settings_schema() -> dict:
            "class": {"type": "boolean", "description": "the server runs a class (--class)"},
            "member": {"oneOf": [{"type": "null"}, _ref("Member")], "description": "in a class, who the request "
                       "is (null: nobody yet, join first; always null without a class)"},
+           "token_refused": {"type": "boolean", "description": "in a class, the request carried a token that is "
+                             "nobody's any more (the teacher made the student a new link, or removed them)"},
            "labels": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "advice": _object({"optimizer": _object({name: {"type": "string"} for name in OPTIMIZERS})}),
            "colors": _object({"models": COLOR_LIST, "more": COLOR_LIST}),

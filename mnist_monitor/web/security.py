@@ -93,6 +93,7 @@ def check_member(teacher_token: str, roster) -> None:
     """In a class: g.identity and g.token of the member the request comes from; 401 unless the
     route is one that answers without a token."""
     found = identify(teacher_token, roster)
+    g.token_refused = found is None and bool(presented_tokens())  # a link made anew, a student removed
     if found is not None:
         g.identity, g.token = found
     elif (request.method, request.endpoint) not in OPEN_IN_CLASS:
@@ -130,6 +131,8 @@ def init_app(app: Flask) -> None:
     def headers(response: Response):
         if token and g.get("token_from_query") and roster is None:  # the first visit: the page keeps it in a cookie
             set_token_cookie(response, token)
+        if roster is not None and g.get("identity") is not None:  # a page open in another tab sees a switch
+            response.headers["X-Class-Member"] = g.identity.id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -3,6 +3,7 @@ personal link once; their page follows only their own runs and offers no change 
 personal link opened in a browser that is someone else asks first; the teacher's Class view. At
 1280 x 900 and 390 x 844, with axe-core finding nothing."""
 import json
+import re
 import threading
 import time
 
@@ -111,19 +112,48 @@ def test_a_student_joins_and_sees_only_their_own_runs_to_follow_and_change(brows
             assert axe_violations(page) == [], width
             assert errors == [], errors
             context.close()
-    mine = server.request("GET", "/runs", headers={"Authorization": f"Bearer {TEACHER}"})[1]["runs"]
-    assert {r["run_id"]: r["state"] for r in mine}[ben_live] in ("running", "interrupted")  # nobody stopped it
+        mine = server.request("GET", "/runs", headers={"Authorization": f"Bearer {TEACHER}"})[1]["runs"]
+        assert {r["run_id"]: r["state"] for r in mine}[ben_live] == "running"  # no student stopped it
+        teacher = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        teacher.goto(f"{server.url}/?token={TEACHER}&view=runs")
+        head = teacher.locator("#runs-head th")
+        expect(head.filter(has_text="Owner")).to_have_count(1)
+        expect(teacher.locator(f"tr[data-run-id='{ben_live}'] td")).to_have_count(head.count())  # a heading each
+        asked = []
+        teacher.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+        teacher.locator(f"tr[data-run-id='{ben_live}'] button", has_text="stop").click()
+        expect(teacher.locator(f"tr[data-run-id='{ben_live}'] .state")).to_have_text("stopping", timeout=POLL_WAIT_MS)
+        assert asked and asked[0].startswith("Stop Ben's run")
+        assert teacher.evaluate("() => document.querySelector('#runs-table').scrollWidth") <= \
+            teacher.evaluate("() => document.querySelector('#runs-table').parentElement.clientWidth")
 
 
 def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teacher_sees_the_class(browser, server_factory,
                                                                                                  tiny_mnist):
+    from mnist_monitor.runstore import RunStore
+
     server, ben = class_server(server_factory, tiny_mnist)
+    ben_done = fake_run(RunStore(server.runs_dir, create=False), owner=ben["id"])
+    teacher_h = {"Authorization": f"Bearer {TEACHER}"}
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(server.url)
     join_in_page(page, "Ana")
     page.click("#joined-continue")
     expect(page.locator("#who")).to_contain_text("Signed in as Ana")
+    other_tab = context.new_page()
+    other_tab.goto(server.url)
+    expect(other_tab.locator("#who")).to_contain_text("Signed in as Ana")
+    # Ben's run, read-only; the teacher stops sharing: the page says so (not "the server is not reachable")
+    show_view(page, "runs")
+    page.locator(f"tr[data-run-id='{ben_done}'] button", has_text="open").click()
+    expect(page.locator("#viewing")).to_contain_text("Ben's run, read-only", timeout=POLL_WAIT_MS)
+    assert server.request("PATCH", "/class", {"share_runs": False}, teacher_h)[0] == 200
+    expect(page.locator("#status-note")).to_contain_text("no longer shares the runs", timeout=POLL_WAIT_MS)
+    expect(page.locator("#connection")).to_be_hidden()
+    expect(page.locator("#viewing")).to_be_hidden()
+    server.request("PATCH", "/class", {"share_runs": True}, teacher_h)
+
     ben_link = f"{server.url}/?token={ben['token']}"
     asked = []
 
@@ -138,7 +168,7 @@ def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teache
     page.once("dialog", lambda d: answer(d, True))
     page.goto(ben_link)
     expect(page.locator("#who")).to_contain_text("Signed in as Ben")
-    context.close()
+    expect(other_tab.locator("#who")).to_contain_text("Signed in as Ben", timeout=POLL_WAIT_MS)  # the other tab too
 
     teacher = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
     teacher.goto(f"{server.url}/?token={TEACHER}")
@@ -148,9 +178,20 @@ def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teache
     expect(teacher.locator("#class-rows tr")).to_have_count(2)
     assert axe_violations(teacher) == []
     teacher.once("dialog", lambda d: d.accept())
-    teacher.locator("button[aria-label='remove Ben from the class']").click()
+    teacher.locator("button[aria-label='new link for Ben']").click()
+    expect(teacher.locator("#class-new-link input")).to_have_value(re.compile(r"/\?token=\S{20,}"))
+    expect(teacher.locator("#class-new-link button")).to_have_text("Copy")
+    # Ben's browser no longer signs in: it says why, instead of "the server is not reachable"
+    expect(page.locator("#join-error")).to_contain_text("made you a new personal link", timeout=POLL_WAIT_MS)
+    new_link = teacher.locator("#class-new-link input").input_value()
+    page.goto(new_link)
+    expect(page.locator("#who")).to_contain_text("Signed in as Ben")
+    teacher.once("dialog", lambda d: d.accept())
+    teacher.locator("button[aria-label='remove Ben']").click()
     expect(teacher.locator("#class-rows")).to_contain_text("Ben (removed)")
     assert server.request("GET", "/class/me", headers={"Authorization": f"Bearer {ben['token']}"})[0] == 401
     teacher.locator("#class-joining").uncheck()
     expect(teacher.locator("#class-joining")).not_to_be_checked()
     assert server.request("POST", "/class/join", {"code": CODE, "name": "Cleo"})[0] == 403
+    assert axe_violations(teacher) == []
+    context.close()
