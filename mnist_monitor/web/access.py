@@ -77,22 +77,22 @@ def require_teacher() -> None:
         raise Forbidden("only the teacher can do this")
 
 
-def readable_run(run_id: str) -> Run:
-    """The run, if the caller may read it (404 if there is none, 403 if it is not theirs to see)."""
+def checked_run(run_id: str, check) -> Run:
     run = store().run(run_id)
     if run is None:
         raise NotFound(f"no run {run_id!r}")
-    check_read(owner_in(run.facts()), f"run {run_id}")
+    check(owner_in(run.facts()), f"run {run_id}")
     return run
+
+
+def readable_run(run_id: str) -> Run:
+    """The run, if the caller may read it (404 if there is none, 403 if it is not theirs to see)."""
+    return checked_run(run_id, check_read)
 
 
 def own_run(run_id: str) -> Run:
     """The run, if the caller may change it (404, or 403 when it is someone else's)."""
-    run = store().run(run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id!r}")
-    check_act(owner_in(run.facts()), f"run {run_id}")
-    return run
+    return checked_run(run_id, check_act)
 
 
 def readable_snapshot(run_id: str) -> RunSnapshot:

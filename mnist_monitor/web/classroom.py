@@ -129,36 +129,31 @@ def change_class():
     return class_view()
 
 
-@bp.patch("/class/students/<student_id>")
-def rename_student(student_id):
+def teachers(change):
+    """``change(roster)`` by the teacher (403 to a student), its Refusal answered with its code."""
     class_ = the_class()
     require_teacher()
-    body = json_body()
-    reject_unknown(body, {"name"})
     try:
-        return jsonify(class_.rename(student_id, body.get("name")).public())
+        return change(class_)
     except Refusal as exc:
         raise refused(exc) from None
+
+
+@bp.patch("/class/students/<student_id>")
+def rename_student(student_id):
+    body = teachers(lambda _: json_body())
+    reject_unknown(body, {"name"})
+    return jsonify(teachers(lambda class_: class_.rename(student_id, body.get("name"))).public())
 
 
 @bp.delete("/class/students/<student_id>")
 def remove_student(student_id):
     """The student can no longer sign in; their runs stay, still theirs."""
-    class_ = the_class()
-    require_teacher()
-    try:
-        return jsonify(class_.remove(student_id).public())
-    except Refusal as exc:
-        raise refused(exc) from None
+    return jsonify(teachers(lambda class_: class_.remove(student_id)).public())
 
 
 @bp.post("/class/students/<student_id>/link")
 def reset_link(student_id):
     """A new personal token for a student who lost their link (the old one stops working)."""
-    class_ = the_class()
-    require_teacher()
-    no_fields_body()
-    try:
-        return with_token(*class_.reset_link(student_id))
-    except Refusal as exc:
-        raise refused(exc) from None
+    teachers(lambda _: no_fields_body())
+    return with_token(*teachers(lambda class_: class_.reset_link(student_id)))
