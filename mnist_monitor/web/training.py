@@ -71,7 +71,7 @@ def start_training():
         raise BadRequest("queue: must be true or false", field="queue")
     try:
         run_id, state = manager().start(parse_train_config(body), queue=queue, facts=new_owner())
-    except Refused as exc:
+    except Refused:
         if is_student() and not queue:  # the message names the runs that train: in a class, others' runs
             raise Refused("every worker is busy: queue this run (it starts when a worker is free), or wait for "
                           "one of your runs to end") from None

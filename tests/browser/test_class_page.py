@@ -5,7 +5,6 @@ personal link opened in a browser that is someone else asks first; the teacher's
 import json
 import re
 import threading
-import time
 
 from helpers import POLL_WAIT_MS, axe_violations, expect, fake_run, show_view
 
@@ -105,7 +104,7 @@ def test_a_student_joins_and_sees_only_their_own_runs_to_follow_and_change(brows
             show_view(page, "train")
             expect(page.locator("#state")).to_have_text("idle")
             assert page.evaluate("() => document.body.innerText").count(ben_live) == 0
-            page.locator(f"a[data-nav=runs]").click()
+            page.locator("a[data-nav=runs]").click()
             page.locator(f"tr[data-run-id='{ben_live}'] button", has_text="open").click()
             expect(page.locator("#run-meta")).to_contain_text(ben_live, timeout=POLL_WAIT_MS)  # read-only
             expect(page.locator("#stop")).to_be_disabled()
