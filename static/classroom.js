@@ -196,7 +196,8 @@ async function newLink(student) {
   showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
   if (answer.ok) {
     const link = `${window.location.origin}/?token=${encodeURIComponent(answer.data.token)}`;
-    const box = el("input", { readonly: "", className: "link-box", value: link, "aria-label": `new personal link for ${student.name}` });
+    const box = el("textarea", { readonly: "", rows: "2", className: "link-box", "aria-label": `new personal link for ${student.name}` });
+    box.value = link;
     const copy = button("Copy", `copy the new link for ${answer.data.name}`, async () => {
       box.select();
       try { await navigator.clipboard.writeText(link); copy.textContent = "Copied"; } catch (err) { copy.textContent = "Select it and press Ctrl+C"; }

@@ -178,11 +178,11 @@ def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teache
     assert axe_violations(teacher) == []
     teacher.once("dialog", lambda d: d.accept())
     teacher.locator("button[aria-label='new link for Ben']").click()
-    expect(teacher.locator("#class-new-link input")).to_have_value(re.compile(r"/\?token=\S{20,}"))
+    expect(teacher.locator("#class-new-link textarea")).to_have_value(re.compile(r"/\?token=\S{20,}"))
     expect(teacher.locator("#class-new-link button")).to_have_text("Copy")
     # Ben's browser no longer signs in: it says why, instead of "the server is not reachable"
     expect(page.locator("#join-error")).to_contain_text("made you a new personal link", timeout=POLL_WAIT_MS)
-    new_link = teacher.locator("#class-new-link input").input_value()
+    new_link = teacher.locator("#class-new-link textarea").input_value()
     page.goto(new_link)
     expect(page.locator("#who")).to_contain_text("Signed in as Ben")
     teacher.once("dialog", lambda d: d.accept())
