@@ -1,11 +1,13 @@
-"""Regenerate the README's screenshots from real training: python scripts/screenshot.py [--view run|sweep]
+"""Regenerate the README's screenshots from real training: python scripts/screenshot.py [--view run|sweep|class]
 
 Starts the server on a free port. ``run`` (images/screenshot.png and images/explore.png): trains
 both default models for a short run through the page (3,000 training images, 3 epochs),
 screenshots the Train view as the window shows it at 1280 x 900 (the status and the curves), then
 draws a 7 on the canvas of the Explore view and screenshots it. ``sweep`` (images/sweep.png): runs the README's search (12
 trials over learning rate 1e-4..0.3 on a log scale and seed 0-2, 2 epochs of 3,000 training
-images, median pruning) and screenshots the sweep view.
+images, median pruning) and screenshots the sweep view. ``class`` (images/class.png, in docs/class.md):
+a class (``--class``) that three students join, each training a short run of their own, and the
+teacher's Class view.
 """
 from __future__ import annotations
 
@@ -66,6 +68,33 @@ def shoot_sweep(server, page, out: str) -> None:
     page.locator("#sweeps").screenshot(path=out)
 
 
+CLASS_CODE, TEACHER_TOKEN = "K7QM-4TXA", "screenshot-teacher-token"
+
+
+def shoot_class(server, page, out: str) -> None:
+    from playwright.sync_api import expect
+
+    from helpers import wait_for
+
+    runs = []
+    for name, lr in (("Ana", 0.004), ("Ben", 0.02), ("Chloe", 0.001)):
+        code, student = server.request("POST", "/class/join", {"code": CLASS_CODE, "name": name})
+        assert code == 201, student
+        me = {"Authorization": f"Bearer {student['token']}"}
+        code, run = server.request("POST", "/start_training", {"epochs": 1, "train_samples": 2000, "queue": True,
+                                                                "models": [{"kernels": [16, 32, 32, 32],
+                                                                            "learning_rate": lr}]}, me)
+        assert code == 202, run
+        runs.append((run["run_id"], me))
+    for run_id, me in runs:
+        wait_for(lambda: server.request("GET", f"/runs/{run_id}", headers=me)[1]["state"] == "finished",
+                 timeout=600, interval=1, message="the students' runs to end")
+    page.goto(f"{server.url}/?token={TEACHER_TOKEN}&view=class")
+    expect(page.locator("#class-rows tr")).to_have_count(3)
+    page.wait_for_timeout(500)
+    page.screenshot(path=out)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -73,19 +102,20 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "mnist")))
-    p.add_argument("--view", choices=("run", "sweep"), default="run")
-    p.add_argument("--out", help="default: images/screenshot.png (run) or images/sweep.png (sweep)")
+    p.add_argument("--view", choices=("run", "sweep", "class"), default="run")
+    p.add_argument("--out", help="default: images/screenshot.png (run), images/sweep.png (sweep), images/class.png")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     args = p.parse_args()
-    out = args.out or str(ROOT / "images" / ("screenshot.png" if args.view == "run" else "sweep.png"))
+    out = args.out or str(ROOT / "images" / {"run": "screenshot.png", "sweep": "sweep.png", "class": "class.png"}[args.view])
+    extra = ["--class", "--class-code", CLASS_CODE, "--token", TEACHER_TOKEN] if args.view == "class" else []
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(args.data_dir), Path(tmp) / "runs", Path(tmp) / "server.log").start()
+        server = ServerProcess(Path(args.data_dir), Path(tmp) / "runs", Path(tmp) / "server.log", extra).start()
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
-                (shoot_run if args.view == "run" else shoot_sweep)(server, page, out)
+                {"run": shoot_run, "sweep": shoot_sweep, "class": shoot_class}[args.view](server, page, out)
                 browser.close()
         finally:
             server.stop()

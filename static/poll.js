@@ -71,7 +71,11 @@ function checkMember(response) {
   // In a class: the token this browser holds stopped working (a new link was made, or its student
   // removed), or another tab made the browser someone else: the page starts again as who it is now.
   if (!state.me) return;
-  const member = response.headers.get("X-Class-Member");
+  const [member, name] = (response.headers.get("X-Class-Member") || "").split(" ");
+  if (member && state.me.role === "student" && decodeURIComponent(name) !== state.me.name) { // renamed by the teacher
+    state.me.name = decodeURIComponent(name);
+    $("who-name").textContent = `Signed in as ${state.me.name}`;
+  }
   if (response.status === 401 || (member && member !== state.me.id)) {
     window.location.reload();
     const error = new Error("signed in as someone else: the page starts again");

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, g, request
 
@@ -132,7 +132,7 @@ def init_app(app: Flask) -> None:
         if token and g.get("token_from_query") and roster is None:  # the first visit: the page keeps it in a cookie
             set_token_cookie(response, token)
         if roster is not None and g.get("identity") is not None:  # a page open in another tab sees a switch
-            response.headers["X-Class-Member"] = g.identity.id
+            response.headers["X-Class-Member"] = f"{g.identity.id} {quote(g.identity.name)}"  # (and a rename)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -168,6 +168,8 @@ def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teache
     page.goto(ben_link)
     expect(page.locator("#who")).to_contain_text("Signed in as Ben")
     expect(other_tab.locator("#who")).to_contain_text("Signed in as Ben", timeout=POLL_WAIT_MS)  # the other tab too
+    assert server.request("PATCH", f"/class/students/{ben['id']}", {"name": "Benjamin"}, teacher_h)[0] == 200
+    expect(page.locator("#who")).to_have_text(re.compile("Signed in as Benjamin"), timeout=POLL_WAIT_MS)
 
     teacher = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
     teacher.goto(f"{server.url}/?token={TEACHER}")
@@ -177,17 +179,17 @@ def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teache
     expect(teacher.locator("#class-rows tr")).to_have_count(2)
     assert axe_violations(teacher) == []
     teacher.once("dialog", lambda d: d.accept())
-    teacher.locator("button[aria-label='new link for Ben']").click()
+    teacher.locator("button[aria-label='new link for Benjamin']").click()
     expect(teacher.locator("#class-new-link textarea")).to_have_value(re.compile(r"/\?token=\S{20,}"))
     expect(teacher.locator("#class-new-link button")).to_have_text("Copy")
     # Ben's browser no longer signs in: it says why, instead of "the server is not reachable"
     expect(page.locator("#join-error")).to_contain_text("made you a new personal link", timeout=POLL_WAIT_MS)
     new_link = teacher.locator("#class-new-link textarea").input_value()
     page.goto(new_link)
-    expect(page.locator("#who")).to_contain_text("Signed in as Ben")
+    expect(page.locator("#who")).to_contain_text("Signed in as Benjamin")
     teacher.once("dialog", lambda d: d.accept())
-    teacher.locator("button[aria-label='remove Ben']").click()
-    expect(teacher.locator("#class-rows")).to_contain_text("Ben (removed)")
+    teacher.locator("button[aria-label='remove Benjamin']").click()
+    expect(teacher.locator("#class-rows")).to_contain_text("Benjamin (removed)")
     assert server.request("GET", "/class/me", headers={"Authorization": f"Bearer {ben['token']}"})[0] == 401
     teacher.locator("#class-joining").uncheck()
     expect(teacher.locator("#class-joining")).not_to_be_checked()

@@ -108,9 +108,13 @@ def test_the_teacher_closes_joining_renames_removes_and_resets_a_link_and_a_stud
     assert "token" not in str(view) and "hash" not in str(view)
     assert client.patch(f"/class/students/{ana}", json={"name": "ben"}, headers=teacher).status_code == 409
     assert client.patch(f"/class/students/{ana}", json={"name": "Anna"}, headers=teacher).get_json()["name"] == "Anna"
+    assert client.get("/runs", headers=ana_h).headers["X-Class-Member"] == f"{ana} Anna"  # her page sees the rename
+    client.patch(f"/class/students/{ana}", json={"name": "Ana María"}, headers=teacher)
+    assert client.get("/runs", headers=ana_h).headers["X-Class-Member"] == f"{ana} Ana%20Mar%C3%ADa"
+    assert client.get("/runs", headers=teacher).headers["X-Class-Member"] == "teacher teacher"
     new = client.post(f"/class/students/{ana}/link", json={}, headers=teacher).get_json()["token"]
     assert client.get("/class/me", headers=ana_h).status_code == 401  # the lost link stops working
-    assert client.get("/class/me", headers=bearer(new)).get_json()["name"] == "Anna"
+    assert client.get("/class/me", headers=bearer(new)).get_json()["name"] == "Ana María"
     assert client.delete(f"/class/students/{ben}", headers=teacher).get_json()["removed"] is True
     assert client.get("/class/me", headers=ben_h).status_code == 401
     closed = client.patch("/class", json={"joining_open": False}, headers=teacher)
