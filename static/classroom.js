@@ -163,7 +163,7 @@ export async function refreshClass(force = false) {
 }
 
 function studentRow(student) {
-  const joined = new Date(student.joined_at * 1000).toLocaleTimeString();
+  const joined = new Date(student.joined_at * 1000).toLocaleString(); // a class goes on for days
   const name = student.removed ? `${student.name} (removed)` : student.name;
   const actions = el("td", { className: "actions" });
   if (!student.removed) {
