@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import Flask
 
 from mnist_monitor import web
+from mnist_monitor.classroom.fair_share import in_flight, next_in_turn
 from mnist_monitor.classroom.roster import ClassFileError, Roster, check_code
 from mnist_monitor.config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
 from mnist_monitor.inference.predict import CheckpointCache
@@ -55,6 +56,11 @@ def create_app(test_config: dict | None = None) -> Flask:
                           runs=store, checkpoints=CheckpointCache())
     app.extensions["sweeps"] = SweepStore(app.config["RUNS_DIR"])
     app.extensions["sweep_driver"] = SweepDriver(app.extensions["sweeps"], app.extensions["training"])
+    if app.config.get("CLASS"):  # the workers are shared round-robin across the class (classroom.fair_share)
+        roster = app.extensions["class"]
+        app.extensions["training"].next_in_turn = lambda queued: next_in_turn(store.snapshots(), queued,
+                                                                               roster.limits_of)
+        app.extensions["sweep_driver"].in_flight_limit = lambda owner: in_flight(roster.limits_of(owner))
     web.init_app(app)
     app.extensions["training"].start_next()  # runs queued before a restart go on
     app.extensions["sweep_driver"].start()  # sweeps left running go on (a trial cut off is resumed)

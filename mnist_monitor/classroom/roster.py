@@ -14,9 +14,10 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from mnist_monitor.classroom.rules import DEFAULT_LIMITS, check_limits
 from mnist_monitor.config import NAME_CHARACTERS, NAME_MAX, NAME_PATTERN
 from mnist_monitor.runstore.files import Unreadable, atomic_write_json, read_json_object
 
@@ -28,6 +29,7 @@ CODE_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: a code read a
 CODE_LENGTH = 8  # 31^8, about 8.5e11 codes (39 bits)
 CODE_PATTERN_HELP = "letters and digits, dashes and spaces ignored"
 MAX_STUDENTS = 500
+SETTINGS = ("joining_open", "share_runs", "hand_ins_open")  # the teacher's switches, each on by default
 
 
 class ClassFileError(Exception):
@@ -50,6 +52,7 @@ class Student:
     token_hash: str
     joined_at: float
     removed_at: float | None = None
+    limits: dict = field(default_factory=dict)  # the teacher's limits for this student, over the class's
 
     @property
     def removed(self) -> bool:
@@ -57,7 +60,8 @@ class Student:
 
     def public(self) -> dict:
         """What the teacher sees of a student (never the token's hash)."""
-        return {"id": self.id, "name": self.name, "joined_at": self.joined_at, "removed": self.removed}
+        return {"id": self.id, "name": self.name, "joined_at": self.joined_at, "removed": self.removed,
+                "limits": self.limits}
 
 
 def new_code() -> str:
@@ -106,6 +110,8 @@ class Roster:
         self.code = check_code(code) if code else data.get("code") or new_code()
         self.joining_open = data.get("joining_open", True)
         self.share_runs = data.get("share_runs", True)
+        self.hand_ins_open = data.get("hand_ins_open", True)
+        self.limits = {**DEFAULT_LIMITS, **data.get("limits", {})}  # every student's, unless set for one
         self._students: dict[str, Student] = {s["id"]: Student(**s) for s in data.get("students", [])}
         self._save()
 
@@ -136,8 +142,8 @@ class Roster:
         if self.path.exists():
             shutil.copyfile(self.path, self.backup)  # the last good write: _load read it, or _save wrote it
         atomic_write_json(self.path, {
-            "version": FILE_VERSION, "code": self.code, "joining_open": self.joining_open,
-            "share_runs": self.share_runs, "students": [asdict(s) for s in self._students.values()]})
+            "version": FILE_VERSION, "code": self.code, **{key: getattr(self, key) for key in SETTINGS},
+            "limits": self.limits, "students": [asdict(s) for s in self._students.values()]})
 
     # ---------------------------------------------------------------- reading
     def students(self) -> list[Student]:
@@ -185,7 +191,7 @@ class Roster:
     def rename(self, student_id: str, name) -> Student:
         name = check_name(name)
         with self._lock:
-            student = self._present(student_id)
+            student = self.present(student_id)
             if name.casefold() != student.name.casefold():
                 self._refuse_taken(name)
             return self._put(replace(student, name=name))
@@ -193,23 +199,39 @@ class Roster:
     def remove(self, student_id: str) -> Student:
         """The student can no longer sign in; their runs stay theirs; their name is free again."""
         with self._lock:
-            return self._put(replace(self._present(student_id), removed_at=time.time()))
+            return self._put(replace(self.present(student_id), removed_at=time.time()))
 
     def reset_link(self, student_id: str) -> tuple[Student, str]:
         """A new token for a student who lost their link; the old one stops working at once."""
         token = new_token()
         with self._lock:
-            return self._put(replace(self._present(student_id), token_hash=token_hash(token))), token
+            return self._put(replace(self.present(student_id), token_hash=token_hash(token))), token
 
-    def settings(self, joining_open: bool | None = None, share_runs: bool | None = None) -> None:
+    def limits_of(self, owner_id: str | None) -> dict | None:
+        """A student's limits (the class's, with what the teacher set for them); None for the teacher."""
+        student = self._students.get(owner_id) if owner_id else None
+        return {**self.limits, **student.limits} if student else None
+
+    def settings(self, limits: dict | None = None, **switches: bool) -> None:
+        """Switch SETTINGS on or off; change the class's limits (a key set to its default's None: no limit)."""
         with self._lock:
-            if joining_open is not None:
-                self.joining_open = joining_open
-            if share_runs is not None:
-                self.share_runs = share_runs
+            for key, value in switches.items():
+                if key not in SETTINGS:
+                    raise KeyError(key)
+                setattr(self, key, value)
+            if limits is not None:
+                self.limits = {**self.limits, **check_limits(limits)}
             self._save()
 
-    def _present(self, student_id: str) -> Student:
+    def set_limits(self, student_id: str, limits: dict) -> Student:
+        """One student's own limits (over the class's); a limit set to the class's value is dropped."""
+        with self._lock:
+            student = self.present(student_id)
+            merged = {**student.limits, **check_limits(limits)}
+            return self._put(replace(student, limits={k: v for k, v in merged.items() if self.limits.get(k) != v}))
+
+    def present(self, student_id: str) -> Student:
+        """A student who has not been removed (Refusal "unknown" otherwise)."""
         student = self._students.get(student_id)
         if student is None or student.removed:
             raise Refusal("unknown", f"no student {student_id!r} in the class")
@@ -230,9 +252,10 @@ def check_file(data: dict) -> None:
     if data.get("version") != FILE_VERSION:
         raise ValueError(f"version {data.get('version')!r}, expected {FILE_VERSION}")
     check_code(data["code"])
-    for key in ("joining_open", "share_runs"):
-        if not isinstance(data[key], bool):
+    for key in SETTINGS:
+        if not isinstance(data.get(key, True), bool):
             raise TypeError(f"{key} must be true or false")
+    check_limits(data.get("limits", {}))
     ids = set()
     for entry in data["students"]:
         student = Student(**entry)
@@ -240,4 +263,5 @@ def check_file(data: dict) -> None:
                 and isinstance(student.joined_at, (int, float)) and student.id not in ids):
             raise ValueError(f"student entry {str(entry)[:80]} is malformed")
         check_name(student.name)
+        check_limits(student.limits)
         ids.add(student.id)

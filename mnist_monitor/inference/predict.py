@@ -120,10 +120,16 @@ def load_checkpoint(path: Path) -> tuple[MNISTNet, str]:
     The model is built on the meta device and takes the checkpoint's tensors as they are: no
     random initialization, so a request never draws from the generator a training run uses
     (a draw here would change that run's dropout masks, and a seed would no longer reproduce it)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    with torch.device("meta"):
-        model = MNISTNet(checkpoint["kernels"])
-    model.load_state_dict(checkpoint["state_dict"], assign=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.device("meta"):
+            model = MNISTNet(checkpoint["kernels"])
+        model.load_state_dict(checkpoint["state_dict"], assign=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # a damaged file (cut off, overwritten): torch and pickle raise many kinds
+        raise NothingToAnswer(f"the checkpoint {path.parent.name}/{path.name} cannot be read "
+                              f"({type(exc).__name__}): the run's next epoch end writes it again") from None
     model.epoch = checkpoint.get("epoch")  # the epoch whose end the weights are from
     return model.eval(), checkpoint.get("name", path.stem)
 

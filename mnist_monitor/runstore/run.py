@@ -5,7 +5,7 @@ runs/<run_id>/run.json             facts recorded beside it: device, precision, 
                                    sweep it is a trial of and (in a class) the student who owns it
 runs/<run_id>/status.json          current state (RunStatus), replaced atomically
 runs/<run_id>/metrics.jsonl        append-only, one metrics row (METRIC_COLUMNS) a line
-runs/<run_id>/meta.json            what the user says of the run: {"starred": bool, "note": str}
+runs/<run_id>/meta.json            what the user says of the run: {"starred": bool, "note": str, "handed_in_at"}
 runs/<run_id>/claim.json           which attempt trains it (Claim), written at each start and resume
 runs/<run_id>/heartbeat.json       the trainer's heartbeat (Beat), replaced every second while it trains
 runs/<run_id>/stop.request         asks the trainer to stop; removed when the run ends or is resumed
@@ -140,12 +140,14 @@ class Run:
         return None if data is None else RunStatus.from_dict(data)
 
     def meta(self) -> dict:
-        """{"starred", "note"} (defaults if the user said nothing yet or the file is unreadable)."""
+        """{"starred", "note", "handed_in_at"} (defaults if nothing was said yet or the file is unreadable)."""
         try:
             meta = read_json_object(self._plain(META_FILE)) or {}
         except Unreadable:
             meta = {}
-        return {"starred": meta.get("starred") is True, "note": str(meta.get("note") or "")}
+        handed_in = meta.get("handed_in_at")  # in a class: when its owner handed it in (None: not handed in)
+        return {"starred": meta.get("starred") is True, "note": str(meta.get("note") or ""),
+                "handed_in_at": handed_in if isinstance(handed_in, (int, float)) else None}
 
     def metrics(self) -> list[dict]:
         return read_jsonl(self._file(METRICS_FILE))

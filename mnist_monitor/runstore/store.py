@@ -135,14 +135,11 @@ class RunStore:
         self._size = (-SIZE_TTL, 0)
 
     def _count_bytes(self) -> int:
-        total = 0
-        for folder, _, files in os.walk(self.root):
-            for name in files:
-                try:
-                    total += os.stat(os.path.join(folder, name)).st_size
-                except FileNotFoundError:
-                    pass
-        return total
+        return folder_bytes(self.root)
+
+    def runs_bytes(self, run_ids) -> int:
+        """Bytes of the files of these runs (counted now: a student's runs, against their disk quota)."""
+        return sum(folder_bytes(self.root / run_id) for run_id in run_ids if self.run(run_id))
 
     def remove_stale_temp_files(self) -> int:
         """Delete the temp files of atomic writes that a crash cut off; how many were removed."""
@@ -160,13 +157,13 @@ class RunStore:
 
     def cleanup(self, protect: set[str] = frozenset()) -> list[str]:
         """Delete all but the newest ``keep`` runs (0: keep all), never a protected, a starred, a
-        queued or a training one."""
+        handed-in, a queued or a training one."""
         removed = []
         if self.keep <= 0:
             return removed
         for run_id in self.run_ids()[self.keep:]:
             snapshot = self.snapshot(run_id)
-            if (snapshot is None or run_id in protect or snapshot.meta["starred"]
+            if (snapshot is None or run_id in protect or snapshot.meta["starred"] or snapshot.meta["handed_in_at"]
                     or snapshot.state in ACTIVE_STATES + (QUEUED_STATE,)):
                 continue
             Run(self.root / run_id).delete()
@@ -174,6 +171,17 @@ class RunStore:
         if removed:
             log.info("removed %d old run(s): %s", len(removed), ", ".join(removed))
         return removed
+
+
+def folder_bytes(root) -> int:
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
 
 
 class MetricsCache:

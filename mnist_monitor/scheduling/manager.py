@@ -47,16 +47,14 @@ class TrainingManager:
         self._lock = threading.Lock()
         self._closing = False  # shutting down: nothing new starts, the queue waits on disk
         self.last_run_id: str | None = None  # the run started last here (shown when idle)
+        self.next_in_turn = None  # (queued runs, oldest first) -> the one to start, or None: see next_queued
 
     @property
     def active_run_ids(self) -> list[str]:
         """The runs training here, newest start last."""
         return self.slots.ids
 
-    @property
-    def active_run_id(self) -> str | None:
-        """The run started last among those training here."""
-        return self.active_run_ids[-1] if self.active_run_ids else None
+    active_run_id = property(lambda self: self.active_run_ids[-1] if self.active_run_ids else None)  # started last
 
     @property
     def workers_unavailable(self) -> str | None:
@@ -67,9 +65,8 @@ class TrainingManager:
 
     # ---------------------------------------------------------------- starting
     def start(self, config: TrainConfig, queue: bool = False, facts: dict | None = None) -> tuple[str, str]:
-        """Start a run now (a slot is free), or with ``queue`` put it in line; (run id, 'starting'
-        or 'queued'). An unavailable device is refused before anything is written. ``facts``: the
-        first facts of the run (run.json), e.g. the sweep it is a trial of."""
+        """Start a run now (a slot is free), or with ``queue`` put it in line; (run id, 'starting' or 'queued').
+        An unavailable device is refused before anything is written. ``facts``: its first facts (run.json)."""
         device = None if self.pool else select_device(config.device)  # a Ray task finds its own
         self.slots.settle()
         self.start_next()  # a queue left waiting by a failure goes on first
@@ -88,13 +85,16 @@ class TrainingManager:
             if busy:
                 enqueue(run, config)
                 log.info("queued run %s", run.run_id)
-                return run.run_id, QUEUED_STATE
-            try:
-                self.slots.launch(run, config, device=device)
-                self.last_run_id = run.run_id
-            except BaseException:
-                run.delete()  # it never started: no folder is left that nothing lists or cleans
-                raise
+            else:
+                try:
+                    self.slots.launch(run, config, device=device)
+                    self.last_run_id = run.run_id
+                except BaseException:
+                    run.delete()  # it never started: no folder is left that nothing lists or cleans
+                    raise
+        if busy:
+            self.start_next()  # a free worker that the queue's turns left waiting takes it now
+            return run.run_id, QUEUED_STATE
         log.info("started run %s", run.run_id)
         return run.run_id, "starting"
 
@@ -132,9 +132,9 @@ class TrainingManager:
         with self._lock:
             if self._closing:
                 return started
-            for run in self.store.queued():
-                if self.slots.full:
-                    break
+            tried = set()
+            while not self.slots.full and (run := next_queued(self.store, tried, self.next_in_turn)) is not None:
+                tried.add(run.run_id)
                 try:
                     with run.locked():  # compare and set: another process sharing the folder may start it first
                         if snapshot(run).state != QUEUED_STATE:
@@ -233,6 +233,15 @@ class TrainingManager:
         """``begin_shutdown``, then wait; True if every run ended within ``timeout`` seconds."""
         self.begin_shutdown()
         return self.wait(timeout)
+
+def next_queued(store: RunStore, tried: set, next_in_turn) -> Run | None:
+    """The queued run to start next, of those not tried in this round: the oldest, or the one
+    ``next_in_turn(queued)`` picks (a class's fair share); None if none may start now."""
+    queued = [r for r in store.queued() if r.run_id not in tried]
+    if next_in_turn is None or not queued:
+        return queued[0] if queued else None
+    return next_in_turn(queued)
+
 
 def refuse_unless_room(active: list[str], waiting: int, queue: bool, busy: bool) -> None:
     """Refused unless a run can start now (not ``busy``), or (``queue``) wait in a queue that is not full."""

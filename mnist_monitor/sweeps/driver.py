@@ -68,6 +68,9 @@ class SweepDriver:
         self._wake = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
+        # owner of a sweep -> how many of its trials may be queued or training at once (None: as many as
+        # there are workers); a class caps a student's at their limits of active and queued runs
+        self.in_flight_limit = lambda owner: None
 
     # ---------------------------------------------------------------- life
     def start(self) -> "SweepDriver":
@@ -192,7 +195,8 @@ class SweepDriver:
             else:
                 made = sum(t.state.name != "WAITING" for t in trials)  # a grid's combinations wait enqueued
                 places = room or QueueRoom(self.store)
-                while pending < self.manager.capacity and made < sweep.spec().trials:
+                cap = min(self.manager.capacity, self.in_flight_limit(sweep.owner()) or self.manager.capacity)
+                while pending < cap and made < sweep.spec().trials:
                     if not ask_trial(held, self.manager, places):
                         break
                     made += 1

@@ -3,12 +3,15 @@ browser in with a personal link, who am I, and the teacher's operations on the c
 joining, share runs or not, rename, remove, a new link for a student who lost theirs)."""
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, current_app, g, jsonify, make_response, request
 
-from mnist_monitor.classroom.limits import WrongCodes
-from mnist_monitor.classroom.roster import Refusal, Roster, Student
+from mnist_monitor.classroom.ratelimit import WrongCodes
+from mnist_monitor.classroom.roster import SETTINGS, Refusal, Roster, Student
+from mnist_monitor.classroom.rules import LimitError
 from mnist_monitor.config import reject_unknown
-from mnist_monitor.web.access import me, require_teacher, roster
+from mnist_monitor.web.access import me, own_run, require_teacher, roster
 from mnist_monitor.web.common import json_body, no_fields_body, store
 from mnist_monitor.web.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from mnist_monitor.web.security import set_token_cookie, token_cookie
@@ -36,8 +39,8 @@ def refused(exc: Refusal):
 def member() -> dict:
     """Who the caller is, and the class settings that say what they may see."""
     class_, who = the_class(), me()
-    return {"role": who.role, "id": who.id, "name": who.name, "joining_open": class_.joining_open,
-            "share_runs": class_.share_runs}
+    return {"role": who.role, "id": who.id, "name": who.name, **{key: getattr(class_, key) for key in SETTINGS},
+            "limits": class_.limits_of(who.id) if who.role == "student" else None}
 
 
 def student_row(student: Student, runs: dict[str, int]) -> dict:
@@ -97,6 +100,32 @@ def signout():
     return response
 
 
+@bp.post("/runs/<run_id>/hand_in")
+def hand_in(run_id):
+    """Hand a finished run of one's own in to the teacher (kept like a starred run; its owner cannot
+    delete it while it is handed in)."""
+    class_, run = the_class(), own_run(run_id)
+    no_fields_body()
+    if not class_.hand_ins_open:
+        raise Conflict("hand-ins are closed: ask your teacher")
+    snapshot = store().snapshot(run_id)
+    state = snapshot.state if snapshot else "deleted"
+    if state != "finished":
+        raise Conflict(f"run {run_id} is {state}: only a finished run can be handed in")
+    meta = run.meta() if run.meta()["handed_in_at"] else run.set_meta(handed_in_at=time.time())
+    return jsonify({"run_id": run_id, "handed_in_at": meta["handed_in_at"]})
+
+
+@bp.delete("/runs/<run_id>/hand_in")
+def withdraw(run_id):
+    """Take a hand-in back (until the teacher closes hand-ins)."""
+    class_, run = the_class(), own_run(run_id)
+    if not class_.hand_ins_open:
+        raise Conflict("hand-ins are closed: ask your teacher")
+    run.set_meta(handed_in_at=None)
+    return jsonify({"run_id": run_id, "handed_in_at": None})
+
+
 @bp.get("/class/me")
 def whoami():
     return jsonify(member())
@@ -111,21 +140,24 @@ def class_view():
     for snapshot in store().snapshots():
         if snapshot.owner:
             runs[snapshot.owner] = runs.get(snapshot.owner, 0) + 1
-    return jsonify({"code": class_.code, "joining_open": class_.joining_open, "share_runs": class_.share_runs,
+    return jsonify({"code": class_.code, **{key: getattr(class_, key) for key in SETTINGS}, "limits": class_.limits,
                     "students": [student_row(s, runs) for s in class_.students()]})
 
 
 @bp.patch("/class")
 def change_class():
-    """Open or close joining; share the runs between students or not."""
+    """Open or close joining and hand-ins; share the runs between students or not; the class's limits."""
     class_ = the_class()
     require_teacher()
     body = json_body()
-    reject_unknown(body, {"joining_open", "share_runs"})
+    reject_unknown(body, {*SETTINGS, "limits"})
     for key, value in body.items():
-        if not isinstance(value, bool):
+        if key != "limits" and not isinstance(value, bool):
             raise BadRequest(f"{key}: must be true or false", key)
-    class_.settings(**body)
+    try:
+        class_.settings(**body)
+    except LimitError as exc:
+        raise BadRequest(str(exc), exc.field) from None
     return class_view()
 
 
@@ -140,10 +172,18 @@ def teachers(change):
 
 
 @bp.patch("/class/students/<student_id>")
-def rename_student(student_id):
+def change_student(student_id):
+    """Rename a student, or set their own limits (over the class's)."""
     body = teachers(lambda _: json_body())
-    reject_unknown(body, {"name"})
-    return jsonify(teachers(lambda class_: class_.rename(student_id, body.get("name"))).public())
+    reject_unknown(body, {"name", "limits"})
+    if "name" in body:
+        teachers(lambda class_: class_.rename(student_id, body["name"]))
+    if "limits" in body:
+        try:
+            teachers(lambda class_: class_.set_limits(student_id, body["limits"]))
+        except LimitError as exc:
+            raise BadRequest(str(exc), exc.field) from None
+    return jsonify(teachers(lambda class_: class_.present(student_id)).public())
 
 
 @bp.delete("/class/students/<student_id>")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import MISSING, fields
 
+from mnist_monitor.classroom.rules import LIMITS
 from mnist_monitor.config import KERNEL_RANGE, MAX_MODELS, NAME_CHARACTERS, NAME_MAX, OPTIMIZERS, request_schema
 from mnist_monitor.inference.predict import MAX_SIDE
 from mnist_monitor.metrics import KINDS
@@ -120,6 +121,8 @@ def _summary_schema(meta: dict) -> dict:
 def _schemas() -> dict:
     model_view, run_view = _view_schemas()
     meta = {"starred": {"type": "boolean"}, "note": {"type": "string", "maxLength": NOTE_MAX}}
+    handed_in = {"handed_in_at": {"type": ["number", "null"], "description": "in a class, when its owner handed "
+                                  "it in (kept like a starred run; its owner cannot delete it); else null"}}
     layer_view = _object({"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
                           "shown": {"type": "integer"}, "image": {"type": "string"}})
     prediction = _object({
@@ -140,7 +143,7 @@ def _schemas() -> dict:
         "RunView": _object(run_view, required=[k for k in run_view if k != "metrics_csv"]),
         "TrainingStatus": _object({**run_view, **ACTIVITY}, required=[k for k in run_view if k != "metrics_csv"]
                                   + list(ACTIVITY)),
-        "RunSummary": _summary_schema(meta),
+        "RunSummary": _summary_schema({**meta, **handed_in}),
         "Meta": _object(meta, required=()),
         "LayerView": layer_view,
         "Prediction": prediction,
@@ -289,7 +292,7 @@ def _app_paths() -> dict:
                 "run_id": {"type": "string"}, "test_index": {"type": "integer"}, "label": {"type": "integer"},
                 "digit_image": {"type": "string"}, "input_image": {"type": "string"},
                 "predictions": {"type": "array", "items": _ref("Prediction")}}, required=("run_id", "predictions"))),
-            errors=WRITE_ERRORS + (404, 409), body=(predict_body, True))},
+            errors=WRITE_ERRORS + (404, 409, 429), body=(predict_body, True))},
     }
 
 
@@ -337,7 +340,7 @@ def _run_paths(metrics_page_rows: int) -> dict:
                                                      body=NO_BODY)},
         "/runs/{run_id}/meta": {"post": _operation(
             "star a run or note something on it", ok_json("the run's meta", _object(
-                {"run_id": {"type": "string"}, **_schemas()["Meta"]["properties"]})),
+                {"run_id": {"type": "string"}, **_schemas()["Meta"]["properties"], "handed_in_at": NUMBER_OR_NULL})),
             errors=WRITE_ERRORS + (404, 507), parameters=[RUN_ID], body=(_ref("Meta"), True))},
         "/runs/{run_id}/config": {"get": _operation(
             "the run's config.json: a start body that repeats the run", ok_json("the config", _ref("TrainConfig")),
@@ -435,24 +438,37 @@ def _sweep_paths() -> dict:
 def _class_schemas() -> dict:
     name = {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "description": f"1 to {NAME_MAX} {NAME_CHARACTERS}"}
     student = {"id": {"type": "string"}, "name": {"type": "string"}, "joined_at": {"type": "number"},
-               "removed": {"type": "boolean", "description": "removed by the teacher: cannot sign in; runs kept"}}
+               "removed": {"type": "boolean", "description": "removed by the teacher: cannot sign in; runs kept"},
+               "limits": {"type": "object", "description": "the limits set for this student over the class's"}}
     settings = {"joining_open": {"type": "boolean", "description": "students can join with the code"},
                 "share_runs": {"type": "boolean", "description": "students can read (never change) each other's and "
-                                                                 "the teacher's runs"}}
+                                                                 "the teacher's runs"},
+                "hand_ins_open": {"type": "boolean", "description": "students can hand runs in and withdraw them"}}
+    limits = _object({key: {"type": ["integer", "null"], "minimum": low, "maximum": high,
+                            "description": f"default {default}" + ("" if default else " (null: no limit)")}
+                      for key, (default, low, high) in LIMITS.items()}, required=(),
+                     description="a student's limits (null: none); 409 (429 for predictions) when one is reached")
     return {
         "JoinBody": _object({"code": {"type": "string", "maxLength": 100}, "name": name}),
+        "Limits": limits,
+        "StudentChange": _object({"name": name, "limits": _ref("Limits")}, required=(), minProperties=1),
         "NewToken": _object({"id": {"type": "string"}, "name": {"type": "string"},
                              "token": {"type": "string", "description": "the student's token: shown once (a "
                                        "personal link is /?token=<token>)"}}),
         "Member": _object({"role": {"enum": ["teacher", "student"]}, "id": {"type": "string"},
-                           "name": {"type": "string"}, **settings}),
+                           "name": {"type": "string"}, **settings,
+                           "limits": {"oneOf": [{"type": "null"}, _ref("Limits")], "description": "a student's own"}}),
         "Student": _object(student),
-        "Class": _object({"code": {"type": "string"}, **settings, "students": {"type": "array", "items": _object(
-            {**student, "runs": {"type": "integer", "description": "runs the student owns"}})}}),
-        "ClassSettings": _object(settings, required=(), minProperties=1),
+        "Class": _object({"code": {"type": "string"}, **settings, "limits": _ref("Limits"), "students": {
+            "type": "array", "items": _object({**student, "runs": {"type": "integer", "description": "runs the "
+                                                                                                  "student owns"}})}}),
+        "ClassSettings": _object({**settings, "limits": _ref("Limits")}, required=(), minProperties=1),
     }
 
 
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+HAND_IN = ok_json("the run's hand-in", _object({"run_id": {"type": "string"},
+                                                "handed_in_at": {"type": ["number", "null"]}}))
 STUDENT_ID = {"name": "student_id", "in": "path", "required": True, "schema": {"type": "string"},
               "description": "a student's id (GET /class)"}
 
@@ -471,15 +487,20 @@ def _class_paths() -> dict:
             errors=WRITE_ERRORS + (404,), body=NO_BODY)},
         "/class/signout": {"post": _operation("forget the browser's cookie (the token goes on working)", member,
                                               errors=WRITE_ERRORS + (404,), body=NO_BODY)},
+        "/runs/{run_id}/hand_in": {
+            "post": _operation("hand a finished run of one's own in to the teacher", HAND_IN,
+                               errors=WRITE_ERRORS + (404, 409), parameters=[RUN_ID], body=NO_BODY),
+            "delete": _operation("withdraw a hand-in (while hand-ins are open)", HAND_IN,
+                                 errors=READ_ERRORS + (404, 409, 415), parameters=[RUN_ID])},
         "/class/me": {"get": _operation("who the caller is, and the class's settings", member,
                                         errors=READ_ERRORS + (404,))},
         "/class": {"get": _operation("the class: its code, settings and students", cls, errors=READ_ERRORS + (404,)),
                    "patch": _operation("open or close joining; share runs between students or not", cls,
                                        errors=WRITE_ERRORS + (404,), body=(_ref("ClassSettings"), True))},
         "/class/students/{student_id}": {
-            "patch": _operation("rename a student", ok_json("the student", _ref("Student")),
+            "patch": _operation("rename a student, or set their own limits", ok_json("the student", _ref("Student")),
                                 errors=WRITE_ERRORS + (404, 409), parameters=[STUDENT_ID],
-                                body=(_object({"name": {"type": "string"}}), True)),
+                                body=(_ref("StudentChange"), True)),
             "delete": _operation("remove a student: they cannot sign in again; their runs stay theirs",
                                  ok_json("the student", _ref("Student")), errors=READ_ERRORS + (404, 415),
                                  parameters=[STUDENT_ID])},

@@ -7,6 +7,7 @@ from mnist_monitor.inference.predict import NothingToAnswer, predict_request
 from mnist_monitor.runstore import QUEUED_STATE
 from mnist_monitor.web.access import is_student, may_act, readable_run
 from mnist_monitor.web.common import json_body, manager, store
+from mnist_monitor.web.quota import check_prediction
 
 bp = Blueprint("predict", __name__)
 
@@ -15,6 +16,7 @@ bp = Blueprint("predict", __name__)
 def predict_digit():
     """With the run named (one the caller may read), else the active or newest run (a student's own)."""
     body = json_body()
+    check_prediction()  # a student's limit a minute
     if isinstance(body.get("run_id"), str):
         readable_run(body["run_id"])
     elif body.get("run_id") is None and is_student():

@@ -8,10 +8,12 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from mnist_monitor.config import reject_unknown
 from mnist_monitor.export.metrics_csv import metrics_csv as metrics_csv_text
 from mnist_monitor.runstore import BROKEN_STATE, METRIC_KINDS, NOTE_MAX, Run
-from mnist_monitor.web.access import may_read, own_run, readable_run, readable_snapshot
+from mnist_monitor.scheduling.manager import Refused
+from mnist_monitor.web.access import is_student, may_read, own_run, readable_run, readable_snapshot
 from mnist_monitor.web.common import (conditional_json, int_arg, json_body, manager, no_fields_body,
                                       reject_unknown_args, store)
 from mnist_monitor.web.errors import BadRequest, NotFound
+from mnist_monitor.web.quota import check_new_run
 from mnist_monitor.web.views import compact, run_summary, status_view
 
 bp = Blueprint("runs", __name__)
@@ -24,6 +26,7 @@ def resume_run(run_id):
     """Go on with a stopped, failed or interrupted run from its last epoch-end checkpoints."""
     own_run(run_id)
     no_fields_body()
+    check_new_run(None, queue=False)  # a student's limits: it trains again
     return jsonify({"run_id": manager().resume(run_id), "state": "starting"}), 202
 
 
@@ -68,8 +71,10 @@ def run_meta(run_id):
 
 @bp.delete("/runs/<run_id>")
 def delete_run(run_id):
-    """Delete a run and all its files; never one that trains."""
-    own_run(run_id)
+    """Delete a run and all its files; never one that trains, nor a student's handed-in run (but by the teacher)."""
+    run = own_run(run_id)
+    if is_student() and run.meta()["handed_in_at"]:
+        raise Refused(f"run {run_id} is handed in: withdraw it first (hand-ins are kept for the teacher)")
     manager().delete(run_id)
     return jsonify({"run_id": run_id, "deleted": True})
 

@@ -10,6 +10,7 @@ from mnist_monitor.sweeps.spec import parse_sweep
 from mnist_monitor.web.access import check_act, check_read, may_read, new_owner, owner_view
 from mnist_monitor.web.common import conditional_json, json_body, no_fields_body, store
 from mnist_monitor.web.errors import NotFound
+from mnist_monitor.web.quota import check_new_run
 
 bp = Blueprint("sweeps", __name__)
 
@@ -44,6 +45,7 @@ def shown(summary: dict) -> dict:
 def create_sweep():
     """Make a sweep (a grid of every combination, or a search) and queue its first trials."""
     spec = parse_sweep(json_body())
+    check_new_run(spec.config_for({}), queue=True, trials=spec.trials)  # a student's limits
     sweep = driver().create(spec, new_owner().get("owner"))
     return jsonify(summary_of(sweep.sweep_id)), 202
 

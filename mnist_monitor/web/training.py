@@ -10,6 +10,7 @@ from mnist_monitor.scheduling.manager import Refused
 from mnist_monitor.web.access import is_student, may_act, me, new_owner, readable_run
 from mnist_monitor.web.common import conditional_json, json_body, manager, no_fields_body, reject_unknown_args, store
 from mnist_monitor.web.errors import BadRequest
+from mnist_monitor.web.quota import check_new_run
 from mnist_monitor.web.views import empty_view, status_view
 
 bp = Blueprint("training", __name__)
@@ -69,8 +70,10 @@ def start_training():
     queue = body.pop("queue", False)
     if not isinstance(queue, bool):
         raise BadRequest("queue: must be true or false", field="queue")
+    config = parse_train_config(body)
+    check_new_run(config, queue)  # a student's limits
     try:
-        run_id, state = manager().start(parse_train_config(body), queue=queue, facts=new_owner())
+        run_id, state = manager().start(config, queue=queue, facts=new_owner())
     except Refused:
         if is_student() and not queue:  # the message names the runs that train: in a class, others' runs
             raise Refused("every worker is busy: queue this run (it starts when a worker is free), or wait for "

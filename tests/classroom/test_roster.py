@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mnist_monitor.classroom.limits import WrongCodes
+from mnist_monitor.classroom.ratelimit import WrongCodes
 from mnist_monitor.classroom.roster import (BACKUP_FILE, CLASS_FILE, ClassFileError, Refusal, Roster, check_code,
                                             new_code, normal_code, token_hash)
 

@@ -307,7 +307,7 @@ def test_json_files_that_are_symbolic_links_are_not_followed(tmp_path):
     os.symlink(secret, store.root / linked_meta / "meta.json")
     snapshot = store.snapshot(linked_config)
     assert snapshot.state == BROKEN_STATE and "symbolic link" in snapshot.problem and snapshot.config is None
-    assert store.snapshot(linked_meta).meta == {"starred": False, "note": ""}
+    assert store.snapshot(linked_meta).meta == {"starred": False, "note": "", "handed_in_at": None}
 
 
 def test_ids_and_names_are_matched_whole_in_ascii():

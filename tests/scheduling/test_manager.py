@@ -256,7 +256,7 @@ def test_two_meta_updates_at_once_both_count_and_one_after_a_delete_is_404(clien
     assert client.post(f"/runs/{run_id}/meta", json={"note": "both count"}).status_code == 200
     other.join()
     monkeypatch.undo()
-    assert app.extensions["runs"].run(run_id).meta() == {"starred": True, "note": "both count"}
+    assert app.extensions["runs"].run(run_id).meta() == {"starred": True, "note": "both count", "handed_in_at": None}
     store = app.extensions["runs"]
     run = store.run(run_id)
     assert client.delete(f"/runs/{run_id}").status_code == 200

@@ -1,6 +1,7 @@
-"""The limit on wrong class codes: at most ``per_address`` a minute from one address and
-``overall`` a minute from all addresses together. Only wrong codes count: a class behind one
-address (a school's network) joins with the right code however many students it has."""
+"""Limits on how often, a minute: wrong class codes (at most ``per_address`` from one address and
+``overall`` from all addresses together; only wrong codes count: a class behind one address, a
+school's network, joins with the right code however many students it has), and a student's
+predictions (each reads a digit with every model of a run: heavy on a small machine)."""
 from __future__ import annotations
 
 import collections
@@ -37,3 +38,24 @@ class WrongCodes:
             now = self.clock()
             self._forget_old(now)
             self._times.append((now, address))
+
+
+class PerMinute:
+    """At most ``limit(key)`` events a minute for each key (a student); ``limit`` returns None for no limit."""
+
+    def __init__(self, window: float = WINDOW_SECONDS, clock=time.monotonic):
+        self.window, self.clock = window, clock
+        self._times: dict[str, collections.deque] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, limit: int | None) -> int:
+        """0 and the event counted if ``key`` is under ``limit``; else the seconds until it is."""
+        with self._lock:
+            now = self.clock()
+            times = self._times.setdefault(key, collections.deque())
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if limit is not None and len(times) >= limit:
+                return max(1, round(times[-limit] + self.window - now + 0.5))
+            times.append(now)
+            return 0
