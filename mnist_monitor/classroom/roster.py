@@ -29,7 +29,9 @@ CODE_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: a code read a
 CODE_LENGTH = 8  # 31^8, about 8.5e11 codes (39 bits)
 CODE_PATTERN_HELP = "letters and digits, dashes and spaces ignored"
 MAX_STUDENTS = 500
-SETTINGS = ("joining_open", "share_runs", "hand_ins_open")  # the teacher's switches, each on by default
+# the teacher's switches and their defaults: joining, reading each other's runs, hand-ins, the class's
+# leaderboard, and anonymity (no student's name shown to another student anywhere)
+SETTINGS = {"joining_open": True, "share_runs": True, "hand_ins_open": True, "leaderboard": True, "anonymous": False}
 
 
 class ClassFileError(Exception):
@@ -108,9 +110,8 @@ class Roster:
         self._lock = threading.Lock()
         data = self._load()
         self.code = check_code(code) if code else data.get("code") or new_code()
-        self.joining_open = data.get("joining_open", True)
-        self.share_runs = data.get("share_runs", True)
-        self.hand_ins_open = data.get("hand_ins_open", True)
+        for key, default in SETTINGS.items():
+            setattr(self, key, data.get(key, default))
         self.limits = {**DEFAULT_LIMITS, **data.get("limits", {})}  # every student's, unless set for one
         self._students: dict[str, Student] = {s["id"]: Student(**s) for s in data.get("students", [])}
         self._save()
@@ -252,8 +253,8 @@ def check_file(data: dict) -> None:
     if data.get("version") != FILE_VERSION:
         raise ValueError(f"version {data.get('version')!r}, expected {FILE_VERSION}")
     check_code(data["code"])
-    for key in SETTINGS:
-        if not isinstance(data.get(key, True), bool):
+    for key, default in SETTINGS.items():
+        if not isinstance(data.get(key, default), bool):
             raise TypeError(f"{key} must be true or false")
     check_limits(data.get("limits", {}))
     ids = set()

@@ -50,6 +50,8 @@ def owner_view(owner_id: str | None) -> dict | None:
     class_ = roster()
     if class_ is None:
         return None
+    if class_.anonymous and is_student() and owner_id not in (None, me().id):
+        return {"id": owner_id}  # the name left out: the teacher made the class anonymous
     return {"id": owner_id or TEACHER_ID, "name": class_.name_of(owner_id)}
 
 
@@ -69,7 +71,8 @@ def check_read(owner_id: str | None, what: str) -> None:
 def check_act(owner_id: str | None, what: str) -> None:
     check_read(owner_id, what)
     if not may_act(owner_id):
-        raise Forbidden(f"{what} is {roster().name_of(owner_id)}'s: only they or the teacher can change it")
+        whose = "another student's" if roster().anonymous and owner_id else f"{roster().name_of(owner_id)}'s"
+        raise Forbidden(f"{what} is {whose}: only they or the teacher can change it")
 
 
 def require_teacher() -> None:

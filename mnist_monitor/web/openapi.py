@@ -48,10 +48,10 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-OWNER = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": False, "required": ["id", "name"],
+OWNER = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": False, "required": ["id"],
                                       "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}],
          "description": "in a class, who owns it (id 'teacher' for the teacher's runs and those python train.py "
-                        "writes); null on a server without a class"}
+                        "writes; no name for another student's when the class is anonymous); null without a class"}
 COLOR_LIST = {"type": "array", "items": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}}
 
 
@@ -178,7 +178,7 @@ def access_of(path: str, method: str) -> str:
         return "open"
     if path in ("/training_status", "/stop_training"):
         return "own"
-    if path.startswith("/class") and path != "/class/me" and not path.startswith("/class/sign"):
+    if path.startswith("/class") and path not in ("/class/me", "/class/board") and not path.startswith("/class/sign"):
         return "teacher"
     if path in RUN_READS and method in ("get", "post"):
         return "read" if method == "get" or path == "/predict" else "member"
@@ -443,7 +443,10 @@ def _class_schemas() -> dict:
     settings = {"joining_open": {"type": "boolean", "description": "students can join with the code"},
                 "share_runs": {"type": "boolean", "description": "students can read (never change) each other's and "
                                                                  "the teacher's runs"},
-                "hand_ins_open": {"type": "boolean", "description": "students can hand runs in and withdraw them"}}
+                "hand_ins_open": {"type": "boolean", "description": "students can hand runs in and withdraw them"},
+                "leaderboard": {"type": "boolean", "description": "students see the class's best runs (the board)"},
+                "anonymous": {"type": "boolean", "description": "no student's name is shown to another student, "
+                                                                "anywhere (owners, the board)"}}
     limits = _object({key: {"type": ["integer", "null"], "minimum": low, "maximum": high,
                             "description": f"default {default}" + ("" if default else " (null: no limit)")}
                       for key, (default, low, high) in LIMITS.items()}, required=(),
@@ -451,6 +454,7 @@ def _class_schemas() -> dict:
     return {
         "JoinBody": _object({"code": {"type": "string", "maxLength": 100}, "name": name}),
         "Limits": limits,
+        "Board": _board_schema(),
         "StudentChange": _object({"name": name, "limits": _ref("Limits")}, required=(), minProperties=1),
         "NewToken": _object({"id": {"type": "string"}, "name": {"type": "string"},
                              "token": {"type": "string", "description": "the student's token: shown once (a "
@@ -469,6 +473,28 @@ def _class_schemas() -> dict:
 NUMBER_OR_NULL = {"type": ["number", "null"]}
 HAND_IN = ok_json("the run's hand-in", _object({"run_id": {"type": "string"},
                                                 "handed_in_at": {"type": ["number", "null"]}}))
+def _board_schema() -> dict:
+    someone = {"you": {"type": "boolean"}, "name": {"type": "string", "description": "left out for another "
+                                                                                      "student when anonymous"}}
+    leader = _object({**someone, "best_test_accuracy": {"type": "number"}, "settings": {"type": "object"},
+                      "models": {"type": "array", "items": {"type": "object"}},
+                      "run_id": {"type": "string", "description": "where the caller may read the run"}},
+                     required=("you", "best_test_accuracy", "settings", "models"))
+    student = _object({"id": {"type": "string"}, "name": {"type": "string"},
+                       "training": {"type": "array", "items": {"type": "string"}}, "queued": {"type": "integer"},
+                       "best_run_id": {"type": ["string", "null"]}, "best_test_accuracy": NUMBER_OR_NULL,
+                       "hand_ins": {"type": "array", "items": _object({"run_id": {"type": "string"},
+                                                                       "handed_in_at": {"type": "number"}})},
+                       "disk_mb": {"type": "number"}, "limits": _ref("Limits")})
+    return _object({"leaderboard_on": {"type": "boolean"}, "anonymous": {"type": "boolean"},
+                    "leaderboard": {"type": "array", "items": leader, "description": "best first; empty for a "
+                                    "student while the teacher has turned it off"},
+                    "training": {"type": "array", "items": _object({**someone, "runs": {"type": "integer"}},
+                                                                   required=("you", "runs"))},
+                    "students": {"type": "array", "items": student, "description": "the teacher's only"}},
+                   required=("leaderboard_on", "anonymous", "leaderboard", "training"))
+
+
 STUDENT_ID = {"name": "student_id", "in": "path", "required": True, "schema": {"type": "string"},
               "description": "a student's id (GET /class)"}
 
@@ -492,6 +518,10 @@ def _class_paths() -> dict:
                                errors=WRITE_ERRORS + (404, 409), parameters=[RUN_ID], body=NO_BODY),
             "delete": _operation("withdraw a hand-in (while hand-ins are open)", HAND_IN,
                                  errors=READ_ERRORS + (404, 409, 415), parameters=[RUN_ID])},
+        "/class/board": {"get": _operation(
+            "the class at a glance: the leaderboard and who trains now; for the teacher, every student's runs, "
+            "best, hand-ins, disk use and limits", ok_json("the board", _ref("Board")), errors=READ_ERRORS + (404,),
+            cached=True)},
         "/class/me": {"get": _operation("who the caller is, and the class's settings", member,
                                         errors=READ_ERRORS + (404,))},
         "/class": {"get": _operation("the class: its code, settings and students", cls, errors=READ_ERRORS + (404,)),

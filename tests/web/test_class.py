@@ -71,7 +71,8 @@ def test_joining_gives_a_token_and_a_cookie_and_refuses_a_wrong_code_a_taken_nam
     assert f"mnist_monitor_token_80={token}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     me = client.get("/class/me").get_json()
     assert me == {"role": "student", "id": answer.get_json()["id"], "name": "Ana", "joining_open": True,
-                  "share_runs": True, "hand_ins_open": True, "limits": me["limits"]}
+                  "share_runs": True, "hand_ins_open": True, "leaderboard": True, "anonymous": False,
+                  "limits": me["limits"]}
     assert me["limits"]["active_runs"] == 1 and me["limits"]["queued_runs"] == 3  # the defaults
     assert join(client, "ana").status_code == 409
     assert join(client, "Ben", code="WRONG-CODE").status_code == 403

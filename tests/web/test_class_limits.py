@@ -1,6 +1,8 @@
 """A class's fair share and limits over HTTP, with real (tiny) runs: a student's queue does not
 hold back another's first run; each limit refuses with 409 (429 for predictions) saying it; a
 hand-in is kept, withdrawn, and not deletable by its owner while handed in."""
+import json
+
 import pytest
 
 from helpers import fake_run, wait_for
@@ -108,3 +110,37 @@ def test_a_hand_in_is_kept_withdrawn_and_not_deleted_by_its_owner(klass):
     closed = client.delete(f"/runs/{done}/hand_in", headers=ana_h)
     assert closed.status_code == 409 and "hand-ins are closed" in closed.get_json()["error"]
     assert client.delete(f"/runs/{done}", headers=TEACHER_H).status_code == 200  # the teacher may
+
+
+def test_the_board_ranks_each_students_best_and_anonymous_hides_every_name_from_students(klass):
+    app, client = klass
+    store = app.extensions["runs"]
+    ana, ana_h = student(client, "Ana")
+    ben, ben_h = student(client, "Ben")
+    cleo, _ = student(client, "Cleo")
+    for owner, accuracy in ((ana, 97.5), (ana, 98.9), (ben, 99.2)):
+        run_id = fake_run(store, owner=owner)
+        path = store.run(run_id).path / "status.json"
+        status = json.loads(path.read_text())
+        status["models"][0]["best_test_accuracy"] = accuracy
+        path.write_text(json.dumps(status))
+    ben_live = fake_run(store, state="running", beat="this", owner=ben)
+    board = client.get("/class/board", headers=ana_h).get_json()
+    assert [(r.get("name"), r["you"], r["best_test_accuracy"]) for r in board["leaderboard"]] == \
+        [("Ben", False, 99.2), ("Ana", True, 98.9)]  # Cleo has no run yet
+    assert board["training"] == [{"you": False, "name": "Ben", "runs": 1}] and "students" not in board
+    teacher = client.get("/class/board", headers=TEACHER_H).get_json()
+    rows = {r["name"]: r for r in teacher["students"]}
+    assert rows["Ben"]["training"] == [ben_live] and rows["Ana"]["best_test_accuracy"] == 98.9
+    assert rows["Cleo"]["best_run_id"] is None and rows["Ana"]["limits"]["active_runs"] == 1
+    client.patch("/class", json={"anonymous": True}, headers=TEACHER_H)
+    for path in ("/class/board", "/runs", "/training_status", f"/runs/{ben_live}", "/sweeps"):  # every answer
+        text = client.get(path, headers=ana_h).get_data(as_text=True)
+        assert "Ben" not in text and "Cleo" not in text, path
+    assert [r.get("name") for r in client.get("/class/board", headers=ana_h).get_json()["leaderboard"]] == [None, "Ana"]
+    refused = client.post(f"/runs/{ben_live}/stop", json={}, headers=ana_h)
+    assert refused.status_code == 403 and "Ben" not in refused.get_json()["error"]
+    assert "Ben" in client.get("/runs", headers=TEACHER_H).get_data(as_text=True)  # the teacher sees names
+    client.patch("/class", json={"leaderboard": False}, headers=TEACHER_H)
+    assert client.get("/class/board", headers=ben_h).get_json()["leaderboard"] == []
+    assert len(client.get("/class/board", headers=TEACHER_H).get_json()["leaderboard"]) == 2
