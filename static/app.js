@@ -14,6 +14,7 @@ import { state } from "./state.js";
 import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
 import { applyRunFromUrl } from "./runactions.js";
 import { refreshClass, setupClass } from "./classroom.js";
+import { refreshBoard } from "./board.js";
 import { currentView } from "./url.js";
 import { mayAct } from "./owners.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
@@ -51,7 +52,9 @@ function showRuns(body) {
 
 function applyAddress() {
   // The address changed (a link, back or forward): the view it names, showing what it names.
-  if (showView() === "class") refreshClass();
+  const view = showView();
+  if (view === "class") refreshClass(true);
+  if (view === "board") refreshBoard(true);
   applyRunFromUrl();
   applyCompareFromUrl();
   applySweepFromUrl();
@@ -64,6 +67,7 @@ async function afterPoll() {
   await updateCurves(keepInView);
   await updateSweeps();
   if (currentView() === "class") await refreshClass();
+  if (currentView() === "board") await refreshBoard();
 }
 
 function takeTokenFromAddress() {

@@ -51,6 +51,7 @@ export async function setupClass(settings, linkToken) {
   state.me = me;
   $("who-name").textContent = me.role === "teacher" ? "Signed in as the teacher" : `Signed in as ${me.name}`;
   $("who").hidden = false;
+  $("board-nav").hidden = false; // every member's
   $("sign-out").addEventListener("click", signOut);
   if (problem) window.alert(problem);
   if (me.role === "teacher") setupTeacher();
@@ -131,8 +132,24 @@ async function copyLink() {
 function setupTeacher() {
   $("class-nav").hidden = false;
   $("class-address").textContent = `${window.location.origin}/`;
-  $("class-joining").addEventListener("change", () => changeClass({ joining_open: $("class-joining").checked }));
-  $("class-share").addEventListener("change", () => changeClass({ share_runs: $("class-share").checked }));
+  for (const [id, key] of Object.entries(SWITCHES)) {
+    $(id).addEventListener("change", () => changeClass({ [key]: $(id).checked }));
+  }
+  $("class-limits").addEventListener("submit", saveLimits);
+}
+
+const SWITCHES = { "class-joining": "joining_open", "class-share": "share_runs", "class-hand-ins": "hand_ins_open",
+  "class-leaderboard": "leaderboard", "class-anonymous": "anonymous" };
+const LIMIT_KEYS = ["active_runs", "queued_runs", "sweep_trials", "disk_mb", "predictions_per_minute"];
+
+async function saveLimits(event) {
+  // The class's limits, as typed (an empty box: no limit).
+  event.preventDefault();
+  const limits = Object.fromEntries(LIMIT_KEYS.map((key) => [key, $(`limit-${key}`).value === "" ? null : Number($(`limit-${key}`).value)]));
+  const answer = await request("PATCH", "/class", { limits });
+  $("limits-note").textContent = answer.ok ? "saved" : "";
+  showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
+  await refreshClass(true);
 }
 
 function showClassError(message) {
@@ -150,30 +167,60 @@ export async function refreshClass(force = false) {
   // GET /class, drawn again when it changed (the Class view polls it while it is shown).
   if (!state.me || state.me.role !== "teacher") return;
   const answer = await request("GET", "/class");
-  if (!answer.ok) { showClassError(answer.data.error || `HTTP ${answer.status}`); return; }
-  const text = JSON.stringify(answer.data);
+  const board = await request("GET", "/class/board");
+  if (!answer.ok || !board.ok) { showClassError((answer.ok ? board : answer).data.error || "the class cannot be read"); return; }
+  const text = JSON.stringify([answer.data, board.data]);
   if (!force && text === state.classText) return;
   state.classText = text;
   const klass = answer.data;
   $("class-code").textContent = klass.code;
-  $("class-joining").checked = klass.joining_open;
-  $("class-share").checked = klass.share_runs;
-  const rows = klass.students.map(studentRow);
-  $("class-rows").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "4", className: "muted", text: "nobody has joined yet" }))]));
+  for (const [id, key] of Object.entries(SWITCHES)) $(id).checked = klass[key];
+  for (const key of LIMIT_KEYS) {
+    if (document.activeElement !== $(`limit-${key}`)) $(`limit-${key}`).value = klass.limits[key] ?? "";
+  }
+  const onBoard = Object.fromEntries(board.data.students.map((s) => [s.id, s]));
+  const rows = klass.students.map((s) => studentRow(s, onBoard[s.id]));
+  $("class-rows").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "9", className: "muted", text: "nobody has joined yet" }))]));
 }
 
-function studentRow(student) {
+function runButton(runId, text, label) {
+  const node = button(text, label, () => { window.location.assign(`/?view=train&run=${encodeURIComponent(runId)}`); });
+  node.title = `run ${runId}`;
+  return node;
+}
+
+function studentRow(student, board) {
+  // A student: joined, runs; what trains and waits, their best, hand-ins, disk (GET /class/board); actions.
   const joined = new Date(student.joined_at * 1000).toLocaleString(); // a class goes on for days
   const name = student.removed ? `${student.name} (removed)` : student.name;
   const actions = el("td", { className: "actions" });
+  const cells = [el("td", { text: name }), el("td", { text: joined }), el("td", { text: String(student.runs) })];
+  if (board) {
+    const stops = board.training.map((id) => button("stop", `stop the run of ${student.name}`, async () => {
+      if (!window.confirm(`Stop ${student.name}'s run ${id}? It can be resumed from its last epoch end.`)) return;
+      const answer = await request("POST", `/runs/${encodeURIComponent(id)}/stop`, {});
+      showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
+      await refreshClass(true);
+    }, "delete"));
+    cells.push(el("td", {}, board.training.length ? `${board.training.length} ` : "–", ...stops),
+      el("td", { text: String(board.queued) }),
+      el("td", {}, board.best_run_id ? runButton(board.best_run_id, fmtPercent(board.best_test_accuracy), `open the best run of ${student.name}`) : "–"),
+      el("td", {}, ...(board.hand_ins.length ? board.hand_ins.map((h) => runButton(h.run_id, new Date(h.handed_in_at * 1000).toLocaleTimeString(), `open the run ${student.name} handed in`)) : ["–"])),
+      el("td", { text: `${board.disk_mb} MB` }));
+  } else {
+    cells.push(...[0, 1, 2, 3, 4].map(() => el("td", { text: "–" })));
+  }
   if (!student.removed) {
     actions.append(
       button("rename", `rename ${student.name}`, () => renameStudent(student)),
       button("new link", `new link for ${student.name}`, () => newLink(student)),
       button("remove", `remove ${student.name}`, () => removeStudent(student), "delete"));
   }
-  return el("tr", { className: student.removed ? "removed" : "" }, el("td", { text: name }), el("td", { text: joined }),
-    el("td", { text: String(student.runs) }), actions);
+  return el("tr", { className: student.removed ? "removed" : "" }, ...cells, actions);
+}
+
+function fmtPercent(value) {
+  return value === null || value === undefined ? "–" : `${value.toFixed(2)} %`;
 }
 
 function button(text, label, onClick, className = "") {

@@ -7,7 +7,7 @@ import { reserveLegends } from "./charts.js";
 import { exploreRun } from "./draw.js";
 import { optimizerName, scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
-import { changeRun, deleteRun, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
+import { changeRun, deleteRun, handIn, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
 import { state } from "./state.js";
 import { currentView, setUrl, urlList, urlParam } from "./url.js";
 import { goToView } from "./views.js";
@@ -196,8 +196,13 @@ function actionsCell(run) {
       { className: "delete", title: "take this run out of the queue" }));
   } else {
     const remove = actionButton("delete", `delete ${label}`, () => deleteRun(run.run_id), { className: "delete" });
-    remove.disabled = states.active.includes(run.state);
+    remove.disabled = states.active.includes(run.state) || Boolean(run.handed_in_at && state.me.role === "student");
+    if (run.handed_in_at && state.me.role === "student") remove.title = "handed in: withdraw it first";
     actions.append(remove);
+  }
+  if (state.me && run.state === "finished" && (state.me.role === "student" || run.handed_in_at)) { // a class's hand-ins
+    actions.append(actionButton(run.handed_in_at ? "withdraw" : "hand in", `${run.handed_in_at ? "withdraw" : "hand in"} ${label}`,
+      () => handIn(run.run_id, !run.handed_in_at), { title: run.handed_in_at ? "take the hand-in back (while hand-ins are open)" : "hand this run in to the teacher" }));
   }
   return actions;
 }
@@ -207,7 +212,7 @@ const rowCache = new Map(); // run id -> {tr, box, actionsKey, cells}: the table
 function actionsKey(run) {
   // What the actions cell depends on: drawn again only when one of these changes.
   const busy = state.runs.filter((r) => state.settings.states.active.includes(r.state)).length >= state.workers;
-  return JSON.stringify([run.starred, run.resumable, run.state, run.note, busy, state.workers]);
+  return JSON.stringify([run.starred, run.resumable, run.state, run.note, busy, state.workers, run.handed_in_at]);
 }
 
 function historyRow(run) {
@@ -257,6 +262,7 @@ function historyRow(run) {
 
 function stateText(run) {
   // "queued #1" for the run that starts next, and so on (queued runs start oldest first).
+  if (run.handed_in_at) return `${run.state} · handed in`; // in a class
   if (run.state !== state.settings.states.queued) return run.state;
   const line = state.runs.filter((r) => r.state === state.settings.states.queued).map((r) => r.run_id).sort();
   return `queued #${line.indexOf(run.run_id) + 1}`;

@@ -93,6 +93,21 @@ export async function deleteRun(runId) {
   pollNow();
 }
 
+export async function handIn(runId, handing) {
+  // In a class: hand a finished run in to the teacher (POST), or take it back (DELETE).
+  let message = "";
+  try {
+    const response = await fetch(`/runs/${encodeURIComponent(runId)}/hand_in`, handing
+      ? { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" } : { method: "DELETE" });
+    if (!response.ok) message = (await response.json()).error || `HTTP ${response.status}`;
+  } catch (err) {
+    message = "the server is not reachable; try again when it is back";
+  }
+  showHistoryError(message);
+  if (!message) announce(handing ? `Run ${runId} handed in.` : `Run ${runId} withdrawn.`);
+  pollNow();
+}
+
 export async function rerunSettings(runId) {
   try {
     fillForm(await getJSON(`/runs/${encodeURIComponent(runId)}/config`));

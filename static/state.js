@@ -5,6 +5,7 @@ export const state = {
   settings: null, // GET /config: limits, defaults, choices, run states, picture sizes
   me: null, // in a class: GET /class/me ({role, id, name, share_runs}); null without a class
   classText: "", // the last GET /class answer as text (the teacher's Class view)
+  boardText: "", // the last GET /class/board answer as text (the Board view)
 
   // What the status panel shows.
   viewedRunId: null, // a past run opened from the history; null: follow the live run

@@ -3,15 +3,15 @@
 // ?sweep=<id> (a sweep), &sort=<column> (the run table's order; "-" for descending),
 // &ticked=<a>,<b> (runs ticked in the table, not compared yet); ?view= names the view (views.js).
 
-export const VIEWS = ["train", "runs", "sweeps", "explore", "class"];
+export const VIEWS = ["train", "runs", "sweeps", "explore", "board", "class"];
 const VIEW_PARAMS = { // what each view's address may hold besides view=
-  train: ["run"], runs: ["runs", "sort", "ticked"], sweeps: ["sweep"], explore: ["run"], class: [],
+  train: ["run"], runs: ["runs", "sort", "ticked"], sweeps: ["sweep"], explore: ["run"], board: [], class: [],
 };
 const lastAddress = {}; // view -> the address it had when it was left ("/?view=runs&sort=-best")
 
 export function currentView() {
   const named = urlParam("view");
-  if (named === "class" && !document.querySelector("#class-nav:not([hidden])")) return "train"; // the teacher's only
+  if (["board", "class"].includes(named) && !document.querySelector(`#${named}-nav:not([hidden])`)) return "train"; // a class's
   if (VIEWS.includes(named)) return named;
   if (urlParam("runs") || urlParam("sort") || urlParam("ticked")) return "runs";
   if (urlParam("sweep")) return "sweeps";

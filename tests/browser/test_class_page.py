@@ -196,3 +196,50 @@ def test_a_personal_link_asks_before_it_replaces_who_a_browser_is_and_the_teache
     assert server.request("POST", "/class/join", {"code": CODE, "name": "Cleo"})[0] == 403
     assert axe_violations(teacher) == []
     context.close()
+
+
+def scored_run(store, owner: str, accuracy: float) -> str:
+    run_id = fake_run(store, owner=owner)
+    path = store.run(run_id).path / "status.json"
+    status = json.loads(path.read_text())
+    status["models"][0]["best_test_accuracy"] = accuracy
+    path.write_text(json.dumps(status))
+    return run_id
+
+
+def test_the_board_ranks_the_class_a_student_hands_a_run_in_and_the_teacher_sees_it(browser, server_factory,
+                                                                                     tiny_mnist):
+    from mnist_monitor.runstore import RunStore
+
+    server, ben = class_server(server_factory, tiny_mnist)
+    code, ana = server.request("POST", "/class/join", {"code": CODE, "name": "Ana"})
+    store = RunStore(server.runs_dir, create=False)
+    scored_run(store, ben["id"], 99.1)
+    ana_run = scored_run(store, ana["id"], 98.4)
+    for width, height in ((1280, 900), (390, 844)):
+        page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+        page.goto(f"{server.url}/?token={ana['token']}")
+        show_view(page, "board")
+        rows = page.locator("#leaderboard-rows tr")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text("Ben")
+        expect(rows.nth(1)).to_contain_text("you (Ana)")
+        assert axe_violations(page) == [], width
+        page.context.close()
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{server.url}/?token={ana['token']}&view=runs")
+    row = page.locator(f"tr[data-run-id='{ana_run}']")
+    row.locator("button", has_text="hand in").click()
+    expect(row.locator(".state")).to_have_text("finished · handed in", timeout=POLL_WAIT_MS)
+    expect(row.locator("button", has_text="delete")).to_be_disabled()
+    expect(row.locator("button", has_text="withdraw")).to_be_visible()
+    teacher = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    teacher.goto(f"{server.url}/?token={TEACHER}&view=class")
+    ana_row = teacher.locator("#class-rows tr", has_text="Ana")
+    expect(ana_row.locator("button[aria-label='open the run Ana handed in']")).to_have_count(1)
+    expect(ana_row).to_contain_text("98.40 %")
+    assert axe_violations(teacher) == []
+    teacher.locator("#class-anonymous").check()
+    show_view(page, "board")
+    expect(page.locator("#leaderboard-rows tr").nth(0)).to_contain_text("a classmate", timeout=POLL_WAIT_MS)
+    assert "Ben" not in page.locator("main").inner_text()
