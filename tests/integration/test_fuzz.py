@@ -187,18 +187,18 @@ class_answers = collections.Counter()  # (who, x-class-access, status code)
 
 
 def call_as(case, server, who: str, headers: dict) -> None:
-    """The case as ``who``, on the teacher's run or the student's (in turn); checked against the
-    document, and a student's change to the teacher's run or sweep refused."""
+    """The case as ``who``, on the teacher's run and on the student's (both, in turn, when it names a
+    run); checked against the document, and a student's change to the teacher's run refused."""
     params = case.path_parameters or {}
-    theirs = next(picks) % 2 == 0
-    if "run_id" in params:
-        params["run_id"] = server.teacher_run if theirs else server.student_run
-    response = case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS)
     access = case.operation.definition.raw.get("x-class-access")
-    class_answers[who, access, response.status_code] += 1
-    if who == "student" and theirs and "run_id" in params and access == "act" \
-            and case.method.lower() == case.operation.method.lower():  # (not a method the route lacks: 405)
-        assert response.status_code in (400, 403, 415), (case.method, case.formatted_path, response.text[:200])
+    for theirs in ((True, False) if "run_id" in params else (False,)):
+        if "run_id" in params:
+            params["run_id"] = server.teacher_run if theirs else server.student_run
+        response = case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS)
+        class_answers[who, access, response.status_code] += 1
+        if who == "student" and theirs and access == "act" \
+                and case.method.lower() == case.operation.method.lower():  # (not a method the route lacks: 405)
+            assert response.status_code in (400, 403, 415), (case.method, case.formatted_path, response.text[:200])
 
 
 @in_class.exclude(method="DELETE").parametrize()
