@@ -90,13 +90,16 @@ def main() -> None:
                      timeout=1800, interval=1, message="B's run to end")
             b_started = server.request("GET", f"/runs/{b_run}", headers=b)[1]["started_at"]
             a_started = sorted(s for r in a_runs if (s := started(r)))
+            wait_for(lambda: all(server.request("GET", f"/runs/{r}", headers=a)[1]["state"] == "finished"
+                                 for r in a_runs), timeout=3600, interval=1, message="A's runs to end")
+            trained_for = time.time() - queued_at
             stop.set()
             for t in threads:
                 t.join(30)
         finally:
             server.stop()
     times.sort()
-    print(f"{args.students} students polling every {args.interval:g} s: {len(times)} polls, "
+    print(f"{args.students} students polling every {args.interval:g} s for {trained_for:.0f} s of training: {len(times)} polls, "
           f"{len(errors)} errors; a poll (status, runs, board) p50 {statistics.median(times) * 1000:.0f} ms, "
           f"p99 {times[int(len(times) * 0.99) - 1] * 1000:.0f} ms")
     print(f"B's first run waited {b_started - queued_at:.1f} s for a worker; A's runs had started "
