@@ -13,7 +13,7 @@ import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { state } from "./state.js";
 import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
 import { applyRunFromUrl } from "./runactions.js";
-import { refreshClass, setupClass } from "./classroom.js";
+import { refreshClass, refreshMe, setupClass } from "./classroom.js";
 import { refreshBoard } from "./board.js";
 import { currentView } from "./url.js";
 import { mayAct } from "./owners.js";
@@ -68,6 +68,7 @@ async function afterPoll() {
   await updateSweeps();
   if (currentView() === "class") await refreshClass();
   if (currentView() === "board") await refreshBoard();
+  if (state.me && currentView() === "runs") await refreshMe();
 }
 
 function takeTokenFromAddress() {

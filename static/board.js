@@ -12,7 +12,8 @@ function whoText(row) {
 }
 
 function modelsText(row) {
-  return row.models.map((m) => `${m.name} [${m.kernels.join(",")}] ${m.optimizer} lr ${Number(m.learning_rate.toPrecision(3))} batch ${m.batch_size}`).join("; ");
+  // Each model's settings; ★ marks the one whose accuracy is the run's best.
+  return row.models.map((m) => `${m.best_test_accuracy === row.best_test_accuracy && row.models.length > 1 ? "★ " : ""}${m.name} [${m.kernels.join(",")}] ${m.optimizer} lr ${Number(m.learning_rate.toPrecision(3))} batch ${m.batch_size}`).join("; ");
 }
 
 function leaderRow(row, rank) {
@@ -28,6 +29,7 @@ export function renderBoard(board) {
   const off = !board.leaderboard_on && state.me.role === "student";
   $("board-note").textContent = [off ? "The teacher has turned the leaderboard off." : "",
     board.anonymous ? "The class is anonymous: nobody sees another student's name." : ""].filter(Boolean).join(" ");
+  $("leaderboard-part").hidden = off; // nothing to rank for students while it is off
   const rows = board.leaderboard.map((row, i) => leaderRow(row, i + 1));
   $("leaderboard-rows").replaceChildren(...(rows.length ? rows
     : [el("tr", {}, el("td", { colspan: "7", className: "muted", text: off ? "–" : "No finished run with a test accuracy yet." }))]));

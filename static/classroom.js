@@ -58,6 +58,16 @@ export async function setupClass(settings, linkToken) {
   return true;
 }
 
+export async function refreshMe() {
+  // The class's settings as they are now (the teacher may close hand-ins during the lesson): the
+  // run table is drawn again when they changed.
+  const answer = await request("GET", "/class/me");
+  if (!answer.ok || !state.me) return;
+  const changed = answer.data.hand_ins_open !== state.me.hand_ins_open;
+  Object.assign(state.me, answer.data);
+  if (changed) state.lastRunsText = "";
+}
+
 async function signOut() {
   const back = state.me.role === "teacher" ? "the teacher's link" : "your personal link (or a new one from your teacher)";
   if (!window.confirm(`Sign out of this browser? To come back you need ${back}.`)) return;
@@ -140,7 +150,7 @@ function setupTeacher() {
 
 const SWITCHES = { "class-joining": "joining_open", "class-share": "share_runs", "class-hand-ins": "hand_ins_open",
   "class-leaderboard": "leaderboard", "class-anonymous": "anonymous" };
-const LIMIT_KEYS = ["active_runs", "queued_runs", "sweep_trials", "disk_mb", "predictions_per_minute"];
+const LIMIT_KEYS = ["active_runs", "queued_runs", "sweep_trials", "image_epochs", "disk_mb", "predictions_per_minute"];
 
 async function saveLimits(event) {
   // The class's limits, as typed (an empty box: no limit).
@@ -197,7 +207,7 @@ function studentRow(student, board) {
   const cells = [el("td", { text: name }), el("td", { text: joined }), el("td", { text: String(student.runs) })];
   if (board) {
     const stops = board.training.map((id) => button("stop", `stop the run of ${student.name}`, async () => {
-      if (!window.confirm(`Stop ${student.name}'s run ${id}? It can be resumed from its last epoch end.`)) return;
+      if (!window.confirm(`Stop ${student.name}'s run ${id}? It can be resumed from its last epoch end, if it has finished one.`)) return;
       const answer = await request("POST", `/runs/${encodeURIComponent(id)}/stop`, {});
       showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
       await refreshClass(true);
@@ -205,7 +215,8 @@ function studentRow(student, board) {
     cells.push(el("td", {}, board.training.length ? `${board.training.length} ` : "–", ...stops),
       el("td", { text: String(board.queued) }),
       el("td", {}, board.best_run_id ? runButton(board.best_run_id, fmtPercent(board.best_test_accuracy), `open the best run of ${student.name}`) : "–"),
-      el("td", {}, ...(board.hand_ins.length ? board.hand_ins.map((h) => runButton(h.run_id, new Date(h.handed_in_at * 1000).toLocaleTimeString(), `open the run ${student.name} handed in`)) : ["–"])),
+      el("td", {}, ...(board.hand_ins.length ? board.hand_ins.map((h) => runButton(h.run_id,
+        `${fmtPercent(h.best_test_accuracy)} · ${new Date(h.handed_in_at * 1000).toLocaleTimeString()}`, `open the run ${student.name} handed in`)) : ["–"])),
       el("td", { text: `${board.disk_mb} MB` }));
   } else {
     cells.push(...[0, 1, 2, 3, 4].map(() => el("td", { text: "–" })));

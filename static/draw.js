@@ -100,7 +100,7 @@ export function exploreRun() {
 function runText(r) {
   const when = r.started_at ? new Date(r.started_at * 1000).toLocaleString() : r.run_id;
   const best = r.best_test_accuracy === null || r.best_test_accuracy === undefined ? "" : ` · best ${r.best_test_accuracy.toFixed(2)} %`;
-  const whose = r.owner && ownerText(r.owner) !== "you" && state.me && state.me.role === "student" ? `${ownerText(r.owner)}'s · ` : "";
+  const whose = r.owner && ownerText(r.owner) !== "you" ? `${ownerText(r.owner)}'s · ` : ""; // in a class
   return `${whose}${when} · ${r.models.map((m) => m.name).join(", ")}${best} (${r.state || "not in the run list"})`;
 }
 

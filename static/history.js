@@ -136,9 +136,10 @@ function renderHistory(runs = state.runs) {
   const body = $("runs-rows");
   wanted.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null); });
   while (body.children.length > wanted.length) body.lastElementChild.remove();
-  const queued = runs.filter((r) => r.state === state.settings.states.queued).length;
+  const queued = runs.filter((r) => r.state === state.settings.states.queued && mayAct(r.owner)).length; // a student's own
   const when = state.workers > 1 ? "the next starts when a worker is free" : "the next starts when the active run ends or is stopped";
-  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"} queued (see the run history): ${when}` : "";
+  const turns = state.me ? "the workers take turns across the class" : when;
+  $("queue-count").textContent = queued ? `${queued} run${queued === 1 ? "" : "s"}${state.me && state.me.role === "student" ? " of yours" : ""} queued (see the run history): ${turns}` : "";
   renderCompareButton();
   renderComparison();
 }
@@ -187,7 +188,7 @@ function actionsCell(run) {
   if (states.active.includes(run.state) && run.state !== "stopping") {
     const whose = run.owner && ownerText(run.owner) !== "you" ? `${ownerText(run.owner)}'s run` : "this run";
     actions.append(actionButton("stop", `stop ${label}`, () => {
-      if (run.owner && ownerText(run.owner) !== "you" && !window.confirm(`Stop ${whose} (${run.run_id})? It can be resumed from its last epoch end.`)) return;
+      if (run.owner && ownerText(run.owner) !== "you" && !window.confirm(`Stop ${whose} (${run.run_id})? It can be resumed from its last epoch end, if it has finished one.`)) return;
       runAction(run.run_id, "stop", `Run ${run.run_id} is stopping.`);
     }, { className: "delete", title: `stop ${whose} at its next batch (resumable from its last epoch end)` }));
   }
@@ -201,8 +202,13 @@ function actionsCell(run) {
     actions.append(remove);
   }
   if (state.me && run.state === "finished" && (state.me.role === "student" || run.handed_in_at)) { // a class's hand-ins
-    actions.append(actionButton(run.handed_in_at ? "withdraw" : "hand in", `${run.handed_in_at ? "withdraw" : "hand in"} ${label}`,
-      () => handIn(run.run_id, !run.handed_in_at), { title: run.handed_in_at ? "take the hand-in back (while hand-ins are open)" : "hand this run in to the teacher" }));
+    const hand = actionButton(run.handed_in_at ? "withdraw" : "hand in", `${run.handed_in_at ? "withdraw" : "hand in"} ${label}`,
+      () => handIn(run.run_id, !run.handed_in_at), { title: run.handed_in_at ? "take the hand-in back (while hand-ins are open)" : "hand this run in to the teacher" });
+    if (!state.me.hand_ins_open) {
+      hand.disabled = true;
+      hand.title = "hand-ins are closed (the teacher closes them at the deadline)";
+    }
+    actions.append(hand);
   }
   return actions;
 }
@@ -212,7 +218,8 @@ const rowCache = new Map(); // run id -> {tr, box, actionsKey, cells}: the table
 function actionsKey(run) {
   // What the actions cell depends on: drawn again only when one of these changes.
   const busy = state.runs.filter((r) => state.settings.states.active.includes(r.state)).length >= state.workers;
-  return JSON.stringify([run.starred, run.resumable, run.state, run.note, busy, state.workers, run.handed_in_at]);
+  return JSON.stringify([run.starred, run.resumable, run.state, run.note, busy, state.workers, run.handed_in_at,
+    state.me && state.me.hand_ins_open]);
 }
 
 function historyRow(run) {
@@ -263,7 +270,7 @@ function historyRow(run) {
 function stateText(run) {
   // "queued #1" for the run that starts next, and so on (queued runs start oldest first).
   if (run.handed_in_at) return `${run.state} · handed in`; // in a class
-  if (run.state !== state.settings.states.queued) return run.state;
+  if (run.state !== state.settings.states.queued || state.me) return run.state; // (a class's queue takes turns)
   const line = state.runs.filter((r) => r.state === state.settings.states.queued).map((r) => r.run_id).sort();
   return `queued #${line.indexOf(run.run_id) + 1}`;
 }

@@ -9,7 +9,8 @@ export function mayAct(owner) {
 }
 
 export function ownerText(owner) {
-  // "you" for the reader's own, else the owner's name ("teacher" for the teacher's runs).
+  // "you" for the reader's own, else the owner's name ("teacher" for the teacher's runs; "a
+  // classmate" where the teacher made the class anonymous: the server sends no name then).
   if (!owner) return "";
-  return state.me && owner.id === state.me.id ? "you" : owner.name;
+  return state.me && owner.id === state.me.id ? "you" : owner.name || "a classmate";
 }

@@ -36,7 +36,8 @@ async function submitRuns(queueAll) {
   if (!result.ok) {
     const error = result.data.error || `could not start (HTTP ${result.status})`;
     foldForm(false); // the message points at a field
-    if (sweep) showFormError(`the sweep was not made: ${error}`); else showServerError(error, result.data.field);
+    if (sweep) showFormError(`The sweep was not made (${error}).`); else showServerError(error, result.data.field);
+    if (sweep) $("form-error").scrollIntoView({ block: "nearest" }); // (folding the form moved it)
     state.formErrorIsConnection = Boolean(result.offline);
     return;
   }

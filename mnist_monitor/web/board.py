@@ -46,7 +46,8 @@ def teacher_row(student, runs: list[RunSnapshot], best: dict | None, limits: dic
             "queued": sum(s.state == QUEUED_STATE for s in runs),
             "best_run_id": best["run_id"] if best else None,
             "best_test_accuracy": best["best_test_accuracy"] if best else None,
-            "hand_ins": sorted(({"run_id": s.run_id, "handed_in_at": s.meta["handed_in_at"]} for s in runs
+            "hand_ins": sorted(({"run_id": s.run_id, "handed_in_at": s.meta["handed_in_at"],
+                                 "best_test_accuracy": run_summary(s)["best_test_accuracy"]} for s in runs
                                 if s.meta["handed_in_at"]), key=lambda h: -h["handed_in_at"]),
             "disk_mb": round(store().runs_bytes([s.run_id for s in runs]) / 1e6, 1), "limits": limits}
 

@@ -484,7 +484,8 @@ def _board_schema() -> dict:
                        "training": {"type": "array", "items": {"type": "string"}}, "queued": {"type": "integer"},
                        "best_run_id": {"type": ["string", "null"]}, "best_test_accuracy": NUMBER_OR_NULL,
                        "hand_ins": {"type": "array", "items": _object({"run_id": {"type": "string"},
-                                                                       "handed_in_at": {"type": "number"}})},
+                                                                       "handed_in_at": {"type": "number"},
+                                                                       "best_test_accuracy": NUMBER_OR_NULL})},
                        "disk_mb": {"type": "number"}, "limits": _ref("Limits")})
     return _object({"leaderboard_on": {"type": "boolean"}, "anonymous": {"type": "boolean"},
                     "leaderboard": {"type": "array", "items": leader, "description": "best first; empty for a "

@@ -76,8 +76,8 @@ def start_training():
         run_id, state = manager().start(config, queue=queue, facts=new_owner())
     except Refused:
         if is_student() and not queue:  # the message names the runs that train: in a class, others' runs
-            raise Refused("every worker is busy: queue this run (it starts when a worker is free), or wait for "
-                          "one of your runs to end") from None
+            raise Refused("every worker is busy with the class's runs: queue this run (the workers take turns "
+                          "across the class)") from None
         raise
     return jsonify({"run_id": run_id, "state": state}), 202
 

@@ -224,6 +224,7 @@ def test_the_board_ranks_the_class_a_student_hands_a_run_in_and_the_teacher_sees
         expect(rows).to_have_count(2)
         expect(rows.nth(0)).to_contain_text("Ben")
         expect(rows.nth(1)).to_contain_text("you (Ana)")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width  # nothing wider than the phone
         assert axe_violations(page) == [], width
         page.context.close()
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -239,7 +240,12 @@ def test_the_board_ranks_the_class_a_student_hands_a_run_in_and_the_teacher_sees
     expect(ana_row.locator("button[aria-label='open the run Ana handed in']")).to_have_count(1)
     expect(ana_row).to_contain_text("98.40 %")
     assert axe_violations(teacher) == []
+    teacher.locator("#class-hand-ins").uncheck()  # the deadline: Ana's page says so without her trying
+    expect(row.locator("button", has_text="withdraw")).to_be_disabled(timeout=POLL_WAIT_MS)
     teacher.locator("#class-anonymous").check()
     show_view(page, "board")
     expect(page.locator("#leaderboard-rows tr").nth(0)).to_contain_text("a classmate", timeout=POLL_WAIT_MS)
     assert "Ben" not in page.locator("main").inner_text()
+    page.locator("#leaderboard-rows tr").nth(0).locator("button", has_text="open").click()
+    expect(page.locator("#viewing")).to_contain_text("a classmate's run, read-only", timeout=POLL_WAIT_MS)
+    assert "undefined" not in page.locator("body").inner_text() and "Ben" not in page.locator("body").inner_text()
