@@ -204,7 +204,9 @@ function studentRow(student, board) {
   const joined = new Date(student.joined_at * 1000).toLocaleString(); // a class goes on for days
   const name = student.removed ? `${student.name} (removed)` : student.name;
   const actions = el("td", { className: "actions" });
-  const cells = [el("td", { text: name }), el("td", { text: joined }), el("td", { text: String(student.runs) })];
+  const own = Object.entries(student.limits || {}).map(([k, v]) => `${k.replace(/_/g, " ")} ${v ?? "none"}`).join(", ");
+  const cells = [el("td", { text: own ? `${name} (own limits: ${own})` : name }), el("td", { text: joined }),
+    el("td", { text: String(student.runs) })];
   if (board) {
     const stops = board.training.map((id) => button("stop", `stop the run of ${student.name}`, async () => {
       if (!window.confirm(`Stop ${student.name}'s run ${id}? It can be resumed from its last epoch end, if it has finished one.`)) return;
@@ -225,6 +227,7 @@ function studentRow(student, board) {
     actions.append(
       button("rename", `rename ${student.name}`, () => renameStudent(student)),
       button("new link", `new link for ${student.name}`, () => newLink(student)),
+      button("limits", `limits for ${student.name}`, () => studentLimits(student)),
       button("remove", `remove ${student.name}`, () => removeStudent(student), "delete"));
   }
   return el("tr", { className: student.removed ? "removed" : "" }, ...cells, actions);
@@ -244,6 +247,22 @@ async function renameStudent(student) {
   const name = window.prompt(`A new name for ${student.name}:`, student.name);
   if (name === null || name.trim() === student.name) return;
   const answer = await request("PATCH", `/class/students/${encodeURIComponent(student.id)}`, { name: name.trim() });
+  showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
+  await refreshClass(true);
+}
+
+async function studentLimits(student) {
+  // A student's own limits over the class's, typed as "active_runs=2, queued_runs=5" ("none": no
+  // limit; the class's value: back to the class's).
+  const now = Object.entries(student.limits || {}).map(([k, v]) => `${k}=${v ?? "none"}`).join(", ");
+  const text = window.prompt(`Limits for ${student.name} over the class's (${LIMIT_KEYS.join(", ")}), e.g. active_runs=2, queued_runs=5; none: no limit:`, now);
+  if (text === null) return;
+  const limits = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [key, value] = part.split("=").map((p) => p.trim());
+    limits[key] = value === "none" ? null : Number(value);
+  }
+  const answer = await request("PATCH", `/class/students/${encodeURIComponent(student.id)}`, { limits });
   showClassError(answer.ok ? "" : answer.data.error || `HTTP ${answer.status}`);
   await refreshClass(true);
 }

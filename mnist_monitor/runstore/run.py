@@ -202,13 +202,13 @@ class Run:
             return None
 
     def change_key(self) -> tuple:
-        """Changes whenever a file of the run is replaced (a rename changes the folder's
-        modification time) or status.json is rewritten in place."""
+        """Changes whenever a file of the run is replaced (the folder's mtime) or status.json is
+        rewritten (its mtime, inode and size: two replacements can fall in one tick of the clock)."""
         try:
-            status = os.stat(self._file(STATUS_FILE)).st_mtime_ns
+            stat = os.stat(self._file(STATUS_FILE))
         except FileNotFoundError:
-            status = None
-        return os.stat(self.path).st_mtime_ns, status
+            return os.stat(self.path).st_mtime_ns, None
+        return os.stat(self.path).st_mtime_ns, (stat.st_mtime_ns, stat.st_ino, stat.st_size)
 
     @contextlib.contextmanager
     def locked(self):

@@ -240,6 +240,11 @@ def test_the_board_ranks_the_class_a_student_hands_a_run_in_and_the_teacher_sees
     expect(ana_row.locator("button[aria-label='open the run Ana handed in']")).to_have_count(1)
     expect(ana_row).to_contain_text("98.40 %")
     assert axe_violations(teacher) == []
+    teacher.once("dialog", lambda d: d.accept("active_runs=2, queued_runs=none"))
+    ana_row.locator("button", has_text="limits").click()
+    expect(teacher.locator("#class-rows tr", has_text="Ana")).to_contain_text("own limits: active runs 2, queued runs none")
+    me = server.request("GET", "/class/me", headers={"Authorization": f"Bearer {ana['token']}"})[1]
+    assert (me["limits"]["active_runs"], me["limits"]["queued_runs"]) == (2, None)
     teacher.locator("#class-hand-ins").uncheck()  # the deadline: Ana's page says so without her trying
     expect(row.locator("button", has_text="withdraw")).to_be_disabled(timeout=POLL_WAIT_MS)
     teacher.locator("#class-anonymous").check()
