@@ -10,7 +10,7 @@ from mnist_monitor.scheduling.manager import Refused
 from mnist_monitor.web.access import is_student, may_act, me, new_owner, readable_run
 from mnist_monitor.web.common import conditional_json, json_body, manager, no_fields_body, reject_unknown_args, store
 from mnist_monitor.web.errors import BadRequest
-from mnist_monitor.web.quota import check_new_run
+from mnist_monitor.web.quota import check_new_run, my_runs
 from mnist_monitor.web.views import empty_view, status_view
 
 bp = Blueprint("training", __name__)
@@ -36,9 +36,8 @@ def followed_runs() -> tuple[list[str], int]:
     runs = active[::-1] + [s for s in live if s not in active]  # and those another process trains into this folder
     if not is_student():
         return runs, queued
-    mine = [s for s in store().snapshots() if s.owner == me().id]
-    own_ids = {s.run_id for s in mine}
-    return [r for r in runs if r in own_ids], sum(s.state == QUEUED_STATE for s in mine)
+    own_ids, _, own_queued = my_runs()
+    return [r for r in runs if r in own_ids], own_queued
 
 
 @bp.get("/training_status")
@@ -51,7 +50,8 @@ def training_status():
     if followed is not None:
         readable_run(followed)
     active, queued = followed_runs()
-    run_id = followed or (active[0] if active else None)
+    here = [r for r in active if r in manager().active_run_ids]  # (a run another process trains is shown when idle)
+    run_id = followed or (here[0] if here else None)
     snapshot = store().snapshot(run_id) if run_id else shown_when_idle(lambda s: may_act(s.owner))
     if snapshot is None:
         view = empty_view("starting", run_id) if run_id else empty_view()
