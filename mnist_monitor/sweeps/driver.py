@@ -142,6 +142,28 @@ class SweepDriver:
                 self.pump(sweep_id)
         self.wake()
 
+    def add_trials(self, sweep_id: str, more: int) -> Sweep:
+        """``more`` trials of a search, running or ended: the same study goes on (a finished or
+        stopped sweep runs again), driven here."""
+        with self._lock:
+            if self._closing or self.manager.closing:
+                raise Refused("the server is shutting down: add the trials when it is back")
+            sweep = self.sweeps.get(sweep_id)
+            if sweep is None:
+                raise UnknownRun(f"no sweep {sweep_id!r}")
+            if sweep_id not in self._held and sweep.driven_elsewhere(self.owner):
+                raise Refused(f"sweep {sweep_id} is driven by another process (python train.py --sweep, or another "
+                              "server on this runs folder): add trials there, or when it has ended")
+            running = len(self.sweeps.running())
+            if sweep.state()["state"] != "running" and running >= MAX_RUNNING_SWEEPS:
+                raise Refused(f"{running} sweeps are running, the most this server drives at once: add trials to "
+                              "this one when one has ended")
+            sweep.add_trials(more)
+            if sweep_id not in self._held:
+                self._take(sweep)
+            self.pump(sweep_id)
+        return sweep
+
     # ---------------------------------------------------------------- driving
     def pump_all(self) -> None:
         with self._lock:
@@ -187,7 +209,7 @@ class SweepDriver:
                 held.to_resume = {t.user_attrs.get("run_id") for t in trials if t.state.name == "RUNNING"
                                   and (s := self.store.snapshot(t.user_attrs.get("run_id") or "")) is not None
                                   and s.state in RESUMABLE_STATES}
-            pending = sum(self._settle(held, t, stopping) for t in trials if t.state.name == "RUNNING")
+            pending = sum(settle(self, held, t, stopping) for t in trials if t.state.name == "RUNNING")
             if stopping:
                 if sweep.state()["state"] == "running":
                     sweep.write_state("stopped")
@@ -209,52 +231,53 @@ class SweepDriver:
         if room is None:  # a look at one sweep; a look at them all starts the queue once, after them
             self.manager.start_next()
 
-    def _settle(self, held: Held, trial, stopping: bool) -> bool:
-        """Look at an unfinished trial's run: tell the study its result if it ended; whether it is
-        still pending (queued, training, or waiting to be resumed)."""
-        study = held.study
-        run_id = trial.user_attrs.get("run_id")
-        if not run_id and "values" in trial.user_attrs:  # asked, but not queued yet
-            if stopping:
-                fail_trial(held, trial, "cancelled: the sweep was stopped")
-                return False
-            values = trial.user_attrs["values"]
-            queue_trial(held, self.manager, trial, values, held.sweep.spec().config_for(values))
-            return True
-        snap = self.store.snapshot(run_id) if run_id else None
-        if snap is None:
-            fail_trial(held, trial, "its run was deleted before it ended" if run_id else "its run was never made")
+def settle(driver: SweepDriver, held: Held, trial, stopping: bool) -> bool:
+    """Look at an unfinished trial's run: tell the study its result if it ended; whether it is
+    still pending (queued, training, or waiting to be resumed)."""
+    study = held.study
+    run_id = trial.user_attrs.get("run_id")
+    if not run_id and "values" in trial.user_attrs:  # asked, but not queued yet
+        if stopping:
+            fail_trial(held, trial, "cancelled: the sweep was stopped")
             return False
-        if snap.state == QUEUED_STATE:
-            if not stopping:
-                return True
-            try:
-                self.manager.cancel(run_id)
-                set_attr(held, trial, "ended", "cancelled")
-                fail_trial(held, trial, "cancelled: the sweep was stopped")
-                return False
-            except (Refused, UnknownRun):  # it started meanwhile: stopped at the next look
-                return True
-        if snap.state in ACTIVE_STATES:
-            if stopping and snap.state != "stopping":
-                try:
-                    self.manager.stop(run_id)
-                except (Refused, UnknownRun):
-                    pass
-            return True
-        if snap.state == "finished":
-            study.tell(trial.number, objective(self.store, run_id, held.sweep.spec().objective_model))
-        elif snap.state == PRUNED_STATE:
-            study.tell(trial.number, state=_state("PRUNED"))
-        elif self.manager.closing:
-            return True  # stopped by the shutdown: resumed by the next driver
-        elif (run_id in (held.to_resume or ()) or snap.state == "interrupted") and not stopping:
-            return resume_trial(self.manager, held, trial, run_id)  # cut off by the machinery: not a result
-        else:  # failed (a NaN loss), stopped by the user, interrupted, broken: a result of the sweep
-            reason = (snap.status.error if snap.status else snap.problem) or snap.state
-            fail_trial(held, trial, f"{snap.state}: {reason}" if reason != snap.state else snap.state)
-        log.info("sweep %s: trial %d (run %s) %s", held.sweep.sweep_id, trial.number, run_id, snap.state)
+        values = trial.user_attrs["values"]
+        queue_trial(held, driver.manager, trial, values, held.sweep.spec().config_for(values))
+        return True
+    snap = driver.store.snapshot(run_id) if run_id else None
+    if snap is None:
+        fail_trial(held, trial, "its run was deleted before it ended" if run_id else "its run was never made")
         return False
+    if snap.state == QUEUED_STATE:
+        if not stopping:
+            return True
+        try:
+            driver.manager.cancel(run_id)
+            set_attr(held, trial, "ended", "cancelled")
+            fail_trial(held, trial, "cancelled: the sweep was stopped")
+            return False
+        except (Refused, UnknownRun):  # it started meanwhile: stopped at the next look
+            return True
+    if snap.state in ACTIVE_STATES:
+        if stopping and snap.state != "stopping":
+            try:
+                driver.manager.stop(run_id)
+            except (Refused, UnknownRun):
+                pass
+        return True
+    if snap.state == "finished":
+        study.tell(trial.number, objective(driver.store, run_id, held.sweep.spec().objective_model))
+    elif snap.state == PRUNED_STATE:
+        study.tell(trial.number, state=_state("PRUNED"))
+    elif driver.manager.closing:
+        return True  # stopped by the shutdown: resumed by the next driver
+    elif (run_id in (held.to_resume or ()) or snap.state == "interrupted") and not stopping:
+        return resume_trial(driver.manager, held, trial, run_id)  # cut off by the machinery: not a result
+    else:  # failed (a NaN loss), stopped by the user, interrupted, broken: a result of the sweep
+        reason = (snap.status.error if snap.status else snap.problem) or snap.state
+        fail_trial(held, trial, f"{snap.state}: {reason}" if reason != snap.state else snap.state)
+    log.info("sweep %s: trial %d (run %s) %s", held.sweep.sweep_id, trial.number, run_id, snap.state)
+    return False
+
 
 def resume_trial(manager: TrainingManager, held: Held, trial, run_id: str) -> bool:
     """A trial cut off by the machinery (a restart, a lost worker or node) goes on from its

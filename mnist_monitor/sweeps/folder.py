@@ -27,7 +27,8 @@ from mnist_monitor.runstore import RUN_ID_PATTERN, new_run_id
 from mnist_monitor.runstore.files import (Unreadable, atomic_write_bytes, atomic_write_json, read_json_object,
                                           write_error)
 from mnist_monitor.runstore.liveness import HOST, process_start, writer_gone
-from mnist_monitor.sweeps.spec import Range, SweepSpec, parse_sweep, setting_kind
+from mnist_monitor.sweeps.pruning import make_pruner, pruner_line, pruner_text, rungs
+from mnist_monitor.sweeps.spec import MAX_TRIALS, Range, SweepSpec, parse_sweep, setting_kind
 from mnist_monitor.sweeps.study import (IMPORTANCE_METHOD, decode, encode, importances, journal_storage, load_optuna,
                                         objective_text, trial_row)
 
@@ -41,6 +42,7 @@ SPEC_FILE, STATE_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE, LEASE_FILE = (
 # while by a busy machine keeps its sweep; a lease held by no file that stays open.
 LEASE_SECONDS = 30.0
 SWEEP_STATES = ("running", "finished", "stopped", "failed")
+ENDED_TRIAL_STATES = ("finished", "pruned", "failed", "stopped", "interrupted")  # trials done: with a result or none
 
 
 class SweepError(Exception):
@@ -54,6 +56,7 @@ class Sweep:
         self.path = Path(path)
         self.sweep_id = self.path.name
         self._spec: SweepSpec | None = None
+        self._spec_key = None  # sweep.json's (mtime, size, inode) when the spec was read
 
     def __repr__(self) -> str:
         return f"Sweep({str(self.path)!r})"
@@ -74,12 +77,44 @@ class Sweep:
         return owner if isinstance(owner, str) and owner else None
 
     def spec(self) -> SweepSpec:
-        if self._spec is None:
+        """The sweep's spec, read again when sweep.json changed (trials added, by any process)."""
+        try:
+            stat = os.stat(self.path / SPEC_FILE)
+            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            key = None
+        if self._spec is None or key != self._spec_key:
             try:
-                self._spec = parse_sweep(self.record().get("spec"))
+                self._spec, self._spec_key = parse_sweep(self.record().get("spec")), key
             except ConfigError as exc:
                 raise SweepError(f"{SPEC_FILE}: {exc}") from None
         return self._spec
+
+    def add_trials(self, more: int) -> SweepSpec:
+        """``more`` trials of the same study (a search's: a grid trains each combination once), the
+        sweep running again; ConfigError naming "trials" past MAX_TRIALS in all."""
+        spec = self.spec()
+        if spec.kind == "grid":
+            raise ConfigError("trials", "a grid trains each combination once: to try more values, make a new sweep "
+                                        "(or a search, which can take more trials)")
+        if spec.trials + more > MAX_TRIALS:
+            raise ConfigError("trials", f"the sweep has {spec.trials} trials; {more} more would make "
+                                        f"{spec.trials + more}, and a sweep has at most {MAX_TRIALS}")
+        record = self.record()
+        record["spec"] = {**spec.to_dict(), "trials": spec.trials + more}
+        record["added"] = [*record.get("added", []), {"at": time.time(), "trials": more}]
+        atomic_write_json(self.path / SPEC_FILE, record)
+        (self.path / STOP_FILE).unlink(missing_ok=True)
+        self.write_state("running")
+        return self.spec()
+
+    def driven_elsewhere(self, owner: str) -> bool:
+        """Whether a live driver other than ``owner`` holds the sweep's lease."""
+        try:
+            lease = read_json_object(self.path / LEASE_FILE)
+        except Unreadable:
+            return False
+        return bool(lease) and lease.get("owner") != owner and lease_alive(lease)
 
     def state(self) -> dict:
         """{"state", "ended_at", "error"}; a sweep without a readable state is 'failed'."""
@@ -117,8 +152,7 @@ class Sweep:
         optuna = load_optuna()
         spec = self.spec()
         sampler = self.sampler(0)
-        pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.prune_after, n_warmup_steps=0)
-                  if spec.prune == "median" else optuna.pruners.NopPruner())
+        pruner = make_pruner(spec.prune, spec.prune_after)
         return optuna.load_study(study_name=self.sweep_id, storage=journal_storage(self.path / JOURNAL_FILE),
                                  sampler=sampler, pruner=pruner)
 
@@ -254,12 +288,26 @@ class SweepStore:
         best = max(scored, key=lambda r: (r["objective"], -r["trial"]), default=None)
         for row in rows:
             row.pop("counted")
+        return {**self._facts(sweep, record, spec, state, trials), "runs": rows,
+                "best_run_id": best["run_id"] if best else None, "best_objective": best["objective"] if best else None,
+                "trials_done": sum(r["state"] in ENDED_TRIAL_STATES for r in rows),
+                "trials_pruned": sum(r["state"] == "pruned" for r in rows), "importance": importance}
+
+    @staticmethod
+    def _facts(sweep: Sweep, record: dict, spec: SweepSpec, state: dict, trials: list) -> dict:
+        """What the sweep is (its spec, state, objective and pruner), apart from its trials' rows."""
+        epochs = spec.config_for({}).epochs if "epochs" not in spec.space else None
         return {
             "sweep_id": sweep.sweep_id, "name": spec.name, "kind": spec.kind, "state": state["state"],
             "created_at": record.get("created_at"), "ended_at": state["ended_at"], "error": state["error"],
             "objective": objective_text(spec), "varied": spec.varied, "spec": spec.to_dict(), "trials": spec.trials,
-            "prune": spec.prune, "runs": rows, "best_run_id": best["run_id"] if best else None,
-            "importance": importance, "importance_method": IMPORTANCE_METHOD, "owner": sweep.owner(),
+            "prune": spec.prune, "importance_method": IMPORTANCE_METHOD, "owner": sweep.owner(),
+            "pruner": {"kind": spec.prune, "text": pruner_text(spec.prune, spec.prune_after, epochs),
+                       "starts_after": spec.prune_after if spec.prune == "median" else None,
+                       "rungs": rungs(epochs) if spec.prune == "successive_halving" and epochs else [],
+                       "line": pruner_line(spec.prune, trials),
+                       "line_name": "cut at each rung" if spec.prune == "successive_halving"
+                       else "median of the finished trials"},
         }
 
     def listing(self, runs) -> list[dict]:

@@ -3,10 +3,14 @@ wherever the trainer runs (a Ray worker on another machine reads the same journa
 runs folder)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from mnist_monitor.sweeps import pruning
 from mnist_monitor.sweeps.folder import SWEEPS_DIR, Sweep
 from mnist_monitor.sweeps.study import load_optuna
+
+log = logging.getLogger("sweeps")
 
 
 class TrialReporter:
@@ -34,18 +38,26 @@ class TrialReporter:
 
     def report(self, epoch: int, value: float, verdict: bool = True) -> str | None:
         """Report; with ``verdict`` (not after the last epoch), the reason if the pruner stops the
-        run here, else None."""
+        run here, else None. Each verdict is kept on the trial in words (the sweep view shows why
+        each trial went on or stopped)."""
         optuna = load_optuna()
         study = self.sweep.study()
         trial = optuna.trial.Trial(study, self.trial_id)
         trial.report(value, epoch)
-        if not verdict or not trial.should_prune():
+        if not verdict:
             return None
-        peers = [t.intermediate_values[epoch] for t in study.get_trials(deepcopy=False)
-                 if t.state.name == "COMPLETE" and epoch in t.intermediate_values]
-        median = sorted(peers)[len(peers) // 2] if peers else None
-        return (f"pruned after epoch {epoch}: validation accuracy {value:.2f} % is below the median of the "
-                f"finished trials at that epoch" + (f" ({median:.2f} %)" if median is not None else ""))
+        spec = self.sweep.spec()
+        trials = study.get_trials(deepcopy=True)  # as the pruner is about to see them
+        frozen = next(t for t in trials if t._trial_id == self.trial_id)
+        said = pruning.verdict(spec.prune, spec.prune_after, trials, frozen, epoch)
+        prune = trial.should_prune()
+        if said is not None and said.prune != prune:  # another process told a result in between
+            log.warning("trial %d: the pruner's verdict changed as it was taken (%s)", frozen.number, said.text)
+            said = pruning.Verdict(prune, f"{'pruned' if prune else 'not pruned'} at epoch {epoch}: "
+                                          f"{pruning.pct(value)}, judged against the trials as they were a moment later")
+        if said is not None:
+            trial.set_user_attr("verdict", said.to_dict(epoch))
+        return said.text if prune and said is not None else (f"pruned at epoch {epoch}" if prune else None)
 
 
 def reporter_for(run_dir, facts: dict, models: int, epochs: int) -> TrialReporter | None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from mnist_monitor.config import ConfigError, TrainConfig, parse_train_config, reject_unknown
+from mnist_monitor.sweeps.pruning import PRUNERS
 
 MAX_TRIALS = 64  # runs a sweep: a morning on a laptop at a few minutes each, and one screen of lines
 MODEL_LEVEL = ("optimizer", "learning_rate", "batch_size")  # also set on each model, so they apply to all
@@ -23,7 +24,6 @@ VARIED = {
     "label_smoothing": float, "kernels": list, "seed": int,
 }
 PER_MODEL = re.compile(r"models\[([0-9])\]\.(optimizer|learning_rate|batch_size)")  # one model's own setting
-PRUNERS = ("median", "none")
 SPEC_KEYS = ("base", "grid", "search", "trials", "prune", "name")
 NAME_MAX = 60  # characters of a sweep's name
 
@@ -144,9 +144,7 @@ def parse_sweep(body) -> SweepSpec:
         raise ConfigError(kind, "must be an object naming at least one setting, such as {\"learning_rate\": "
                                 "[0.001, 0.004]}")
     parsed = _space(kind, space, base, len(config.models))
-    prune = body.get("prune", "median" if kind == "search" else "none")
-    if prune not in PRUNERS:
-        raise ConfigError("prune", f"must be one of {', '.join(PRUNERS)}; got {prune!r}"[:200])
+    prune = _pruner(body, kind, parsed)
     name = body.get("name", "")
     if not isinstance(name, str) or len(name) > NAME_MAX or any(ord(c) < 32 for c in name):
         raise ConfigError("name", f"must be text of at most {NAME_MAX} characters on one line")
@@ -162,6 +160,16 @@ def parse_sweep(body) -> SweepSpec:
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise ConfigError("trials", f"must be an integer from 1 to {MAX_TRIALS}, got {trials!r}"[:200])
     return SweepSpec(base, kind, parsed, trials, prune, name.strip())
+
+
+def _pruner(body: dict, kind: str, space: dict) -> str:
+    prune = body.get("prune", "median" if kind == "search" else "none")
+    if prune not in PRUNERS:
+        raise ConfigError("prune", f"must be one of {', '.join(PRUNERS)}; got {prune!r}"[:200])
+    if prune == "successive_halving" and "epochs" in space:
+        raise ConfigError("prune", "successive halving judges trials at epochs 1, 3, 9, ...: its trials must all "
+                                   "train the same epochs, so vary \"epochs\" with prune \"median\" or \"none\"")
+    return prune
 
 
 def combinations(base: dict, values: dict) -> list[dict]:

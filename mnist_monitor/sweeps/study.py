@@ -121,6 +121,9 @@ def trial_row(trial, runs, running: bool = True, model: int | None = None) -> di
     if model is not None:
         models = models[model:model + 1]
     best = lambda values: max((v for v in values if v is not None), default=None)  # noqa: E731  (the best model's)
+    said = trial.user_attrs.get("verdict") or {}
+    pruned = state == "pruned"
+    because = said.get("text") if said.get("pruned") else (snapshot.status.end_reason if models else None)
     return {
         "trial": trial.number, "run_id": run_id, "values": values, "state": state,
         "objective": objective, "epochs_reported": len(trial.intermediate_values),
@@ -128,7 +131,10 @@ def trial_row(trial, runs, running: bool = True, model: int | None = None) -> di
         "best_test_accuracy": best(m.best_test_accuracy for m in models),
         "final_test_accuracy": best(m.test_accuracy for m in models),
         "duration_seconds": snapshot.status.elapsed_seconds if models else None,
-        "error": trial.user_attrs.get("error") or (snapshot.status.end_reason if models else None),
+        "error": trial.user_attrs.get("error") or (None if pruned or not models else snapshot.status.end_reason),
+        "pruned_because": because if pruned else None,
+        "verdict": because if pruned else said.get("text"),
+        "intermediate": [[epoch, round(value, 4)] for epoch, value in sorted(trial.intermediate_values.items())],
         "counted": told in ("COMPLETE", "RUNNING", "PRUNED"),
     }
 

@@ -384,21 +384,12 @@ def _sweep_schemas() -> dict:
         "search": _object(search, required=(), minProperties=1, patternProperties=one_model,
                           description="ranges and choices to search"),
         "trials": {"type": "integer", "minimum": 1, "maximum": MAX_TRIALS, "description": "a search's trials"},
-        "prune": {"enum": list(PRUNERS), "description": "median: stop runs below the median at an epoch end "
-                                                      "(default for a search; none for a grid)"},
+        "prune": {"enum": list(PRUNERS), "description": "median: stop a run whose best so far is below the median of "
+                                                      "the finished trials at an epoch end (default for a search; "
+                                                      "none for a grid); successive_halving: keep the top third at "
+                                                      "epochs 1, 3, 9, ... (then epochs may not vary)"},
         "name": {"type": "string", "maxLength": SWEEP_NAME_MAX}}, required=("base",),
         oneOf=[{"required": ["grid"]}, {"required": ["search"]}])
-    trial = _object({
-        "trial": {"type": "integer"}, "run_id": {"type": ["string", "null"]},
-        "values": {"type": "object", "description": "setting -> the value this trial took"},
-        "state": {"type": "string", "description": "the run's state; 'waiting' (a grid's combination not queued yet; "
-                                                  "'cancelled' once the sweep has ended), 'deleted' when its run is gone"},
-        "objective": {"type": ["number", "null"], "description": "best validation accuracy so far (percent)"},
-        "epochs_reported": {"type": "integer"},
-        **{key: {"type": ["number", "null"], "description": "of the run's best model (percent)"}
-           for key in ("final_val_accuracy", "best_test_accuracy", "final_test_accuracy")},
-        "duration_seconds": {"type": ["number", "null"]},
-        "error": {"type": ["string", "null"], "description": "why it failed or was pruned"}})
     summary = {
         "sweep_id": {"type": "string"}, "name": {"type": "string"}, "kind": {"enum": ["grid", "search"]},
         "state": {"enum": list(SWEEP_STATES)}, "created_at": {"type": ["number", "null"]},
@@ -408,10 +399,48 @@ def _sweep_schemas() -> dict:
         "runs": {"type": "array", "items": _ref("SweepTrial")}, "best_run_id": {"type": ["string", "null"]},
         "importance": {"type": "object", "additionalProperties": {"type": "number"},
                        "description": "setting -> its share of the objective's variation"},
-        "importance_method": {"type": "string"}, "owner": OWNER}
+        "importance_method": {"type": "string"}, "owner": OWNER, "pruner": _pruner_schema(),
+        "best_objective": {"type": ["number", "null"], "description": "the best trial's objective (percent)"},
+        "trials_done": {"type": "integer", "description": "trials whose run has ended"},
+        "trials_pruned": {"type": "integer"}}
     listed = {k: v for k, v in summary.items() if k != "runs"}
     listed["run_states"] = {"type": "object", "additionalProperties": {"type": "integer"}}
-    return {"SweepBody": body, "SweepTrial": trial, "Sweep": _object(summary), "SweepListed": _object(listed)}
+    return {"SweepBody": body, "SweepTrial": _trial_schema(), "Sweep": _object(summary), "SweepListed": _object(listed)}
+
+
+def _trial_schema() -> dict:
+    """One trial of a sweep summary."""
+    return _object({
+        "trial": {"type": "integer"}, "run_id": {"type": ["string", "null"]},
+        "values": {"type": "object", "description": "setting -> the value this trial took"},
+        "state": {"type": "string", "description": "the run's state; 'waiting' (a grid's combination not queued yet; "
+                                                  "'cancelled' once the sweep has ended), 'deleted' when its run is gone"},
+        "objective": {"type": ["number", "null"], "description": "best validation accuracy so far (percent)"},
+        "epochs_reported": {"type": "integer"},
+        **{key: {"type": ["number", "null"], "description": "of the run's best model (percent)"}
+           for key in ("final_val_accuracy", "best_test_accuracy", "final_test_accuracy")},
+        "duration_seconds": {"type": ["number", "null"]},
+        "error": {"type": ["string", "null"], "description": "why it failed"},
+        "pruned_because": {"type": ["string", "null"], "description": "a pruned trial: the pruner's verdict in words, "
+                                                                      "with the numbers it compared"},
+        "verdict": {"type": ["string", "null"], "description": "the pruner's last verdict on the trial, in words "
+                                                               "(why it was pruned, or why not)"},
+        "intermediate": {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2,
+                                                    "maxItems": 2},
+                         "description": "[epoch, validation accuracy %] as reported to the pruner"}})
+
+
+def _pruner_schema() -> dict:
+    """A sweep's pruner: when and how it stops trials, and the line the trials are cut against."""
+    return _object({
+        "kind": {"enum": list(PRUNERS)}, "text": {"type": "string", "description": "when and how it stops trials"},
+        "starts_after": {"type": ["integer", "null"], "description": "median: finished trials before it prunes"},
+        "rungs": {"type": "array", "items": {"type": "integer"}, "description": "successive halving: the epochs it "
+                                                                               "judges at"},
+        "line": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                 "description": "[epoch, value] the trials are cut against: the finished trials' median, or each "
+                                "rung's cut"},
+        "line_name": {"type": "string"}})
 
 
 SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "description": "a sweep's id",
@@ -432,6 +461,12 @@ def _sweep_paths() -> dict:
         "/sweeps/{sweep_id}/stop": {"post": _operation(
             "stop a sweep: queued trials cancelled, training ones stopped", sweep,
             errors=WRITE_ERRORS + (404, 409), parameters=[SWEEP_ID], body=NO_BODY)},
+        "/sweeps/{sweep_id}/trials": {"post": _operation(
+            "add trials to a search: the same study goes on (a finished or stopped one runs again); 400 for a grid "
+            f"or past {MAX_TRIALS} trials in all", sweep, ok_code=202,
+            errors=WRITE_ERRORS + (404, 409, 507), parameters=[SWEEP_ID],
+            body=(_object({"trials": {"type": "integer", "minimum": 1, "maximum": MAX_TRIALS,
+                                      "description": "how many trials to add"}}), True))},
     }
 
 

@@ -1,4 +1,4 @@
-"""The sweeps' routes: make a sweep, list them, one sweep's summary, stop one. Thin: the spec is
+"""The sweeps' routes: make a sweep, list them, one sweep's summary, stop one, add trials to one. Thin: the spec is
 validated by ``sweeps.spec``, sweeps are driven by ``sweeps.driver`` and read by ``sweeps.folder``."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from flask import Blueprint, current_app, jsonify
 
 from mnist_monitor.sweeps.driver import SweepDriver
 from mnist_monitor.sweeps.folder import SweepError, SweepStore
-from mnist_monitor.sweeps.spec import parse_sweep
+from mnist_monitor.config import ConfigError, reject_unknown
+from mnist_monitor.sweeps.spec import MAX_TRIALS, parse_sweep
 from mnist_monitor.web.access import check_act, check_read, may_read, new_owner, owner_view
 from mnist_monitor.web.common import conditional_json, json_body, no_fields_body, store
 from mnist_monitor.web.errors import NotFound
@@ -67,3 +68,20 @@ def stop_sweep(sweep_id):
     summary_of(sweep_id, act=True)  # 404, 403 first
     driver().stop(sweep_id)
     return jsonify(summary_of(sweep_id))
+
+
+@bp.post("/sweeps/<sweep_id>/trials")
+def add_trials(sweep_id):
+    """Add trials to a search (finished, stopped or running): the same study goes on."""
+    summary = summary_of(sweep_id, act=True)  # 404, 403 first
+    body = json_body()
+    reject_unknown(body, ("trials",))
+    more = body.get("trials")
+    if isinstance(more, bool) or not isinstance(more, int) or not 1 <= more <= MAX_TRIALS:
+        raise ConfigError("trials", f"must be an integer from 1 to {MAX_TRIALS}: how many trials to add, "
+                                    f"got {more!r}"[:200])
+    spec = sweeps().get(sweep_id).spec()
+    if spec.kind == "search":  # a grid is refused below, with why
+        check_new_run(spec.config_for({}), queue=True, trials=spec.trials + more)  # a student's limits
+    driver().add_trials(summary["sweep_id"], more)
+    return jsonify(summary_of(sweep_id)), 202

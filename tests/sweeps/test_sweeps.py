@@ -101,6 +101,7 @@ def test_a_trial_is_scored_on_the_one_model_whose_settings_vary(space, model):
     ({"search": {"seed": [0, 1]}}, "trials"),
     ({"grid": {"seed": [0, 1]}, "base": None}, "base"),
     ({"search": {"seed": [0, 1]}, "trials": 2, "prune": "hyperband"}, "prune"),
+    ({"search": {"epochs": [1, 2]}, "trials": 2, "prune": "successive_halving"}, "prune"),  # epochs: its resource
     ({"base": {"epochs": 0}, "grid": {"seed": [1]}}, "base.epochs"),
     ({"base": {**BASE, "queue": True}, "grid": {"seed": [1]}}, "base.queue"),
     ({"base": {**BASE, "models": [{"kernels": [256, 256, 256, 256]}]}, "grid": {"batch_size": [32, 4096]}},
@@ -256,7 +257,9 @@ def test_a_search_prunes_hopeless_runs_and_ranks_the_learning_rate(client, app):
     assert "pruned" in states and set(states) <= {"finished", "pruned", "failed"}, states
     pruned = next(r for r in done["runs"] if r["state"] == "pruned")
     status = client.get(f"/runs/{pruned['run_id']}").get_json()
-    assert status["end_reason"].startswith("pruned after epoch 1: validation accuracy")
+    assert status["end_reason"].startswith("pruned at epoch 1: best so far ")
+    assert pruned["pruned_because"] == status["end_reason"] and pruned["error"] is None
+    assert pruned["intermediate"] == [[1, round(pruned["objective"], 4)]]
     assert status["resumable"] is False and pruned["epochs_reported"] == 1
     assert client.post(f"/runs/{pruned['run_id']}/resume", json={}).status_code in (400, 409)
     best = max((r for r in done["runs"] if r["state"] == "finished"), key=lambda r: r["objective"])
@@ -432,3 +435,49 @@ def test_a_trial_that_could_not_be_queued_for_a_passing_reason_waits_and_is_not_
     assert sorted(r["values"]["learning_rate"] for r in done["runs"]) == [0.0001, 0.02]
     assert [r["state"] for r in done["runs"]] == ["finished", "finished"]
     assert all(not r.get("error") for r in done["runs"])
+
+
+# ---------------------------------------------------------------- adding trials
+
+def test_adding_trials_is_refused_to_a_grid_past_64_trials_and_for_a_bad_body_and_changes_nothing(client, app):
+    grid = client.post("/sweeps", json={"base": BASE, "grid": {"seed": [0]}}).get_json()["sweep_id"]
+    answer = client.post(f"/sweeps/{grid}/trials", json={"trials": 2})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "trials"
+    assert "a grid trains each combination once" in answer.get_json()["error"]
+    body = {"base": {**BASE, "epochs": 30}, "search": {"seed": {"low": 0, "high": 9}}, "trials": 60}
+    search = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    answer = client.post(f"/sweeps/{search}/trials", json={"trials": 5})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "trials"
+    assert "the sweep has 60 trials; 5 more would make 65, and a sweep has at most 64" in answer.get_json()["error"]
+    for bad in ({}, {"trials": 0}, {"trials": True}, {"trials": "2"}, {"trials": 2.0}, {"trials": 2, "more": 1}, [2]):
+        answer = client.post(f"/sweeps/{search}/trials", json=bad)
+        assert answer.status_code == 400, (bad, answer.get_json())
+    assert client.post("/sweeps/20261202-120000-000abc/trials", json={"trials": 1}).status_code == 404
+    assert client.get(f"/sweeps/{search}").get_json()["trials"] == 60
+    assert json.load(open(os.path.join(app.config["RUNS_DIR"], "sweeps", search, "sweep.json")))["spec"]["trials"] == 60
+    for sweep_id in (grid, search):
+        client.post(f"/sweeps/{sweep_id}/stop", json={})
+
+
+@pytest.mark.slow  # two rounds of two tiny trials
+def test_a_finished_search_given_two_more_trials_trains_two_more_runs_of_the_same_study(client, app):
+    body = {"base": BASE, "search": {"learning_rate": {"low": 0.001, "high": 0.05, "log": True}}, "trials": 2,
+            "prune": "successive_halving", "name": "lr, then more"}
+    sweep_id = client.post("/sweeps", json=body).get_json()["sweep_id"]
+    first = sweep_when(client, sweep_id, lambda s: s["state"] != "running")
+    assert first["state"] == "finished" and len(first["runs"]) == 2
+    assert first["pruner"]["rungs"] == [] and first["pruner"]["text"].startswith("Successive halving: at no epoch")
+    more = client.post(f"/sweeps/{sweep_id}/trials", json={"trials": 2})
+    assert more.status_code == 202, more.get_json()
+    assert more.get_json()["state"] == "running" and more.get_json()["trials"] == 4
+    assert more.get_json()["spec"]["trials"] == 4
+    done = sweep_when(client, sweep_id, lambda s: s["state"] != "running" and len(s["runs"]) == 4, timeout=180)
+    assert done["state"] == "finished" and [r["trial"] for r in done["runs"]] == [0, 1, 2, 3]
+    assert [r["run_id"] for r in done["runs"][:2]] == [r["run_id"] for r in first["runs"]]
+    assert len({r["run_id"] for r in done["runs"]}) == 4 and all(r["state"] == "finished" for r in done["runs"])
+    assert all(len(r["intermediate"]) == 1 and r["pruned_because"] is None for r in done["runs"])
+    listed = client.get("/sweeps").get_json()["sweeps"][0]
+    assert (listed["name"], listed["kind"], listed["trials_done"], listed["trials_pruned"]) == ("lr, then more", "search", 4, 0)
+    assert listed["best_objective"] == max(r["objective"] for r in done["runs"]) == done["best_objective"]
+    record = json.load(open(os.path.join(app.config["RUNS_DIR"], "sweeps", sweep_id, "sweep.json")))
+    assert [a["trials"] for a in record["added"]] == [2]

@@ -144,3 +144,19 @@ def test_the_board_ranks_each_students_best_and_anonymous_hides_every_name_from_
     client.patch("/class", json={"leaderboard": False}, headers=TEACHER_H)
     assert client.get("/class/board", headers=ben_h).get_json()["leaderboard"] == []
     assert len(client.get("/class/board", headers=TEACHER_H).get_json()["leaderboard"]) == 2
+
+
+def test_trials_added_to_a_students_search_count_toward_their_limit(klass):
+    app, client = klass
+    from mnist_monitor.sweeps.spec import parse_sweep
+
+    ana, ana_h = student(client, "Ana")
+    spec = parse_sweep({"base": LONG, "search": {"seed": {"low": 0, "high": 9}}, "trials": 6})
+    sweep_id = app.extensions["sweeps"].create(spec, ana).sweep_id
+    refused = client.post(f"/sweeps/{sweep_id}/trials", json={"trials": 3}, headers=ana_h)
+    assert refused.status_code == 409 and "a sweep of 9 trials: your limit is 8" in refused.get_json()["error"]
+    added = client.post(f"/sweeps/{sweep_id}/trials", json={"trials": 2}, headers=ana_h)
+    assert added.status_code == 202 and added.get_json()["trials"] == 8
+    more = client.post(f"/sweeps/{sweep_id}/trials", json={"trials": 3}, headers=TEACHER_H)  # the teacher has no limits
+    assert more.status_code == 202 and more.get_json()["trials"] == 11
+    assert client.post(f"/sweeps/{sweep_id}/stop", json={}, headers=ana_h).status_code == 200
