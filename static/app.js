@@ -18,6 +18,7 @@ import { refreshBoard } from "./board.js";
 import { currentView } from "./url.js";
 import { mayAct } from "./owners.js";
 import { applySweepFromUrl, setupSweeps, updateSweeps } from "./sweeps.js";
+import { refreshSweepBuilder, setupSweepBuilder } from "./sweepbuild.js";
 import { setTrainBadge, setupViews, showView } from "./views.js";
 
 function keepInView(change) {
@@ -55,6 +56,7 @@ function applyAddress() {
   const view = showView();
   if (view === "class") refreshClass(true);
   if (view === "board") refreshBoard(true);
+  if (view === "sweeps") refreshSweepBuilder(); // from the Train form as it is now
   applyRunFromUrl();
   applyCompareFromUrl();
   applySweepFromUrl();
@@ -89,6 +91,7 @@ async function init() {
   setupImages();
   setupHistory();
   setupSweeps();
+  setupSweepBuilder();
   setupNotifications();
   $("status-note-dismiss").addEventListener("click", () => showNote(""));
   setupForm();
@@ -96,6 +99,7 @@ async function init() {
   const settings = await loadSettings();
   if (!(await setupClass(settings, linkToken))) return; // in a class, a browser that is nobody yet joins first
   applySettings(settings);
+  refreshSweepBuilder();
   setupCharts(); // a chart box per chart of the metric kinds the settings list
   setConnection("");
   setupViews();

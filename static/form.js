@@ -148,7 +148,8 @@ export function renderSweep() {
 
 // ------------------------------------------------------------------ reading
 
-function readForm() {
+export function readForm() {
+  // The form's settings as one start body (the first value where a field lists several).
   const models = [...$("model-rows").children].map((tr) => ({
     name: tr.querySelector(".name").value.trim(), kernels: readKernels(tr), optimizer: tr.querySelector(".optimizer").value,
     learning_rate: Number(listValues(tr.querySelector(".lr").value)[0]), batch_size: Number(listValues(tr.querySelector(".batch").value)[0]),

@@ -9,18 +9,12 @@ import { state } from "./state.js";
 import { currentView, setUrl, urlParam } from "./url.js";
 import { goToView } from "./views.js";
 import { mayAct } from "./owners.js";
+import { colour, linkLine, markTrial, numberTicks, remark, renderIntermediate, svg, useDescriber } from "./sweepcharts.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
   warmup: "warm-up share", label_smoothing: "label smoothing", kernels: "kernels", seed: "seed", objective: "best val. accuracy %" };
 const PLOT = { width: 720, height: 260, top: 24, bottom: 28, side: 56 };
 const view = { sweepId: null, sweep: null, listText: "", sweepText: "", filters: {}, sort: { key: "objective", dir: -1 }, scrollOnShow: false };
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
 
 function settingName(sweep, key) {
   // "learning rate", or "Model 2 learning rate" for one model's own setting.
@@ -44,16 +38,18 @@ function renderList(sweeps) {
   const box = $("sweep-list");
   box.replaceChildren();
   if (!sweeps.length) {
-    box.append(el("p", { className: "muted", text: "No sweeps yet: type several comma-separated values in the form, or POST /sweeps (see the README)." }));
+    box.append(el("p", { className: "muted", text: "No sweeps yet: make one with \"New sweep\" below (a search or a grid over any setting), or type several comma-separated learning rates or batch sizes in the Train form." }));
     return;
   }
   const list = el("ul", { className: "sweep-list" });
   for (const s of sweeps) {
-    const counts = Object.entries(s.run_states).map(([k, n]) => `${n} ${k}`).join(", ") || "no runs yet";
-    const label = `${s.name || s.sweep_id} · ${s.kind} over ${s.varied.map((k) => settingName(s, k)).join(", ")} · ${s.state} · ${counts}`;
-    const link = el("a", { href: `/?view=sweeps&sweep=${encodeURIComponent(s.sweep_id)}`, text: label });
+    const over = s.varied.map((k) => settingName(s, k)).join(", ");
+    const done = `${s.trials_done} of ${s.trials} trials done${s.trials_pruned ? `, ${s.trials_pruned} pruned` : ""}`;
+    const best = s.best_objective === null ? "no result yet" : `best ${fmt(s.best_objective, 2, " %")}`;
+    const link = el("a", { href: `/?view=sweeps&sweep=${encodeURIComponent(s.sweep_id)}`, text: s.name || `Sweep ${s.sweep_id}` });
     link.addEventListener("click", (event) => { event.preventDefault(); showSweep(s.sweep_id); });
-    list.append(el("li", s.sweep_id === view.sweepId ? { className: "current" } : {}, link));
+    const facts = el("span", { className: "muted", text: ` · ${s.kind} over ${over} · ${s.state} · ${done} · ${best}` });
+    list.append(el("li", s.sweep_id === view.sweepId ? { className: "current" } : {}, link, facts));
   }
   box.append(list);
 }
@@ -146,24 +142,20 @@ function passes(run, axes) {
   });
 }
 
-function colour(objective) {
-  // Low objective: orange-red; high: blue (drawn last, on top).
-  if (objective === null) return "#8c959f";
-  const t = Math.max(0, Math.min(1, objective / 100));
-  const mix = (a, b) => Math.round(a + (b - a) * t);
-  return `rgb(${mix(213, 9)}, ${mix(94, 105)}, ${mix(0, 218)})`;
-}
-
 function renderSweep(sweep) {
   view.sweep = sweep;
   const best = sweep.runs.find((r) => r.run_id && r.run_id === sweep.best_run_id);
   const ended = sweep.state === "running" ? "" : ` · ended ${sweep.ended_at ? new Date(sweep.ended_at * 1000).toLocaleString() : ""}`;
   $("sweep-title").textContent = `Sweep ${sweep.name || sweep.sweep_id}: ${sweep.kind} of ${sweep.trials} trials over ${sweep.varied.map((k) => settingName(sweep, k)).join(", ")}`
-    + (sweep.prune === "median" ? ", hopeless runs pruned (median)" : "");
+    + (sweep.prune === "median" ? ", hopeless runs pruned (median)" : sweep.prune === "successive_halving" ? ", pruned by successive halving" : "");
+  $("sweep-pruner").textContent = sweep.pruner.text;
   const made = sweep.runs.filter((r) => r.state !== "waiting").length;
   $("sweep-state").textContent = `${sweep.state}${ended} · ${made} of ${sweep.trials} trials made · objective: ${sweep.objective}`
     + (best ? ` · best ${fmt(best.objective, 2, " %")} (trial ${best.trial + 1})` : "") + (sweep.error ? ` · ${sweep.error}` : "");
   $("sweep-stop").hidden = sweep.state !== "running" || !mayAct(sweep.owner);
+  $("sweep-more-box").hidden = sweep.kind !== "search" || !mayAct(sweep.owner);
+  $("sweep-more").max = String(Math.max(1, 64 - sweep.trials));
+  $("sweep-add").disabled = sweep.trials >= 64;
   const top = Math.max(-1, ...sweep.runs.map((r) => r.objective ?? -1));
   $("sweep-note").textContent = sweep.runs.some((r) => r.objective !== null) && top < 20
     ? `No run has learned yet: the best validation accuracy is ${fmt(top, 2, " %")}, and guessing scores 10 %. Try more epochs or training images before reading which setting won.` : "";
@@ -172,9 +164,26 @@ function renderSweep(sweep) {
   const axes = axesOf(sweep);
   renderFilters(axes);
   renderImportance(sweep);
+  useDescriber((trial) => describe(sweep, trial));
   renderParcoords(sweep, axes);
+  renderIntermediate(sweep);
   renderScatter(sweep, axes);
   renderTable(sweep);
+  remark();
+}
+
+function describe(sweep, trial) {
+  // "trial 3 (pruned): learning rate 0.003, batch size 64 → best 78.2 %; pruned at epoch 1: ..."
+  const run = sweep.runs.find((r) => r.trial === trial);
+  if (!run) return "";
+  const values = sweep.varied.map((k) => `${settingName(sweep, k)} ${valueText(k, run.values[k])}`).join(", ");
+  const why = whyText(run);
+  return `Trial ${trial + 1} (${run.state}): ${values} → best ${fmt(run.objective, 2, " %")}${why ? `; ${why}` : ""}`;
+}
+
+function whyText(run) {
+  // Why the trial ended where it did (or why the pruner let it go on), or why it failed.
+  return run.pruned_because || run.error || run.verdict || "";
 }
 
 function renderFilters(axes) {
@@ -271,9 +280,8 @@ function renderParcoords(sweep, axes) {
     const line = svg("path", { d, "data-run-id": run.run_id || "", "data-trial": String(run.trial), stroke: colour(run.objective),
       "stroke-width": run.run_id === sweep.best_run_id ? "3.5" : "1.8", fill: "none" });
     if (run.state === "pruned" || run.state === "failed") line.setAttribute("stroke-dasharray", "5 3");
-    const title = svg("title");
-    title.textContent = `trial ${run.trial + 1} (${run.state}): ${sweep.varied.map((k) => `${settingName(sweep, k)} ${valueText(k, run.values[k])}`).join(", ")} → ${fmt(run.objective, 2, " %")}`;
-    line.append(title);
+    line.append(svg("title", {}, `trial ${run.trial + 1} (${run.state})`));
+    linkLine(line, run.trial);
     plot.append(line);
   }
   axes.forEach((axis, i) => {
@@ -282,18 +290,23 @@ function renderParcoords(sweep, axes) {
     const label = svg("text", { x: x(i), y: top - 8, "text-anchor": "middle", class: "axis-name" });
     label.textContent = settingName(sweep, axis.key);
     g.append(label);
-    const ticks = axis.kind === "choice" ? axis.choices.map((c, j) => [c, axis.choices.length === 1 ? 0.5 : j / (axis.choices.length - 1)])
-      : [[valueText(axis.key, axis.lo), 0], [valueText(axis.key, axis.hi), 1]];
-    for (const [text, p] of ticks) {
-      const tick = svg("text", { x: x(i) + 4, y: y(p) + 4, class: "tick" });
-      tick.textContent = text;
-      g.append(tick);
+    for (const [text, p] of axisTicks(axis)) {
+      g.append(svg("line", { x1: x(i) - 3, x2: x(i), y1: y(p), y2: y(p), stroke: "#57606a" }),
+        svg("text", { x: x(i) - 5, y: y(p) + 4, "text-anchor": "end", class: "tick" }, text));
     }
     if (axis.kind === "number") g.append(brush(axis, x(i), y));
     plot.append(g);
   });
   $("sweep-parcoords").replaceChildren(plot);
   redrawFiltered();
+}
+
+function axisTicks(axis) {
+  // [label, position 0..1] along an axis: every choice, or round values between its ends.
+  if (axis.kind === "choice") return axis.choices.map((c, j) => [c, axis.choices.length === 1 ? 0.5 : j / (axis.choices.length - 1)]);
+  const integer = ["batch_size", "epochs", "seed"].includes(axis.key.replace(/^models\[\d\]\./, ""));
+  const values = numberTicks(axis.lo, axis.hi, axis.log, integer);
+  return values.map((v) => [axis.key === "objective" ? `${v}` : valueText(axis.key, v), position(axis, v)]);
 }
 
 function brush(axis, x, y) {
@@ -364,19 +377,32 @@ function renderTable(sweep) {
   $("sweep-rows").replaceChildren(...[...sweep.runs].sort(order).map((run) => {
     const isBest = run.run_id && run.run_id === sweep.best_run_id;
     const open = run.run_id && !["deleted", "cancelled"].includes(run.state)
-      ? el("button", { type: "button", text: "open", "aria-label": `open run ${run.run_id} (trial ${run.trial + 1})` }) : el("span", { className: "muted", text: run.run_id ? "gone" : "–" });
+      ? el("button", { type: "button", text: "open", tabindex: "-1", "aria-label": `open run ${run.run_id} (trial ${run.trial + 1})` }) : el("span", { className: "muted", text: run.run_id ? "gone" : "–" });
     if (open.tagName === "BUTTON") open.addEventListener("click", () => openRun(run.run_id));
-    const why = run.error ? { title: run.error } : {};
-    return el("tr", { "data-trial": String(run.trial), "data-run-id": run.run_id || "", ...(isBest ? { className: "best" } : {}) },
+    const why = whyText(run);
+    const row = el("tr", { "data-trial": String(run.trial), "data-run-id": run.run_id || "", tabindex: "0", ...(isBest ? { className: "best" } : {}) },
       el("td", { text: `${run.trial + 1}${isBest ? " ★ best" : ""}` }),
-      el("td", {}, el("span", { className: `state ${run.state}`, text: run.state, ...why })),
+      el("td", { className: "why-cell" }, el("span", { className: `state ${run.state}`, text: run.state }), ...(why ? [el("span", { className: "why", text: why })] : [])),
       el("td", { text: `${fmt(run.objective, 2)}${run.state === "pruned" ? ` (epoch ${run.epochs_reported})` : ""}` }),
       el("td", { text: fmt(run.final_val_accuracy, 2) }), el("td", { text: fmt(run.best_test_accuracy, 2) }),
       el("td", { text: fmt(run.final_test_accuracy, 2) }), el("td", { text: fmtSeconds(run.duration_seconds) }),
       ...sweep.varied.map((k) => el("td", { text: valueText(k, run.values[k]) })),
       el("td", {}, open));
+    linkRow(row, run, open);
+    return row;
   }));
   redrawFiltered();
+}
+
+function linkRow(row, run, open) {
+  // One tab stop a row: focus (or hover) marks the trial's lines; Enter opens its run.
+  row.addEventListener("focus", () => markTrial(run.trial));
+  row.addEventListener("blur", () => markTrial(null));
+  row.addEventListener("pointerenter", () => markTrial(run.trial));
+  row.addEventListener("pointerleave", () => { if (document.activeElement !== row) markTrial(null); });
+  row.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target === row && open.tagName === "BUTTON") open.click();
+  });
 }
 
 function renderScatter(sweep, axes) {
@@ -413,9 +439,8 @@ function renderScatter(sweep, axes) {
       if (px === null || py === null) continue;
       const dot = svg("circle", { cx: x(px).toFixed(1), cy: y(py).toFixed(1), r: run.run_id === sweep.best_run_id ? 5 : 3.5,
         fill: colour(run.objective), "data-run-id": run.run_id || "", "data-trial": String(run.trial) });
-      const title = svg("title");
-      title.textContent = `trial ${run.trial + 1}: ${name} ${valueText(axis.key, run.values[axis.key])} → ${fmt(run.objective, 2, " %")} (${run.state})`;
-      dot.append(title);
+      dot.append(svg("title", {}, `trial ${run.trial + 1}: ${name} ${valueText(axis.key, run.values[axis.key])} → ${fmt(run.objective, 2, " %")} (${run.state})`));
+      linkLine(dot, run.trial);
       plot.append(dot);
     }
     return el("figure", { className: "scatter-box" }, plot);
@@ -423,6 +448,20 @@ function renderScatter(sweep, axes) {
 }
 
 // ------------------------------------------------------------------ set-up
+
+async function addTrials() {
+  const more = Number($("sweep-more").value);
+  if (!Number.isInteger(more) || more < 1) { $("sweep-error").textContent = "More trials: type a whole number, 1 or more."; $("sweep-more").focus(); return; }
+  $("sweep-add").disabled = true;
+  const result = await send(`/sweeps/${encodeURIComponent(view.sweepId)}/trials`, { trials: more });
+  $("sweep-add").disabled = false;
+  $("sweep-error").textContent = result.ok ? "" : result.data.error || `HTTP ${result.status}`;
+  $("sweep-added").textContent = result.ok ? `${more} more trial${more === 1 ? "" : "s"} asked for: ${result.data.trials} in all.` : "";
+  view.sweepText = "";
+  view.listText = "";
+  updateSweeps();
+}
+
 
 function sweepFromUrl() {
   return urlParam("sweep");
@@ -442,6 +481,7 @@ export function setupSweeps() {
     view.sweepText = "";
     updateSweeps();
   });
+  $("sweep-add").addEventListener("click", addTrials);
   $("sweep-compare").addEventListener("click", () => {
     // The sweep's runs' curves overlaid, each named by its values, in sweep order.
     const ids = view.sweep.runs.filter((r) => r.run_id && !["deleted", "cancelled", "queued", "waiting"].includes(r.state)).map((r) => r.run_id);

@@ -8,7 +8,7 @@ from mnist_monitor.config import form_settings, parse_kernels_text
 from mnist_monitor.metrics import describe as metric_kinds
 from mnist_monitor.runstore import ACTIVE_STATES, BROKEN_STATE, FINAL_STATES, QUEUED_STATE, RESUMABLE_STATES
 from mnist_monitor.sweeps.driver import MAX_RUNNING_SWEEPS
-from mnist_monitor.sweeps.spec import MAX_TRIALS
+from mnist_monitor.sweeps.spec import MAX_TRIALS, MODEL_LEVEL, PRUNERS, VARIED
 from mnist_monitor.training.renderer import picture_settings
 from mnist_monitor.web.classroom import member_or_none
 from mnist_monitor.web.common import conditional_json, reject_unknown_args
@@ -37,6 +37,9 @@ def form_settings_route():
     settings = form_settings()
     settings["limits"]["sweep_runs"] = [1, MAX_TRIALS]  # runs one sweep trains (several comma-separated values)
     settings["limits"]["running_sweeps"] = [0, MAX_RUNNING_SWEEPS]  # sweeps running at once
+    settings["sweeps"] = {  # what a sweep may vary, and how (the new-sweep form builds from it)
+        "varied": {key: kind.__name__ for key, kind in VARIED.items()}, "per_model": list(MODEL_LEVEL),
+        "pruners": list(PRUNERS), "max_trials": MAX_TRIALS}
     return jsonify({**settings,
                     "states": {"active": list(ACTIVE_STATES), "final": list(FINAL_STATES), "queued": QUEUED_STATE,
                                "resumable": list(RESUMABLE_STATES), "broken": BROKEN_STATE},

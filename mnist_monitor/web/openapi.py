@@ -234,6 +234,12 @@ def _settings_schema() -> dict:
     """GET /config: what the form accepts and the page draws with."""
     return _object({key: {"type": "object"} for key in (
         "defaults", "limits", "choices", "states", "image_sizes", "digit_grid")}
+        | {"sweeps": _object({"varied": {"type": "object", "description": "setting -> int, float, str or list"},
+                              "per_model": {"type": "array", "items": {"type": "string"},
+                                            "description": "settings one model may vary alone (models[i].x)"},
+                              "pruners": {"type": "array", "items": {"enum": list(PRUNERS)}},
+                              "max_trials": {"type": "integer"}},
+                             description="what a sweep may vary, and how")}
         | {"name_characters": {"type": "string"},
            "class": {"type": "boolean", "description": "the server runs a class (--class)"},
            "member": {"oneOf": [{"type": "null"}, _ref("Member")], "description": "in a class, who the request "

@@ -1,29 +1,120 @@
-"""The sweep view in Chromium: a real search sweep on tiny data, its parallel-coordinates lines,
-the filters (typed and dragged) that hide runs in the table, the best run marked, axe-core."""
+"""The sweep view in Chromium: a search made in the new-sweep form (the body it shows is the body it
+sends) and run to the end on tiny data, why each trial ended (visible at 390 px, the pruner's own
+numbers), the trials over epochs, each trial marked in every chart from its row by keyboard and
+from its line by pointer, ticks on every axis, the filters (typed and dragged) that hide runs in
+the table, the best run marked, two trials added to the finished search, axe-core at both sizes."""
+import json
 import re
 
 from helpers import POLL_WAIT_MS, expect, wait_for
 from helpers import axe_violations
 
-BASE = {"epochs": 2, "batch_size": 32, "precision": "fp32", "models": [{"kernels": [4, 8, 8, 8]}]}
+FORM = {"epochs": 2, "precision": "fp32", "models": [{"name": "Model 1", "kernels": [4, 8, 8, 8], "batch_size": 32,
+                                                      "learning_rate": 0.01, "optimizer": "adam"}]}
 
 
-def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(page, server_factory, tiny_mnist):
-    server = server_factory(tiny_mnist)
-    code, made = server.request("POST", "/sweeps", {
-        "base": BASE, "trials": 6, "prune": "median", "name": "lr search",
-        "search": {"learning_rate": {"low": 0.0001, "high": 3.0, "log": True}, "seed": [0, 1]}})
-    assert code == 202, made
-    sweep_id = made["sweep_id"]
+def make_search_in_the_form(page, server) -> tuple[str, dict]:
+    """The Train form's settings (remembered), then a search over the learning rate (a log range)
+    and the seed (choices), 8 trials, median pruner, named: the body shown is the body sent."""
+    page.add_init_script(f"localStorage.setItem('mnist-monitor-form', JSON.stringify({json.dumps(FORM)}))")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{server.url}/?view=sweeps")
+    expect(page.locator("#sb-base")).to_contain_text("2 epochs on all training images; Model 1 4,8,8,8", timeout=POLL_WAIT_MS)
+    page.fill("#sb-name", "lr search")
+    lr = page.locator('#sb-rows tr[data-key="learning_rate"]')
+    expect(lr.locator("select")).to_have_value("range")  # what a learner tunes first is ready
+    lr.get_by_label("learning rate: highest").fill("3")
+    page.locator('#sb-rows tr[data-key="seed"] select').select_option("list")
+    page.get_by_label("seed: values, separated by commas").fill("0, 1, 1")
+    page.click("#sb-start")  # a value twice is said next to its setting, and nothing is sent
+    expect(page.locator('#sb-rows tr[data-key="seed"] .field-error')).to_have_text("seed: 1 is there twice")
+    page.get_by_label("seed: values, separated by commas").fill("0, 1")
+    page.select_option("#sb-prune", "successive_halving")
+    page.locator('#sb-rows tr[data-key="epochs"] select').select_option("list")
+    page.get_by_label("epochs: values, separated by commas").fill("1, 2")
+    page.click("#sb-start")
+    expect(page.locator("#sb-error")).to_contain_text("Successive halving judges every trial at the same epochs")
+    page.locator('#sb-rows tr[data-key="epochs"] select').select_option("fixed")
+    page.select_option("#sb-prune", "median")
+    page.click("#sb-json summary")
+    shown = json.loads(page.locator("#sb-body").inner_text())
+    assert shown["search"] == {"learning_rate": {"low": 0.0001, "high": 3, "log": True}, "seed": [0, 1]}
+    assert (shown["trials"], shown["prune"], shown["name"], shown["base"]["epochs"]) == (8, "median", "lr search", 2)
+    with page.expect_request(lambda r: r.url.endswith("/sweeps") and r.method == "POST") as sent:
+        page.click("#sb-start")
+    assert sent.value.post_data_json == shown
+    expect(page).to_have_url(re.compile(r"view=sweeps&sweep="), timeout=POLL_WAIT_MS)
+    sweep_id = re.search(r"sweep=([^&]+)", page.url).group(1)
     done = wait_for(lambda: (s := server.request("GET", f"/sweeps/{sweep_id}")[1])["state"] != "running" and s,
                     timeout=300, interval=0.5, message="the sweep to end")
-    assert done["state"] == "finished" and len(done["runs"]) == 6
-    page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{server.url}/?sweep={sweep_id}")
-    expect(page.locator("#sweep-title")).to_contain_text("Sweep lr search: search of 6 trials over learning rate, seed",
+    return sweep_id, done
+
+
+def test_a_search_made_in_the_form_shows_why_each_trial_ended_and_takes_more_trials(page, server_factory, tiny_mnist):
+    server = server_factory(tiny_mnist)
+    sweep_id, done = make_search_in_the_form(page, server)
+    assert done["state"] == "finished" and len(done["runs"]) == 8
+    pruned = [r for r in done["runs"] if r["state"] == "pruned"]
+    assert pruned and all(re.fullmatch(r"pruned at epoch 1: best so far \d+\.\d % < median \d+\.\d % of \d finished trials",
+                                       r["pruned_because"]) for r in pruned), [r["pruned_because"] for r in pruned]
+    page.reload()
+    expect(page.locator("#sweep-title")).to_contain_text("Sweep lr search: search of 8 trials over learning rate, seed",
                                                          timeout=POLL_WAIT_MS)
+    expect(page.locator("#sweep-pruner")).to_contain_text("It starts once 2 trials have finished")
+    expect(page.locator("#sweep-list")).to_contain_text(re.compile(r"lr search · search over learning rate, seed · finished · "
+                                                                   r"8 of 8 trials done, \d+ pruned · best \d+\.\d\d %"))
+    # Trials over epochs: a marked line for every trial with a result, the pruned ones ending in a cross.
+    chart = page.locator('[data-chart="intermediate"]')
+    scored = [r for r in done["runs"] if r["intermediate"]]
+    expect(chart.locator("path.trial-line[data-trial]")).to_have_count(len(scored))
+    expect(chart.locator("path.cut[data-trial]")).to_have_count(len(pruned))
+    expect(chart.locator("path.pruner-line")).to_have_count(2)  # the median per epoch, and its legend
+    assert chart.locator("path.pruner-line").first.get_attribute("d").count("L") == 1  # epochs 1 and 2
+    # Every parallel-coordinates axis has ticks between its ends.
+    for axis in page.locator(".parcoords g.axis").all():
+        assert axis.locator("text.tick").count() >= 2
+    assert page.locator(".parcoords g.axis").first.locator("text.tick").count() >= 4  # 1e-4 .. 3 on a log scale
+    # One tab stop a row; focusing a row marks its trial's line in both charts, and the readout names it.
+    page.locator("#sweep-head button", has_text="Trial").click()
+    first = page.locator("#sweep-rows tr").first
+    first.focus()
+    page.keyboard.press("Tab")
+    second = page.locator("#sweep-rows tr").nth(1)
+    expect(second).to_be_focused()
+    trial = second.get_attribute("data-trial")
+    for box in ("#sweep-parcoords", "#sweep-intermediate"):
+        expect(page.locator(f"{box} path.hot")).to_have_count(1)
+        assert page.locator(f"{box} path.hot").get_attribute("data-trial") == trial
+    expect(page.locator("#sweep-readout")).to_contain_text(f"Trial {int(trial) + 1} (")
+    # A line under the pointer marks its row; a click on it goes to the row.
+    line = page.locator(f'#sweep-intermediate path.trial-line[data-trial="{pruned[0]["trial"]}"]')
+    line.dispatch_event("pointerenter")
+    expect(page.locator(f'#sweep-rows tr[data-trial="{pruned[0]["trial"]}"]')).to_have_class(re.compile("hot"))
+    line.dispatch_event("click")
+    expect(page.locator(f'#sweep-rows tr[data-trial="{pruned[0]["trial"]}"]')).to_be_focused()
+    assert axe_violations(page) == []
+    # At 390 px each pruned trial's reason is read in its row, inside the screen, with no hover.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for run in pruned:
+        why = page.locator(f'#sweep-rows tr[data-trial="{run["trial"]}"] .why')
+        expect(why).to_have_text(run["pruned_because"])
+        why.scroll_into_view_if_needed()
+        box = why.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    assert axe_violations(page) == []
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # Two more trials of the finished search: two more runs of the same study.
+    page.fill("#sweep-more", "2")
+    page.click("#sweep-add")
+    expect(page.locator("#sweep-added")).to_have_text("2 more trials asked for: 10 in all.")
+    more = wait_for(lambda: (s := server.request("GET", f"/sweeps/{sweep_id}")[1])["state"] != "running"
+                    and len(s["runs"]) == 10 and s, timeout=300, interval=0.5, message="the two added trials")
+    assert more["state"] == "finished" and [r["run_id"] for r in more["runs"][:8]] == [r["run_id"] for r in done["runs"]]
+    assert len({r["run_id"] for r in more["runs"]}) == 10
+    expect(page.locator("#sweep-rows tr")).to_have_count(10, timeout=POLL_WAIT_MS)
+    done = more
     lines = page.locator(".parcoords path[data-run-id]")
-    expect(lines).to_have_count(6)
+    expect(lines).to_have_count(10)
     assert sorted(lines.evaluate_all("ps => ps.map(p => p.dataset.runId)")) == sorted(r["run_id"] for r in done["runs"])
     best = page.locator("#sweep-rows tr.best")
     expect(best).to_have_count(1)
@@ -35,10 +126,10 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     expect(page.locator("#sweep-scatter svg")).to_have_count(2)
     expect(page.locator("#sweep-scatter svg").first).to_have_attribute("aria-label", re.compile("learning rate \\(log scale\\)"))
     expect(page.locator("#sweep-scatter svg").first.locator("circle")).to_have_count(len(scored))
-    # Results first, sortable: by trial, then back.
+    # Sortable: by trial (sorted that way above), again for the other direction, then by result.
     page.locator("#sweep-head button", has_text="Trial").click()
     trials = page.locator("#sweep-rows tr").evaluate_all("rows => rows.map(r => Number(r.dataset.trial))")
-    assert trials == list(range(6))
+    assert trials == list(range(10))[::-1]
     page.locator("#sweep-head button", has_text="Best val. %").click()
     assert page.locator("#sweep-rows tr").first.get_attribute("data-run-id") == done["best_run_id"]
     # Typed filter: only the runs at or above 50 % best validation accuracy stay, in the plot and the table.
@@ -46,14 +137,15 @@ def test_the_sweep_view_draws_a_line_per_run_filters_them_and_marks_the_best(pag
     good = [r for r in done["runs"] if r["objective"] is not None and r["objective"] >= 50]
     expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(len(good))
     expect(page.locator(".parcoords path:not(.filtered)")).to_have_count(len(good))
-    expect(page.locator("#sweep-shown")).to_have_text(f"{len(good)} of 6 trials shown")
+    expect(page.locator("#sweep-shown")).to_have_text(f"{len(good)} of 10 trials shown")
     page.get_by_label("best val. accuracy % max").fill("10")  # a min above its max is said, not just an empty plot
     expect(page.locator("#sweep-shown")).to_contain_text("the min of best val. accuracy % is above its max")
     page.get_by_label("best val. accuracy % max").fill("")
     page.click("#sweep-clear")
     page.get_by_label("best val. accuracy % min").fill("")
-    expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(6)
+    expect(page.locator("#sweep-rows tr:not([hidden])")).to_have_count(10)
     # Dragged filter: on the learning-rate axis, from its bottom to its middle (1e-4 to ~0.017).
+    page.locator(".parcoords").scroll_into_view_if_needed()
     zone = page.locator(".parcoords .brush-zone").first.bounding_box()
     page.mouse.move(zone["x"] + zone["width"] / 2, zone["y"] + zone["height"] - 1)
     page.mouse.down()
