@@ -99,7 +99,7 @@ function epochsOf(sweep) {
 
 function lowestShown(sweep) {
   const values = sweep.runs.flatMap((r) => r.intermediate.map(([, v]) => v)).concat(sweep.pruner.line.map(([, v]) => v));
-  return values.length ? Math.max(0, Math.floor(Math.min(...values) / 10) * 10) : 0;
+  return values.length ? Math.max(0, Math.floor((Math.min(...values) - 3) / 10) * 10) : 0; // a cross on the lowest stays clear of the axis
 }
 
 export function renderIntermediate(sweep) {
