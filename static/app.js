@@ -11,7 +11,7 @@ import { renderImages, setupImages } from "./images.js";
 import { setupNotifications, showNote } from "./notify.js";
 import { loadSettings, setConnection, startPolling } from "./poll.js";
 import { state } from "./state.js";
-import { followRuns, refreshRunButtons, renderStatus, renderUnreachable, setupStatus } from "./status.js";
+import { followRuns, refreshRunButtons, renderStatus, renderSweepLink, renderUnreachable, setupStatus } from "./status.js";
 import { applyRunFromUrl } from "./runactions.js";
 import { refreshClass, refreshMe, setupClass } from "./classroom.js";
 import { refreshBoard } from "./board.js";
@@ -68,6 +68,7 @@ async function afterPoll() {
   keepInView(refreshCurveRuns);
   await updateCurves(keepInView);
   await updateSweeps();
+  renderSweepLink(); // a trial's sweep by name, once the sweeps' names have come
   if (currentView() === "class") await refreshClass();
   if (currentView() === "board") await refreshBoard();
   if (state.me && currentView() === "runs") await refreshMe();

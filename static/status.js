@@ -10,6 +10,7 @@ import { pollNow } from "./poll.js";
 import { resumeRun } from "./runactions.js";
 import { state } from "./state.js";
 import { currentView, setUrl } from "./url.js";
+import { goToView } from "./views.js";
 import { mayAct, ownerText } from "./owners.js";
 
 const TITLE = "MNIST Training Monitor";
@@ -205,8 +206,7 @@ function runLine(status, active) {
   if (status.device) meta.push(`device ${status.device}`);
   if (status.precision) meta.push(`precision ${status.precision}`);
   if (status.lr_schedule) meta.push(`LR schedule ${CHOICE_NAMES[status.lr_schedule] || status.lr_schedule}`);
-  const trial = sweepTrial(status.run_id);
-  if (trial) meta.push(`trial ${trial.trial + 1} of sweep ${trial.sweep_id} (see the Sweeps view)`);
+  if (status.end_reason) meta.push(status.end_reason); // why it ended early: a sweep's pruner, in its words
   if (status.state === state.settings.states.queued) meta.push("waits in the queue: it starts by itself when the runs before it have ended");
   if (status.state === "starting" && status.waiting) meta.push(status.waiting); // Ray has had no room for it
   if (status.resumes) meta.push(`resumed ${status.resumes === 1 ? "once" : `${status.resumes} times`} from an epoch-end checkpoint`);
@@ -253,6 +253,7 @@ export function renderStatus(status) {
   $("viewing").firstChild.textContent = whose && !mayAct(status.owner) ? `${whose}, read-only`
     : whose ? `${whose}, ${live ? "the one you opened" : "from the history"}` : live ? "the run you opened" : "a run from the history";
   $("live-mark").hidden = !(live && active);
+  renderSweepLink();
   $("run-link").hidden = !status.run_id;
   if (status.run_id) $("run-link").href = `/?view=train&run=${encodeURIComponent(status.run_id)}`;
   if (live && status.workers && status.workers !== state.workers) {
@@ -361,7 +362,18 @@ function renderResume(status) {
     : resumeNote(status, busy);
 }
 
+export function renderSweepLink() {
+  // The sweep the shown run is a trial of, by name, one click away (known once the run table and
+  // the sweeps have come: called again after each of their polls).
+  const trial = state.currentStatus && sweepTrial(state.currentStatus.run_id);
+  $("run-sweep").hidden = !trial;
+  if (!trial) return;
+  $("run-sweep").textContent = `trial ${trial.trial + 1} of sweep ${(state.sweepNames || {})[trial.sweep_id] || trial.sweep_id}`;
+  $("run-sweep").href = `/?view=sweeps&sweep=${encodeURIComponent(trial.sweep_id)}`;
+}
+
 export function refreshRunButtons() {
+  renderSweepLink();
   // What the buttons offer depends on the other runs too: drawn again when the run table changes.
   if (!state.currentStatus) return;
   renderActiveRuns(state.currentStatus, state.viewedRunId === null); // its labels come from the run table
@@ -390,7 +402,8 @@ function announceState(status, previous) {
 function modelCard(card, m, i, active) {
   card.style.borderLeftColor = modelColor(m, i);
   const rows = [
-    ["Epoch", `${m.epoch} / ${m.epochs}`],
+    // a pruned run stopped after an epoch: its card says the epochs it trained, not the one it would start
+    ["Epoch", state.currentStatus && state.currentStatus.state === "pruned" ? `${Math.round(((m.progress || 0) / 100) * m.epochs)} / ${m.epochs}, pruned` : `${m.epoch} / ${m.epochs}`],
     ["Loss", fmt(m.loss, 4)],
     ["Train accuracy (dropout on)", fmt(m.accuracy, 2, " %")],
     ["Validation accuracy", fmt(m.val_accuracy, 2, " %")],
@@ -451,5 +464,9 @@ export function setupStatus() {
   $("resume").addEventListener("click", resumeShownRun);
   $("stop").addEventListener("click", () => stopTraining(false));
   $("stop-all").addEventListener("click", () => stopTraining(true));
+  $("run-sweep").addEventListener("click", (event) => {
+    event.preventDefault();
+    goToView("sweeps", { sweep: new URL($("run-sweep").href).searchParams.get("sweep") });
+  });
   $("back-live").addEventListener("click", backToLive);
 }

@@ -4,7 +4,7 @@
 // builds the POST /sweeps body, shows it for the command line, and sends it.
 
 import { $, el, send } from "./common.js";
-import { readForm } from "./form.js";
+import { readForm, rememberForm } from "./form.js";
 import { OPTIMIZER_NAMES } from "./names.js";
 import { state } from "./state.js";
 import { goToView } from "./views.js";
@@ -16,10 +16,11 @@ const EXAMPLES = { learning_rate: "0.0003, 0.001, 0.003", batch_size: "32, 64, 1
 const RANGES = { learning_rate: [0.0001, 0.1, true], batch_size: [16, 256, true], epochs: [1, 5, false], warmup: [0, 0.3, false],
   label_smoothing: [0, 0.2, false], seed: [0, 1000, false] }; // [low, high, log] offered when a range is picked
 const PRUNER_WORDS = {
-  median: "Median: after each epoch but the last, a trial stops when its best so far is below the median of the finished trials at that epoch. It waits until a quarter of the trials (2 to 5) have finished.",
+  median: "Median: after each epoch but the last, a trial stops when its best so far is below the median of the finished trials at that epoch. It waits until a quarter of the trials (3 to 5) have finished; the ones before run to the end.",
   successive_halving: "Successive halving: at epochs 1, 3, 9, ... (never the last), only the top third of the trials that reached that epoch so far go on; the first to arrive always does. Epochs cannot vary under it.",
   none: "None: every trial runs all its epochs.",
 };
+const LOG_SCALED = ["learning_rate", "batch_size"]; // the settings a log scale suits (both ends above 0, spanning decades)
 const built = { kinds: {}, starting: false };
 
 function kindOf(key) {
@@ -67,7 +68,8 @@ function valuesCell(key, words, how) {
   const [low, high, log] = RANGES[key.replace(/^models\[\d\]\./, "")] || [0, 1, false];
   return [el("label", { text: "from " }, el("input", { type: "number", step: "any", className: "sb-low", value: String(low), "aria-label": `${words}: lowest` })),
     el("label", { text: " to " }, el("input", { type: "number", step: "any", className: "sb-high", value: String(high), "aria-label": `${words}: highest` })),
-    el("label", { className: "sb-log" }, el("input", { type: "checkbox", className: "sb-logscale", ...(log ? { checked: "" } : {}) }), " log scale")];
+    ...(LOG_SCALED.includes(key.replace(/^models\[\d\]\./, "")) ? [el("label", { className: "sb-log" },
+      el("input", { type: "checkbox", className: "sb-logscale", ...(log ? { checked: "" } : {}) }), " log scale")] : [])];
 }
 
 function renderRow(tr) {
@@ -109,7 +111,8 @@ function renderRows() {
 function baseText(base) {
   const images = base.train_samples ? `${base.train_samples.toLocaleString("en-US")} training images` : "all training images";
   const models = base.models.map((m) => `${m.name || "a model"} ${m.kernels.join(",")}, ${OPTIMIZER_NAMES[m.optimizer] || m.optimizer}, learning rate ${m.learning_rate}, batch ${m.batch_size}`);
-  return `${base.epochs} epoch${base.epochs === 1 ? "" : "s"} on ${images}; ${models.join("; ")}`;
+  const scored = base.models.length > 1 ? `. With ${base.models.length} models a trial is scored by the better of them; to tune one model, vary its own rows ("${base.models[0].name || "Model 1"}: learning rate") and it alone is scored` : "";
+  return `${base.epochs} epoch${base.epochs === 1 ? "" : "s"} on ${images}; ${models.join("; ")}${scored}`;
 }
 
 // ------------------------------------------------------------------ reading
@@ -139,9 +142,10 @@ function listOf(key, text) {
 }
 
 function rangeOf(tr) {
+  if (!tr.querySelector(".sb-low")) return { error: "type both ends of the range" }; // (its inputs are being made)
   const low = Number(tr.querySelector(".sb-low").value);
   const high = Number(tr.querySelector(".sb-high").value);
-  const log = tr.querySelector(".sb-logscale").checked;
+  const log = Boolean(tr.querySelector(".sb-logscale")?.checked);
   const int = kindOf(tr.dataset.key) === "int";
   if (tr.querySelector(".sb-low").value === "" || tr.querySelector(".sb-high").value === "" || !Number.isFinite(low) || !Number.isFinite(high)) return { error: "type both ends of the range" };
   if (int && !(Number.isInteger(low) && Number.isInteger(high))) return { error: "both ends must be whole numbers" };
@@ -158,7 +162,7 @@ export function buildBody() {
   for (const tr of $("sb-rows").children) {
     const how = tr.querySelector("select").value;
     if (how === "fixed") continue;
-    const read = how === "range" ? rangeOf(tr) : listOf(tr.dataset.key, tr.querySelector(".sb-list").value);
+    const read = how === "range" ? rangeOf(tr) : listOf(tr.dataset.key, tr.querySelector(".sb-list")?.value ?? "");
     if (read.error) problems.push([tr, `${tr.dataset.words}: ${read.error}`]);
     else space[tr.dataset.key] = how === "range" ? read.value : read.values;
   }
@@ -174,8 +178,25 @@ export function buildBody() {
     problems.push([null, `${size} combinations: a sweep trains at most ${state.settings.sweeps.max_trials} runs`]);
   }
   if (!Object.keys(space).length && !problems.length) problems.push([null, "Nothing varies yet: pick \"a range\", \"choices\" or \"a list of values\" for at least one setting."]);
-  if (body.prune === "successive_halving" && "epochs" in space) problems.push([null, "Successive halving judges every trial at the same epochs (1, 3, 9): let epochs stay fixed, or pick the median pruner."]);
+  const row = (key) => document.querySelector(`#sb-rows tr[data-key="${CSS.escape(key)}"]`);
+  if (body.prune === "successive_halving" && "epochs" in space) problems.push([row("epochs"), "epochs: successive halving judges every trial at the same epochs (its rungs: 1, 3, 9, ...), so epochs cannot vary under it: keep them fixed, or pick the median pruner"]);
+  for (const key of Object.keys(space)) {
+    const own = /^models\[\d\]\.(\w+)$/.exec(key);
+    if (own && own[1] in space) problems.push([row(key), `${row(key).dataset.words}: varies beside "${WORDS[own[1]]}", which already sets every model's: vary one or the other`]);
+  }
   return { body, problems, size };
+}
+
+function valuesIn({ low, high, log }, integer) {
+  // A range as a grid's values: its decades (or 1-3-10 steps) on a log scale, else its ends and middle.
+  const round = (v) => (integer ? Math.round(v) : Number(v.toPrecision(2)));
+  let values = [low, (low + high) / 2, high];
+  if (log) {
+    values = [];
+    for (let v = low; v <= high * 1.0001; v *= 10) values.push(v);
+    if (values.length < 3) values = [low, Math.sqrt(low * high), high];
+  }
+  return [...new Set(values.map(round))];
 }
 
 // ------------------------------------------------------------------ showing and sending
@@ -203,9 +224,14 @@ function update(check = false) {
   const { body, problems, size } = buildBody();
   $("sb-body").textContent = JSON.stringify(body, null, 2);
   $("sb-prune-text").textContent = PRUNER_WORDS[body.prune] || "";
-  const epochs = body.base.epochs;
-  $("sb-size").textContent = kind === "search" ? `${size} trials of ${epochs} epoch${epochs === 1 ? "" : "s"} each, at most; the pruner may stop some early.`
-    : `${size} combination${size === 1 ? "" : "s"}: ${size} run${size === 1 ? "" : "s"} of ${epochs} epoch${epochs === 1 ? "" : "s"}.`;
+  const varied = body[kind].epochs;
+  const epochs = !varied ? `${body.base.epochs} epoch${body.base.epochs === 1 ? "" : "s"}`
+    : Array.isArray(varied) ? `${Math.min(...varied)} to ${Math.max(...varied)} epochs` : `${varied.low} to ${varied.high} epochs`;
+  const tooMany = problems.find(([r, text]) => r === null && /combinations: a sweep trains at most/.test(text));
+  $("sb-size").textContent = tooMany ? tooMany[1] : kind === "search" ? `${size} trials of ${epochs} each, at most; the pruner may stop some early.`
+    : `${size} combination${size === 1 ? "" : "s"}: ${size} run${size === 1 ? "" : "s"} of ${epochs}.`;
+  $("sb-size").classList.toggle("error", Boolean(tooMany));
+  $("sb-size").classList.toggle("muted", !tooMany);
   if (check || !$("sb-error").hidden || document.querySelector("#sb-rows .field-error:not([hidden])")) showProblems(check ? problems : problems.filter(([row]) => row === null || row.querySelector(".field-error:not([hidden])")));
   return problems;
 }
@@ -233,6 +259,7 @@ async function start() {
   $("sb-start").disabled = false;
   if (!result.ok) { showServerProblem(result.data.error || `HTTP ${result.status}`, result.data.field); return; }
   showProblems([]);
+  rememberForm(readForm()); // the Train form's settings the sweep started from, as a start would keep them
   goToView("sweeps", { sweep: result.data.sweep_id });
 }
 
@@ -247,7 +274,11 @@ export function setupSweepBuilder() {
       const was = select.value;
       select.replaceChildren(...howOptions(tr.dataset.key).map(([v, text]) => el("option", { value: v, text })));
       select.value = was === "range" ? "list" : was;
-      if (select.value !== was) renderRow(tr);
+      if (select.value !== was) {
+        const spread = rangeOf(tr).value;
+        renderRow(tr);
+        if (spread) tr.querySelector(".sb-list").value = valuesIn(spread, kindOf(tr.dataset.key) === "int").join(", ");
+      }
     }
     update();
   });

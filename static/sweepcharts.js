@@ -69,19 +69,26 @@ export function markTrial(trial) {
     for (const node of root.querySelectorAll(".hot")) node.classList.remove("hot");
     if (trial !== null) for (const node of root.querySelectorAll(`[data-trial="${trial}"]`)) node.classList.add("hot");
   }
-  const text = trial === null ? "Hover over a line or a row, or move through the rows with Tab, to see one trial everywhere."
+  $("sweep-readout").textContent = trial === null ? "Point at (or tap) a line or a row, or move through the rows with Tab, to see one trial in every chart."
     : marked.describe(trial);
-  for (const id of ["sweep-readout", "intermediate-readout"]) if ($(id)) $(id).textContent = text;
+  $("intermediate-readout").textContent = trial === null ? "" : marked.describe(trial);
 }
 
 export function linkLine(node, trial) {
   // A line or dot that marks its trial while the pointer is on it; a click goes to its row.
   node.addEventListener("pointerenter", () => markTrial(trial));
-  node.addEventListener("pointerleave", () => { if (marked.trial === trial) markTrial(null); });
+  node.addEventListener("pointerleave", (event) => { if (event.pointerType !== "touch") markTrial(focusedTrial()); });
   node.addEventListener("click", () => {
     const row = document.querySelector(`#sweep-rows tr[data-trial="${trial}"]`);
-    if (row && !row.hidden) { row.focus(); row.scrollIntoView({ block: "nearest" }); }
+    if (row && !row.hidden) { row.focus({ preventScroll: true }); row.scrollIntoView({ block: "nearest" }); }
+    markTrial(trial);
   });
+}
+
+export function focusedTrial() {
+  // The trial of the focused row (the keyboard's choice stays marked when the pointer leaves), else null.
+  const row = document.activeElement && document.activeElement.closest && document.activeElement.closest("#sweep-rows tr");
+  return row ? Number(row.dataset.trial) : null;
 }
 
 export function remark() {

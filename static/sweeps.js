@@ -9,7 +9,7 @@ import { state } from "./state.js";
 import { currentView, setUrl, urlParam } from "./url.js";
 import { goToView } from "./views.js";
 import { mayAct } from "./owners.js";
-import { colour, linkLine, markTrial, numberTicks, remark, renderIntermediate, svg, useDescriber } from "./sweepcharts.js";
+import { colour, focusedTrial, linkLine, markTrial, numberTicks, remark, renderIntermediate, svg, useDescriber } from "./sweepcharts.js";
 
 const NAMES = { learning_rate: "learning rate", batch_size: "batch size", optimizer: "optimizer", epochs: "epochs",
   warmup: "warm-up share", label_smoothing: "label smoothing", kernels: "kernels", seed: "seed", objective: "best val. accuracy %" };
@@ -164,6 +164,8 @@ function renderSweep(sweep) {
   const axes = axesOf(sweep);
   renderFilters(axes);
   renderImportance(sweep);
+  $("sweep-caution").textContent = caution(sweep);
+  if (sweep.state !== "running") $("sweep-added").textContent = "";
   useDescriber((trial) => describe(sweep, trial));
   renderParcoords(sweep, axes);
   renderIntermediate(sweep);
@@ -179,6 +181,30 @@ function describe(sweep, trial) {
   const values = sweep.varied.map((k) => `${settingName(sweep, k)} ${valueText(k, run.values[k])}`).join(", ");
   const why = whyText(run);
   return `Trial ${trial + 1} (${run.state}): ${values} → best ${fmt(run.objective, 2, " %")}${why ? `; ${why}` : ""}`;
+}
+
+function caution(sweep) {
+  // How far to trust the best trial: how many ran to the end, an early look that proved wrong, one seed.
+  const ended = sweep.runs.filter((r) => r.state === "finished");
+  const pruned = sweep.runs.filter((r) => r.state === "pruned");
+  if (!ended.length) return "";
+  const said = [];
+  if (pruned.length && ended.length <= 3) {
+    said.push(`Only ${ended.length} trial${ended.length === 1 ? "" : "s"} ran all ${ended.length === 1 ? "its" : "their"} epochs: the best is the best of ${ended.length === 1 ? "that one" : "those"}; ${pruned.length} ${pruned.length === 1 ? "was" : "were"} stopped early by the pruner. Add trials, or search again with the pruner "none", to compare more of them at their end.`);
+  }
+  // A trial that finished above the line at its last epoch though it was below it at an earlier one.
+  const line = new Map(sweep.pruner.line.map(([e, v]) => [e, v]));
+  const last = (r) => r.intermediate[r.intermediate.length - 1];
+  const late = ended.find((r) => line.has(last(r)[0]) && last(r)[1] >= line.get(last(r)[0])
+    && r.intermediate.some(([e, v]) => e < last(r)[0] && line.has(e) && v < line.get(e)));
+  if (late && sweep.prune !== "none") {
+    const [e, v] = late.intermediate.find(([x, y]) => x < last(late)[0] && line.has(x) && y < line.get(x));
+    said.push(`An early look can be wrong: trial ${late.trial + 1} was at ${fmt(v, 1, " %")} after epoch ${e}, below the ${sweep.pruner.line_name} there (${fmt(line.get(e), 1, " %")}), and ended at ${fmt(late.objective, 1, " %")}.`);
+  }
+  if (!sweep.varied.includes("seed")) {
+    said.push(`Every trial used seed ${sweep.spec.base.seed ?? 0}, and the sampler follows that seed: the same search again trains the same trials. To see how much a result moves by chance, vary the seed too (choices 0, 1, 2).`);
+  }
+  return said.join(" ");
 }
 
 function whyText(run) {
@@ -290,9 +316,10 @@ function renderParcoords(sweep, axes) {
     const label = svg("text", { x: x(i), y: top - 8, "text-anchor": "middle", class: "axis-name" });
     label.textContent = settingName(sweep, axis.key);
     g.append(label);
+    const right = i === axes.length - 1 && i > 0; // the last axis is labelled outside, where no line crosses
     for (const [text, p] of axisTicks(axis)) {
-      g.append(svg("line", { x1: x(i) - 3, x2: x(i), y1: y(p), y2: y(p), stroke: "#57606a" }),
-        svg("text", { x: x(i) - 5, y: y(p) + 4, "text-anchor": "end", class: "tick" }, text));
+      g.append(svg("line", { x1: x(i) + (right ? 3 : -3), x2: x(i), y1: y(p), y2: y(p), stroke: "#57606a" }),
+        svg("text", { x: x(i) + (right ? 5 : -5), y: y(p) + 4, "text-anchor": right ? "start" : "end", class: "tick" }, text));
     }
     if (axis.kind === "number") g.append(brush(axis, x(i), y));
     plot.append(g);
@@ -381,7 +408,8 @@ function renderTable(sweep) {
     if (open.tagName === "BUTTON") open.addEventListener("click", () => openRun(run.run_id));
     const why = whyText(run);
     const row = el("tr", { "data-trial": String(run.trial), "data-run-id": run.run_id || "", tabindex: "0", ...(isBest ? { className: "best" } : {}) },
-      el("td", { text: `${run.trial + 1}${isBest ? " ★ best" : ""}` }),
+      el("td", {}, `${run.trial + 1}${isBest ? " ★ best" : ""}`,
+        el("span", { className: "values-inline", text: sweep.varied.map((k) => `${settingName(sweep, k)} ${valueText(k, run.values[k])}`).join(", ") })),
       el("td", { className: "why-cell" }, el("span", { className: `state ${run.state}`, text: run.state }), ...(why ? [el("span", { className: "why", text: why })] : [])),
       el("td", { text: `${fmt(run.objective, 2)}${run.state === "pruned" ? ` (epoch ${run.epochs_reported})` : ""}` }),
       el("td", { text: fmt(run.final_val_accuracy, 2) }), el("td", { text: fmt(run.best_test_accuracy, 2) }),
@@ -397,9 +425,9 @@ function renderTable(sweep) {
 function linkRow(row, run, open) {
   // One tab stop a row: focus (or hover) marks the trial's lines; Enter opens its run.
   row.addEventListener("focus", () => markTrial(run.trial));
-  row.addEventListener("blur", () => markTrial(null));
+  row.addEventListener("blur", () => setTimeout(() => markTrial(focusedTrial()), 0)); // the next row's focus comes after
   row.addEventListener("pointerenter", () => markTrial(run.trial));
-  row.addEventListener("pointerleave", () => { if (document.activeElement !== row) markTrial(null); });
+  row.addEventListener("pointerleave", (event) => { if (event.pointerType !== "touch") markTrial(focusedTrial()); });
   row.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && event.target === row && open.tagName === "BUTTON") open.click();
   });

@@ -88,8 +88,9 @@ class SweepSpec:
 
     @property
     def prune_after(self) -> int:
-        """Trials that must have finished before the median pruner stops any: a quarter, 2 to 5."""
-        return max(2, min(5, self.trials // 4))
+        """Trials that must have finished before the median pruner stops any: a quarter, 3 to 5 (with
+        2, every later trial of a small search was judged against the mean of two runs)."""
+        return max(3, min(5, self.trials // 4))
 
 
 def apply_values(base: dict, values: dict) -> dict:
@@ -198,6 +199,11 @@ def _space(kind: str, space: dict, base: dict, models: int) -> dict:
         if not match:
             reject_unknown([key], VARIED, what="setting to vary (or models[i].learning_rate, .batch_size, "
                                                ".optimizer)", prefix=f"{kind}.")
+    for key in space:  # "learning_rate" sets every model's: "models[1].learning_rate" beside it is one or the other
+        match = PER_MODEL.fullmatch(key) if isinstance(key, str) else None
+        if match and match[2] in space:
+            raise ConfigError(f"{kind}.{key}", f"varies beside {match[2]}, which already sets every model's {match[2]}: "
+                                               f"vary one or the other")
     if "kernels" in space and models != 1:
         raise ConfigError(f"{kind}.kernels", f"a sweep over kernels needs a base with one model, not {models}")
     return {key: (_values(base, key, value, f"{kind}.{key}") if kind == "grid" or isinstance(value, list)

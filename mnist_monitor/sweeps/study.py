@@ -175,7 +175,10 @@ def importances(trials: list, spec: SweepSpec, sweep_id: str) -> dict:
 def objective_text(spec: SweepSpec) -> str:
     """What a trial is scored on, in words."""
     if spec.objective_model is None:
-        return OBJECTIVE
+        models = spec.config_for({}).models
+        if len(models) == 1:
+            return OBJECTIVE
+        return f"{OBJECTIVE} of the better of its {len(models)} models ({', '.join(m.name for m in models)})"
     i = spec.objective_model
     models = spec.base.get("models") or []
     name = models[i].get("name") if i < len(models) and isinstance(models[i], dict) else None

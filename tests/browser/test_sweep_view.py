@@ -23,6 +23,15 @@ def make_search_in_the_form(page, server) -> tuple[str, dict]:
     page.fill("#sb-name", "lr search")
     lr = page.locator('#sb-rows tr[data-key="learning_rate"]')
     expect(lr.locator("select")).to_have_value("range")  # what a learner tunes first is ready
+    page.check('input[name="sb-kind"][value="grid"]')  # a grid: the range becomes its decades, the size is said
+    expect(lr.locator(".sb-list")).to_have_value("0.0001, 0.001, 0.01, 0.1")
+    page.locator('#sb-rows tr[data-key="seed"] select').select_option("list")
+    page.get_by_label("seed: values, separated by commas").fill(", ".join(map(str, range(20))))
+    expect(page.locator("#sb-size")).to_have_text("80 combinations: a sweep trains at most 64 runs")
+    page.locator('#sb-rows tr[data-key="seed"] select').select_option("fixed")
+    expect(page.locator("#sb-size")).to_have_text("4 combinations: 4 runs of 2 epochs.")
+    page.check('input[name="sb-kind"][value="search"]')
+    lr.locator("select").select_option("range")
     lr.get_by_label("learning rate: highest").fill("3")
     page.locator('#sb-rows tr[data-key="seed"] select').select_option("list")
     page.get_by_label("seed: values, separated by commas").fill("0, 1, 1")
@@ -33,7 +42,8 @@ def make_search_in_the_form(page, server) -> tuple[str, dict]:
     page.locator('#sb-rows tr[data-key="epochs"] select').select_option("list")
     page.get_by_label("epochs: values, separated by commas").fill("1, 2")
     page.click("#sb-start")
-    expect(page.locator("#sb-error")).to_contain_text("Successive halving judges every trial at the same epochs")
+    expect(page.locator('#sb-rows tr[data-key="epochs"] .field-error')).to_contain_text(
+        "epochs: successive halving judges every trial at the same epochs")
     page.locator('#sb-rows tr[data-key="epochs"] select').select_option("fixed")
     page.select_option("#sb-prune", "median")
     page.click("#sb-json summary")
@@ -60,7 +70,7 @@ def test_a_search_made_in_the_form_shows_why_each_trial_ended_and_takes_more_tri
     page.reload()
     expect(page.locator("#sweep-title")).to_contain_text("Sweep lr search: search of 8 trials over learning rate, seed",
                                                          timeout=POLL_WAIT_MS)
-    expect(page.locator("#sweep-pruner")).to_contain_text("It starts once 2 trials have finished")
+    expect(page.locator("#sweep-pruner")).to_contain_text("It starts once 3 trials have finished")
     expect(page.locator("#sweep-list")).to_contain_text(re.compile(r"lr search · search over learning rate, seed · finished · "
                                                                    r"8 of 8 trials done, \d+ pruned · best \d+\.\d\d %"))
     # Trials over epochs: a marked line for every trial with a result, the pruned ones ending in a cross.
@@ -93,6 +103,13 @@ def test_a_search_made_in_the_form_shows_why_each_trial_ended_and_takes_more_tri
     line.dispatch_event("click")
     expect(page.locator(f'#sweep-rows tr[data-trial="{pruned[0]["trial"]}"]')).to_be_focused()
     assert axe_violations(page) == []
+    # A pruned trial's own page says why it ended, the epochs it trained, and its sweep by name (a link).
+    page.goto(f"{server.url}/?view=train&run={pruned[0]['run_id']}")
+    expect(page.locator("#run-meta")).to_contain_text(pruned[0]["pruned_because"], timeout=POLL_WAIT_MS)
+    expect(page.locator("#model-cards")).to_contain_text("1 / 2, pruned")
+    expect(page.locator("#run-sweep")).to_have_text(f"trial {pruned[0]['trial'] + 1} of sweep lr search")
+    page.click("#run-sweep")
+    expect(page.locator("#sweep-title")).to_contain_text("Sweep lr search", timeout=POLL_WAIT_MS)
     # At 390 px each pruned trial's reason is read in its row, inside the screen, with no hover.
     page.set_viewport_size({"width": 390, "height": 844})
     for run in pruned:
@@ -113,6 +130,17 @@ def test_a_search_made_in_the_form_shows_why_each_trial_ended_and_takes_more_tri
     assert len({r["run_id"] for r in more["runs"]}) == 10
     expect(page.locator("#sweep-rows tr")).to_have_count(10, timeout=POLL_WAIT_MS)
     done = more
+    # How far to trust the best: said when few trials ran to the end, or an early look proved wrong.
+    ended = [r for r in done["runs"] if r["state"] == "finished"]
+    line = dict((int(e), v) for e, v in done["pruner"]["line"])
+    late = [r for r in ended if line.get(r["intermediate"][-1][0], 101) <= r["intermediate"][-1][1]
+            and any(e < r["intermediate"][-1][0] and e in line and v < line[e] for e, v in r["intermediate"])]
+    caution = page.locator("#sweep-caution")
+    if len(ended) <= 3:
+        expect(caution).to_contain_text(f"Only {len(ended)} trial")
+    if late:
+        expect(caution).to_contain_text(f"An early look can be wrong: trial {late[0]['trial'] + 1} was at")
+    expect(caution).not_to_contain_text("Every trial used seed")  # the seed varies here
     lines = page.locator(".parcoords path[data-run-id]")
     expect(lines).to_have_count(10)
     assert sorted(lines.evaluate_all("ps => ps.map(p => p.dataset.runId)")) == sorted(r["run_id"] for r in done["runs"])
@@ -126,10 +154,12 @@ def test_a_search_made_in_the_form_shows_why_each_trial_ended_and_takes_more_tri
     expect(page.locator("#sweep-scatter svg")).to_have_count(2)
     expect(page.locator("#sweep-scatter svg").first).to_have_attribute("aria-label", re.compile("learning rate \\(log scale\\)"))
     expect(page.locator("#sweep-scatter svg").first.locator("circle")).to_have_count(len(scored))
-    # Sortable: by trial (sorted that way above), again for the other direction, then by result.
+    # Sortable: by trial (the page was loaded again above: in order), again for the other direction, then by result.
+    order = lambda: page.locator("#sweep-rows tr").evaluate_all("rows => rows.map(r => Number(r.dataset.trial))")  # noqa: E731
     page.locator("#sweep-head button", has_text="Trial").click()
-    trials = page.locator("#sweep-rows tr").evaluate_all("rows => rows.map(r => Number(r.dataset.trial))")
-    assert trials == list(range(10))[::-1]
+    assert order() == list(range(10))
+    page.locator("#sweep-head button", has_text="Trial").click()
+    assert order() == list(range(10))[::-1]
     page.locator("#sweep-head button", has_text="Best val. %").click()
     assert page.locator("#sweep-rows tr").first.get_attribute("data-run-id") == done["best_run_id"]
     # Typed filter: only the runs at or above 50 % best validation accuracy stay, in the plot and the table.

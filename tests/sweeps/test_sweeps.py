@@ -102,6 +102,7 @@ def test_a_trial_is_scored_on_the_one_model_whose_settings_vary(space, model):
     ({"grid": {"seed": [0, 1]}, "base": None}, "base"),
     ({"search": {"seed": [0, 1]}, "trials": 2, "prune": "hyperband"}, "prune"),
     ({"search": {"epochs": [1, 2]}, "trials": 2, "prune": "successive_halving"}, "prune"),  # epochs: its resource
+    ({"grid": {"learning_rate": [0.1], "models[1].learning_rate": [0.01]}}, "grid.models[1].learning_rate"),  # which wins?
     ({"base": {"epochs": 0}, "grid": {"seed": [1]}}, "base.epochs"),
     ({"base": {**BASE, "queue": True}, "grid": {"seed": [1]}}, "base.queue"),
     ({"base": {**BASE, "models": [{"kernels": [256, 256, 256, 256]}]}, "grid": {"batch_size": [32, 4096]}},
