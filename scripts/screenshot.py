@@ -5,7 +5,8 @@ both default models for a short run through the page (3,000 training images, 3 e
 screenshots the Train view as the window shows it at 1280 x 900 (the status and the curves), then
 draws a 7 on the canvas of the Explore view and screenshots it. ``sweep`` (images/sweep.png): runs the README's search (12
 trials over learning rate 1e-4..0.3 on a log scale and seed 0-2, 2 epochs of 3,000 training
-images, median pruning) and screenshots the sweep view. ``class`` (images/class.png, in docs/class.md):
+images, median pruning) and screenshots the sweep view, then the New sweep form set for that search
+(images/sweep-new.png). ``class`` (images/class.png, in docs/class.md):
 a class (``--class``) that three students join, each training a short run of their own, and the
 teacher's Class view.
 """
@@ -65,7 +66,15 @@ def shoot_sweep(server, page, out: str) -> None:
              interval=2, message="the sweep to end")
     page.goto(f"{server.url}/?view=sweeps&sweep={sweep_id}")
     expect(page.locator(".parcoords path[data-run-id]")).to_have_count(SEARCH["trials"], timeout=30_000)
+    page.evaluate("document.querySelector('header.top').style.position = 'static'")  # not over the panels shot whole
     page.locator("#sweeps").screenshot(path=out)
+    page.locator("#sb-rows tr").first.wait_for()  # the New sweep form, as that search is made in it
+    page.fill("#sb-name", SEARCH["name"])
+    page.fill("#sb-trials", str(SEARCH["trials"]))
+    page.get_by_label("learning rate: highest").fill("0.3")
+    page.locator('#sb-rows tr[data-key="seed"] select').select_option("list")
+    page.get_by_label("seed: values, separated by commas").fill("0, 1, 2")
+    page.locator("#sweep-new").screenshot(path=str(Path(out).with_name("sweep-new.png")))
 
 
 CLASS_CODE, TEACHER_TOKEN = "K7QM-4TXA", "screenshot-teacher-token"
