@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", metavar="SWEEP_JSON",
                    help="run a sweep described in a JSON file (the body of POST /sweeps: base, grid or search, "
                         "trials, prune) without the server; the server lists it when started on the same runs folder")
+    p.add_argument("--import", dest="import_zip", metavar="RUN_ZIP",
+                   help="make a run in --runs-dir from a run's export.zip (the page's \"export\", or GET "
+                        "/runs/<id>/export.zip), checked file by file; it is then listed, opened and resumed like "
+                        "any other")
+    p.add_argument("--tensorboard", metavar="OUT_DIR",
+                   help="write runs' scalars, hyperparameters and pictures as TensorBoard event files in OUT_DIR "
+                        "(then: tensorboard --logdir OUT_DIR); the runs named after it, else every run in --runs-dir "
+                        "(needs pip install tensorboard)")
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help="with --tensorboard: the runs to write (ids)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="go on with a stopped, failed or interrupted run from its last epoch-end checkpoints "
                         "(its settings come from its config.json)")
@@ -156,10 +165,45 @@ def run_sweep(args) -> int:
     return 0 if summary["state"] == "finished" else 1
 
 
+def carry(args) -> int:
+    """--import ZIP (a run made in --runs-dir) or --tensorboard OUT [RUN ...] (runs written as event files)."""
+    from mnist_monitor.export.run_zip import AlreadyHere, ImportRefused, import_zip
+    from mnist_monitor.sweeps.folder import SweepStore
+
+    if args.import_zip:
+        store = RunStore(args.runs_dir, keep=0)
+        try:
+            run_id = import_zip(args.import_zip, store,
+                                sweep_known=lambda sweep_id: SweepStore(args.runs_dir).get(sweep_id) is not None)
+        except (ImportRefused, AlreadyHere, OSError) as exc:
+            print(f"error: {args.import_zip}: {exc}", file=sys.stderr)
+            return 1
+        print(f"imported as run {run_id}: {store.run(run_id).path}")
+        return 0
+    from mnist_monitor.export.tensorboard import TensorBoardMissing, write_runs
+    store = RunStore(args.runs_dir, keep=0, create=False)
+    try:
+        written = write_runs(store, args.run_ids or store.run_ids(), Path(args.tensorboard))
+    except (TensorBoardMissing, KeyError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(written)} run(s) written to {args.tensorboard}: tensorboard --logdir {args.tensorboard}")
+    return 0
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     request = {key: getattr(args, key) for key in SHARED_KEYS if getattr(args, key) is not None}
+    if args.run_ids and not args.tensorboard:
+        print(f"error: unexpected arguments {' '.join(args.run_ids)} (run ids go after --tensorboard OUT_DIR)",
+              file=sys.stderr)
+        return 2
+    if args.import_zip or args.tensorboard:
+        if request or args.kernels or args.resume or args.sweep:
+            print("error: --import and --tensorboard take no settings flags", file=sys.stderr)
+            return 2
+        return carry(args)
     if args.sweep:
         if request or args.kernels or args.resume:
             print("error: --sweep takes its settings from the sweep's file (its \"base\"): drop the other "

@@ -7,7 +7,7 @@ import { reserveLegends } from "./charts.js";
 import { exploreRun } from "./draw.js";
 import { optimizerName, scheduleName } from "./names.js";
 import { pollNow } from "./poll.js";
-import { changeRun, deleteRun, handIn, openRun, rerunSettings, resumeRun, runAction } from "./runactions.js";
+import { changeRun, deleteRun, handIn, openRun, rerunSettings, resumeRun, runAction, showHistoryError } from "./runactions.js";
 import { state } from "./state.js";
 import { currentView, setUrl, urlList, urlParam } from "./url.js";
 import { goToView } from "./views.js";
@@ -93,6 +93,32 @@ function renderHistoryHead() {
 function renderCompareButton() {
   $("compare-selected").disabled = state.selected.size < 2;
   $("compare-selected").textContent = `Compare selected (${state.selected.size})`;
+  // One CSV of the ticked runs' metrics (every run's when none is ticked), each row with its settings.
+  const ticked = [...state.selected].sort();
+  $("runs-csv").href = ticked.length ? `/runs.csv?runs=${ticked.map(encodeURIComponent).join(",")}` : "/runs.csv";
+  $("runs-csv").textContent = ticked.length ? `metrics of the ${ticked.length} ticked run${ticked.length === 1 ? "" : "s"} (one CSV)` : "metrics of every run (one CSV)";
+}
+
+async function importRun(file) {
+  // A run's export.zip made a run here (POST /runs/import): said, with a link to open it.
+  $("import-note").textContent = `importing ${file.name}…`;
+  let answer;
+  try {
+    const response = await fetch("/runs/import", { method: "POST", headers: { "Content-Type": "application/zip" }, body: file });
+    answer = { ok: response.ok, status: response.status, data: await response.json().catch(() => ({})) };
+  } catch (_) {
+    answer = { ok: false, status: 0, data: { error: "the server is not reachable; try again when it is back" } };
+  }
+  $("import-file").value = "";
+  if (!answer.ok) {
+    $("import-note").textContent = "";
+    showHistoryError(`${file.name} was not imported: ${answer.data.error || `HTTP ${answer.status}`}`);
+    return;
+  }
+  showHistoryError("");
+  const open = el("a", { href: `/?view=train&run=${encodeURIComponent(answer.data.run_id)}`, text: `open run ${answer.data.run_id}` });
+  $("import-note").replaceChildren(`${file.name} imported: `, open);
+  pollNow();
 }
 
 function listedRuns(runs) {
@@ -408,6 +434,8 @@ export function setupHistory() {
   });
   $("stop-compare").addEventListener("click", () => setCompare([]));
   $("show-new-runs").addEventListener("click", listAll);
+  $("import-run").addEventListener("click", () => $("import-file").click());
+  $("import-file").addEventListener("change", () => { if ($("import-file").files.length) importRun($("import-file").files[0]); });
   renderHistory([]); // the empty table, before the address's ticks (no run is known yet to keep them)
   readUrl();
 }

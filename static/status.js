@@ -456,6 +456,9 @@ function renderDownloads(status) {
   (status.models || []).forEach((m) => {
     if (m.checkpoint) box.append(" · ", el("a", { href: m.checkpoint, download: "", text: `${m.name} best checkpoint (.pt)` }));
   });
+  if (state.settings.states.final.includes(status.state)) { // the whole run, to keep, hand on or import elsewhere
+    box.append(" · ", el("a", { href: `/runs/${encodeURIComponent(status.run_id)}/export.zip`, download: "", text: "the whole run (.zip, to import elsewhere)" }));
+  }
 }
 
 export function setupStatus() {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mnist_monitor.web import board, classroom, errors, info, predict, runs, security, sweeps, training
+from mnist_monitor.web import board, carry, classroom, errors, info, predict, runs, security, sweeps, training
 
-BLUEPRINTS = (info.bp, training.bp, runs.bp, predict.bp, sweeps.bp, classroom.bp, board.bp)
+BLUEPRINTS = (info.bp, training.bp, runs.bp, predict.bp, sweeps.bp, classroom.bp, board.bp, carry.bp)
 
 
 def init_app(app: Flask) -> None:

@@ -72,7 +72,7 @@ def init_app(app: Flask) -> None:
     def http_error(exc: HTTPException):
         message = exc.description or exc.name
         if exc.code == 413:
-            message = f"request body too large (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
+            message = f"request body too large (limit {request.max_content_length or app.config['MAX_CONTENT_LENGTH']} bytes)"
         response = jsonify(error_body(message))
         response.status_code = exc.code or 500
         if exc.code == 405 and exc.valid_methods:

@@ -169,7 +169,8 @@ ACCESS = {  # who may call an operation in a class (x-class-access); without a c
 
 OPEN = {("/", "get"), ("/static/{filename}", "get"), ("/config", "get"), ("/class/join", "post")}
 RUN_READS = {"/runs", "/runs/{run_id}", "/runs/{run_id}/config", "/runs/{run_id}/metrics", "/runs/{run_id}/metrics.csv",
-             "/runs/{run_id}/files/{name}", "/sweeps", "/sweeps/{sweep_id}", "/predict"}
+             "/runs/{run_id}/files/{name}", "/runs/{run_id}/export.zip", "/runs.csv", "/sweeps", "/sweeps/{sweep_id}",
+             "/predict"}
 
 
 def access_of(path: str, method: str) -> str:
@@ -583,11 +584,36 @@ def _class_paths() -> dict:
     }
 
 
+def _carry_paths() -> dict:
+    """Runs carried out and in: a run's zip, an import, every run's metrics as one CSV, the hand-ins."""
+    zipped = lambda what: _answer(what, {"type": "string", "format": "binary"}, "application/zip")  # noqa: E731
+    imported = _operation(
+        "make a run here from a run's export.zip (the body, up to 256 MiB): checked file by file, moved in only "
+        "when all pass (a new id if its id is taken)", ok_json("the run made", _object({"run_id": {"type": "string"}})),
+        ok_code=201, errors=WRITE_ERRORS + (409, 507))
+    imported["requestBody"] = {"required": True, "content": {"application/zip": {
+        "schema": {"type": "string", "format": "binary"}}}}
+    return {
+        "/runs/{run_id}/export.zip": {"get": _operation(
+            "the run folder whole as a zip (settings, facts, status, metrics, notes, pictures, checkpoints); 409 "
+            "while it has not ended", zipped("the run's zip"), errors=READ_ERRORS + (404, 409), parameters=[RUN_ID])},
+        "/runs/import": {"post": imported},
+        "/runs.csv": {"get": _operation(
+            "every readable run's metrics (or those named) as one CSV, each row with its run's settings",
+            _answer("CSV", {"type": "string"}, "text/csv"), errors=READ_ERRORS + (400, 404), parameters=[_query(
+                "runs", {"type": "string"}, "run ids, comma-separated (1 to 500); all readable runs without it")])},
+        "/class/hand_ins.zip": {"get": _operation(
+            "the teacher's: every handed-in run's export.zip, in one zip named by student",
+            zipped("a zip of run zips"), errors=READ_ERRORS + (404,))},
+    }
+
+
 @functools.cache
 def openapi_document(metrics_page_rows: int) -> dict:
     """The whole document; every path here is a route of the app and every route is here.
     ``metrics_page_rows``: the most metrics rows one answer holds (the API's paging)."""
-    paths = with_access({**_app_paths(), **_run_paths(metrics_page_rows), **_sweep_paths(), **_class_paths()})
+    paths = with_access({**_app_paths(), **_run_paths(metrics_page_rows), **_carry_paths(), **_sweep_paths(),
+                         **_class_paths()})
     return {
         "openapi": "3.1.0",
         "info": {"title": "MNIST Training Monitor", "version": VERSION,

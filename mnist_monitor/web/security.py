@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, g, request
 
+from mnist_monitor.export.run_zip import MAX_ZIP_BYTES
 from mnist_monitor.web.access import TEACHER, Identity
 from mnist_monitor.web.errors import Forbidden, Unauthorized, UnsupportedMediaType
 
@@ -31,6 +32,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 TOKEN_COOKIE = "mnist_monitor_token"
 TOKEN_COOKIE_SECONDS = 30 * 24 * 3600  # a month: the page keeps working after the first visit
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# The one route whose body is not JSON: a run's zip, streamed to a temporary file. Cross-site requests
+# stay closed: an HTML form cannot send application/zip, and a script from elsewhere is preflighted.
+UPLOAD, UPLOAD_BYTES = ("POST", "/runs/import"), MAX_ZIP_BYTES
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                            "frame-ancestors 'none'")
 
@@ -124,7 +128,11 @@ def init_app(app: Flask) -> None:
                 raise Forbidden(f"cross-origin request from {origin!r} refused")
             if request.headers.get("Sec-Fetch-Site") == "cross-site":
                 raise Forbidden("cross-site request refused")
-            if request.mimetype != "application/json" and (request.method != "DELETE" or request.content_length):
+            if (request.method, request.path) == UPLOAD:  # a run's zip: a type no HTML form can send
+                request.max_content_length = UPLOAD_BYTES
+                if request.mimetype != "application/zip":
+                    raise UnsupportedMediaType("Content-Type must be application/zip: the body is a run's export.zip")
+            elif request.mimetype != "application/json" and (request.method != "DELETE" or request.content_length):
                 raise UnsupportedMediaType("Content-Type must be application/json")
 
     @app.after_request

@@ -448,13 +448,18 @@ def test_a_run_stopped_before_its_first_epoch_says_why_it_has_no_checkpoint(clie
 
 
 def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_silently(page, server_factory,
-                                                                                      tiny_mnist):
+                                                                                      tiny_mnist, tmp_path):
     page.add_init_script("""  // a browser that refuses notifications when asked
       window.Notification = class { static get permission() { return 'default'; }
         static requestPermission() { return Promise.resolve('denied'); } };
     """)
     server = server_factory(tiny_mnist)
     first, second = finish(server), finish(server)
+    page.goto(server.url + f"/?view=train&run={second}")  # the whole run as a zip, imported back below
+    with page.expect_download() as download:
+        page.locator("#downloads a", has_text="the whole run").click(timeout=POLL_WAIT_MS)
+    saved = tmp_path / "run.zip"
+    download.value.save_as(saved)
     page.goto(server.url + "/?view=runs")
     row = page.locator(f"#runs-rows tr[data-run-id='{first}']")
     row.locator("button.star").click(timeout=POLL_WAIT_MS)
@@ -503,6 +508,16 @@ def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_sile
     assert "run=" not in page.url
     page.click("#status-note-dismiss")
     expect(page.locator("#status-note")).to_be_hidden()
+    # the deleted run imported back from its zip in the Runs view; the same run again is refused, said
+    show_view(page, "runs")
+    page.set_input_files("#import-file", str(saved))
+    expect(page.locator("#import-note")).to_contain_text(f"run.zip imported: open run {second}", timeout=POLL_WAIT_MS)
+    expect(page.locator(f"#runs-rows tr[data-run-id='{second}']")).to_have_count(1, timeout=POLL_WAIT_MS)
+    page.set_input_files("#import-file", str(saved))
+    expect(page.locator("#history-error")).to_contain_text(f"run.zip was not imported: this run is already here, as run {second}")
+    expect(page.locator("#runs-csv")).to_have_attribute("href", "/runs.csv")  # no run ticked: every run's metrics
+    page.locator(f"#runs-rows tr[data-run-id='{second}'] input[type=checkbox]").check()
+    expect(page.locator("#runs-csv")).to_have_attribute("href", f"/runs.csv?runs={second}")
     assert own_errors(page) == []
 
 

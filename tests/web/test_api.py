@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from helpers import PNG_BYTES, PNG_SIGNATURE as PNG, QUICK, SLOW, fake_run, start_run, wait_run_end
-from helpers import start_run as start, wait_run_end as finished
+from helpers import start_run as start, wait_for, wait_run_end as finished
 
 
 def test_idle_status_before_any_run(client):
@@ -157,7 +157,9 @@ def test_runs_history_details_files_and_csv(client):
     assert runs[0]["state"] == "finished" and runs[0]["best_test_accuracy"] is not None
     assert (runs[0]["models"][1]["name"], runs[0]["models"][1]["kernels"]) == ("small", [2, 4, 4, 4])
     detail = client.get(f"/runs/{run_id}").get_json()
-    followed = client.get("/training_status").get_json()
+    # the worker lets go of its slot a moment after it writes the final status
+    followed = wait_for(lambda: (s := client.get("/training_status").get_json())["active_runs"] == [] and s,
+                        timeout=10, message="the worker to let go of the finished run")
     assert (followed.pop("active_runs"), followed.pop("queued"), followed.pop("workers"), followed.pop("workers_busy"),
             followed.pop("workers_unavailable")) == ([], 0, 1, 0, None)
     assert detail == followed
