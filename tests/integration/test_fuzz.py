@@ -6,13 +6,16 @@ most of the time, not only 404s. A server with a token, fuzzed without it: 401 t
 and nothing on disk changes."""
 import collections
 import hashlib
+import io
 import itertools
+import zipfile
 from pathlib import Path
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
@@ -20,6 +23,21 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 from helpers import QUICK, ServerProcess, make_mnist_dir, wait_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def zip_of(entries: dict) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+# POST /runs/import takes a run's zip: random bytes, and zips empty, escaping, and nearly a run.
+schemathesis.openapi.media_type("application/zip", st.one_of(st.binary(max_size=512), st.sampled_from([
+    zip_of({}), zip_of({"../escape.json": b"{}"}),
+    zip_of({"20261201-120000-000abc/config.json": b'{"epochs": 1}', "20261201-120000-000abc/status.json": b'{"state": "finished"}'}),
+])))
 EXAMPLES = 8  # each operation; the whole module takes about 1.5 minutes on a 2-core CPU
 TOKEN = "fuzz-token-0123456789"
 
