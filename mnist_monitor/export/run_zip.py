@@ -16,6 +16,8 @@ weights only, their tensors' shapes those of the models the config names).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -33,6 +35,7 @@ MAX_ZIP_BYTES = 256 * 2**20  # the upload
 MAX_TOTAL_BYTES = 1024 * 2**20  # unpacked
 MAX_RATIO = 200  # unpacked / packed, per file over 1 MiB (metrics rows compress about 10 to 1)
 FILE_CAPS = {".json": 2 * 2**20, ".jsonl": 256 * 2**20, ".png": 16 * 2**20, ".pt": 256 * 2**20}
+STALE_SECONDS = 3600  # a temporary import folder this old was left by a process that died importing
 ACTIVE_ON_IMPORT = "interrupted"  # a run exported while it trained (by hand) comes in as cut off: resumable
 
 
@@ -73,11 +76,15 @@ def import_zip(zip_path: str | os.PathLike, store: RunStore, owner: str | None =
     """The id of the run the zip at ``zip_path`` became in ``store``. ``owner``: the student who
     imports it (a class); ``sweep_known``: whether a sweep id is one of this runs folder's (a link
     to any other is dropped). ImportRefused (400) or AlreadyHere (409), nothing left behind."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    for stale in store.root.glob(".import-*"):  # left by a process killed in the middle of an import
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ImportRefused(f"not a zip file ({exc})"[:200]) from None
-    store.root.mkdir(parents=True, exist_ok=True)
     temp = store.root / f".import-{secrets.token_hex(6)}"
     try:
         with archive:
@@ -228,7 +235,14 @@ def place(store: RunStore, temp: Path, original: str | None, records: dict, stat
         data["state"] = ACTIVE_ON_IMPORT
         data["error"] = data.get("error") or f"exported while it was {status.state}: imported as cut off"
     run_id = original if original and store.run(original) is None else new_run_id(after=next(iter(store.run_ids()), ""))
-    data["run_id"] = run_id
-    carry.rewrite(temp, records, facts, data)
-    os.rename(temp, store.root / run_id)
-    return run_id
+    for _ in range(3):  # another import (or a new run) took the id in between: a new one
+        data["run_id"] = run_id
+        carry.rewrite(temp, records, facts, data)
+        try:
+            os.rename(temp, store.root / run_id)
+            return run_id
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            run_id = new_run_id(after=next(iter(store.run_ids()), ""))
+    raise OSError(errno.EEXIST, f"no free run id in {store.root}")

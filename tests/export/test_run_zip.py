@@ -155,6 +155,19 @@ def torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
+def test_a_temporary_import_folder_left_by_a_killed_process_goes_at_the_next_import(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    stale, fresh = store.root / ".import-0123456789ab", store.root / ".import-ba9876543210"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    os.utime(stale, (0, 0))
+    (tmp_path / "x.zip").write_bytes(b"nope")
+    with pytest.raises(ImportRefused):
+        import_zip(tmp_path / "x.zip", store)
+    assert not stale.exists() and fresh.exists()  # (another import may be writing the fresh one now)
+
+
 def test_what_is_not_a_zip_is_refused(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ImportRefused, match="not a zip file"):
