@@ -21,6 +21,7 @@ from mnist_monitor import web
 from mnist_monitor.classroom.fair_share import in_flight, next_in_turn
 from mnist_monitor.classroom.roster import ClassFileError, Roster, check_code
 from mnist_monitor.config import DEFAULT_KEEP_RUNS, DEFAULT_RUNS_DIR, PROJECT_DIR, default_data_dir, parse_train_config
+from mnist_monitor.export.run_zip import MAX_ZIP_BYTES
 from mnist_monitor.inference.predict import CheckpointCache
 from mnist_monitor.runstore import RunStore
 from mnist_monitor.scheduling.manager import TrainingManager
@@ -237,8 +238,10 @@ def main(argv=None) -> int:
         print(f"Class code: {app.extensions['class'].code} (students open "
               f"{page_address(hosts[0], args.port, None)} and type it with their name)", flush=True)
     try:
+        # Refused as soon as the length is known: a run's zip (POST /runs/import) up to 256 MiB; the app
+        # holds every other route to MAX_REQUEST_BYTES.
         waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="mnist-monitor",
-                       max_request_body_size=MAX_REQUEST_BYTES)  # refused as soon as the length is known
+                       max_request_body_size=MAX_ZIP_BYTES)
     finally:
         app.extensions["sweep_driver"].close()  # no trial is asked for or started past this point
         if pool is not None:

@@ -72,13 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run a sweep described in a JSON file (the body of POST /sweeps: base, grid or search, "
                         "trials, prune) without the server; the server lists it when started on the same runs folder")
     p.add_argument("--import", dest="import_zip", metavar="RUN_ZIP",
-                   help="make a run in --runs-dir from a run's export.zip (the page's \"export\", or GET "
-                        "/runs/<id>/export.zip), checked file by file; it is then listed, opened and resumed like "
+                   help="make a run in --runs-dir from a run's export.zip (the page's \"the whole run (.zip)\" link "
+                        "under a run's status, or GET /runs/<id>/export.zip), checked file by file; it is then listed, opened and resumed like "
                         "any other")
     p.add_argument("--tensorboard", metavar="OUT_DIR",
                    help="write runs' scalars, hyperparameters and pictures as TensorBoard event files in OUT_DIR "
-                        "(then: tensorboard --logdir OUT_DIR); the runs named after it, else every run in --runs-dir "
-                        "(needs pip install tensorboard)")
+                        "(then: tensorboard --logdir OUT_DIR); the runs named after it, else every run in --runs-dir; a "
+                        "run written again replaces its files there (needs pip install -r requirements-tensorboard.txt)")
     p.add_argument("run_ids", nargs="*", metavar="RUN", help="with --tensorboard: the runs to write (ids)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="go on with a stopped, failed or interrupted run from its last epoch-end checkpoints "
@@ -182,9 +182,16 @@ def carry(args) -> int:
         return 0
     from mnist_monitor.export.tensorboard import TensorBoardMissing, write_runs
     store = RunStore(args.runs_dir, keep=0, create=False)
+    run_ids = args.run_ids or (store.run_ids() if store.root.is_dir() else [])
+    if not run_ids:
+        print(f"error: no runs in {store.root}: nothing to write (train one, or name --runs-dir)", file=sys.stderr)
+        return 1
     try:
-        written = write_runs(store, args.run_ids or store.run_ids(), Path(args.tensorboard))
-    except (TensorBoardMissing, KeyError, OSError) as exc:
+        written = write_runs(store, run_ids, Path(args.tensorboard))
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except (TensorBoardMissing, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(written)} run(s) written to {args.tensorboard}: tensorboard --logdir {args.tensorboard}")

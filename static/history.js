@@ -112,12 +112,14 @@ async function importRun(file) {
   $("import-file").value = "";
   if (!answer.ok) {
     $("import-note").textContent = "";
-    showHistoryError(`${file.name} was not imported: ${answer.data.error || `HTTP ${answer.status}`}`);
+    const why = (answer.data.error || `HTTP ${answer.status}`).replace(/^body: /, ""); // the body is the file
+    showHistoryError(`${file.name} was not imported: ${why}`);
     return;
   }
   showHistoryError("");
   const open = el("a", { href: `/?view=train&run=${encodeURIComponent(answer.data.run_id)}`, text: `open run ${answer.data.run_id}` });
   $("import-note").replaceChildren(`${file.name} imported: `, open);
+  if (state.listedRunIds) state.listedRunIds.add(answer.data.run_id); // asked for here: listed at once, not held back
   pollNow();
 }
 

@@ -83,8 +83,9 @@ def import_zip(zip_path: str | os.PathLike, store: RunStore, owner: str | None =
                 shutil.rmtree(stale, ignore_errors=True)
     try:
         archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ImportRefused(f"not a zip file ({exc})"[:200]) from None
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ImportRefused("not a zip file: import a run's export.zip (the \"whole run\" link under a run's "
+                            "status, or GET /runs/<id>/export.zip)") from None
     temp = store.root / f".import-{secrets.token_hex(6)}"
     try:
         with archive:
@@ -128,7 +129,7 @@ def check_names(archive: zipfile.ZipFile) -> tuple[str | None, dict]:
         if kept is False:
             continue  # the machinery's files: not carried
         if kept is None:
-            raise ImportRefused(f"{name!r}: a file a run folder does not have")
+            raise ImportRefused(f"{name!r}: a file a run folder does not have (is this a run's export.zip?)")
         total += check_size(info, base)
         members[base] = info
     if len(tops) > 1 or (tops and any(len(PurePosixPath(i.filename).parts) == 1 and not i.is_dir() for i in infos)):

@@ -9,12 +9,14 @@ compare models and runs the way the page does. It holds:
   settings, with the best validation and the final test accuracy beside them);
 - the run's last pictures (curves, and the model's predictions, mistakes, confusion matrix and
   filters), at the last step.
+Writing a run again replaces what was written of it before (``OUT/<run id>/``), never doubles it.
 TensorBoard is an optional requirement (requirements-tensorboard.txt): imported here only.
 """
 from __future__ import annotations
 
 import io
 import re
+import shutil
 from pathlib import Path
 
 from mnist_monitor.export.runs_csv import settings_of
@@ -47,6 +49,7 @@ def write_runs(store: RunStore, run_ids: list[str], out: Path) -> list[str]:
             raise KeyError(f"no run {run_id!r} in {store.root}")
         runs.append(run)
     for run in runs:
+        shutil.rmtree(Path(out) / run.run_id, ignore_errors=True)  # written again: replaced, not doubled
         write_run(SummaryWriter, store, run, Path(out))
     return [run.run_id for run in runs]
 

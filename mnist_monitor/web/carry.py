@@ -96,8 +96,10 @@ def all_runs_csv():
         for run_id in run_ids:
             readable_run(run_id)  # 404 or 403 naming it
     runs = [store().run(r) for r in run_ids]
+    name = "metrics-of-all-runs.csv" if asked is None else (f"metrics-of-{run_ids[0]}.csv" if len(run_ids) == 1
+                                                            else f"metrics-of-{len(run_ids)}-runs.csv")
     return Response(runs_csv([r for r in runs if r is not None]), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="runs-metrics.csv"'})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.get("/class/hand_ins.zip")

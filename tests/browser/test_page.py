@@ -1,8 +1,12 @@
 """The page keeps up: recovery, a stable layout, errors, memory, phones, screen readers (Chromium)."""
+import io
+import os
 import re
 import shutil
+import zipfile
 
 import pytest
+import requests
 
 from helpers import POLL_WAIT_MS, axe_violations, expect, show_view, wait_for
 
@@ -515,6 +519,15 @@ def test_runs_are_starred_and_deleted_with_a_confirmation_and_nothing_fails_sile
     expect(page.locator(f"#runs-rows tr[data-run-id='{second}']")).to_have_count(1, timeout=POLL_WAIT_MS)
     page.set_input_files("#import-file", str(saved))
     expect(page.locator("#history-error")).to_contain_text(f"run.zip was not imported: this run is already here, as run {second}")
+    big = io.BytesIO()  # a zip over every other route's 2 MiB reaches the import's own checks (waitress lets it in)
+    with zipfile.ZipFile(big, "w") as archive:
+        archive.writestr("notes.bin", os.urandom(3 * 2**20))
+    answer = requests.post(f"{server.url}/runs/import", data=big.getvalue(), headers={"Content-Type": "application/zip"},
+                           timeout=30)
+    assert answer.status_code == 400 and "a file a run folder does not have" in answer.json()["error"]
+    too_big = requests.post(f"{server.url}/start_training", data=b" " * (3 * 2**20),
+                            headers={"Content-Type": "application/json"}, timeout=30)
+    assert too_big.status_code == 413 and "limit 2097152 bytes" in too_big.json()["error"]
     expect(page.locator("#runs-csv")).to_have_attribute("href", "/runs.csv")  # no run ticked: every run's metrics
     page.locator(f"#runs-rows tr[data-run-id='{second}'] input[type=checkbox]").check()
     expect(page.locator("#runs-csv")).to_have_attribute("href", f"/runs.csv?runs={second}")

@@ -49,7 +49,13 @@ def test_tensorboard_reads_back_every_scalar_of_metrics_csv_the_hyperparameters_
         best = max(float(r["val_accuracy"]) for r in table if r["kind"] == "eval" and r["model"] == str(index))
         assert events.Scalars("hparam/best_val_accuracy")[-1].value == pytest.approx(best, rel=1e-6)
     assert reader(tmp_path / "tb" / run_id / "Model 1").Tags()["images"] == ["pictures/curves"]
+    files = sorted(p.name for p in (tmp_path / "tb").rglob("*") if p.is_file())
+    assert train.main(["--tensorboard", str(tmp_path / "tb"), "--runs-dir", runs_dir, run_id]) == 0  # again: replaced
+    assert len(sorted(p.name for p in (tmp_path / "tb").rglob("*") if p.is_file())) == len(files)
+    assert [e.step for e in reader(tmp_path / "tb" / run_id / "small").Scalars("eval/val_accuracy")] == \
+        [int(r["step"]) for r in table if r["kind"] == "eval" and r["model"] == "1"]  # not doubled
     assert train.main(["--tensorboard", str(tmp_path / "tb"), "--runs-dir", runs_dir, "20990101-000000-000abc"]) == 1
+    assert train.main(["--tensorboard", str(tmp_path / "tb2"), "--runs-dir", str(tmp_path / "none")]) == 1  # no runs
 
 
 def test_train_py_imports_an_exported_run_and_refuses_a_bad_zip(trained, tmp_path, capsys):

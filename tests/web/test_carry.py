@@ -63,8 +63,11 @@ def test_a_bad_zip_is_400_naming_its_problem_and_every_runs_metrics_come_as_one_
     wait_run_end(client)
     b = start_run(client, dict(QUICK, models=[{"kernels": [2, 2, 2, 2], "learning_rate": 0.02, "name": "small"}]))
     wait_run_end(client)
-    table = list(csv.DictReader(io.StringIO(client.get("/runs.csv").get_data(as_text=True))))
+    every = client.get("/runs.csv")
+    assert 'filename="metrics-of-all-runs.csv"' in every.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(every.get_data(as_text=True))))
     assert {r["run_id"] for r in table} == {a, b}
+    assert {(r["device"], r["precision"]) for r in table} == {("cpu", "fp32")}  # as it ran, not "auto"
     small = [r for r in table if r["run_id"] == b]
     assert small and all((r["name"], r["kernels"], r["learning_rate"]) == ("small", "2-2-2-2", "0.02") for r in small)
     assert [r for r in table if r["run_id"] == a and r["kind"] == "eval"][0]["epochs"] == str(QUICK.get("epochs", 3))
