@@ -157,9 +157,10 @@ def test_a_run_from_start_to_stop_with_reload(page, server_factory, mnist_sample
     expect(page.locator("#stop")).to_be_disabled()
     row = page.locator(f"#runs-rows tr[data-run-id='{run_id}']")
     expect(row).to_contain_text("stopped", timeout=POLL_WAIT_MS)
-    # downloads: metrics as CSV and each model's best checkpoint
+    # downloads: metrics as CSV, each model's best checkpoint, and (the run has ended) the whole run as a zip
     links = page.locator("#downloads a")
-    expect(links).to_have_count(3)
+    expect(links).to_have_count(4)
+    expect(links.last).to_have_attribute("href", f"/runs/{run_id}/export.zip")
     for link in links.all():
         response = page.request.get(server.url + link.get_attribute("href"))
         assert response.status == 200 and len(response.body()) > 100
