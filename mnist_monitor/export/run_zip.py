@@ -92,7 +92,7 @@ def import_zip(zip_path: str | os.PathLike, store: RunStore, owner: str | None =
             original, members = check_names(archive)
             temp.mkdir()
             unpack(archive, members, temp)
-        records, status, _ = read_back(temp)
+        records, status = read_back(temp)
         run_id = place(store, temp, original, records, status, owner, sweep_known)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
@@ -165,22 +165,22 @@ def unpack(archive: zipfile.ZipFile, members: dict, folder: Path) -> None:
             raise ImportRefused(f"{base}: cannot be unpacked ({exc})"[:200]) from None
 
 
-def read_back(folder: Path) -> tuple[dict, RunStatus, dict]:
-    """Every file read as the server reads it, strictly; (the records, the status, the config)."""
+def read_back(folder: Path) -> tuple[dict, RunStatus]:
+    """Every file read as the server reads it, strictly; (the records, the status)."""
     try:
         records = carry.read_strictly(folder)
     except RecordError as exc:
         hint = " (export runs with the page's \"export\", or GET /runs/<id>/export.zip)" if "not a run" in str(exc) else ""
         raise ImportRefused(f"{exc}{hint}"[:300]) from None
     try:
-        config = parse_train_config(carry.settings_of(records))
+        config = parse_train_config(carry.config_of(records))
     except ConfigError as exc:
         raise ImportRefused(f"config.json: the settings cannot be trained here ({exc})"[:300]) from None
     for path in carry.pictures(folder):
         check_png(path)
     for index, path in carry.checkpoints(folder):
         check_checkpoint(path, index, config)
-    return records, carry.status_of(records), config
+    return records, carry.status_of(records)
 
 
 def check_png(path: Path) -> None:

@@ -77,7 +77,7 @@ def model_pictures(run: Run, index: int) -> list[tuple[str, Path]]:
     return [(kind, path) for kind, name in names if (path := run.served_file(name)) is not None]
 
 
-def settings_of(records: dict) -> dict:
+def config_of(records: dict) -> dict:
     return records[CONFIG_FILE]
 
 
